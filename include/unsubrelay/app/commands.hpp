@@ -1,0 +1,15 @@
+// commands.hpp: the unsubrelay subcommands (SPEC "Command line").
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace unsubrelay::app {
+
+/// Dispatches argv (without the program name) and returns the exit status.
+int main_with_args(const std::vector<std::string>& args);
+
+/// `run -c FILE`: the relay in the foreground until SIGTERM.
+int run_relay(const std::string& config_path);
+
+}  // namespace unsubrelay::app

@@ -1,0 +1,156 @@
+// config.hpp: the YAML configuration, loaded and validated in one pass.
+//
+// Every key of ../shared/SPEC.md is known here; an unknown key, a wrong type,
+// a missing file or a bad CIDR is an error reported with its YAML path and
+// line, and loading collects every error instead of stopping at the first.
+// Each limit the relay enforces is a named field with its default beside it
+// (Postfix's VAR_/DEF_ pairs).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "unsubrelay/config/network.hpp"
+
+namespace unsubrelay::config {
+
+struct Endpoint {
+  std::string host;  // literal address; "::1" for IPv6
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+
+struct TlsFiles {
+  std::string cert;
+  std::string key;
+};
+
+struct SmtpAuth {
+  std::string users_file;
+  bool require_tls = true;  // AUTH offered only after STARTTLS (RFC 4954 §4)
+};
+
+/// Every bound an SMTP session enforces, with the RFC reply it gets.
+struct SmtpLimits {
+  std::uint64_t max_message_bytes = 26214400;  // SIZE (RFC 1870); 552 5.3.4
+  std::size_t max_recipients = 1000;           // 452 4.5.3
+  std::size_t max_connections = 1000;          // 421 4.7.0 at connect
+  std::size_t max_command_line = 512;          // RFC 5321 §4.5.3.1.4; 500 5.5.2
+  std::size_t max_text_line = 1000;            // RFC 5321 §4.5.3.1.6, CRLF included
+  std::size_t max_auth_line = 12288;           // RFC 4954 §4
+  std::size_t max_errors = 10;                 // junk commands before 421 and disconnect
+  unsigned command_timeout_seconds = 300;      // RFC 5321 §4.5.3.2.7 (server timeout)
+  unsigned data_timeout_seconds = 180;         // RFC 5321 §4.5.3.2.5 (data block)
+};
+
+struct Smtp {
+  std::vector<Endpoint> listen{{"127.0.0.1", 2525}};
+  std::vector<Endpoint> listen_tls;
+  std::string hostname;  // default: the machine's host name
+  SmtpLimits limits;
+  std::vector<Network> allow_networks;
+  std::optional<TlsFiles> tls;
+  std::optional<SmtpAuth> auth;
+};
+
+enum class UpstreamKind { smtp, ses, directory };
+enum class UpstreamTls { starttls, implicit, none };
+
+struct Upstream {
+  UpstreamKind kind = UpstreamKind::directory;
+  std::string host;
+  std::uint16_t port = 587;
+  UpstreamTls tls = UpstreamTls::starttls;
+  bool verify_peer = true;
+  std::string ca_file;
+  std::string username;
+  std::string username_file;
+  std::string password_file;
+  std::size_t max_connections = 10;
+  double max_messages_per_second = 0;  // 0 = unlimited
+  std::string directory = "var/outbox";
+};
+
+enum class BodyLink { footer, warn, reject };
+enum class Suppression { global, campaign, off };
+
+struct Unsubscribe {
+  std::string base_url = "http://127.0.0.1:8080";
+  std::string mailto_domain;
+  std::string keys_file;
+  unsigned token_ttl_days = 0;
+  std::vector<std::string> placeholders{"*|UNSUBSCRIBE|*", "{{unsubscribe_url}}"};
+  BodyLink body_link = BodyLink::footer;
+  std::string list_id_domain;
+  std::string campaign_header = "X-Campaign-Id";
+  std::string launch_header = "X-Launch-List-Id";
+  Suppression suppression = Suppression::global;
+};
+
+struct Http {
+  std::vector<Endpoint> listen{{"127.0.0.1", 8080}};
+  std::string api_keys_file;
+  std::string page_template = "conf/unsubscribe.html";
+};
+
+struct Store {
+  std::string kind = "sqlite";
+  std::string path = "var/unsubrelay.db";
+  std::string url;
+  unsigned launch_retention_days = 60;
+};
+
+struct Spool {
+  std::string path = "var/spool";
+  unsigned max_age_hours = 120;        // Postfix maximal_queue_lifetime = 5d
+  unsigned retry_min_seconds = 300;    // Postfix minimal_backoff_time
+  unsigned retry_max_seconds = 4000;   // Postfix maximal_backoff_time
+};
+
+struct Dkim {
+  std::string domain;
+  std::string selector;
+  std::string key_file;
+  std::string algorithm = "rsa-sha256";
+};
+
+struct Log {
+  std::string level = "info";
+  std::string format = "text";
+};
+
+struct Config {
+  std::string source;  // the file it came from
+  Smtp smtp;
+  Upstream upstream;
+  Unsubscribe unsubscribe;
+  Http http;
+  Store store;
+  Spool spool;
+  std::vector<Dkim> dkim;
+  Log log;
+};
+
+/// One problem found in a configuration file.
+struct ConfigError {
+  std::string path;  // YAML path, e.g. "smtp.allow_networks[1]"
+  int line = 0;      // 1-based; 0 when the error has no place in the file
+  std::string message;
+  std::string to_string(const std::string& file) const;
+};
+
+struct LoadResult {
+  Config config;
+  std::vector<ConfigError> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+/// Reads and validates a configuration file. Never throws for bad input.
+LoadResult load_file(const std::string& path);
+
+/// Same, from YAML text (unit tests); file checks still use the file system.
+LoadResult load_text(const std::string& yaml, const std::string& source = "<text>");
+
+}  // namespace unsubrelay::config

@@ -1,0 +1,73 @@
+// queue_manager.hpp: schedules spooled messages for delivery (Postfix's qmgr).
+//
+// It keeps the set of queued messages in memory, delivers the due ones
+// through the upstream with at most upstream.concurrency() copies in flight,
+// records each recipient's outcome in the spool's state log, retries
+// deferrals with exponential backoff and bounces what is refused or too old.
+// All of its state lives on one strand; enqueue() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <utility>  // before Asio, see upstream.hpp
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "unsubrelay/delivery/retry.hpp"
+#include "unsubrelay/delivery/upstream.hpp"
+#include "unsubrelay/spool/spool.hpp"
+
+namespace unsubrelay::delivery {
+
+struct QueueCounters {
+  std::atomic<std::uint64_t> delivered{0};
+  std::atomic<std::uint64_t> deferred{0};
+  std::atomic<std::uint64_t> bounced{0};
+};
+
+class QueueManager {
+ public:
+  QueueManager(boost::asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
+               std::string hostname);
+
+  /// Starts the scheduler with the messages found at start-up.
+  void start(const std::vector<std::string>& recovered);
+  /// A message was just committed to the spool: deliver it now.
+  void enqueue(std::string id);
+  /// Stops scheduling and waits for the deliveries in flight to finish.
+  boost::asio::awaitable<void> drain();
+
+  const QueueCounters& counters() const { return counters_; }
+
+ private:
+  struct Entry {
+    long long next_try = 0;
+  };
+
+  boost::asio::awaitable<void> schedule_loop();
+  boost::asio::awaitable<void> deliver(std::string id);
+  void send_bounce(const spool::QueuedMessage& message, const std::vector<struct FailedRecipient>& failed,
+                   std::string_view content, long long now);
+  void rescan();
+
+  using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+  Strand strand_;
+  const spool::Spool& spool_;
+  Upstream& upstream_;
+  RetryPolicy retry_;
+  std::string hostname_;
+  boost::asio::steady_timer wake_;
+  std::map<std::string, Entry> entries_;
+  std::set<std::string> in_flight_;
+  bool stopping_ = false;
+  QueueCounters counters_;
+};
+
+}  // namespace unsubrelay::delivery

@@ -1,0 +1,76 @@
+// server.hpp: the SMTP listeners and the I/O around each Session.
+//
+// One coroutine per connection (Beast's advanced_server_flex_awaitable
+// pattern) reads lines and DATA, feeds them to the pure Session and
+// DotUnstuffer, streams DATA into the spool, and writes replies. A watchdog
+// timer per connection enforces the RFC 5321 §4.5.3.2 timeouts.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <utility>  // before Asio, see upstream.hpp
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/smtp/auth.hpp"
+#include "unsubrelay/spool/spool.hpp"
+
+namespace unsubrelay::smtp {
+
+struct ServerCounters {
+  std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::uint64_t> messages_received{0};
+  std::atomic<std::uint64_t> messages_refused{0};
+};
+
+/// Called with the queue id of every message committed to the spool.
+using QueuedCallback = std::function<void(const std::string& queue_id)>;
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, const config::Config& config, const spool::Spool& spool,
+         QueuedCallback on_queued);
+  ~Server();
+
+  /// Binds every listener. Returns "" or an error naming the address.
+  std::string start();
+  /// Closes the listeners: no new connections (SIGTERM, first step).
+  void stop_accepting();
+  /// Closes every connection that is not in the middle of DATA; those finish
+  /// their message, get their 250, then a 421 (SIGTERM, second step).
+  void drain();
+  std::size_t active_connections() const { return active_.load(); }
+
+  /// SIGHUP: swaps the users file used by new AUTH attempts.
+  void set_users(std::shared_ptr<const UsersFile> users);
+  const ServerCounters& counters() const { return counters_; }
+
+  struct Connection;  // per-connection state, in server.cpp
+
+ private:
+  void accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor, bool implicit_tls);
+  friend struct ConnectionRunner;
+
+  boost::asio::io_context& io_;
+  const config::Config& config_;
+  const spool::Spool& spool_;
+  QueuedCallback on_queued_;
+  boost::asio::ssl::context tls_;
+  bool tls_ready_ = false;
+  std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::atomic<std::size_t> active_{0};
+  std::atomic<bool> draining_{false};
+  mutable std::mutex mutex_;  // guards users_ and connections_
+  std::shared_ptr<const UsersFile> users_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  ServerCounters counters_;
+};
+
+}  // namespace unsubrelay::smtp

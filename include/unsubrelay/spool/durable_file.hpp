@@ -1,0 +1,25 @@
+// durable_file.hpp: the POSIX steps that make a write survive a crash.
+//
+// write, fsync the file, rename into place, fsync the directory: only after
+// the last step is a file guaranteed to exist after a power loss (the
+// directory entry is data too). Errors come back as messages, not exceptions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace unsubrelay::spool {
+
+/// Writes all bytes to fd, retrying on EINTR and short writes. Returns "" or the error.
+std::string write_all(int fd, std::string_view bytes);
+
+/// fsync()s a directory so a rename or unlink in it is durable.
+std::string fsync_directory(const std::string& dir);
+
+/// Writes content to dir/.name.tmp, fsyncs, renames to dir/name, fsyncs dir.
+std::string write_file_atomically(const std::string& dir, const std::string& name, std::string_view content);
+
+/// Creates a directory and its parents (mode 0700 for spool privacy).
+std::string make_directories(const std::string& path);
+
+}  // namespace unsubrelay::spool

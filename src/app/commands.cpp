@@ -1,0 +1,169 @@
+// commands.cpp: command-line parsing and the offline subcommands
+// (check-config, queue list / flush / delete).
+#include "unsubrelay/app/commands.hpp"
+
+#include <iostream>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/spool/spool.hpp"
+
+namespace unsubrelay::app {
+
+namespace {
+
+constexpr const char* usage_text = R"(usage: unsubrelay COMMAND -c FILE [options]
+
+commands:
+  run -c FILE                 run the relay in the foreground (SIGTERM drains, SIGHUP reloads)
+  check-config -c FILE        validate the configuration; print every error with its line
+  queue list -c FILE          list the spool, like mailq
+  queue flush -c FILE         retry every deferred message now, like postqueue -f
+  queue delete ID... -c FILE  remove messages from the spool, like postsuper -d
+  version                     print the version
+)";
+
+// EX_USAGE and EX_CONFIG from sysexits.h: scripts can tell bad usage from a bad file.
+constexpr int exit_usage = 64;
+constexpr int exit_config = 78;
+
+struct Arguments {
+  std::vector<std::string> words;  // the command and its operands
+  std::string config_path;
+};
+
+std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
+  Arguments a;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-c" || args[i] == "--config") {
+      if (i + 1 >= args.size()) return std::nullopt;
+      a.config_path = args[++i];
+    } else if (args[i].starts_with("--config=")) {
+      a.config_path = args[i].substr(9);
+    } else {
+      a.words.push_back(args[i]);
+    }
+  }
+  return a;
+}
+
+/// Loads the configuration and prints every error; nullopt when any.
+std::optional<config::Config> load_or_report(const std::string& path) {
+  auto result = config::load_file(path);
+  for (const auto& e : result.errors) std::cerr << e.to_string(path) << "\n";
+  if (!result.ok()) {
+    std::cerr << fmt::format("{}: {} error(s)\n", path, result.errors.size());
+    return std::nullopt;
+  }
+  return std::move(result.config);
+}
+
+int check_config(const std::string& path) {
+  const auto cfg = load_or_report(path);
+  if (!cfg) return exit_config;
+  std::cout << fmt::format("{}: configuration OK\n", path);
+  return 0;
+}
+
+int queue_list(const spool::Spool& spool) {
+  const auto ids = spool.list_ids();
+  if (ids.empty()) {
+    std::cout << "Mail queue is empty\n";
+    return 0;
+  }
+  std::cout << "-Queue ID-        --Size-- ----Arrival Time---- -Sender/Recipient-------\n";
+  std::uint64_t total = 0;
+  std::size_t count = 0;
+  for (const auto& id : ids) {
+    std::string why;
+    const auto m = spool.load(id, &why);
+    if (!m) {
+      std::cout << fmt::format("{:<17} (unreadable: {})\n\n", id, why);
+      continue;
+    }
+    ++count;
+    total += m->content_length;
+    std::string date = rfc5322_date(m->envelope.arrival).substr(0, 25);
+    const bool deferred = m->state.attempts > 0;
+    std::cout << fmt::format("{:<16}{} {:>8} {:<20}  {}\n", id, deferred ? ' ' : '*', m->content_length, date,
+                             m->envelope.sender.empty() ? "MAILER-DAEMON" : m->envelope.sender);
+    if (deferred) {
+      std::cout << fmt::format("{:47}(attempts: {}, next try {}: {})\n", "", m->state.attempts,
+                               rfc5322_date(m->state.next_try).substr(0, 25), printable(m->state.last_reason, 200));
+    }
+    for (std::size_t i = 0; i < m->envelope.recipients.size(); ++i) {
+      const auto st = m->state.recipients[i];
+      if (st != spool::RecipientStatus::pending) continue;
+      std::cout << fmt::format("{:47}{}\n", "", m->envelope.recipients[i]);
+    }
+    std::cout << "\n";
+  }
+  std::cout << fmt::format("-- {} Kbytes in {} Request{}.\n", (total + 1023) / 1024, count, count == 1 ? "" : "s");
+  return 0;
+}
+
+int queue_command(const Arguments& a, const config::Config& cfg) {
+  const spool::Spool spool(cfg.spool.path);
+  const auto& sub = a.words.size() > 1 ? a.words[1] : std::string();
+  if (sub == "list") return queue_list(spool);
+  if (sub == "flush") {
+    if (auto err = spool.request_flush(); !err.empty()) {
+      std::cerr << "unsubrelay: queue flush: " << err << "\n";
+      return 1;
+    }
+    std::cout << "flush requested: the running relay retries every queued message within a second\n";
+    return 0;
+  }
+  if (sub == "delete") {
+    if (a.words.size() < 3) {
+      std::cerr << "usage: unsubrelay queue delete ID... -c FILE\n";
+      return exit_usage;
+    }
+    int status = 0;
+    for (std::size_t i = 2; i < a.words.size(); ++i) {
+      const auto& id = a.words[i];
+      if (spool.remove(id)) {
+        std::cout << fmt::format("{}: deleted\n", id);
+      } else {
+        std::cerr << fmt::format("unsubrelay: {}: no such message in the queue\n", printable(id, 40));
+        status = 1;
+      }
+    }
+    return status;
+  }
+  std::cerr << "usage: unsubrelay queue list|flush|delete ID... -c FILE\n";
+  return exit_usage;
+}
+
+}  // namespace
+
+int main_with_args(const std::vector<std::string>& args) {
+  const auto a = parse_arguments(args);
+  if (!a || a->words.empty() || a->words[0] == "help" || a->words[0] == "--help" || a->words[0] == "-h") {
+    std::cerr << usage_text;
+    return a && !a->words.empty() ? 0 : exit_usage;
+  }
+  const auto& command = a->words[0];
+  if (command == "version" || command == "--version") {
+    std::cout << "unsubrelay 0.1.0\n";
+    return 0;
+  }
+  if (a->config_path.empty()) {
+    std::cerr << fmt::format("unsubrelay {}: -c FILE is required\n\n{}", command, usage_text);
+    return exit_usage;
+  }
+  if (command == "check-config") return check_config(a->config_path);
+  if (command == "run") return run_relay(a->config_path);
+  if (command == "queue") {
+    const auto cfg = load_or_report(a->config_path);
+    if (!cfg) return exit_config;
+    return queue_command(*a, *cfg);
+  }
+  std::cerr << fmt::format("unsubrelay: unknown command '{}'\n\n{}", printable(command, 40), usage_text);
+  return exit_usage;
+}
+
+}  // namespace unsubrelay::app

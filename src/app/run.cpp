@@ -1,0 +1,170 @@
+// run.cpp: `unsubrelay run`: wiring, signals, systemd notification, drain.
+//
+// Start-up order follows the data flow: configuration, logging, spool
+// recovery, upstream, queue manager, and only then the SMTP listeners, so no
+// message is accepted before the relay can keep it. SIGTERM reverses it:
+// listeners close, idle sessions get 421, sessions in DATA finish, deliveries
+// in flight finish, then the process exits.
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/app/commands.hpp"
+#include "unsubrelay/app/systemd_notify.hpp"
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/delivery/queue_manager.hpp"
+#include "unsubrelay/smtp/server.hpp"
+
+namespace unsubrelay::app {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto drain_timeout = std::chrono::seconds(30);  // like systemd's TimeoutStopSec default
+
+void setup_logging(const config::Log& log) {
+  auto logger = spdlog::stderr_logger_mt("unsubrelay");
+  if (log.format == "json") {
+    // Messages are built with printable(), so they carry no quote-breaking control bytes.
+    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%v"})");
+  } else {
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  }
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log.level));
+  spdlog::flush_on(spdlog::level::trace);
+}
+
+std::shared_ptr<const smtp::UsersFile> load_users(const config::Config& cfg, bool& ok) {
+  ok = true;
+  if (!cfg.smtp.auth) return nullptr;
+  std::vector<std::string> errors;
+  auto users = smtp::UsersFile::load(cfg.smtp.auth->users_file, errors);
+  for (const auto& e : errors) spdlog::error("{}", e);
+  if (!users) {
+    ok = false;
+    return nullptr;
+  }
+  return std::make_shared<const smtp::UsersFile>(std::move(*users));
+}
+
+}  // namespace
+
+int run_relay(const std::string& config_path) {
+  auto loaded = config::load_file(config_path);
+  for (const auto& e : loaded.errors) std::cerr << e.to_string(config_path) << "\n";
+  if (!loaded.ok()) {
+    std::cerr << fmt::format("{}: {} error(s); not starting\n", config_path, loaded.errors.size());
+    return 78;
+  }
+  const config::Config cfg = std::move(loaded.config);
+  setup_logging(cfg.log);
+
+  const spool::Spool spool(cfg.spool.path);
+  if (auto err = spool.init(); !err.empty()) {
+    spdlog::critical("spool: {}", err);
+    return 73;  // EX_CANTCREAT
+  }
+  const auto recovered = spool.recover();
+  for (const auto& q : recovered.quarantined) spdlog::error("spool: damaged queue file moved to corrupt/: {}", q);
+  spdlog::info("spool {}: {} message(s) to deliver, {} unacknowledged partial file(s) removed", cfg.spool.path,
+               recovered.queued.size(), recovered.incomplete_removed);
+
+  std::string err;
+  std::unique_ptr<delivery::Upstream> upstream;
+  if (cfg.upstream.kind == config::UpstreamKind::directory) {
+    upstream = delivery::make_directory_upstream(cfg.upstream, &err);
+  } else {
+    err = "upstream.kind smtp and ses are not available in this build yet; use kind: directory";
+  }
+  if (!upstream) {
+    spdlog::critical("upstream: {}", err);
+    return 78;
+  }
+
+  bool users_ok = true;
+  auto users = load_users(cfg, users_ok);
+  if (!users_ok) return 78;
+
+  asio::io_context io;
+  delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
+  delivery::QueueManager queue(io, spool, *upstream, retry, cfg.smtp.hostname);
+  smtp::Server server(io, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); });
+  server.set_users(users);
+  if (auto start_err = server.start(); !start_err.empty()) {
+    spdlog::critical("{}", start_err);
+    return 71;  // EX_OSERR
+  }
+  queue.start(recovered.queued);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        sd_notify("RELOADING=1");
+        auto again = config::load_file(config_path);
+        if (!again.ok()) {
+          for (const auto& e : again.errors) spdlog::error("reload: {}", e.to_string(config_path));
+          spdlog::error("reload refused: the running configuration stays in force");
+        } else {
+          bool ok = true;
+          auto fresh = load_users(again.config, ok);
+          if (ok) server.set_users(fresh);
+          spdlog::set_level(spdlog::level::from_str(again.config.log.level));
+          spdlog::info("reloaded: users file and log level (listeners and spool need a restart)");
+        }
+        sd_notify("READY=1");
+        wait_signal();
+        return;
+      }
+      spdlog::info("signal {}: draining ({} connection(s) open)", sig, server.active_connections());
+      sd_notify("STOPPING=1");
+      server.stop_accepting();
+      server.drain();
+      asio::co_spawn(
+          io,
+          [&]() -> asio::awaitable<void> {
+            asio::steady_timer poll(io);
+            const auto give_up = std::chrono::steady_clock::now() + drain_timeout;
+            while (server.active_connections() > 0 && std::chrono::steady_clock::now() < give_up) {
+              poll.expires_after(std::chrono::milliseconds(20));
+              co_await poll.async_wait(asio::use_awaitable);
+            }
+            co_await queue.drain();
+            spdlog::info("stopped: {} message(s) received, {} delivered", server.counters().messages_received.load(),
+                         queue.counters().delivered.load());
+            io.stop();
+          },
+          asio::detached);
+    });
+  };
+  wait_signal();
+
+  spdlog::info("unsubrelay ready: upstream {}, spool {}", cfg.upstream.kind == config::UpstreamKind::directory
+                                                             ? "directory " + cfg.upstream.directory
+                                                             : cfg.upstream.host,
+               cfg.spool.path);
+  sd_notify("READY=1");
+
+  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : pool) t.join();
+  return 0;
+}
+
+}  // namespace unsubrelay::app

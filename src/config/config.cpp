@@ -1,0 +1,450 @@
+// config.cpp: YAML loading and validation with path-and-line errors.
+//
+// A Section wraps one YAML map: each typed getter records the keys it read,
+// and finish() reports every key nobody asked for, so a misspelt key is an
+// error instead of a silently ignored setting.
+#include "unsubrelay/config/config.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+namespace unsubrelay::config {
+
+std::string Endpoint::to_string() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+std::string ConfigError::to_string(const std::string& file) const {
+  if (line > 0) return fmt::format("{}:{}: {}: {}", file, line, path, message);
+  return fmt::format("{}: {}: {}", file, path, message);
+}
+
+namespace {
+
+using Errors = std::vector<ConfigError>;
+
+int line_of(const YAML::Node& node) {
+  const auto mark = node.Mark();
+  return mark.line >= 0 ? mark.line + 1 : 0;
+}
+
+bool is_integer(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+class Section {
+ public:
+  Section(const YAML::Node& node, std::string path, Errors& errors)
+      : node_(node), path_(std::move(path)), errors_(errors) {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) {
+      error(node_, path_, "must be a map of keys");
+      valid_ = false;
+    }
+  }
+
+  bool present(const char* key) const { return static_cast<bool>(lookup(key)); }
+  std::string path(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+  YAML::Node raw(const char* key) {
+    seen_.insert(key);
+    return lookup(key);
+  }
+
+  void error(const YAML::Node& at, const std::string& path, const std::string& message) {
+    errors_.push_back({path, at ? line_of(at) : line_of(node_), message});
+  }
+
+  void string(const char* key, std::string& out) {
+    auto n = raw(key);
+    if (!n) return;
+    if (!n.IsScalar()) return error(n, path(key), "must be a string");
+    out = n.Scalar();
+  }
+
+  void boolean(const char* key, bool& out) {
+    auto n = raw(key);
+    if (!n) return;
+    const auto s = n.IsScalar() ? n.Scalar() : std::string();
+    if (s == "true" || s == "yes") {
+      out = true;
+    } else if (s == "false" || s == "no") {
+      out = false;
+    } else {
+      error(n, path(key), "must be true or false");
+    }
+  }
+
+  template <typename Int>
+  void integer(const char* key, Int& out, std::uint64_t min, std::uint64_t max) {
+    auto n = raw(key);
+    if (!n) return;
+    const auto s = n.IsScalar() ? n.Scalar() : std::string();
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (!is_integer(s) || ec != std::errc{} || end != s.data() + s.size()) {
+      return error(n, path(key), "must be a whole number");
+    }
+    if (v < min || v > max) {
+      return error(n, path(key), fmt::format("must be between {} and {}", min, max));
+    }
+    out = static_cast<Int>(v);
+  }
+
+  void number(const char* key, double& out, double min, double max) {
+    auto n = raw(key);
+    if (!n) return;
+    try {
+      const double v = n.as<double>();
+      if (v < min || v > max) return error(n, path(key), fmt::format("must be between {} and {}", min, max));
+      out = v;
+    } catch (const YAML::Exception&) {
+      error(n, path(key), "must be a number");
+    }
+  }
+
+  template <typename Enum>
+  void choice(const char* key, Enum& out, std::initializer_list<std::pair<const char*, Enum>> options) {
+    auto n = raw(key);
+    if (!n) return;
+    const auto s = n.IsScalar() ? n.Scalar() : std::string();
+    std::string names;
+    for (const auto& [name, value] : options) {
+      if (s == name) {
+        out = value;
+        return;
+      }
+      names += names.empty() ? name : std::string(" | ") + name;
+    }
+    error(n, path(key), "must be one of: " + names);
+  }
+
+  void strings(const char* key, std::vector<std::string>& out) {
+    auto n = raw(key);
+    if (!n) return;
+    if (!n.IsSequence()) return error(n, path(key), "must be a list of strings");
+    out.clear();
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      if (!n[i].IsScalar()) {
+        error(n[i], fmt::format("{}[{}]", path(key), i), "must be a string");
+        continue;
+      }
+      out.push_back(n[i].Scalar());
+    }
+  }
+
+  /// Reports keys present in the file that no getter asked for.
+  void finish() {
+    if (!valid_ || !node_ || !node_.IsMap()) return;
+    for (const auto& kv : node_) {
+      const auto key = kv.first.Scalar();
+      if (!seen_.count(key)) error(kv.first, path(key.c_str()), "unknown key");
+    }
+  }
+
+ private:
+  /// The value at key, or an undefined node (false in a boolean test) when absent.
+  YAML::Node lookup(const char* key) const {
+    if (!valid_ || !node_ || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node& map = node_;
+    return map[key];
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  Errors& errors_;
+  std::set<std::string> seen_;
+  bool valid_ = true;
+};
+
+std::optional<Endpoint> parse_endpoint(const std::string& text) {
+  Endpoint ep;
+  std::string port_text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    ep.host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) return std::nullopt;
+    ep.host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  unsigned port = 0;
+  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) return std::nullopt;
+  boost::system::error_code aec;
+  boost::asio::ip::make_address(ep.host, aec);
+  if (aec) return std::nullopt;
+  ep.port = static_cast<std::uint16_t>(port);
+  return ep;
+}
+
+void endpoints(Section& s, const char* key, std::vector<Endpoint>& out) {
+  std::vector<std::string> texts;
+  if (!s.present(key)) return;
+  const auto node = s.raw(key);
+  s.strings(key, texts);
+  if (!node.IsSequence()) return;
+  out.clear();
+  for (std::size_t i = 0; i < texts.size() && i < node.size(); ++i) {
+    if (auto ep = parse_endpoint(texts[i])) {
+      out.push_back(*ep);
+    } else {
+      s.error(node[i], fmt::format("{}[{}]", s.path(key), i),
+              fmt::format("'{}' is not host:port with a literal IP address ([::1]:2525 for IPv6)", texts[i]));
+    }
+  }
+}
+
+/// A file the relay must read: it must exist and be readable now.
+void readable_file(Section& s, const char* key, std::string& out) {
+  s.string(key, out);
+  if (out.empty() || !s.present(key)) return;
+  if (::access(out.c_str(), R_OK) != 0) {
+    s.error(s.raw(key), s.path(key), fmt::format("cannot read file '{}': {}", out, std::strerror(errno)));
+  }
+}
+
+std::string default_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+void load_smtp(Section& s, Smtp& smtp, Errors& errors) {
+  endpoints(s, "listen", smtp.listen);
+  endpoints(s, "listen_tls", smtp.listen_tls);
+  s.string("hostname", smtp.hostname);
+  auto& l = smtp.limits;
+  s.integer("max_message_bytes", l.max_message_bytes, 1024, 1ull << 34);
+  s.integer("max_recipients", l.max_recipients, 1, 100000);
+  s.integer("max_connections", l.max_connections, 1, 100000);
+  s.integer("max_errors", l.max_errors, 1, 1000);
+  s.integer("command_timeout_seconds", l.command_timeout_seconds, 1, 3600);
+  s.integer("data_timeout_seconds", l.data_timeout_seconds, 1, 3600);
+
+  if (s.present("allow_networks")) {
+    std::vector<std::string> nets;
+    const auto node = s.raw("allow_networks");
+    s.strings("allow_networks", nets);
+    smtp.allow_networks.clear();
+    for (std::size_t i = 0; i < nets.size() && node.IsSequence(); ++i) {
+      if (auto n = Network::parse(nets[i])) {
+        smtp.allow_networks.push_back(*n);
+      } else {
+        s.error(node[i], fmt::format("smtp.allow_networks[{}]", i),
+                fmt::format("'{}' is not a CIDR network (10.0.0.0/8, ::1/128)", nets[i]));
+      }
+    }
+  } else {
+    smtp.allow_networks = {*Network::parse("127.0.0.0/8"), *Network::parse("::1/128")};
+  }
+
+  if (s.present("tls")) {
+    Section t(s.raw("tls"), "smtp.tls", errors);
+    TlsFiles files;
+    readable_file(t, "cert", files.cert);
+    readable_file(t, "key", files.key);
+    t.finish();
+    if (files.cert.empty() || files.key.empty()) {
+      t.error(s.raw("tls"), "smtp.tls", "needs both cert and key");
+    } else {
+      smtp.tls = files;
+    }
+  }
+  if (!smtp.listen_tls.empty() && !s.present("tls")) {
+    s.error(s.raw("listen_tls"), "smtp.listen_tls", "implicit-TLS listeners need smtp.tls cert and key");
+  }
+  if (s.present("auth")) {
+    Section a(s.raw("auth"), "smtp.auth", errors);
+    SmtpAuth auth;
+    readable_file(a, "users_file", auth.users_file);
+    a.boolean("require_tls", auth.require_tls);
+    a.finish();
+    if (auth.users_file.empty()) {
+      a.error(s.raw("auth"), "smtp.auth.users_file", "is required");
+    } else {
+      smtp.auth = auth;
+    }
+    if (auth.require_tls && !s.present("tls")) {
+      a.error(s.raw("auth"), "smtp.auth.require_tls",
+              "AUTH after TLS needs smtp.tls (or set require_tls: false on a trusted network)");
+    }
+  }
+  if (smtp.listen.empty() && smtp.listen_tls.empty()) {
+    s.error(s.raw("listen"), "smtp.listen", "at least one listener is required");
+  }
+  s.finish();
+  if (smtp.hostname.empty()) smtp.hostname = default_hostname();
+}
+
+void load_upstream(Section& s, Upstream& u) {
+  s.choice("kind", u.kind, {{"smtp", UpstreamKind::smtp}, {"ses", UpstreamKind::ses},
+                            {"directory", UpstreamKind::directory}});
+  s.string("host", u.host);
+  s.integer("port", u.port, 1, 65535);
+  s.choice("tls", u.tls, {{"starttls", UpstreamTls::starttls}, {"implicit", UpstreamTls::implicit},
+                          {"none", UpstreamTls::none}});
+  s.boolean("verify_peer", u.verify_peer);
+  readable_file(s, "ca_file", u.ca_file);
+  s.string("username", u.username);
+  readable_file(s, "username_file", u.username_file);
+  readable_file(s, "password_file", u.password_file);
+  s.integer("max_connections", u.max_connections, 1, 1000);
+  s.number("max_messages_per_second", u.max_messages_per_second, 0, 1e6);
+  s.string("directory", u.directory);
+  if (u.kind != UpstreamKind::directory && u.host.empty()) {
+    s.error(s.raw("kind"), "upstream.host", "is required for kind smtp and ses");
+  }
+  if (u.kind == UpstreamKind::directory && u.directory.empty()) {
+    s.error(s.raw("directory"), "upstream.directory", "must not be empty for kind directory");
+  }
+  s.finish();
+}
+
+void load_unsubscribe(Section& s, Unsubscribe& u) {
+  s.string("base_url", u.base_url);
+  if (!u.base_url.starts_with("http://") && !u.base_url.starts_with("https://")) {
+    s.error(s.raw("base_url"), "unsubscribe.base_url", "must start with http:// or https://");
+  }
+  s.string("mailto_domain", u.mailto_domain);
+  readable_file(s, "keys_file", u.keys_file);
+  s.integer("token_ttl_days", u.token_ttl_days, 0, 36500);
+  s.strings("placeholders", u.placeholders);
+  s.choice("body_link", u.body_link, {{"footer", BodyLink::footer}, {"warn", BodyLink::warn},
+                                      {"reject", BodyLink::reject}});
+  s.string("list_id_domain", u.list_id_domain);
+  s.string("campaign_header", u.campaign_header);
+  s.string("launch_header", u.launch_header);
+  s.choice("suppression", u.suppression, {{"global", Suppression::global}, {"campaign", Suppression::campaign},
+                                          {"off", Suppression::off}});
+  s.finish();
+}
+
+void load_http(Section& s, Http& h) {
+  endpoints(s, "listen", h.listen);
+  readable_file(s, "api_keys_file", h.api_keys_file);
+  readable_file(s, "page_template", h.page_template);
+  s.finish();
+}
+
+void load_store(Section& s, Store& st) {
+  std::string kind = st.kind;
+  s.string("kind", kind);
+  if (kind != "sqlite" && kind != "postgresql") {
+    s.error(s.raw("kind"), "store.kind", "must be one of: sqlite | postgresql");
+  }
+  st.kind = kind;
+  s.string("path", st.path);
+  s.string("url", st.url);
+  s.integer("launch_retention_days", st.launch_retention_days, 1, 36500);
+  if (st.kind == "postgresql" && st.url.empty()) s.error(s.raw("kind"), "store.url", "is required for postgresql");
+  s.finish();
+}
+
+void load_spool(Section& s, Spool& sp) {
+  s.string("path", sp.path);
+  if (sp.path.empty()) s.error(s.raw("path"), "spool.path", "must not be empty");
+  s.integer("max_age_hours", sp.max_age_hours, 1, 24 * 365);
+  s.integer("retry_min_seconds", sp.retry_min_seconds, 1, 86400);
+  s.integer("retry_max_seconds", sp.retry_max_seconds, 1, 86400);
+  if (sp.retry_max_seconds < sp.retry_min_seconds) {
+    s.error(s.raw("retry_max_seconds"), "spool.retry_max_seconds", "must not be less than retry_min_seconds");
+  }
+  s.finish();
+}
+
+void load_dkim(const YAML::Node& node, std::vector<Dkim>& out, Errors& errors) {
+  if (!node.IsSequence()) {
+    errors.push_back({"dkim", line_of(node), "must be a list of {domain, selector, key_file, algorithm}"});
+    return;
+  }
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const auto path = fmt::format("dkim[{}]", i);
+    Section s(node[i], path, errors);
+    Dkim d;
+    s.string("domain", d.domain);
+    s.string("selector", d.selector);
+    readable_file(s, "key_file", d.key_file);
+    s.choice("algorithm", d.algorithm, {{"rsa-sha256", std::string("rsa-sha256")},
+                                        {"ed25519-sha256", std::string("ed25519-sha256")}});
+    for (const char* key : {"domain", "selector", "key_file"}) {
+      if (!s.present(key)) s.error(node[i], path + "." + key, "is required");
+    }
+    s.finish();
+    out.push_back(d);
+  }
+}
+
+void load_log(Section& s, Log& l) {
+  s.choice("level", l.level, {{"trace", std::string("trace")}, {"debug", std::string("debug")},
+                              {"info", std::string("info")}, {"warn", std::string("warn")},
+                              {"error", std::string("error")}});
+  s.choice("format", l.format, {{"text", std::string("text")}, {"json", std::string("json")}});
+  s.finish();
+}
+
+LoadResult load_node(const YAML::Node& root, const std::string& source) {
+  LoadResult r;
+  r.config.source = source;
+  Errors& errors = r.errors;
+  Section top(root, "", errors);
+
+  const std::pair<const char*, std::function<void(Section&)>> sections[] = {
+      {"smtp", [&](Section& s) { load_smtp(s, r.config.smtp, errors); }},
+      {"upstream", [&](Section& s) { load_upstream(s, r.config.upstream); }},
+      {"unsubscribe", [&](Section& s) { load_unsubscribe(s, r.config.unsubscribe); }},
+      {"http", [&](Section& s) { load_http(s, r.config.http); }},
+      {"store", [&](Section& s) { load_store(s, r.config.store); }},
+      {"spool", [&](Section& s) { load_spool(s, r.config.spool); }},
+      {"log", [&](Section& s) { load_log(s, r.config.log); }},
+  };
+  for (const auto& [name, load] : sections) {
+    Section s(top.raw(name), name, errors);
+    load(s);
+  }
+  if (top.present("dkim")) load_dkim(top.raw("dkim"), r.config.dkim, errors);
+  top.finish();
+  if (r.config.smtp.hostname.empty()) r.config.smtp.hostname = default_hostname();
+  return r;
+}
+
+}  // namespace
+
+LoadResult load_text(const std::string& yaml, const std::string& source) {
+  try {
+    return load_node(YAML::Load(yaml), source);
+  } catch (const YAML::Exception& e) {
+    LoadResult r;
+    r.errors.push_back({"(syntax)", e.mark.line >= 0 ? e.mark.line + 1 : 0, e.msg});
+    return r;
+  }
+}
+
+LoadResult load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back({"(file)", 0, fmt::format("cannot open: {}", std::strerror(errno))});
+    return r;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_text(text.str(), path);
+}
+
+}  // namespace unsubrelay::config

@@ -1,0 +1,231 @@
+// queue_manager.cpp: delivery scheduling, per-recipient outcomes, retries, bounces.
+#include "unsubrelay/delivery/queue_manager.hpp"
+
+#include <ctime>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/delivery/bounce.hpp"
+
+namespace unsubrelay::delivery {
+
+namespace asio = boost::asio;
+
+namespace {
+
+long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
+
+const char* status_name(DeliveryStatus s) {
+  switch (s) {
+    case DeliveryStatus::sent: return "sent";
+    case DeliveryStatus::deferred: return "deferred";
+    case DeliveryStatus::bounced: return "bounced";
+  }
+  return "?";
+}
+
+/// "5.1.1" from "550 5.1.1 User unknown"; a default when the reply has none.
+std::string enhanced_of(const std::string& reply, const char* fallback) {
+  if (reply.size() >= 9 && reply[3] == ' ' && reply[4] == '5' && reply[5] == '.') {
+    const auto end = reply.find(' ', 4);
+    return reply.substr(4, end == std::string::npos ? std::string::npos : end - 4);
+  }
+  return fallback;
+}
+
+}  // namespace
+
+QueueManager::QueueManager(asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
+                           std::string hostname)
+    : strand_(asio::make_strand(io)),
+      spool_(spool),
+      upstream_(upstream),
+      retry_(retry),
+      hostname_(std::move(hostname)),
+      wake_(strand_) {}
+
+void QueueManager::start(const std::vector<std::string>& recovered) {
+  asio::post(strand_, [this, recovered] {
+    for (const auto& id : recovered) entries_.emplace(id, Entry{});
+    asio::co_spawn(strand_, schedule_loop(), asio::detached);
+  });
+}
+
+void QueueManager::enqueue(std::string id) {
+  asio::post(strand_, [this, id = std::move(id)] {
+    entries_[id].next_try = 0;
+    wake_.cancel();
+  });
+}
+
+void QueueManager::rescan() {
+  // `queue flush`: everything retries now, and files that appeared in the
+  // spool behind our back (restored by an operator) are picked up.
+  for (const auto& id : spool_.list_ids()) entries_.emplace(id, Entry{});
+  for (auto& [id, entry] : entries_) entry.next_try = 0;
+  spdlog::info("queue flush: {} message(s) scheduled for immediate delivery", entries_.size());
+}
+
+asio::awaitable<void> QueueManager::schedule_loop() {
+  while (!stopping_) {
+    if (spool_.take_flush_request()) rescan();
+    const auto now = now_seconds();
+    long long next_wake = now + 1;  // poll the flush request once a second
+    for (auto& [id, entry] : entries_) {
+      if (in_flight_.count(id)) continue;
+      if (entry.next_try <= now) {
+        if (in_flight_.size() >= upstream_.concurrency()) break;
+        in_flight_.insert(id);
+        asio::co_spawn(strand_, deliver(id), asio::detached);
+      } else {
+        next_wake = std::min(next_wake, entry.next_try);
+      }
+    }
+    wake_.expires_after(std::chrono::seconds(std::max<long long>(0, next_wake - now)));
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<void> QueueManager::deliver(std::string id) {
+  struct Done {  // whatever happens, the message leaves the in-flight set
+    QueueManager* self;
+    std::string id;
+    ~Done() {
+      self->in_flight_.erase(id);
+      self->wake_.cancel();
+    }
+  } done{this, id};
+
+  std::string why;
+  auto message = spool_.load(id, &why);
+  if (!message) {
+    entries_.erase(id);
+    if (why == std::strerror(ENOENT)) {
+      spdlog::info("{}: removed from the queue by the operator", id);
+    } else {
+      spool_.quarantine(id);
+      spdlog::error("{}: queue file damaged ({}), moved to corrupt/", id, why);
+    }
+    co_return;
+  }
+  auto content = spool_.read_content(*message, &why);
+  if (!content) {
+    spdlog::error("{}: cannot read queue file: {}", id, why);
+    entries_[id].next_try = now_seconds() + backoff_seconds(retry_, 1);
+    co_return;
+  }
+
+  const auto& env = message->envelope;
+  std::vector<FailedRecipient> failed;
+  std::string defer_reason;
+  std::vector<std::size_t> deferred;
+  for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+    if (message->state.recipients[i] != spool::RecipientStatus::pending) continue;
+    OutboundCopy copy{id, i, env.sender, {env.recipients[i]}, *content};
+    std::vector<RecipientResult> results;
+    try {
+      results = co_await upstream_.deliver(std::move(copy));
+    } catch (const std::exception& e) {
+      results = {{DeliveryStatus::deferred, std::string("451 4.3.0 internal error: ") + e.what(), "none", {}}};
+    }
+    const auto& r = results.empty() ? RecipientResult{DeliveryStatus::deferred, "451 4.3.0 no result", "none", {}}
+                                    : results.front();
+    const auto now = now_seconds();
+    // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
+    spdlog::info("{}: to=<{}>, relay={}, delay={}, status={} ({}){}", id, env.recipients[i], r.relay,
+                 now - env.arrival, status_name(r.status), printable(r.reply, 300),
+                 r.upstream_id.empty() ? "" : ", upstream_id=" + r.upstream_id);
+    switch (r.status) {
+      case DeliveryStatus::sent:
+        if (auto err = spool_.mark_delivered(id, i, now); !err.empty()) {
+          spdlog::error("{}: cannot record delivery to <{}>: {}", id, env.recipients[i], err);
+        }
+        ++counters_.delivered;
+        break;
+      case DeliveryStatus::bounced:
+        failed.push_back({env.recipients[i], enhanced_of(r.reply, "5.0.0"), r.reply});
+        break;
+      case DeliveryStatus::deferred:
+        deferred.push_back(i);
+        defer_reason = r.reply;
+        ++counters_.deferred;
+        break;
+    }
+  }
+
+  const auto now = now_seconds();
+  if (!deferred.empty() && expired(retry_, env.arrival, now)) {
+    for (auto i : deferred) {
+      failed.push_back({env.recipients[i], "4.4.7",
+                        fmt::format("message expired after {} hours in the queue; last error: {}",
+                                    retry_.max_age_hours, defer_reason)});
+      spdlog::info("{}: to=<{}>, status=expired, returned to sender", id, env.recipients[i]);
+    }
+    deferred.clear();
+  }
+  if (!failed.empty()) {
+    send_bounce(*message, failed, *content, now);
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      for (const auto& f : failed) {
+        if (f.address == env.recipients[i] && message->state.recipients[i] == spool::RecipientStatus::pending) {
+          spool_.mark_bounced(id, i, now);
+          message->state.recipients[i] = spool::RecipientStatus::bounced;
+        }
+      }
+    }
+    counters_.bounced += failed.size();
+  }
+  if (deferred.empty()) {
+    spool_.remove(id);
+    entries_.erase(id);
+    spdlog::info("{}: removed", id);
+    co_return;
+  }
+  const auto attempts = message->state.attempts + 1;
+  const auto next = now + backoff_seconds(retry_, attempts);
+  spool_.mark_deferred(id, attempts, next, defer_reason);
+  entries_[id].next_try = next;
+}
+
+void QueueManager::send_bounce(const spool::QueuedMessage& message, const std::vector<FailedRecipient>& failed,
+                               std::string_view content, long long now) {
+  const auto& env = message.envelope;
+  if (env.sender.empty()) {
+    // RFC 5321 §4.5.5: never bounce a bounce.
+    spdlog::warn("{}: {} recipient(s) failed; sender is <>, so no bounce is sent", message.id, failed.size());
+    return;
+  }
+  const auto dsn = build_bounce({hostname_, message.id, env.sender, env.arrival, now, failed, content});
+  spool::QueueEnvelope bounce_env{now, "127.0.0.1", hostname_, {}, false, "", {env.sender}};
+  std::string err;
+  auto writer = spool_.create(bounce_env, &err);
+  if (writer) err = writer->append(dsn);
+  if (err.empty() && writer) err = writer->commit();
+  if (!err.empty()) {
+    spdlog::error("{}: cannot queue the bounce to <{}>: {}", message.id, env.sender, err);
+    return;
+  }
+  spdlog::info("{}: sender non-delivery notification: {}", message.id, writer->id());
+  entries_[writer->id()].next_try = 0;
+}
+
+asio::awaitable<void> QueueManager::drain() {
+  co_await asio::post(strand_, asio::use_awaitable);
+  stopping_ = true;
+  wake_.cancel();
+  asio::steady_timer poll(strand_);
+  while (!in_flight_.empty()) {
+    poll.expires_after(std::chrono::milliseconds(20));
+    boost::system::error_code ec;
+    co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+}  // namespace unsubrelay::delivery

@@ -1,0 +1,60 @@
+// durable_file.cpp: crash-safe file writes.
+#include "unsubrelay/spool/durable_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+namespace unsubrelay::spool {
+
+std::string write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const auto n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::strerror(errno);
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+std::string fsync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fmt::format("open {}: {}", dir, std::strerror(errno));
+  std::string err;
+  if (::fsync(fd) != 0) err = fmt::format("fsync {}: {}", dir, std::strerror(errno));
+  ::close(fd);
+  return err;
+}
+
+std::string write_file_atomically(const std::string& dir, const std::string& name, std::string_view content) {
+  const auto tmp = dir + "/." + name + ".tmp";
+  const auto dest = dir + "/" + name;
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fmt::format("create {}: {}", tmp, std::strerror(errno));
+  auto err = write_all(fd, content);
+  if (err.empty() && ::fsync(fd) != 0) err = std::strerror(errno);
+  ::close(fd);
+  if (err.empty() && ::rename(tmp.c_str(), dest.c_str()) != 0) err = std::strerror(errno);
+  if (!err.empty()) {
+    ::unlink(tmp.c_str());
+    return fmt::format("write {}: {}", dest, err);
+  }
+  return fsync_directory(dir);
+}
+
+std::string make_directories(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return fmt::format("create directory {}: {}", path, ec.message());
+  return {};
+}
+
+}  // namespace unsubrelay::spool
