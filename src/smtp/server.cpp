@@ -32,7 +32,9 @@ using boost::system::error_code;
 constexpr std::size_t read_chunk = 64 * 1024;
 
 struct Server::Connection {
-  Connection(tcp::socket socket, ssl::context& tls) : stream(std::move(socket), tls), deadline(stream.get_executor()) {}
+  Connection(tcp::socket socket, ssl::context& tls)
+      : stream(std::move(socket), tls),
+        deadline(stream.get_executor(), asio::steady_timer::time_point::max()) {}
 
   ssl::stream<tcp::socket> stream;
   asio::steady_timer deadline;  // the watchdog closes the socket when it passes
@@ -110,6 +112,7 @@ struct ConnectionRunner {
     error_code ec;
     co_await c->write(out, ec);
     out.clear();
+    if (ec) spdlog::debug("{}: write failed: {}", peer, ec.message());
     co_return !ec;
   }
 

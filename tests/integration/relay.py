@@ -1,0 +1,220 @@
+"""Test harness: runs the real unsubrelay binary on free loopback ports.
+
+Each Relay gets its own temporary directory (spool, outbox, config), a free
+port picked by the kernel, and is always stopped: tests use it as a context
+manager or call stop() in tearDown.
+"""
+
+import glob
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import warnings
+
+# Tests close what they can; a socket left to the garbage collector is not a failure.
+warnings.simplefilter("ignore", ResourceWarning)
+
+BIN = os.environ.get("UNSUBRELAY_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "debug", "unsubrelay")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def make_certificate(directory, name="localhost"):
+    """A self-signed certificate and key for 127.0.0.1 / localhost."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={name}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True)
+    return cert, key
+
+
+def make_users_file(directory, users):
+    """users: {name: password}; hashes with SHA-512 crypt ($6$) as mkpasswd does."""
+    path = os.path.join(directory, "users")
+    with open(path, "w") as f:
+        f.write("# test users\n")
+        for name, password in users.items():
+            hashed = subprocess.run(["openssl", "passwd", "-6", password], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            f.write(f"{name}:{hashed}\n")
+    return path
+
+
+def client_tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Relay:
+    """One unsubrelay process with its own directory and ports."""
+
+    def __init__(self, smtp=None, spool=None, upstream=None, log=None, extra=None, directory=None):
+        self.dir = directory or tempfile.mkdtemp(prefix="unsubrelay-test-")
+        self.port = free_port()
+        self.smtp = {"listen": [f"127.0.0.1:{self.port}"], "hostname": "relay.test",
+                     "allow_networks": ["127.0.0.0/8"]}
+        self.smtp.update(smtp or {})
+        self.spool = {"path": "var/spool", "retry_min_seconds": 1, "retry_max_seconds": 2}
+        self.spool.update(spool or {})
+        self.upstream = {"kind": "directory", "directory": "var/outbox"}
+        self.upstream.update(upstream or {})
+        self.extra = extra or {}
+        self.log = log or {"level": "debug"}
+        self.proc = None
+        self.config_path = os.path.join(self.dir, "unsubrelay.yaml")
+        self.log_path = os.path.join(self.dir, "relay.log")
+        self.write_config()
+
+    # JSON is valid YAML, so the config needs no YAML library.
+    def write_config(self):
+        config = {"smtp": self.smtp, "upstream": self.upstream, "spool": self.spool, "log": self.log}
+        config.update(self.extra)
+        with open(self.config_path, "w") as f:
+            json.dump(config, f, indent=2)
+
+    @property
+    def outbox(self):
+        return os.path.join(self.dir, self.upstream["directory"])
+
+    @property
+    def spool_dir(self):
+        return os.path.join(self.dir, self.spool["path"])
+
+    def start(self, wait=True):
+        self.logfile = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path], cwd=self.dir,
+                                     stdout=self.logfile, stderr=subprocess.STDOUT)
+        if wait:
+            wait_until(self._accepting, what=f"relay on port {self.port} (log: {self.read_log()[-2000:]})")
+        return self
+
+    def _accepting(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"relay exited with {self.proc.returncode}: {self.read_log()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.recv(512)
+                s.sendall(b"QUIT\r\n")
+            return True
+        except OSError:
+            return False
+
+    def stop(self, timeout=40):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("relay did not stop within %ss of SIGTERM" % timeout)
+        if self.proc:
+            self.logfile.close()
+        code = self.proc.returncode if self.proc else 0
+        self.proc = None
+        return code
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.logfile.close()
+        self.proc = None
+
+    def read_log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def outbox_files(self):
+        return sorted(glob.glob(os.path.join(self.outbox, "*.eml")))
+
+    def wait_for_outbox(self, count, timeout=30):
+        return wait_until(lambda: len(self.outbox_files()) >= count and self.outbox_files(), timeout,
+                          what=f"{count} file(s) in the outbox")
+
+    def spool_ids(self):
+        d = os.path.join(self.spool_dir, "messages")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def cli(self, *args):
+        return subprocess.run([BIN, *args, "-c", self.config_path], cwd=self.dir,
+                              capture_output=True, text=True, timeout=60)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class RawClient:
+    """A byte-level SMTP client, for what smtplib will not send."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        """Reads one whole (possibly multi-line) reply; returns (code, text)."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed; got so far: %r" % (self.buf,))
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line.decode("ascii", "replace"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return int(lines[-1][:3]), "\n".join(lines)
+
+    def command(self, line):
+        self.send(line.encode() + b"\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        """True when the server closed the connection (reads EOF)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(4096)
+                if not data:
+                    return True
+                self.buf += data
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
