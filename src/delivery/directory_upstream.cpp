@@ -6,6 +6,7 @@
 // same file instead of making a duplicate. Return-Path: and Delivered-To:
 // are added at the top, as a final delivery agent does (RFC 5321 §4.4).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "unsubrelay/delivery/upstream.hpp"
 #include "unsubrelay/spool/durable_file.hpp"
@@ -26,7 +27,8 @@ class DirectoryUpstream final : public Upstream {
       std::string file = fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", copy.sender, rcpt);
       file.append(copy.content);
       const auto name = fmt::format("{}.{}.eml", copy.queue_id, copy.copy_index + i);
-      const auto err = spool::write_file_atomically(dir_, name, file);
+      auto err = spool::make_directories(dir_);  // recreated if an operator removed it
+      if (err.empty()) err = spool::write_file_atomically(dir_, name, file);
       if (err.empty()) {
         results.push_back({DeliveryStatus::sent, "250 2.0.0 written to " + name, "directory", {}});
       } else {
@@ -47,9 +49,11 @@ class DirectoryUpstream final : public Upstream {
 }  // namespace
 
 std::unique_ptr<Upstream> make_directory_upstream(const config::Upstream& settings, std::string* error) {
+  (void)error;
+  // A directory that cannot be made now is not fatal: mail is still accepted
+  // and spooled, and each delivery attempt defers with the reason until fixed.
   if (auto err = spool::make_directories(settings.directory); !err.empty()) {
-    if (error) *error = err;
-    return nullptr;
+    spdlog::warn("upstream directory: {} (messages will be deferred until this is fixed)", err);
   }
   return std::make_unique<DirectoryUpstream>(settings.directory, settings.max_connections);
 }
