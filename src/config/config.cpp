@@ -427,7 +427,16 @@ LoadResult load_node(const YAML::Node& root, const std::string& source) {
 
 LoadResult load_text(const std::string& yaml, const std::string& source) {
   try {
-    return load_node(YAML::Load(yaml), source);
+    // LoadAll, not Load: Load stops after the first document and would
+    // silently ignore whatever follows it (a second "---" or a key pasted
+    // after a closing brace).
+    const auto documents = YAML::LoadAll(yaml);
+    if (documents.size() > 1) {
+      LoadResult r;
+      r.errors.push_back({"(syntax)", line_of(documents[1]), "more than one YAML document; only one is allowed"});
+      return r;
+    }
+    return load_node(documents.empty() ? YAML::Node() : documents.front(), source);
   } catch (const YAML::Exception& e) {
     LoadResult r;
     r.errors.push_back({"(syntax)", e.mark.line >= 0 ? e.mark.line + 1 : 0, e.msg});
