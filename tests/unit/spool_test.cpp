@@ -1,1 +1,132 @@
+// spool_test.cpp: queue file format, commit, recovery, state logs.
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "unsubrelay/spool/spool.hpp"
+
+using namespace unsubrelay::spool;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/unsubrelay-spool-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+QueueEnvelope envelope() {
+  return QueueEnvelope{1700000000, "192.0.2.1", "client.test", "", true, "a@example.com",
+                       {"b@example.org", "c@example.org"}};
+}
+
+}  // namespace
+
+TEST(QueueFile, RoundTrip) {
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  const auto file = encode_envelope(envelope()) + content + encode_trailer(content.size());
+  std::string why;
+  const auto parsed = parse_queue_file(file, std::string_view(file).substr(file.size() - trailer_size), file.size(), &why);
+  ASSERT_TRUE(parsed) << why;
+  EXPECT_EQ(parsed->envelope.sender, "a@example.com");
+  EXPECT_EQ(parsed->envelope.recipients.size(), 2u);
+  EXPECT_TRUE(parsed->envelope.body_8bit);
+  EXPECT_EQ(parsed->envelope.arrival, 1700000000);
+  EXPECT_EQ(file.substr(parsed->content_offset, parsed->content_length), content);
+}
+
+TEST(QueueFile, EveryTruncationIsDetected) {
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  const auto file = encode_envelope(envelope()) + content + encode_trailer(content.size());
+  for (std::size_t len = 0; len < file.size(); ++len) {
+    const std::string_view cut(file.data(), len);
+    const auto tail = len >= trailer_size ? cut.substr(len - trailer_size) : std::string_view();
+    EXPECT_FALSE(parse_queue_file(cut, tail, len, nullptr)) << "length " << len;
+  }
+}
+
+TEST(StateLog, LastStateWinsAndFragmentsAreIgnored) {
+  const auto s = parse_state_log("D 1 100\nF 2 500 451 try later\nB 0 200\nD 9 1\nD 0", 3);
+  ASSERT_EQ(s.recipients.size(), 3u);
+  EXPECT_EQ(s.recipients[0], RecipientStatus::bounced);  // the fragment "D 0" is ignored
+  EXPECT_EQ(s.recipients[1], RecipientStatus::delivered);
+  EXPECT_EQ(s.recipients[2], RecipientStatus::pending);
+  EXPECT_EQ(s.attempts, 2u);
+  EXPECT_EQ(s.next_try, 500);
+  EXPECT_EQ(s.last_reason, "451 try later");
+}
+
+TEST(Spool, CommitLoadAndRemove) {
+  TempDir dir;
+  Spool spool(dir.path.string());
+  ASSERT_EQ(spool.init(), "");
+  std::string err;
+  auto writer = spool.create(envelope(), &err);
+  ASSERT_TRUE(writer) << err;
+  const std::string big(200000, 'x');  // larger than the write buffer
+  EXPECT_EQ(writer->append("Subject: y\r\n\r\n"), "");
+  EXPECT_EQ(writer->append(big), "");
+  EXPECT_TRUE(spool.list_ids().empty());  // not visible before commit
+  ASSERT_EQ(writer->commit(), "");
+  const auto id = writer->id();
+  EXPECT_TRUE(Spool::valid_id(id));
+  ASSERT_EQ(spool.list_ids(), std::vector<std::string>{id});
+  auto m = spool.load(id, &err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(*spool.read_content(*m), "Subject: y\r\n\r\n" + big);
+  EXPECT_EQ(spool.mark_delivered(id, 1, 5), "");
+  EXPECT_EQ(spool.mark_deferred(id, 1, 99, "451 later\r\ninjected"), "");
+  m = spool.load(id);
+  EXPECT_EQ(m->state.recipients[1], RecipientStatus::delivered);
+  EXPECT_EQ(m->state.last_reason, "451 later  injected");
+  EXPECT_TRUE(spool.remove(id));
+  EXPECT_TRUE(spool.list_ids().empty());
+  EXPECT_FALSE(spool.remove(id));
+  EXPECT_FALSE(spool.remove("../../etc/passwd"));
+}
+
+TEST(Spool, AbortedWriterLeavesNothing) {
+  TempDir dir;
+  Spool spool(dir.path.string());
+  spool.init();
+  {
+    auto writer = spool.create(envelope(), nullptr);
+    writer->append("partial");
+  }  // destroyed without commit
+  EXPECT_TRUE(fs::is_empty(dir.path / "incoming"));
+  EXPECT_TRUE(spool.list_ids().empty());
+}
+
+TEST(Spool, RecoveryDropsIncomingAndQuarantinesDamage) {
+  TempDir dir;
+  Spool spool(dir.path.string());
+  spool.init();
+  auto w = spool.create(envelope(), nullptr);
+  w->append("never finished");
+  auto good = spool.create(envelope(), nullptr);
+  good->append("fine\r\n");
+  ASSERT_EQ(good->commit(), "");
+  std::ofstream(dir.path / "messages" / "0000000000000001") << "UNSUBRELAY-QUEUE 1\nT 1\nS a@b.c\nR d@e.f\nM\nhalf";
+  std::ofstream(dir.path / "state" / "00000000000000FF") << "D 0 1\n";
+  const auto report = spool.recover();
+  EXPECT_EQ(report.queued, std::vector<std::string>{good->id()});
+  EXPECT_EQ(report.incomplete_removed, 1u);
+  ASSERT_EQ(report.quarantined.size(), 1u);
+  EXPECT_TRUE(fs::exists(dir.path / "corrupt" / "0000000000000001"));
+  EXPECT_FALSE(fs::exists(dir.path / "state" / "00000000000000FF"));
+}
+
+TEST(Spool, FlushRequest) {
+  TempDir dir;
+  Spool spool(dir.path.string());
+  spool.init();
+  EXPECT_FALSE(spool.take_flush_request());
+  EXPECT_EQ(spool.request_flush(), "");
+  EXPECT_TRUE(spool.take_flush_request());
+  EXPECT_FALSE(spool.take_flush_request());
+}
