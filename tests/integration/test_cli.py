@@ -163,6 +163,22 @@ class SignalTest(unittest.TestCase):
             sock.close()
 
 
+class SystemdUnitTest(unittest.TestCase):
+    def test_unit_verifies_and_is_hardened(self):
+        with open(os.path.join(REPO, "systemd", "unsubrelay.service")) as f:
+            unit = f.read()
+        for directive in ("Type=notify", "DynamicUser=yes", "ProtectSystem=strict", "StateDirectory=unsubrelay",
+                          "NoNewPrivileges=yes", "CapabilityBoundingSet=\n", "ExecReload=/bin/kill -HUP $MAINPID"):
+            self.assertIn(directive, unit)
+        # systemd's own parser checks every directive (the binary path must exist for it).
+        path = os.path.join(tempfile.mkdtemp(), "unsubrelay.service")
+        with open(path, "w") as f:
+            f.write(unit.replace("/usr/local/bin/unsubrelay", os.path.abspath(BIN)))
+        result = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr.strip(), "")
+
+
 def _connectable(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
