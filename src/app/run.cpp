@@ -86,7 +86,7 @@ int run_relay(const std::string& config_path) {
   if (cfg.upstream.kind == config::UpstreamKind::directory) {
     upstream = delivery::make_directory_upstream(cfg.upstream, &err);
   } else {
-    err = "upstream.kind smtp and ses are not available in this build yet; use kind: directory";
+    upstream = delivery::make_smtp_upstream(cfg.upstream, cfg.smtp.hostname, &err);
   }
   if (!upstream) {
     spdlog::critical("upstream: {}", err);
@@ -153,9 +153,10 @@ int run_relay(const std::string& config_path) {
   };
   wait_signal();
 
-  spdlog::info("unsubrelay ready: upstream {}, spool {}", cfg.upstream.kind == config::UpstreamKind::directory
-                                                             ? "directory " + cfg.upstream.directory
-                                                             : cfg.upstream.host,
+  spdlog::info("unsubrelay ready: upstream {}, spool {}",
+               cfg.upstream.kind == config::UpstreamKind::directory
+                   ? "directory " + cfg.upstream.directory
+                   : fmt::format("{}:{}", cfg.upstream.host, cfg.upstream.port),
                cfg.spool.path);
   sd_notify("READY=1");
 

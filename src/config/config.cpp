@@ -310,6 +310,9 @@ void load_upstream(Section& s, Upstream& u) {
   if (u.kind != UpstreamKind::directory && u.host.empty()) {
     s.error(s.raw("kind"), "upstream.host", "is required for kind smtp and ses");
   }
+  if ((!u.username.empty() || !u.username_file.empty()) && u.password_file.empty()) {
+    s.error(s.raw("username"), "upstream.password_file", "is required with username (the password is never inline)");
+  }
   if (u.kind == UpstreamKind::directory && u.directory.empty()) {
     s.error(s.raw("directory"), "upstream.directory", "must not be empty for kind directory");
   }

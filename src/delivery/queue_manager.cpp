@@ -144,7 +144,7 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
                  r.upstream_id.empty() ? "" : ", upstream_id=" + r.upstream_id);
     switch (r.status) {
       case DeliveryStatus::sent:
-        if (auto err = spool_.mark_delivered(id, i, now); !err.empty()) {
+        if (auto err = spool_.mark_delivered(id, i, now, r.upstream_id); !err.empty()) {
           spdlog::error("{}: cannot record delivery to <{}>: {}", id, env.recipients[i], err);
         }
         ++counters_.delivered;
@@ -226,6 +226,7 @@ asio::awaitable<void> QueueManager::drain() {
     boost::system::error_code ec;
     co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+  co_await upstream_.close();
 }
 
 }  // namespace unsubrelay::delivery

@@ -52,8 +52,13 @@ struct Server::Connection {
   }
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, error_code& ec) {
-    if (tls) co_return co_await stream.async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
-    co_return co_await stream.next_layer().async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
+    std::size_t n = 0;  // no "co_return co_await": see client.cpp
+    if (tls) {
+      n = co_await stream.async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
+    } else {
+      n = co_await stream.next_layer().async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
+    }
+    co_return n;
   }
 
   asio::awaitable<void> write(std::string_view bytes, error_code& ec) {

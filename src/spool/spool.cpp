@@ -231,8 +231,10 @@ std::string Spool::append_state(const std::string& id, std::string_view line, bo
   return err;
 }
 
-std::string Spool::mark_delivered(const std::string& id, std::size_t index, long long now) const {
-  return append_state(id, fmt::format("D {} {}\n", index, now), true);
+std::string Spool::mark_delivered(const std::string& id, std::size_t index, long long now,
+                                  std::string_view upstream_id) const {
+  if (upstream_id.empty()) return append_state(id, fmt::format("D {} {}\n", index, now), true);
+  return append_state(id, fmt::format("D {} {} {}\n", index, now, upstream_id.substr(0, 200)), true);
 }
 
 std::string Spool::mark_bounced(const std::string& id, std::size_t index, long long now) const {

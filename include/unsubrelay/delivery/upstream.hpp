@@ -43,9 +43,16 @@ class Upstream {
   virtual boost::asio::awaitable<std::vector<RecipientResult>> deliver(OutboundCopy copy) = 0;
   /// Concurrent copies this upstream can take (upstream.max_connections).
   virtual std::size_t concurrency() const = 0;
+  /// Closes idle connections (shutdown). Called on the queue manager's strand.
+  virtual boost::asio::awaitable<void> close() { co_return; }
 };
 
 /// upstream.kind: directory: one .eml file per recipient copy.
 std::unique_ptr<Upstream> make_directory_upstream(const config::Upstream& settings, std::string* error);
+
+/// upstream.kind: smtp or ses: a pool of SMTP client connections. Reads the
+/// credential files now; returns nullptr and sets error when it cannot.
+std::unique_ptr<Upstream> make_smtp_upstream(const config::Upstream& settings, const std::string& helo_name,
+                                             std::string* error);
 
 }  // namespace unsubrelay::delivery

@@ -65,7 +65,7 @@ struct DeliveryState {
   std::string last_reason;
 };
 
-/// Applies the lines of a state log ("D i t", "B i t", "F attempts next reason").
+/// Applies the lines of a state log ("D i t [upstream-id]", "B i t", "F attempts next reason").
 /// An incomplete last line (a crash mid-append) is ignored.
 DeliveryState parse_state_log(std::string_view log, std::size_t recipient_count);
 

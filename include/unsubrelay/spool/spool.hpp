@@ -86,7 +86,9 @@ class Spool {
 
   /// Appends one line to state/ID; durable when sync is set. Returns "" or the error.
   std::string append_state(const std::string& id, std::string_view line, bool sync) const;
-  std::string mark_delivered(const std::string& id, std::size_t index, long long now) const;
+  /// upstream_id: the SES message id, kept for the store and bounce matching.
+  std::string mark_delivered(const std::string& id, std::size_t index, long long now,
+                             std::string_view upstream_id = {}) const;
   std::string mark_bounced(const std::string& id, std::size_t index, long long now) const;
   std::string mark_deferred(const std::string& id, unsigned attempts, long long next_try,
                             std::string_view reason) const;

@@ -1,0 +1,92 @@
+// client_codec.cpp: reply parsing, dot-stuffing, EHLO keywords.
+#include "unsubrelay/smtp/client_codec.hpp"
+
+#include <charconv>
+
+#include "unsubrelay/common/text.hpp"
+
+namespace unsubrelay::smtp {
+
+std::string ServerReply::text() const {
+  std::string out = std::to_string(code);
+  for (const auto& l : lines) {
+    out += ' ';
+    out += l;
+  }
+  return out;
+}
+
+ReplyReader::Status ReplyReader::push(std::string_view line) {
+  if (line.size() < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' ||
+      line[2] > '9' || (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
+    return Status::malformed;
+  }
+  const int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+  if (!current_.lines.empty() && code != current_.code) return Status::malformed;
+  if (current_.lines.size() >= max_lines) return Status::malformed;
+  current_.code = code;
+  current_.lines.emplace_back(line.size() > 4 ? line.substr(4) : std::string_view());
+  return line.size() > 3 && line[3] == '-' ? Status::more : Status::complete;
+}
+
+ServerReply ReplyReader::take() { return std::exchange(current_, ServerReply{}); }
+
+std::string dot_stuff(std::string_view content) {
+  std::string out;
+  out.reserve(content.size() + content.size() / 64 + 8);
+  bool line_start = true;
+  for (std::size_t i = 0; i < content.size(); ++i) {
+    const char c = content[i];
+    if (line_start && c == '.') out.push_back('.');
+    if (c == '\r' || c == '\n') {
+      // CRLF, bare CR, bare LF: each becomes one CRLF.
+      if (c == '\r' && i + 1 < content.size() && content[i + 1] == '\n') ++i;
+      out += "\r\n";
+      line_start = true;
+      continue;
+    }
+    out.push_back(c);
+    line_start = false;
+  }
+  if (!line_start) out += "\r\n";
+  out += ".\r\n";
+  return out;
+}
+
+Extensions parse_ehlo(const ServerReply& reply) {
+  Extensions e;
+  for (std::size_t i = 1; i < reply.lines.size(); ++i) {  // line 0 is the server's name
+    const auto& l = reply.lines[i];
+    const auto word = to_upper(l.substr(0, l.find(' ')));
+    const auto rest = l.find(' ') == std::string::npos ? std::string() : to_upper(l.substr(l.find(' ') + 1));
+    if (word == "PIPELINING") e.pipelining = true;
+    if (word == "STARTTLS") e.starttls = true;
+    if (word == "8BITMIME") e.eightbitmime = true;
+    if (word == "AUTH" || word == "AUTH=") {
+      const auto padded = " " + rest + " ";
+      e.auth_plain |= padded.find(" PLAIN ") != std::string::npos;
+      e.auth_login |= padded.find(" LOGIN ") != std::string::npos;
+    }
+    if (word == "SIZE") {
+      std::uint64_t v = 0;
+      const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), v);
+      e.size = (ec == std::errc{} && end == rest.data() + rest.size()) ? v : 0;
+    }
+  }
+  return e;
+}
+
+std::string ses_message_id(const ServerReply& reply) {
+  if (reply.code != 250 || reply.lines.empty()) return {};
+  const auto& l = reply.lines.back();
+  if (!istarts_with(l, "Ok ")) return {};
+  auto id = l.substr(3);
+  id = id.substr(0, id.find(' '));
+  for (char c : id) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+    if (!ok) return {};
+  }
+  return id;
+}
+
+}  // namespace unsubrelay::smtp
