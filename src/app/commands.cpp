@@ -2,13 +2,19 @@
 // (check-config, queue list / flush / delete).
 #include "unsubrelay/app/commands.hpp"
 
+#include <sys/stat.h>
+
+#include <ctime>
 #include <iostream>
+#include <fstream>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/spool/spool.hpp"
 
 namespace unsubrelay::app {
@@ -23,6 +29,11 @@ commands:
   queue list -c FILE          list the spool, like mailq
   queue flush -c FILE         retry every deferred message now, like postqueue -f
   queue delete ID... -c FILE  remove messages from the spool, like postsuper -d
+  token sign -c FILE --recipient R --campaign C --launch L
+                              print the unsubscribe URL the relay would inject
+  token verify -c FILE URL_OR_TOKEN
+                              print a token's fields, or why it is invalid
+  keygen [--id ID] [-o FILE]  write a new keys file (unsubscribe.keys_file) with one random key
   version                     print the version
 )";
 
@@ -33,6 +44,7 @@ constexpr int exit_config = 78;
 struct Arguments {
   std::vector<std::string> words;  // the command and its operands
   std::string config_path;
+  std::map<std::string, std::string> options;  // --recipient R and friends
 };
 
 std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
@@ -43,6 +55,11 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
       a.config_path = args[++i];
     } else if (args[i].starts_with("--config=")) {
       a.config_path = args[i].substr(9);
+    } else if (args[i] == "--recipient" || args[i] == "--campaign" || args[i] == "--launch" || args[i] == "--id" ||
+               args[i] == "-o") {
+      if (i + 1 >= args.size()) return std::nullopt;
+      a.options[args[i]] = args[i + 1];
+      ++i;
     } else {
       a.words.push_back(args[i]);
     }
@@ -138,6 +155,72 @@ int queue_command(const Arguments& a, const config::Config& cfg) {
   return exit_usage;
 }
 
+int token_command(const Arguments& a, const config::Config& cfg) {
+  const auto& sub = a.words.size() > 1 ? a.words[1] : std::string();
+  std::string err;
+  auto keys = mime::load_keys(cfg.unsubscribe, err, sub == "sign");
+  if (!keys) {
+    std::cerr << "unsubrelay: " << err << "\n";
+    return exit_config;
+  }
+  const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys));
+  const auto now = static_cast<long long>(std::time(nullptr));
+  if (sub == "sign") {
+    const auto rcpt = a.options.find("--recipient");
+    if (rcpt == a.options.end()) {
+      std::cerr << "usage: unsubrelay token sign -c FILE --recipient R --campaign C --launch L\n";
+      return exit_usage;
+    }
+    const auto campaign = a.options.count("--campaign") ? a.options.at("--campaign") : std::string();
+    const auto launch = a.options.count("--launch") ? a.options.at("--launch") : std::string();
+    std::cout << rewriter.url_for(rcpt->second, campaign, launch, now) << "\n";
+    return 0;
+  }
+  if (sub == "verify") {
+    if (a.words.size() < 3) {
+      std::cerr << "usage: unsubrelay token verify -c FILE URL_OR_TOKEN\n";
+      return exit_usage;
+    }
+    const auto v = token::verify(a.words[2], rewriter.keys(), static_cast<std::uint32_t>(now));
+    if (!v.claims) {
+      std::cout << "invalid: " << token::describe(v.error) << "\n";
+      return 1;
+    }
+    const auto& c = *v.claims;
+    std::cout << fmt::format("valid\nuid: {}\nemail_id: {}\nlaunch_list_id: {}\nissued: {}\nexpires: {}\nkey: {}\n",
+                             token::uid_text(c.uid), printable(c.email_id, 64), printable(c.launch_list_id, 64),
+                             rfc5322_date(c.issued), c.expires ? rfc5322_date(c.expires) : std::string("never"),
+                             c.key_id);
+    return 0;
+  }
+  std::cerr << "usage: unsubrelay token sign|verify -c FILE ...\n";
+  return exit_usage;
+}
+
+int keygen(const Arguments& a) {
+  const auto id = a.options.count("--id") ? a.options.at("--id") : std::string("k1");
+  std::vector<std::string> errors;
+  if (!token::KeySet::from_keys({{id, std::string(32, 'x')}}, errors)) {
+    std::cerr << "unsubrelay keygen: " << errors.front() << "\n";
+    return exit_usage;
+  }
+  const auto text = token::generate_keys_file(id);
+  if (!a.options.count("-o")) {
+    std::cout << text;
+    return 0;
+  }
+  const auto& path = a.options.at("-o");
+  std::ofstream out(path, std::ios::trunc);
+  if (!out || !(out << text)) {
+    std::cerr << "unsubrelay keygen: cannot write " << path << "\n";
+    return 1;
+  }
+  out.close();
+  ::chmod(path.c_str(), 0600);
+  std::cout << "wrote " << path << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main_with_args(const std::vector<std::string>& args) {
@@ -151,16 +234,17 @@ int main_with_args(const std::vector<std::string>& args) {
     std::cout << "unsubrelay 0.1.0\n";
     return 0;
   }
+  if (command == "keygen") return keygen(*a);
   if (a->config_path.empty()) {
     std::cerr << fmt::format("unsubrelay {}: -c FILE is required\n\n{}", command, usage_text);
     return exit_usage;
   }
   if (command == "check-config") return check_config(a->config_path);
   if (command == "run") return run_relay(a->config_path);
-  if (command == "queue") {
+  if (command == "queue" || command == "token") {
     const auto cfg = load_or_report(a->config_path);
     if (!cfg) return exit_config;
-    return queue_command(*a, *cfg);
+    return command == "queue" ? queue_command(*a, *cfg) : token_command(*a, *cfg);
   }
   std::cerr << fmt::format("unsubrelay: unknown command '{}'\n\n{}", printable(command, 40), usage_text);
   return exit_usage;

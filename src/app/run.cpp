@@ -23,6 +23,7 @@
 #include "unsubrelay/app/systemd_notify.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
+#include "unsubrelay/dkim/signer.hpp"
 #include "unsubrelay/smtp/server.hpp"
 
 namespace unsubrelay::app {
@@ -97,9 +98,25 @@ int run_relay(const std::string& config_path) {
   auto users = load_users(cfg, users_ok);
   if (!users_ok) return 78;
 
+  auto keys = mime::load_keys(cfg.unsubscribe, err, true);
+  if (!keys) {
+    spdlog::critical("unsubscribe keys: {}", err);
+    return 78;
+  }
+  std::vector<std::shared_ptr<const dkim::Signer>> signers;
+  for (const auto& d : cfg.dkim) {
+    auto signer = dkim::Signer::load(d, err);
+    if (!signer) {
+      spdlog::critical("{}", err);
+      return 78;
+    }
+    signers.push_back(signer);
+  }
+  const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers);
+
   asio::io_context io;
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
-  delivery::QueueManager queue(io, spool, *upstream, retry, cfg.smtp.hostname);
+  delivery::QueueManager queue(io, spool, *upstream, retry, cfg.smtp.hostname, &rewriter);
   smtp::Server server(io, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); });
   server.set_users(users);
   if (auto start_err = server.start(); !start_err.empty()) {

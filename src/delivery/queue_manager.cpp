@@ -42,12 +42,13 @@ std::string enhanced_of(const std::string& reply, const char* fallback) {
 }  // namespace
 
 QueueManager::QueueManager(asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
-                           std::string hostname)
+                           std::string hostname, const mime::Rewriter* rewriter)
     : strand_(asio::make_strand(io)),
       spool_(spool),
       upstream_(upstream),
       retry_(retry),
       hostname_(std::move(hostname)),
+      rewriter_(rewriter),
       wake_(strand_) {}
 
 void QueueManager::start(const std::vector<std::string>& recovered) {
@@ -123,15 +124,40 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
   }
 
   const auto& env = message->envelope;
+  // Parse once per attempt; each recipient's copy is then spliced from the plan.
+  std::optional<mime::RenderPlan> plan;
+  if (rewriter_) {
+    plan = rewriter_->plan(*content, id);
+    for (const auto& note : plan->notes()) spdlog::warn("{}: MIME: {}", id, note);
+    if (plan->campaign()) {
+      spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", id, printable(plan->email_id(), 64),
+                   printable(plan->launch_list_id(), 64),
+                   !plan->rewritten() ? "forwarded unchanged"
+                   : plan->placeholder_found() ? "placeholders replaced"
+                   : plan->footer_added() ? "unsubscribe footer added"
+                                          : "no placeholder (body_link: warn)");
+    }
+  }
   std::vector<FailedRecipient> failed;
   std::string defer_reason;
   std::vector<std::size_t> deferred;
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
     if (message->state.recipients[i] != spool::RecipientStatus::pending) continue;
-    OutboundCopy copy{id, i, env.sender, {env.recipients[i]}, *content};
     std::vector<RecipientResult> results;
     try {
-      results = co_await upstream_.deliver(std::move(copy));
+      if (plan && plan->refused()) {
+        // body_link: reject (the SMTP server refuses these before 250; this covers spooled leftovers).
+        results = {{DeliveryStatus::bounced, "550 5.7.0 campaign message without an unsubscribe link (body_link: reject)",
+                    "none", {}}};
+      } else {
+        std::string rendered;
+        if (plan && plan->rewritten()) {
+          rendered = rewriter_->copy(*plan, env.recipients[i], now_seconds());
+          ++counters_.copies_rendered;
+        }
+        OutboundCopy copy{id, i, env.sender, {env.recipients[i]}, rendered.empty() ? *content : rendered};
+        results = co_await upstream_.deliver(std::move(copy));
+      }
     } catch (const std::exception& e) {
       results = {{DeliveryStatus::deferred, std::string("451 4.3.0 internal error: ") + e.what(), "none", {}}};
     }

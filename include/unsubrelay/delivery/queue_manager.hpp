@@ -22,6 +22,7 @@
 
 #include "unsubrelay/delivery/retry.hpp"
 #include "unsubrelay/delivery/upstream.hpp"
+#include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/spool/spool.hpp"
 
 namespace unsubrelay::delivery {
@@ -30,12 +31,14 @@ struct QueueCounters {
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> deferred{0};
   std::atomic<std::uint64_t> bounced{0};
+  std::atomic<std::uint64_t> copies_rendered{0};
 };
 
 class QueueManager {
  public:
+  /// rewriter may be null: copies are then the message as spooled.
   QueueManager(boost::asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
-               std::string hostname);
+               std::string hostname, const mime::Rewriter* rewriter = nullptr);
 
   /// Starts the scheduler with the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
@@ -63,6 +66,7 @@ class QueueManager {
   Upstream& upstream_;
   RetryPolicy retry_;
   std::string hostname_;
+  const mime::Rewriter* rewriter_;
   boost::asio::steady_timer wake_;
   std::map<std::string, Entry> entries_;
   std::set<std::string> in_flight_;

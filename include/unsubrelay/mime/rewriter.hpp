@@ -1,0 +1,51 @@
+// rewriter.hpp: the per-recipient copies of a spooled message.
+//
+// Joins the render plan (mime), the signed tokens (token) and, when
+// configured, DKIM signing (dkim): plan() once per message, copy() once
+// per recipient.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/mime/render_plan.hpp"
+#include "unsubrelay/token/token.hpp"
+
+namespace unsubrelay::dkim {
+class Signer;
+}
+
+namespace unsubrelay::mime {
+
+class Rewriter {
+ public:
+  Rewriter(const config::Unsubscribe& settings, token::KeySet keys,
+           std::vector<std::shared_ptr<const dkim::Signer>> signers = {});
+  ~Rewriter();
+
+  RenderPlan plan(std::string_view content, const std::string& queue_id) const;
+  /// The copy for one recipient: its own token, URL, uid, and DKIM signature.
+  std::string copy(const RenderPlan& plan, const std::string& recipient, long long now) const;
+
+  /// The URL the relay injects for this recipient, campaign and launch.
+  std::string url_for(const std::string& recipient, const std::string& email_id, const std::string& launch_id,
+                      long long now) const;
+  const token::KeySet& keys() const { return keys_; }
+
+ private:
+  std::string token_for(const std::string& recipient, const std::string& email_id, const std::string& launch_id,
+                        long long now) const;
+
+  config::Unsubscribe settings_;
+  PlanOptions options_;
+  token::KeySet keys_;
+  std::vector<std::shared_ptr<const dkim::Signer>> signers_;
+};
+
+/// Loads unsubscribe.keys_file, or, when it is not set, var/keys.yaml,
+/// creating that with a fresh random key on first use (quick start).
+std::optional<token::KeySet> load_keys(const config::Unsubscribe& settings, std::string& error, bool create);
+
+}  // namespace unsubrelay::mime

@@ -1,0 +1,79 @@
+// token.hpp: signed unsubscribe tokens, a pure codec.
+//
+// A token is base64url (no padding) of a compact binary payload and its
+// HMAC-SHA256 (RFC 2104, truncated to 16 bytes as RFC 2104 §5 allows):
+//
+//   version (1) | key id length (1) | key id | uid (16) |
+//   email_id length (1) | email_id | launch_list_id length (1) | launch_list_id |
+//   issued, unix seconds (4, big-endian) | expires, unix seconds or 0 (4) | MAC (16)
+//
+// No e-mail address is in it: the uid stands for the contact. Verification
+// recomputes the MAC with the key the token names and compares in constant
+// time (CRYPTO_memcmp), then checks the expiry; every failure has a reason.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace unsubrelay::token {
+
+/// One HMAC key with its id; ids are 1-16 characters of [A-Za-z0-9_-].
+struct Key {
+  std::string id;
+  std::string secret;  // raw bytes, at least 32
+};
+
+/// The keys of keys_file: the first signs, every one verifies (rotation).
+class KeySet {
+ public:
+  static std::optional<KeySet> load(const std::string& path, std::vector<std::string>& errors);
+  static std::optional<KeySet> from_keys(std::vector<Key> keys, std::vector<std::string>& errors);
+
+  const Key& signing() const { return keys_.front(); }
+  const Key* find(std::string_view id) const;
+
+ private:
+  std::vector<Key> keys_;
+};
+
+/// A new keys file with one random 32-byte key, as YAML.
+std::string generate_keys_file(const std::string& id);
+
+using Uid = std::array<unsigned char, 16>;
+
+struct Claims {
+  Uid uid{};
+  std::string email_id;        // at most 64 bytes
+  std::string launch_list_id;  // at most 64 bytes
+  std::uint32_t issued = 0;
+  std::uint32_t expires = 0;   // 0 = never
+  std::string key_id;          // filled by verify
+};
+
+enum class TokenError { malformed, wrong_version, unknown_key, bad_signature, expired };
+const char* describe(TokenError e);
+
+struct Verified {
+  std::optional<Claims> claims;
+  TokenError error = TokenError::malformed;
+};
+
+std::string sign(const Claims& claims, const Key& key);
+/// Checks a token, or a URL ending in /u/TOKEN. Tokens over 512 characters are malformed.
+Verified verify(std::string_view token_or_url, const KeySet& keys, std::uint32_t now);
+
+std::string uid_text(const Uid& uid);  // base64url, 22 characters
+std::optional<Uid> parse_uid(std::string_view text);
+
+/// Interim uid: HMAC of the lower-cased address with the signing key.
+/// Stable across campaigns; replaced by the store's random uid (issue 6).
+Uid derive_uid(std::string_view address, const Key& key);
+
+std::string base64url_encode(std::string_view bytes);
+std::optional<std::string> base64url_decode(std::string_view text);
+
+}  // namespace unsubrelay::token

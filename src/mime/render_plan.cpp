@@ -1,0 +1,393 @@
+// render_plan.cpp: placeholder search, header edits, footers, splicing.
+#include "unsubrelay/mime/render_plan.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/mime/codec.hpp"
+#include "unsubrelay/mime/scanner.hpp"
+
+namespace unsubrelay::mime {
+
+namespace {
+
+using Piece = RenderPlan::Piece;
+
+/// Header fields a campaign copy never keeps: ours are re-added, the
+/// internal ones are stripped, and signatures the rewrite breaks are dropped.
+bool removed_field(const std::string& name, const PlanOptions& o) {
+  return iequals(name, o.campaign_header) || iequals(name, o.launch_header) || iequals(name, "List-Unsubscribe") ||
+         iequals(name, "List-Unsubscribe-Post") || iequals(name, "DKIM-Signature");
+}
+
+/// Charsets in which an ASCII byte is always that ASCII character.
+bool ascii_compatible(const std::string& charset) {
+  for (const char* bad : {"utf-16", "utf-32", "ucs-2", "ucs-4", "iso-2022", "hz-gb", "utf-7"}) {
+    if (charset.starts_with(bad)) return false;
+  }
+  return true;
+}
+
+/// An identifier from a header: printable ASCII without spaces, at most 64 bytes.
+std::string clean_id(std::string_view v) {
+  std::string out;
+  for (char c : trim(v)) {
+    if (c > 32 && c < 127 && out.size() < 64) out.push_back(c);
+  }
+  return out;
+}
+
+struct Match {
+  std::size_t pos;
+  std::size_t len;
+  Value value;
+};
+
+/// One eligible text part and what happens to it.
+struct TextPart {
+  const Part* part;
+  std::string decoded;
+  std::vector<Match> matches;
+  bool footer = false;
+};
+
+}  // namespace
+
+PlanOptions PlanOptions::from(const config::Unsubscribe& u) {
+  PlanOptions o;
+  o.url_placeholders = u.placeholders;
+  o.campaign_header = u.campaign_header;
+  o.launch_header = u.launch_header;
+  o.list_id_domain = u.list_id_domain;
+  o.mailto = !u.mailto_domain.empty();
+  o.body_link = u.body_link;
+  return o;
+}
+
+class PlanBuilder {
+ public:
+  PlanBuilder(std::string_view message, const PlanOptions& options, RenderPlan& plan)
+      : msg_(message), o_(options), plan_(plan) {}
+
+  void build(const std::string& default_launch_id) {
+    plan_.original_ = msg_;
+    auto scanned = scan(msg_);
+    for (auto& n : scanned.notes) plan_.notes_.push_back(std::move(n));
+    if (!scanned.ok) {
+      plan_.notes_.push_back("message forwarded unchanged: its header could not be parsed safely");
+      return;
+    }
+    const Part& root = scanned.root;
+    collect(root);
+    const auto campaign_header = field_value(root, o_.campaign_header);
+    bool any = false;
+    for (const auto& t : text_) any |= !t.matches.empty();
+    plan_.campaign_ = !campaign_header.empty() || any;
+    if (!plan_.campaign_) return;  // transactional mail passes through byte for byte
+
+    plan_.placeholder_found_ = any;
+    plan_.email_id_ = clean_id(campaign_header);
+    const auto launch = clean_id(field_value(root, o_.launch_header));
+    plan_.launch_list_id_ = launch.empty() ? default_launch_id : launch;
+    if (!any) no_placeholder();
+    plan_.passthrough_ = false;
+    emit_header(root);
+    emit_body(root.body_begin);
+  }
+
+ private:
+  // Finds the text parts that may be rewritten and their placeholders.
+  void collect(const Part& p) {
+    if (p.opaque) return;
+    if (p.is_multipart()) {
+      for (const auto& c : p.children) collect(c);
+      return;
+    }
+    if (!p.is_text() || p.attachment) return;
+    if (!ascii_compatible(p.charset)) {
+      plan_.notes_.push_back(fmt::format("text part in charset {} left untouched", p.charset));
+      return;
+    }
+    const auto raw = msg_.substr(p.body_begin, p.end - p.body_begin);
+    TextPart t{&p, {}, {}, false};
+    if (p.encoding == "quoted-printable") {
+      t.decoded = qp_decode(raw);
+    } else if (p.encoding == "base64") {
+      auto d = base64_decode(raw);
+      if (!d) {
+        plan_.notes_.push_back("text part with invalid base64 left untouched");
+        return;
+      }
+      t.decoded = std::move(*d);
+    } else if (p.encoding == "7bit" || p.encoding == "8bit" || p.encoding == "binary" || p.encoding.empty()) {
+      t.decoded = std::string(raw);
+    } else {
+      plan_.notes_.push_back(fmt::format("text part with unknown encoding {} left untouched", printable(p.encoding, 40)));
+      return;
+    }
+    find_placeholders(t);
+    text_.push_back(std::move(t));
+  }
+
+  void find_placeholders(TextPart& t) {
+    std::vector<std::pair<std::string_view, Value>> patterns;
+    for (const auto& p : o_.url_placeholders) {
+      if (!p.empty()) patterns.emplace_back(p, Value::url);
+    }
+    patterns.emplace_back("$cid$", Value::email_id);
+    patterns.emplace_back("$llid$", Value::launch_id);
+    patterns.emplace_back("$uid$", Value::uid);
+    const std::string_view text(t.decoded);
+    std::size_t pos = 0;
+    for (;;) {
+      std::size_t best = std::string_view::npos, len = 0;
+      Value value = Value::url;
+      for (const auto& [pattern, v] : patterns) {
+        const auto hit = text.find(pattern, pos);
+        if (hit < best) {
+          best = hit;
+          len = pattern.size();
+          value = v;
+        }
+      }
+      if (best == std::string_view::npos) break;
+      t.matches.push_back({best, len, value});
+      pos = best + len;
+    }
+  }
+
+  // Campaign mail without a placeholder: Gmail and Yahoo want a visible link.
+  void no_placeholder() {
+    switch (o_.body_link) {
+      case config::BodyLink::reject:
+        plan_.refused_ = true;
+        return;
+      case config::BodyLink::warn:
+        plan_.notes_.push_back("campaign message has no unsubscribe placeholder and no visible link (body_link: warn)");
+        return;
+      case config::BodyLink::footer:
+        break;
+    }
+    bool plain = false, html = false;
+    for (auto& t : text_) {
+      if (!plain && t.part->subtype == "plain") plain = t.footer = true;
+      if (!html && t.part->subtype == "html") html = t.footer = true;
+    }
+    plan_.footer_added_ = plain || html;
+    if (!plan_.footer_added_) plan_.notes_.push_back("campaign message has no text part to carry an unsubscribe footer");
+  }
+
+  std::string_view keep(std::string text) { return plan_.storage_.emplace_back(std::move(text)); }
+
+  void literal(std::vector<Piece>& out, std::string_view text) {
+    if (!text.empty()) out.push_back(Piece{Piece::Kind::literal, text});
+  }
+
+  void value(std::vector<Piece>& out, Value v, bool html) {
+    Piece p{Piece::Kind::value};
+    p.value = v;
+    p.html = html;
+    out.push_back(p);
+  }
+
+  void emit_header(const Part& root) {
+    auto& out = plan_.pieces_;
+    // New fields go after the leading trace fields (our Received:), before the rest.
+    std::size_t insert_at = 0;
+    for (const auto& f : root.fields) {
+      if (!iequals(f.name, "Received") && !iequals(f.name, "Return-Path")) break;
+      insert_at = f.end;
+    }
+    std::size_t cursor = 0;
+    auto copy_to = [&](std::size_t end) {
+      // Copies [cursor, end) without the removed fields.
+      for (const auto& f : root.fields) {
+        if (f.begin < cursor || f.end > end || !removed_field(f.name, o_)) continue;
+        literal(out, msg_.substr(cursor, f.begin - cursor));
+        cursor = f.end;
+      }
+      literal(out, msg_.substr(cursor, end - cursor));
+      cursor = end;
+    };
+    copy_to(insert_at);
+    literal(out, "List-Unsubscribe: <");
+    value(out, Value::url, false);
+    if (o_.mailto) {
+      literal(out, ">, <mailto:");
+      value(out, Value::mailto, false);
+    }
+    literal(out, ">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+    if (!o_.list_id_domain.empty() && field_value(root, "List-Id").empty()) {
+      std::string label;
+      for (char c : plan_.email_id_) label.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '-');
+      if (label.empty()) label = "campaign";
+      literal(out, keep(fmt::format("List-Id: <{}.{}>\r\n", label, o_.list_id_domain)));
+    }
+    copy_to(root.body_begin);
+  }
+
+  void emit_body(std::size_t cursor) {
+    auto& out = plan_.pieces_;
+    for (auto& t : text_) {
+      if (t.matches.empty() && !t.footer) continue;
+      literal(out, msg_.substr(cursor, t.part->body_begin - cursor));
+      emit_text_part(t);
+      cursor = t.part->end;
+    }
+    literal(out, msg_.substr(cursor));
+  }
+
+  /// The decoded text of a part as literal and value pieces (footer included).
+  std::vector<Piece> decoded_pieces(const TextPart& t, bool identity) {
+    const bool html = t.part->subtype == "html";
+    const std::string_view text(t.decoded);
+    std::size_t footer_at = text.size();
+    std::string footer_before, footer_after;
+    if (t.footer) {
+      if (html) {
+        const auto lower = to_lower(text);
+        const auto body_close = lower.rfind("</body>");
+        if (body_close != std::string::npos) footer_at = body_close;
+        footer_before = "<p style=\"font-size:12px;color:#666666;text-align:center\">"
+                        "To stop receiving these emails, <a href=\"";
+        footer_after = "\">unsubscribe</a>.</p>\r\n";
+      } else {
+        footer_before = (text.ends_with("\r\n") || text.empty() ? "\r\n" : "\r\n\r\n");
+        footer_before += "To stop receiving these emails, unsubscribe: ";
+        footer_after = "\r\n";
+      }
+    }
+    // The original text is in the message itself when there is no encoding to undo.
+    auto slice = [&](std::size_t from, std::size_t to) -> std::string_view {
+      if (identity) return msg_.substr(t.part->body_begin + from, to - from);
+      return std::string_view(t.decoded).substr(from, to - from);
+    };
+    std::vector<Piece> pieces;
+    std::size_t pos = 0;
+    bool footer_done = !t.footer;
+    for (const auto& m : t.matches) {
+      if (!footer_done && footer_at <= m.pos) {
+        literal(pieces, slice(pos, footer_at));
+        literal(pieces, keep(footer_before));
+        value(pieces, Value::url, html);
+        literal(pieces, keep(footer_after));
+        pos = footer_at;
+        footer_done = true;
+      }
+      literal(pieces, slice(pos, m.pos));
+      value(pieces, m.value, html);
+      pos = m.pos + m.len;
+    }
+    if (!footer_done) {
+      literal(pieces, slice(pos, footer_at));
+      literal(pieces, keep(footer_before));
+      value(pieces, Value::url, html);
+      literal(pieces, keep(footer_after));
+      pos = footer_at;
+    }
+    literal(pieces, slice(pos, text.size()));
+    return pieces;
+  }
+
+  void emit_text_part(const TextPart& t) {
+    auto& out = plan_.pieces_;
+    const auto& enc = t.part->encoding;
+    if (enc == "base64") {
+      const auto raw = msg_.substr(t.part->body_begin, t.part->end - t.part->body_begin);
+      plan_.blocks_.push_back(decoded_pieces(t, false));
+      Piece p{Piece::Kind::base64};
+      p.block = plan_.blocks_.size() - 1;
+      p.soft_break = raw.ends_with("\n");  // for base64 pieces: the body ends with a line break
+      out.push_back(p);
+      return;
+    }
+    if (enc != "quoted-printable") {
+      for (const auto& p : decoded_pieces(t, true)) out.push_back(p);
+      return;
+    }
+    // Quoted-printable: every run of text is encoded once, here; a soft line
+    // break before each value lets the value start a fresh encoded line, so a
+    // copy is spliced from pre-encoded runs and a few encoded values.
+    const auto pieces = decoded_pieces(t, false);
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      auto p = pieces[i];
+      const bool more = i + 1 < pieces.size();
+      if (p.kind == Piece::Kind::literal) {
+        std::string encoded;
+        qp_encode(p.text, encoded, more && pieces[i + 1].kind == Piece::Kind::value);
+        literal(out, keep(std::move(encoded)));
+      } else {
+        p.qp = true;
+        p.soft_break = more;
+        out.push_back(p);
+      }
+    }
+  }
+
+  std::string_view msg_;
+  const PlanOptions& o_;
+  RenderPlan& plan_;
+  std::vector<TextPart> text_;
+};
+
+RenderPlan build_plan(std::string_view message, const PlanOptions& options, const std::string& default_launch_id) {
+  RenderPlan plan;
+  PlanBuilder(message, options, plan).build(default_launch_id);
+  return plan;
+}
+
+void RenderPlan::render_value(const Piece& p, const RecipientValues& v, std::string& out) const {
+  std::string_view text;
+  switch (p.value) {
+    case Value::url: text = v.url; break;
+    case Value::mailto: text = v.mailto; break;
+    case Value::email_id: text = email_id_; break;
+    case Value::launch_id: text = launch_list_id_; break;
+    case Value::uid: text = v.uid; break;
+  }
+  std::string escaped;
+  if (p.html) {
+    escaped = html_escape(text);
+    text = escaped;
+  }
+  if (p.qp) {
+    qp_encode(text, out, p.soft_break);
+  } else {
+    out.append(text);
+  }
+}
+
+std::string RenderPlan::render(const RecipientValues& values) const {
+  if (!rewritten()) return std::string(original_);
+  std::string out;
+  out.reserve(original_.size() + 1024);
+  for (const auto& p : pieces_) {
+    switch (p.kind) {
+      case Piece::Kind::literal:
+        out.append(p.text);
+        break;
+      case Piece::Kind::value:
+        render_value(p, values, out);
+        break;
+      case Piece::Kind::base64: {
+        std::string decoded;
+        for (const auto& d : blocks_[p.block]) {
+          if (d.kind == Piece::Kind::literal) {
+            decoded.append(d.text);
+          } else {
+            render_value(d, values, decoded);
+          }
+        }
+        base64_encode(decoded, out);
+        // Inside a multipart the delimiter's CRLF follows the body; keep the original's ending.
+        if (!p.soft_break && out.ends_with("\r\n")) out.resize(out.size() - 2);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace unsubrelay::mime

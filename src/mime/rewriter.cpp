@@ -1,0 +1,90 @@
+// rewriter.cpp: tokens and URLs per recipient, plan splicing, DKIM.
+#include "unsubrelay/mime/rewriter.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "unsubrelay/dkim/signer.hpp"
+#include "unsubrelay/spool/durable_file.hpp"
+
+namespace unsubrelay::mime {
+
+namespace {
+constexpr const char* default_keys_path = "var/keys.yaml";
+}
+
+Rewriter::Rewriter(const config::Unsubscribe& settings, token::KeySet keys,
+                   std::vector<std::shared_ptr<const dkim::Signer>> signers)
+    : settings_(settings), options_(PlanOptions::from(settings)), keys_(std::move(keys)), signers_(std::move(signers)) {}
+
+Rewriter::~Rewriter() = default;
+
+RenderPlan Rewriter::plan(std::string_view content, const std::string& queue_id) const {
+  return build_plan(content, options_, queue_id);
+}
+
+std::string Rewriter::token_for(const std::string& recipient, const std::string& email_id,
+                                const std::string& launch_id, long long now) const {
+  token::Claims c;
+  c.uid = token::derive_uid(recipient, keys_.signing());
+  c.email_id = email_id;
+  c.launch_list_id = launch_id;
+  c.issued = static_cast<std::uint32_t>(now);
+  c.expires = settings_.token_ttl_days ? static_cast<std::uint32_t>(now + settings_.token_ttl_days * 86400LL) : 0;
+  return token::sign(c, keys_.signing());
+}
+
+std::string Rewriter::url_for(const std::string& recipient, const std::string& email_id, const std::string& launch_id,
+                              long long now) const {
+  auto base = settings_.base_url;
+  while (base.ends_with('/')) base.pop_back();
+  return base + "/u/" + token_for(recipient, email_id, launch_id, now);
+}
+
+std::string Rewriter::copy(const RenderPlan& plan, const std::string& recipient, long long now) const {
+  if (!plan.rewritten()) return plan.render({});
+  const auto token = token_for(recipient, plan.email_id(), plan.launch_list_id(), now);
+  auto base = std::string_view(settings_.base_url);
+  while (base.ends_with('/')) base.remove_suffix(1);
+  RecipientValues v;
+  v.url = fmt::format("{}/u/{}", base, token);
+  if (!settings_.mailto_domain.empty()) v.mailto = fmt::format("u+{}@{}", token, settings_.mailto_domain);
+  v.uid = token::uid_text(token::derive_uid(recipient, keys_.signing()));
+  auto out = plan.render(v);
+  for (const auto& signer : signers_) out = signer->sign(out) + out;
+  return out;
+}
+
+std::optional<token::KeySet> load_keys(const config::Unsubscribe& settings, std::string& error, bool create) {
+  std::string path = settings.keys_file.empty() ? default_keys_path : settings.keys_file;
+  if (settings.keys_file.empty() && !std::filesystem::exists(path)) {
+    if (!create) {
+      error = fmt::format("no unsubscribe.keys_file is set and {} does not exist yet (the relay creates it)", path);
+      return std::nullopt;
+    }
+    const auto dir = std::filesystem::path(path).parent_path().string();
+    if (auto err = spool::make_directories(dir.empty() ? "." : dir); !err.empty()) {
+      error = err;
+      return std::nullopt;
+    }
+    if (auto err = spool::write_file_atomically(dir.empty() ? "." : dir, std::filesystem::path(path).filename(),
+                                                token::generate_keys_file("k1"));
+        !err.empty()) {
+      error = err;
+      return std::nullopt;
+    }
+  }
+  std::vector<std::string> errors;
+  auto keys = token::KeySet::load(path, errors);
+  if (!keys) {
+    error.clear();
+    for (const auto& e : errors) error += (error.empty() ? "" : "; ") + e;
+  }
+  return keys;
+}
+
+}  // namespace unsubrelay::mime
