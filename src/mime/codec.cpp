@@ -22,7 +22,9 @@ constexpr std::size_t qp_line = 76;
 std::string qp_decode(std::string_view in) {
   std::string out;
   out.reserve(in.size());
-  std::size_t line_start_out = 0;
+  // Trailing white space that came in literally is padding (RFC 2045 §6.7
+  // rule 3) and is removed at a hard line break; =20 and =09 are kept.
+  std::size_t kept = 0;
   for (std::size_t i = 0; i < in.size(); ++i) {
     const char c = in[i];
     if (c == '=') {
@@ -40,21 +42,23 @@ std::string qp_decode(std::string_view in) {
       }
       if (i + 2 < in.size() && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
         out.push_back(static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
+        kept = out.size();
         i += 2;
         continue;
       }
       out.push_back('=');  // malformed: keep literally
+      kept = out.size();
       continue;
     }
     if (c == '\r' || c == '\n') {
-      // Trailing white space before a hard line break is padding (RFC 2045 §6.7 rule 3).
-      while (out.size() > line_start_out && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+      out.resize(kept);
       if (c == '\r' && i + 1 < in.size() && in[i + 1] == '\n') ++i;
       out += "\r\n";
-      line_start_out = out.size();
+      kept = out.size();
       continue;
     }
     out.push_back(c);
+    if (c != ' ' && c != '\t') kept = out.size();
   }
   return out;
 }

@@ -240,7 +240,7 @@ class PlanBuilder {
   }
 
   /// The decoded text of a part as literal and value pieces (footer included).
-  std::vector<Piece> decoded_pieces(const TextPart& t, bool identity) {
+  std::vector<Piece> decoded_pieces(const TextPart& t, bool identity, bool keep_decoded = false) {
     const bool html = t.part->subtype == "html";
     const std::string_view text(t.decoded);
     std::size_t footer_at = text.size();
@@ -259,10 +259,12 @@ class PlanBuilder {
         footer_after = "\r\n";
       }
     }
-    // The original text is in the message itself when there is no encoding to undo.
+    // The original text is in the message itself when there is no encoding to
+    // undo; decoded text that pieces keep pointing to (base64) moves into the plan.
+    const std::string_view decoded = keep_decoded ? keep(t.decoded) : std::string_view(t.decoded);
     auto slice = [&](std::size_t from, std::size_t to) -> std::string_view {
       if (identity) return msg_.substr(t.part->body_begin + from, to - from);
-      return std::string_view(t.decoded).substr(from, to - from);
+      return decoded.substr(from, to - from);
     };
     std::vector<Piece> pieces;
     std::size_t pos = 0;
@@ -296,7 +298,7 @@ class PlanBuilder {
     const auto& enc = t.part->encoding;
     if (enc == "base64") {
       const auto raw = msg_.substr(t.part->body_begin, t.part->end - t.part->body_begin);
-      plan_.blocks_.push_back(decoded_pieces(t, false));
+      plan_.blocks_.push_back(decoded_pieces(t, false, true));
       Piece p{Piece::Kind::base64};
       p.block = plan_.blocks_.size() - 1;
       p.soft_break = raw.ends_with("\n");  // for base64 pieces: the body ends with a line break
