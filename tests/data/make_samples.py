@@ -71,7 +71,7 @@ Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: 8bit
 
 Thanks for your order.   Trailing spaces stay.
-The word $cid$-like text does not appear here.
+No placeholder appears in this order confirmation.
 """)
 
 write("nested-mixed-rfc822.eml", f"""From: Ops <ops@example.com>
