@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/mime/render_plan.hpp"
 #include "unsubrelay/smtp/dot_unstuffer.hpp"
 #include "unsubrelay/smtp/session.hpp"
 
@@ -168,6 +169,8 @@ struct ConnectionRunner {
     } else if (!write_error.empty()) {
       spdlog::error("{}: queue file write error: {}", writer.id(), write_error);
       r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
+    } else if (refused_by_body_link(writer)) {
+      r.outcome.refusal = reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
     } else if (auto err = writer.commit(); !err.empty()) {
       spdlog::error("{}: queue file commit error: {}", writer.id(), err);
       r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
@@ -175,6 +178,16 @@ struct ConnectionRunner {
       r.outcome.queue_id = writer.id();
     }
     co_return r;
+  }
+
+  /// unsubscribe.body_link: reject: campaign mail must carry a placeholder
+  /// (Gmail and Yahoo require a visible link); refused before the 250.
+  bool refused_by_body_link(spool::QueueWriter& writer) {
+    if (server.config_.unsubscribe.body_link != config::BodyLink::reject) return false;
+    const auto content = writer.content();
+    if (!content) return false;  // cannot read it back: let delivery decide
+    const auto plan = mime::build_plan(*content, mime::PlanOptions::from(server.config_.unsubscribe), writer.id());
+    return plan.refused();
   }
 
   /// DATA: create the queue file, send 354, stream, commit, reply.

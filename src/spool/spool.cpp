@@ -104,6 +104,11 @@ std::string QueueWriter::commit() {
   return err;
 }
 
+std::optional<std::string> QueueWriter::content() {
+  if (fd_ < 0 || !flush_buffer().empty()) return std::nullopt;
+  return read_range(root_ + "/incoming/" + id_, content_offset_, content_length_, nullptr);
+}
+
 void QueueWriter::abort() {
   if (fd_ >= 0) {
     ::close(fd_);
@@ -140,7 +145,9 @@ std::unique_ptr<QueueWriter> Spool::create(const QueueEnvelope& envelope, std::s
       return nullptr;
     }
     std::unique_ptr<QueueWriter> w(new QueueWriter(root_, std::move(id), fd));
-    if (auto err = write_all(fd, encode_envelope(envelope)); !err.empty()) {
+    const auto records = encode_envelope(envelope);
+    w->content_offset_ = records.size();
+    if (auto err = write_all(fd, records); !err.empty()) {
       if (error) *error = fmt::format("write {}: {}", path, err);
       return nullptr;
     }

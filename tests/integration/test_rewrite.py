@@ -142,6 +142,18 @@ class RewriteTest(unittest.TestCase):
             self.assertIn(f'<a href="{url}">unsubscribe</a>', msg.get_body(("html",)).get_content())
             self.assertIn("unsubscribe footer added", relay.read_log())
 
+    def test_body_link_reject_refuses_at_smtp_time(self):
+        with self.relay(unsubscribe={"body_link": "reject"}) as relay:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+                with self.assertRaises(smtplib.SMTPDataError) as refused:
+                    s.sendmail("news@example.com", ["a@example.org"], sample("campaign-no-placeholder.eml"))
+                self.assertEqual(refused.exception.smtp_code, 550)
+                self.assertIn(b"5.7.0", refused.exception.smtp_error)
+                # With a placeholder the same relay accepts it.
+                s.sendmail("news@example.com", ["a@example.org"], sample("campaign-alternative-qp.eml"))
+            self.assertEqual(len(copies(relay, 1)), 1)
+            self.assertEqual(relay.spool_ids(), [])
+
     def test_base64_html_part_is_rewritten_and_stays_base64(self):
         with self.relay() as relay:
             send(relay.port, ["a@example.org"], sample("campaign-base64-html.eml"))

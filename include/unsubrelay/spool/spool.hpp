@@ -32,6 +32,8 @@ class QueueWriter {
   const std::string& id() const { return id_; }
   /// Appends content bytes (buffered). Returns "" or the error.
   std::string append(std::string_view bytes);
+  /// The content written so far, read back from the file (policy checks before commit).
+  std::optional<std::string> content();
   /// Writes the end record, fsyncs, renames into messages/, fsyncs the directory.
   std::string commit();
   void abort();
@@ -46,6 +48,7 @@ class QueueWriter {
   int fd_ = -1;
   std::string buffer_;
   std::uint64_t content_length_ = 0;
+  std::uint64_t content_offset_ = 0;  // where the content starts in the file
   bool committed_ = false;
 };
 
