@@ -2,11 +2,14 @@
 # Quick start, step 2: install what is missing, build with AddressSanitizer and
 # UndefinedBehaviorSanitizer, and run every test: the GoogleTest unit tests and
 # the integration tests that drive the real binary over loopback SMTP with
-# Python's smtplib and swaks. Exits non-zero on any failure.
+# Python's smtplib and swaks, after a short libFuzzer run of every parser.
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
+# The parsers under libFuzzer first, briefly (./scripts/fuzz.sh 600 for a longer run).
+./scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 cmake -S . -B build/debug -G Ninja -DCMAKE_BUILD_TYPE=Debug -DUNSUBRELAY_SANITIZE=ON >/dev/null
 ninja -C build/debug
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
