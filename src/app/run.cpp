@@ -112,7 +112,8 @@ int run_relay(const std::string& config_path) {
     }
     signers.push_back(signer);
   }
-  const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers);
+  const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers,
+                                cfg.upstream.kind == config::UpstreamKind::ses);
 
   asio::io_context io;
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};

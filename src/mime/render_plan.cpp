@@ -19,7 +19,19 @@ using Piece = RenderPlan::Piece;
 /// internal ones are stripped, and signatures the rewrite breaks are dropped.
 bool removed_field(const std::string& name, const PlanOptions& o) {
   return iequals(name, o.campaign_header) || iequals(name, o.launch_header) || iequals(name, "List-Unsubscribe") ||
-         iequals(name, "List-Unsubscribe-Post") || iequals(name, "DKIM-Signature");
+         iequals(name, "List-Unsubscribe-Post") || iequals(name, "DKIM-Signature") ||
+         (o.ses_tags && iequals(name, "X-SES-MESSAGE-TAGS"));
+}
+
+/// An SES message tag value: letters, digits, '_', '-', '.', '@' (SES's rule), at most 256.
+std::string ses_tag_value(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (out.size() < 256 && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '@')) {
+      out.push_back(c);
+    }
+  }
+  return out;
 }
 
 /// Charsets in which an ASCII byte is always that ASCII character.
@@ -219,6 +231,15 @@ class PlanBuilder {
       value(out, Value::mailto, false);
     }
     literal(out, ">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+    if (o_.ses_tags) {
+      // SES reports tags in its bounce, complaint and delivery events: the
+      // campaign and launch ids join the sender's own tags.
+      const auto existing = field_value(root, "X-SES-MESSAGE-TAGS");
+      std::string tags = existing.empty() ? "" : existing + ", ";
+      tags += fmt::format("email_id={}, launch_list_id={}", ses_tag_value(plan_.email_id_),
+                          ses_tag_value(plan_.launch_list_id_));
+      literal(out, keep(fmt::format("X-SES-MESSAGE-TAGS: {}\r\n", printable(tags, 900))));
+    }
     if (!o_.list_id_domain.empty() && field_value(root, "List-Id").empty()) {
       std::string label;
       for (char c : plan_.email_id_) label.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '-');

@@ -18,8 +18,10 @@ constexpr const char* default_keys_path = "var/keys.yaml";
 }
 
 Rewriter::Rewriter(const config::Unsubscribe& settings, token::KeySet keys,
-                   std::vector<std::shared_ptr<const dkim::Signer>> signers)
-    : settings_(settings), options_(PlanOptions::from(settings)), keys_(std::move(keys)), signers_(std::move(signers)) {}
+                   std::vector<std::shared_ptr<const dkim::Signer>> signers, bool ses_tags)
+    : settings_(settings), options_(PlanOptions::from(settings)), keys_(std::move(keys)), signers_(std::move(signers)) {
+  options_.ses_tags = ses_tags;
+}
 
 Rewriter::~Rewriter() = default;
 

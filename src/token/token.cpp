@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <yaml-cpp/yaml.h>
 
@@ -23,9 +22,13 @@ constexpr std::size_t max_id_bytes = 64;
 
 std::array<unsigned char, 32> hmac(const std::string& key, std::string_view data) {
   std::array<unsigned char, 32> out{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out.data(), &len);
+  std::size_t len = 0;
+  // OpenSSL 3's EVP_MAC interface, in its one-shot form.
+  if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
+                 reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), out.size(), &len) ||
+      len != out.size()) {
+    throw std::runtime_error("HMAC-SHA256 failed in OpenSSL");
+  }
   return out;
 }
 

@@ -64,6 +64,20 @@ class UpstreamTest(unittest.TestCase):
                                       rf"delay=\d+, status=sent \(250 Ok {m.message_id}\), upstream_id={m.message_id}")
             self.assert_no_secret_in(log)
 
+    def test_ses_campaign_ids_become_message_tags(self):
+        campaign = BODY.replace("X-SES-MESSAGE-TAGS: team=growth\r\n",
+                                "X-SES-MESSAGE-TAGS: team=growth\r\nX-Campaign-Id: 222222222\r\n"
+                                "X-Launch-List-Id: 111111111\r\n")
+        with FakeSes(self.cert, self.key) as ses, self.relay_for(ses.port) as relay:
+            send(relay.port, ["a@example.org"], body=campaign)
+            wait_until(lambda: len(ses.handler.messages) == 1, what="the copy at the upstream")
+            content = ses.handler.messages[0].content
+            self.assertIn(b"X-SES-MESSAGE-TAGS: team=growth, email_id=222222222, launch_list_id=111111111\r\n",
+                          content)
+            self.assertEqual(content.count(b"X-SES-MESSAGE-TAGS"), 1)
+            self.assertIn(b"X-SES-CONFIGURATION-SET: marketing\r\n", content)
+            self.assertNotIn(b"X-Campaign-Id", content)
+
     def test_implicit_tls(self):
         with FakeSes(self.cert, self.key, implicit=True) as ses, \
                 self.relay_for(ses.port, kind="smtp", tls="implicit") as relay:

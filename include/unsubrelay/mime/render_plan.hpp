@@ -33,6 +33,7 @@ struct PlanOptions {
   std::string launch_header = "X-Launch-List-Id";
   std::string list_id_domain;
   bool mailto = false;
+  bool ses_tags = false;  // upstream.kind: ses: campaign and launch ids as X-SES-MESSAGE-TAGS
   config::BodyLink body_link = config::BodyLink::footer;
 
   static PlanOptions from(const config::Unsubscribe& u);

@@ -22,7 +22,7 @@ namespace unsubrelay::mime {
 class Rewriter {
  public:
   Rewriter(const config::Unsubscribe& settings, token::KeySet keys,
-           std::vector<std::shared_ptr<const dkim::Signer>> signers = {});
+           std::vector<std::shared_ptr<const dkim::Signer>> signers = {}, bool ses_tags = false);
   ~Rewriter();
 
   RenderPlan plan(std::string_view content, const std::string& queue_id) const;
