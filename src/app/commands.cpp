@@ -15,6 +15,7 @@
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
+#include "unsubrelay/store/store.hpp"
 #include "unsubrelay/spool/spool.hpp"
 
 namespace unsubrelay::app {
@@ -173,7 +174,13 @@ int token_command(const Arguments& a, const config::Config& cfg) {
     }
     const auto campaign = a.options.count("--campaign") ? a.options.at("--campaign") : std::string();
     const auto launch = a.options.count("--launch") ? a.options.at("--launch") : std::string();
-    std::cout << rewriter.url_for(rcpt->second, campaign, launch, now) << "\n";
+    auto store = store::open_sqlite(cfg.store.path, err);
+    const auto uid = store ? store->uid_for(rcpt->second) : std::nullopt;
+    if (!uid) {
+      std::cerr << "unsubrelay: store: " << (store ? store->last_error() : err) << "\n";
+      return 1;
+    }
+    std::cout << rewriter.url_for(*uid, campaign, launch, now) << "\n";
     return 0;
   }
   if (sub == "verify") {

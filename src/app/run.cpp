@@ -25,6 +25,7 @@
 #include "unsubrelay/delivery/queue_manager.hpp"
 #include "unsubrelay/dkim/signer.hpp"
 #include "unsubrelay/smtp/server.hpp"
+#include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::app {
 
@@ -112,12 +113,18 @@ int run_relay(const std::string& config_path) {
     }
     signers.push_back(signer);
   }
+  auto store = store::open_sqlite(cfg.store.path, err);
+  if (!store) {
+    spdlog::critical("{}", err);
+    return 78;
+  }
   const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers,
                                 cfg.upstream.kind == config::UpstreamKind::ses);
 
   asio::io_context io;
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
-  delivery::QueueManager queue(io, spool, *upstream, retry, cfg.smtp.hostname, &rewriter);
+  delivery::QueueManager queue(io, spool, *upstream, retry, cfg.smtp.hostname, &rewriter, store.get(),
+                               cfg.unsubscribe.suppression);
   smtp::Server server(io, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); });
   server.set_users(users);
   if (auto start_err = server.start(); !start_err.empty()) {

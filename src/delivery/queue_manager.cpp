@@ -42,13 +42,16 @@ std::string enhanced_of(const std::string& reply, const char* fallback) {
 }  // namespace
 
 QueueManager::QueueManager(asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
-                           std::string hostname, const mime::Rewriter* rewriter)
+                           std::string hostname, const mime::Rewriter* rewriter, store::Store* store,
+                           config::Suppression suppression)
     : strand_(asio::make_strand(io)),
       spool_(spool),
       upstream_(upstream),
       retry_(retry),
       hostname_(std::move(hostname)),
-      rewriter_(rewriter),
+      rewriter_(rewriter && store ? rewriter : nullptr),
+      store_(rewriter && store ? store : nullptr),
+      suppression_(suppression),
       wake_(strand_) {}
 
 void QueueManager::start(const std::vector<std::string>& recovered) {
@@ -130,6 +133,9 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     plan = rewriter_->plan(*content, id);
     for (const auto& note : plan->notes()) spdlog::warn("{}: MIME: {}", id, note);
     if (plan->campaign()) {
+      if (!store_->record_launch(plan->launch_list_id(), plan->email_id(), now_seconds())) {
+        spdlog::warn("{}: store: cannot record launch {}: {}", id, plan->launch_list_id(), store_->last_error());
+      }
       spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", id, printable(plan->email_id(), 64),
                    printable(plan->launch_list_id(), 64),
                    !plan->rewritten() ? "forwarded unchanged"
@@ -141,18 +147,35 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
   std::vector<FailedRecipient> failed;
   std::string defer_reason;
   std::vector<std::size_t> deferred;
+  std::vector<store::Send> sends;  // recorded in one transaction after the attempt
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
     if (message->state.recipients[i] != spool::RecipientStatus::pending) continue;
     std::vector<RecipientResult> results;
+    std::string uid;
     try {
-      if (plan && plan->refused()) {
+      const bool campaign = plan && plan->rewritten();
+      if (campaign) {
+        // The store gives the contact its uid; if it cannot, the copy waits (never sent without one).
+        auto found = store_->uid_for(env.recipients[i]);
+        if (!found) throw std::runtime_error("store unavailable: " + store_->last_error());
+        uid = *found;
+      }
+      std::optional<bool> opted_out = false;
+      if (campaign && suppression_ != config::Suppression::off) {
+        opted_out = store_->unsubscribed(uid, suppression_ == config::Suppression::campaign ? plan->email_id() : "");
+        if (!opted_out) throw std::runtime_error("store unavailable: " + store_->last_error());
+      }
+      if (*opted_out) {
+        results = {{DeliveryStatus::sent, "250 2.0.0 suppressed: the contact unsubscribed", "none", {}}};
+        results.front().upstream_id = "suppressed";
+      } else if (plan && plan->refused()) {
         // body_link: reject (the SMTP server refuses these before 250; this covers spooled leftovers).
         results = {{DeliveryStatus::bounced, "550 5.7.0 campaign message without an unsubscribe link (body_link: reject)",
                     "none", {}}};
       } else {
         std::string rendered;
-        if (plan && plan->rewritten()) {
-          rendered = rewriter_->copy(*plan, env.recipients[i], now_seconds());
+        if (campaign) {
+          rendered = rewriter_->copy(*plan, uid, now_seconds());
           ++counters_.copies_rendered;
         }
         OutboundCopy copy{id, i, env.sender, {env.recipients[i]}, rendered.empty() ? *content : rendered};
@@ -164,16 +187,30 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     const auto& r = results.empty() ? RecipientResult{DeliveryStatus::deferred, "451 4.3.0 no result", "none", {}}
                                     : results.front();
     const auto now = now_seconds();
-    // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
-    spdlog::info("{}: to=<{}>, relay={}, delay={}, status={} ({}){}", id, env.recipients[i], r.relay,
-                 now - env.arrival, status_name(r.status), printable(r.reply, 300),
-                 r.upstream_id.empty() ? "" : ", upstream_id=" + r.upstream_id);
+    const bool was_suppressed = r.upstream_id == "suppressed";
+    if (was_suppressed) {
+      spdlog::info("{}: to=<{}>, delay={}, status=suppressed (unsubscribed, suppression: {})", id, env.recipients[i],
+                   now - env.arrival, suppression_ == config::Suppression::campaign ? "campaign" : "global");
+      ++counters_.suppressed;
+    } else {
+      // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
+      spdlog::info("{}: to=<{}>, relay={}, delay={}, status={} ({}){}", id, env.recipients[i], r.relay,
+                   now - env.arrival, status_name(r.status), printable(r.reply, 300),
+                   r.upstream_id.empty() ? "" : ", upstream_id=" + r.upstream_id);
+    }
+    if (!uid.empty()) {
+      const auto st = was_suppressed                           ? store::SendStatus::suppressed
+                      : r.status == DeliveryStatus::sent     ? store::SendStatus::delivered
+                      : r.status == DeliveryStatus::bounced  ? store::SendStatus::bounced
+                                                             : store::SendStatus::deferred;
+      sends.push_back({plan->launch_list_id(), uid, id, was_suppressed ? "" : r.upstream_id, st, now, r.reply});
+    }
     switch (r.status) {
       case DeliveryStatus::sent:
-        if (auto err = spool_.mark_delivered(id, i, now, r.upstream_id); !err.empty()) {
+        if (auto err = spool_.mark_delivered(id, i, now, was_suppressed ? "" : r.upstream_id); !err.empty()) {
           spdlog::error("{}: cannot record delivery to <{}>: {}", id, env.recipients[i], err);
         }
-        ++counters_.delivered;
+        if (!was_suppressed) ++counters_.delivered;
         break;
       case DeliveryStatus::bounced:
         failed.push_back({env.recipients[i], enhanced_of(r.reply, "5.0.0"), r.reply});
@@ -186,6 +223,9 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     }
   }
 
+  if (!sends.empty() && !store_->record_sends(sends)) {
+    spdlog::warn("{}: store: cannot record {} send(s): {}", id, sends.size(), store_->last_error());
+  }
   const auto now = now_seconds();
   if (!deferred.empty() && expired(retry_, env.arrival, now)) {
     for (auto i : deferred) {

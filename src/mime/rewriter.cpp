@@ -29,10 +29,10 @@ RenderPlan Rewriter::plan(std::string_view content, const std::string& queue_id)
   return build_plan(content, options_, queue_id);
 }
 
-std::string Rewriter::token_for(const std::string& recipient, const std::string& email_id,
+std::string Rewriter::token_for(const std::string& uid, const std::string& email_id,
                                 const std::string& launch_id, long long now) const {
   token::Claims c;
-  c.uid = token::derive_uid(recipient, keys_.signing());
+  if (const auto parsed = token::parse_uid(uid)) c.uid = *parsed;
   c.email_id = email_id;
   c.launch_list_id = launch_id;
   c.issued = static_cast<std::uint32_t>(now);
@@ -40,22 +40,22 @@ std::string Rewriter::token_for(const std::string& recipient, const std::string&
   return token::sign(c, keys_.signing());
 }
 
-std::string Rewriter::url_for(const std::string& recipient, const std::string& email_id, const std::string& launch_id,
+std::string Rewriter::url_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,
                               long long now) const {
   auto base = settings_.base_url;
   while (base.ends_with('/')) base.pop_back();
-  return base + "/u/" + token_for(recipient, email_id, launch_id, now);
+  return base + "/u/" + token_for(uid, email_id, launch_id, now);
 }
 
-std::string Rewriter::copy(const RenderPlan& plan, const std::string& recipient, long long now) const {
+std::string Rewriter::copy(const RenderPlan& plan, const std::string& uid, long long now) const {
   if (!plan.rewritten()) return plan.render({});
-  const auto token = token_for(recipient, plan.email_id(), plan.launch_list_id(), now);
+  const auto token = token_for(uid, plan.email_id(), plan.launch_list_id(), now);
   auto base = std::string_view(settings_.base_url);
   while (base.ends_with('/')) base.remove_suffix(1);
   RecipientValues v;
   v.url = fmt::format("{}/u/{}", base, token);
   if (!settings_.mailto_domain.empty()) v.mailto = fmt::format("u+{}@{}", token, settings_.mailto_domain);
-  v.uid = token::uid_text(token::derive_uid(recipient, keys_.signing()));
+  v.uid = uid;
   auto out = plan.render(v);
   for (const auto& signer : signers_) out = signer->sign(out) + out;
   return out;

@@ -252,11 +252,4 @@ std::optional<Uid> parse_uid(std::string_view text) {
   return uid;
 }
 
-Uid derive_uid(std::string_view address, const Key& key) {
-  const auto mac = hmac(key.secret, "uid:" + to_lower(address));
-  Uid uid{};
-  std::copy(mac.begin(), mac.begin() + uid.size(), uid.begin());
-  return uid;
-}
-
 }  // namespace unsubrelay::token

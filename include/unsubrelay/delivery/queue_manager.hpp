@@ -24,6 +24,7 @@
 #include "unsubrelay/delivery/upstream.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/spool/spool.hpp"
+#include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::delivery {
 
@@ -32,13 +33,16 @@ struct QueueCounters {
   std::atomic<std::uint64_t> deferred{0};
   std::atomic<std::uint64_t> bounced{0};
   std::atomic<std::uint64_t> copies_rendered{0};
+  std::atomic<std::uint64_t> suppressed{0};
 };
 
 class QueueManager {
  public:
-  /// rewriter may be null: copies are then the message as spooled.
+  /// Campaign handling (rewriting, suppression, launch records) needs both
+  /// rewriter and store; without them copies are the message as spooled.
   QueueManager(boost::asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
-               std::string hostname, const mime::Rewriter* rewriter = nullptr);
+               std::string hostname, const mime::Rewriter* rewriter = nullptr, store::Store* store = nullptr,
+               config::Suppression suppression = config::Suppression::global);
 
   /// Starts the scheduler with the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
@@ -67,6 +71,8 @@ class QueueManager {
   RetryPolicy retry_;
   std::string hostname_;
   const mime::Rewriter* rewriter_;
+  store::Store* store_;
+  config::Suppression suppression_;
   boost::asio::steady_timer wake_;
   std::map<std::string, Entry> entries_;
   std::set<std::string> in_flight_;

@@ -26,16 +26,16 @@ class Rewriter {
   ~Rewriter();
 
   RenderPlan plan(std::string_view content, const std::string& queue_id) const;
-  /// The copy for one recipient: its own token, URL, uid, and DKIM signature.
-  std::string copy(const RenderPlan& plan, const std::string& recipient, long long now) const;
+  /// The copy for one recipient (uid from the store): its own token, URL, and DKIM signature.
+  std::string copy(const RenderPlan& plan, const std::string& uid, long long now) const;
 
-  /// The URL the relay injects for this recipient, campaign and launch.
-  std::string url_for(const std::string& recipient, const std::string& email_id, const std::string& launch_id,
+  /// The URL the relay injects for this contact, campaign and launch.
+  std::string url_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,
                       long long now) const;
   const token::KeySet& keys() const { return keys_; }
 
  private:
-  std::string token_for(const std::string& recipient, const std::string& email_id, const std::string& launch_id,
+  std::string token_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,
                         long long now) const;
 
   config::Unsubscribe settings_;

@@ -69,10 +69,6 @@ Verified verify(std::string_view token_or_url, const KeySet& keys, std::uint32_t
 std::string uid_text(const Uid& uid);  // base64url, 22 characters
 std::optional<Uid> parse_uid(std::string_view text);
 
-/// Interim uid: HMAC of the lower-cased address with the signing key.
-/// Stable across campaigns; replaced by the store's random uid (issue 6).
-Uid derive_uid(std::string_view address, const Key& key);
-
 std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
 

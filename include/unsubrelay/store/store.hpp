@@ -1,0 +1,80 @@
+// store.hpp: launch-list metadata, contacts and subscription events.
+//
+// One interface, backends one per file (OpenSMTPD's queue_backend.c):
+// sqlite_store.cpp now; PostgreSQL for a fleet later. Calls are thread-safe.
+// Expected failures (a locked or broken database) are values: false or
+// nullopt, with the reason in last_error(), so mail keeps flowing and the
+// HTTP service can answer 503.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace unsubrelay::store {
+
+enum class SendStatus { queued, delivered, deferred, bounced, suppressed };
+const char* name(SendStatus s);
+
+struct Send {
+  std::string launch_list_id;
+  std::string uid;
+  std::string queue_id;
+  std::string upstream_id;
+  SendStatus status = SendStatus::queued;
+  long long time = 0;
+  std::string last_reply;
+};
+
+enum class Action { unsubscribe, resubscribe };
+
+struct Event {
+  std::string uid;
+  std::string email_id;
+  std::string launch_list_id;
+  Action action = Action::unsubscribe;
+  std::string source;  // one-click | page | api | mailto
+  long long time = 0;
+  std::string ip;
+  std::string user_agent;
+};
+
+struct Summary {
+  std::uint64_t sent = 0;  // recipients (copies handed to delivery)
+  std::uint64_t delivered = 0;
+  std::uint64_t deferred = 0;
+  std::uint64_t bounced = 0;
+  std::uint64_t suppressed = 0;
+  std::uint64_t unsubscribed = 0;  // unique contacts
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  /// The contact's uid: random, unguessable, created on first sight, stable after.
+  virtual std::optional<std::string> uid_for(const std::string& address) = 0;
+  virtual std::optional<std::string> address_of(const std::string& uid) = 0;
+
+  virtual bool record_launch(const std::string& launch_list_id, const std::string& email_id, long long now) = 0;
+  virtual bool record_sends(const std::vector<Send>& sends) = 0;
+  virtual bool launch_exists(const std::string& launch_list_id) = 0;
+  virtual bool campaign_exists(const std::string& email_id) = 0;
+  virtual bool launch_matches(const std::string& launch_list_id, const std::string& email_id) = 0;
+
+  /// Written durably before it returns true.
+  virtual bool record_event(const Event& event) = 0;
+  /// True when the contact's latest event (for this campaign, or any when
+  /// email_id is empty) is an unsubscribe.
+  virtual std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) = 0;
+  virtual std::optional<Summary> summary(const std::string& email_id, const std::string& launch_list_id) = 0;
+
+  virtual bool healthy() = 0;
+  virtual std::string last_error() const = 0;
+};
+
+std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error);
+
+}  // namespace unsubrelay::store

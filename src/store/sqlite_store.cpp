@@ -1,0 +1,285 @@
+// sqlite_store.cpp: the embedded store: SQLite in WAL mode, one connection
+// behind a mutex, prepared statements, versioned schema migrations.
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include "unsubrelay/store/store.hpp"
+#include "unsubrelay/token/token.hpp"
+
+namespace unsubrelay::store {
+
+const char* name(SendStatus s) {
+  switch (s) {
+    case SendStatus::queued: return "queued";
+    case SendStatus::delivered: return "delivered";
+    case SendStatus::deferred: return "deferred";
+    case SendStatus::bounced: return "bounced";
+    case SendStatus::suppressed: return "suppressed";
+  }
+  return "?";
+}
+
+namespace {
+
+// Each entry moves the schema one version up; never edit one that shipped.
+constexpr const char* migrations[] = {
+    R"(CREATE TABLE contacts (uid TEXT PRIMARY KEY, address TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);
+       CREATE TABLE launches (launch_list_id TEXT PRIMARY KEY, email_id TEXT NOT NULL, created BIGINT NOT NULL,
+                              kind TEXT NOT NULL DEFAULT 'batch');
+       CREATE INDEX launches_by_email ON launches (email_id);
+       CREATE TABLE sends (launch_list_id TEXT NOT NULL, uid TEXT NOT NULL, queue_id TEXT NOT NULL,
+                           upstream_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, updated BIGINT NOT NULL,
+                           last_reply TEXT NOT NULL DEFAULT '', PRIMARY KEY (launch_list_id, uid));
+       CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, email_id TEXT NOT NULL,
+                            launch_list_id TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL,
+                            time BIGINT NOT NULL, ip TEXT NOT NULL DEFAULT '', user_agent TEXT NOT NULL DEFAULT '');
+       CREATE INDEX events_by_uid ON events (uid, id);)",
+};
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, long long v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  int step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
+  }
+  long long integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  explicit operator bool() const { return stmt_ != nullptr; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+
+  bool migrate(std::string& error) {
+    if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") ||
+        !exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")) {
+      error = last_error_;
+      return false;
+    }
+    long long version = 0;
+    {
+      Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+      if (s.step() == SQLITE_ROW) version = s.integer(0);
+    }
+    for (long long v = version; v < static_cast<long long>(std::size(migrations)); ++v) {
+      if (!exec("BEGIN") || !exec(migrations[v]) ||
+          !exec(fmt::format("INSERT INTO schema_version (version) VALUES ({})", v + 1).c_str()) || !exec("COMMIT")) {
+        exec("ROLLBACK");
+        error = fmt::format("schema migration {}: {}", v + 1, last_error_);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::optional<std::string> uid_for(const std::string& address) override {
+    std::lock_guard lock(mutex_);
+    std::string key = address;
+    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    {
+      Statement s(db_, "SELECT uid FROM contacts WHERE address = ?");
+      s.bind(1, key);
+      const int rc = s.step();
+      if (rc == SQLITE_ROW) return s.text(0);
+      if (rc != SQLITE_DONE) return fail();
+    }
+    token::Uid uid{};
+    if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) return std::nullopt;
+    const auto text = token::uid_text(uid);
+    Statement ins(db_, "INSERT INTO contacts (uid, address, created) VALUES (?, ?, strftime('%s','now')) "
+                       "ON CONFLICT (address) DO NOTHING");
+    ins.bind(1, text).bind(2, key);
+    if (ins.step() != SQLITE_DONE) return fail();
+    Statement again(db_, "SELECT uid FROM contacts WHERE address = ?");
+    again.bind(1, key);
+    if (again.step() == SQLITE_ROW) return again.text(0);
+    return fail();
+  }
+
+  std::optional<std::string> address_of(const std::string& uid) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT address FROM contacts WHERE uid = ?");
+    s.bind(1, uid);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return s.text(0);
+    if (rc != SQLITE_DONE) fail();
+    return std::nullopt;
+  }
+
+  bool record_launch(const std::string& launch, const std::string& email_id, long long now) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO launches (launch_list_id, email_id, created) VALUES (?, ?, ?) "
+                     "ON CONFLICT (launch_list_id) DO NOTHING");
+    s.bind(1, launch).bind(2, email_id).bind(3, now);
+    return s.step() == SQLITE_DONE || failed();
+  }
+
+  bool record_sends(const std::vector<Send>& sends) override {
+    std::lock_guard lock(mutex_);
+    if (!exec("BEGIN")) return false;
+    for (const auto& x : sends) {
+      Statement s(db_, "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (launch_list_id, uid) DO UPDATE SET "
+                       "queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
+                       "updated = excluded.updated, last_reply = excluded.last_reply");
+      s.bind(1, x.launch_list_id).bind(2, x.uid).bind(3, x.queue_id).bind(4, x.upstream_id);
+      s.bind(5, std::string(name(x.status))).bind(6, x.time).bind(7, x.last_reply.substr(0, 500));
+      if (s.step() != SQLITE_DONE) {
+        failed();
+        exec("ROLLBACK");
+        return false;
+      }
+    }
+    return exec("COMMIT");
+  }
+
+  bool launch_exists(const std::string& launch) override {
+    return exists("SELECT 1 FROM launches WHERE launch_list_id = ?", {launch});
+  }
+  bool campaign_exists(const std::string& email_id) override {
+    return exists("SELECT 1 FROM launches WHERE email_id = ? LIMIT 1", {email_id});
+  }
+  bool launch_matches(const std::string& launch, const std::string& email_id) override {
+    return exists("SELECT 1 FROM launches WHERE launch_list_id = ? AND email_id = ?", {launch, email_id});
+  }
+
+  bool record_event(const Event& e) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, e.uid).bind(2, e.email_id).bind(3, e.launch_list_id);
+    s.bind(4, std::string(e.action == Action::unsubscribe ? "unsubscribe" : "resubscribe"));
+    s.bind(5, e.source).bind(6, e.time).bind(7, e.ip.substr(0, 64)).bind(8, e.user_agent.substr(0, 300));
+    return s.step() == SQLITE_DONE || failed();  // synchronous=FULL: durable once done
+  }
+
+  std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, email_id.empty()
+                         ? "SELECT action FROM events WHERE uid = ? ORDER BY id DESC LIMIT 1"
+                         : "SELECT action FROM events WHERE uid = ? AND email_id = ? ORDER BY id DESC LIMIT 1");
+    s.bind(1, uid);
+    if (!email_id.empty()) s.bind(2, email_id);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return s.text(0) == "unsubscribe";
+    if (rc == SQLITE_DONE) return false;
+    fail();
+    return std::nullopt;
+  }
+
+  std::optional<Summary> summary(const std::string& email_id, const std::string& launch) override {
+    std::lock_guard lock(mutex_);
+    Summary out;
+    {
+      Statement s(db_, "SELECT s.status, COUNT(*) FROM sends s JOIN launches l ON l.launch_list_id = s.launch_list_id "
+                       "WHERE l.email_id = ? AND (? = '' OR l.launch_list_id = ?) GROUP BY s.status");
+      s.bind(1, email_id).bind(2, launch).bind(3, launch);
+      int rc;
+      while ((rc = s.step()) == SQLITE_ROW) {
+        const auto status = s.text(0);
+        const auto n = static_cast<std::uint64_t>(s.integer(1));
+        if (status != "suppressed") out.sent += n;
+        if (status == "delivered") out.delivered += n;
+        if (status == "deferred" || status == "queued") out.deferred += n;
+        if (status == "bounced") out.bounced += n;
+        if (status == "suppressed") out.suppressed += n;
+      }
+      if (rc != SQLITE_DONE) return fail_summary();
+    }
+    Statement u(db_, "SELECT COUNT(DISTINCT uid) FROM events WHERE email_id = ? AND (? = '' OR launch_list_id = ?) "
+                     "AND action = 'unsubscribe'");
+    u.bind(1, email_id).bind(2, launch).bind(3, launch);
+    if (u.step() != SQLITE_ROW) return fail_summary();
+    out.unsubscribed = static_cast<std::uint64_t>(u.integer(0));
+    return out;
+  }
+
+  bool healthy() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT 1");
+    return s.step() == SQLITE_ROW;
+  }
+
+  std::string last_error() const override {
+    std::lock_guard lock(mutex_);
+    return last_error_;
+  }
+
+ private:
+  bool exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      last_error_ = msg ? msg : sqlite3_errmsg(db_);
+      sqlite3_free(msg);
+      return false;
+    }
+    return true;
+  }
+  bool failed() {
+    last_error_ = sqlite3_errmsg(db_);
+    return false;
+  }
+  std::nullopt_t fail() {
+    last_error_ = sqlite3_errmsg(db_);
+    return std::nullopt;
+  }
+  std::optional<Summary> fail_summary() {
+    last_error_ = sqlite3_errmsg(db_);
+    return std::nullopt;
+  }
+  bool exists(const char* sql, std::initializer_list<std::string> args) {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, sql);
+    int i = 1;
+    for (const auto& a : args) s.bind(i++, a);
+    return s.step() == SQLITE_ROW;
+  }
+
+  sqlite3* db_;
+  mutable std::mutex mutex_;
+  std::string last_error_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) {
+  const auto dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    error = fmt::format("store {}: {}", path, db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_close_v2(db);
+    return nullptr;
+  }
+  sqlite3_busy_timeout(db, 5000);  // the CLI and the relay share the file
+  auto store = std::make_unique<SqliteStore>(db);
+  if (!store->migrate(error)) {
+    error = fmt::format("store {}: {}", path, error);
+    return nullptr;
+  }
+  return store;
+}
+
+}  // namespace unsubrelay::store

@@ -1,0 +1,93 @@
+// store_test.cpp: the SQLite backend behind the Store interface.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "unsubrelay/store/store.hpp"
+
+using namespace unsubrelay::store;
+
+namespace {
+
+struct TempStore {
+  std::filesystem::path dir;
+  std::unique_ptr<Store> store;
+  TempStore() {
+    char tmpl[] = "/tmp/unsubrelay-store-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    std::string error;
+    store = open_sqlite((dir / "var" / "store.db").string(), error);
+    EXPECT_TRUE(store) << error;
+  }
+  ~TempStore() {
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+}  // namespace
+
+TEST(SqliteStore, UidsAreRandomStableAndCaseInsensitive) {
+  TempStore t;
+  const auto a = t.store->uid_for("Alice@Example.org");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->size(), 22u);
+  EXPECT_EQ(t.store->uid_for("alice@example.org"), a);
+  EXPECT_NE(t.store->uid_for("bob@example.org"), a);
+  EXPECT_EQ(t.store->address_of(*a), std::optional<std::string>("alice@example.org"));
+  EXPECT_FALSE(t.store->address_of("nobody"));
+}
+
+TEST(SqliteStore, EventsDecideSuppression) {
+  TempStore t;
+  const auto uid = *t.store->uid_for("a@example.org");
+  EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(false));
+  ASSERT_TRUE(t.store->record_event({uid, "100", "L1", Action::unsubscribe, "one-click", 10, "192.0.2.1", "UA"}));
+  EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(true));      // global
+  EXPECT_EQ(t.store->unsubscribed(uid, "100"), std::optional<bool>(true));   // that campaign
+  EXPECT_EQ(t.store->unsubscribed(uid, "200"), std::optional<bool>(false));  // another campaign
+  ASSERT_TRUE(t.store->record_event({uid, "100", "L1", Action::resubscribe, "page", 11, "", ""}));
+  EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(false));
+}
+
+TEST(SqliteStore, LaunchesSendsAndSummary) {
+  TempStore t;
+  ASSERT_TRUE(t.store->record_launch("L1", "100", 1));
+  ASSERT_TRUE(t.store->record_launch("L1", "999", 2));  // first record wins
+  EXPECT_TRUE(t.store->launch_exists("L1"));
+  EXPECT_TRUE(t.store->campaign_exists("100"));
+  EXPECT_FALSE(t.store->campaign_exists("999"));
+  EXPECT_TRUE(t.store->launch_matches("L1", "100"));
+  EXPECT_FALSE(t.store->launch_matches("L1", "999"));
+  const auto a = *t.store->uid_for("a@x.org"), b = *t.store->uid_for("b@x.org"), c = *t.store->uid_for("c@x.org"),
+             d = *t.store->uid_for("d@x.org");
+  ASSERT_TRUE(t.store->record_sends({{"L1", a, "Q", "ses-1", SendStatus::delivered, 5, "250 Ok"},
+                                     {"L1", b, "Q", "", SendStatus::deferred, 5, "451"},
+                                     {"L1", c, "Q", "", SendStatus::bounced, 5, "550"},
+                                     {"L1", d, "Q", "", SendStatus::suppressed, 5, ""}}));
+  ASSERT_TRUE(t.store->record_sends({{"L1", b, "Q", "ses-2", SendStatus::delivered, 6, "250 Ok"}}));  // retried
+  ASSERT_TRUE(t.store->record_event({a, "100", "L1", Action::unsubscribe, "api", 7, "", ""}));
+  ASSERT_TRUE(t.store->record_event({a, "100", "L1", Action::unsubscribe, "page", 8, "", ""}));  // same contact
+  const auto s = t.store->summary("100", "L1");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->sent, 3u);
+  EXPECT_EQ(s->delivered, 2u);
+  EXPECT_EQ(s->deferred, 0u);
+  EXPECT_EQ(s->bounced, 1u);
+  EXPECT_EQ(s->suppressed, 1u);
+  EXPECT_EQ(s->unsubscribed, 1u);
+  EXPECT_EQ(t.store->summary("100", "")->sent, 3u);
+  EXPECT_EQ(t.store->summary("nope", "")->sent, 0u);
+}
+
+TEST(SqliteStore, ReopenKeepsDataAndSchema) {
+  TempStore t;
+  const auto uid = *t.store->uid_for("a@example.org");
+  const auto path = (t.dir / "var" / "store.db").string();
+  t.store.reset();
+  std::string error;
+  t.store = open_sqlite(path, error);
+  ASSERT_TRUE(t.store) << error;
+  EXPECT_EQ(t.store->uid_for("a@example.org"), uid);
+  EXPECT_TRUE(t.store->healthy());
+}
