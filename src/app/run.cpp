@@ -6,7 +6,11 @@
 // listeners close, idle sessions get 421, sessions in DATA finish, deliveries
 // in flight finish, then the process exits.
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -21,10 +25,13 @@
 
 #include "unsubrelay/app/commands.hpp"
 #include "unsubrelay/app/systemd_notify.hpp"
+#include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
 #include "unsubrelay/dkim/signer.hpp"
 #include "unsubrelay/smtp/server.hpp"
+#include "unsubrelay/http/server.hpp"
+#include "unsubrelay/http/service.hpp"
 #include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::app {
@@ -59,6 +66,36 @@ std::shared_ptr<const smtp::UsersFile> load_users(const config::Config& cfg, boo
     return nullptr;
   }
   return std::make_shared<const smtp::UsersFile>(std::move(*users));
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::set<std::string> load_api_keys(const std::string& path) {
+  std::set<std::string> keys;
+  if (path.empty()) return keys;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto key = std::string(trim(line));
+    if (!key.empty() && key.front() != '#') keys.insert(key);
+  }
+  return keys;
+}
+
+std::size_t spool_depth(const std::string& dir) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace
@@ -121,17 +158,53 @@ int run_relay(const std::string& config_path) {
   const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers,
                                 cfg.upstream.kind == config::UpstreamKind::ses);
 
+  const auto page = read_file(cfg.http.page_template);
+  if (!page) {
+    spdlog::critical("http.page_template: cannot read {}", cfg.http.page_template);
+    return 78;
+  }
+  http::Service service(cfg, rewriter.keys(), *store, *page, load_api_keys(cfg.http.api_keys_file),
+                        [&spool] { return std::filesystem::is_directory(spool.messages_dir()); });
+
   asio::io_context io;
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
   delivery::QueueManager queue(io, spool, *upstream, retry, cfg.smtp.hostname, &rewriter, store.get(),
                                cfg.unsubscribe.suppression);
-  smtp::Server server(io, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); });
+  smtp::Server server(
+      io, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); },
+      [&service](const std::string& token, const std::string& ip, std::string& why) {
+        return service.unsubscribe_by_token(token, "mailto", ip, why);
+      });
   server.set_users(users);
   if (auto start_err = server.start(); !start_err.empty()) {
     spdlog::critical("{}", start_err);
     return 71;  // EX_OSERR
   }
   queue.start(recovered.queued);
+  service.metrics().relay_metrics = [&] {
+    const auto& in = server.counters();
+    const auto& out = queue.counters();
+    std::string m;
+    auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+      m += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, v);
+    };
+    counter("unsubrelay_connections_total", "SMTP connections accepted.", in.connections.load());
+    counter("unsubrelay_messages_received_total", "Messages accepted with 250.", in.messages_received.load());
+    counter("unsubrelay_messages_refused_total", "Messages refused after DATA.", in.messages_refused.load());
+    counter("unsubrelay_copies_rendered_total", "Per-recipient campaign copies rendered.", out.copies_rendered.load());
+    counter("unsubrelay_delivered_total", "Copies accepted by the upstream.", out.delivered.load());
+    counter("unsubrelay_deferred_total", "Delivery attempts deferred.", out.deferred.load());
+    counter("unsubrelay_bounced_total", "Recipients bounced.", out.bounced.load());
+    counter("unsubrelay_suppressed_total", "Recipients suppressed (unsubscribed).", out.suppressed.load());
+    m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
+                     "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
+    return m;
+  };
+  http::Server web(io, cfg.http, service);
+  if (auto web_err = web.start(); !web_err.empty()) {
+    spdlog::critical("{}", web_err);
+    return 71;
+  }
 
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   std::function<void()> wait_signal;
@@ -158,6 +231,7 @@ int run_relay(const std::string& config_path) {
       spdlog::info("signal {}: draining ({} connection(s) open)", sig, server.active_connections());
       sd_notify("STOPPING=1");
       server.stop_accepting();
+      web.stop();
       server.drain();
       asio::co_spawn(
           io,

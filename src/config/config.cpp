@@ -342,6 +342,22 @@ void load_http(Section& s, Http& h) {
   endpoints(s, "listen", h.listen);
   readable_file(s, "api_keys_file", h.api_keys_file);
   readable_file(s, "page_template", h.page_template);
+  s.integer("max_header_bytes", h.max_header_bytes, 1024, 1 << 20);
+  s.integer("max_body_bytes", h.max_body_bytes, 1024, 16 << 20);
+  s.integer("requests_per_minute", h.requests_per_minute, 1, 1000000);
+  s.integer("timeout_seconds", h.timeout_seconds, 1, 3600);
+  if (s.present("trusted_proxies")) {
+    std::vector<std::string> nets;
+    const auto node = s.raw("trusted_proxies");
+    s.strings("trusted_proxies", nets);
+    for (std::size_t i = 0; i < nets.size() && node.IsSequence(); ++i) {
+      if (auto n = Network::parse(nets[i])) {
+        h.trusted_proxies.push_back(*n);
+      } else {
+        s.error(node[i], fmt::format("http.trusted_proxies[{}]", i), fmt::format("'{}' is not a CIDR network", nets[i]));
+      }
+    }
+  }
   s.finish();
 }
 

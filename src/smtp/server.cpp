@@ -169,6 +169,9 @@ struct ConnectionRunner {
     } else if (!write_error.empty()) {
       spdlog::error("{}: queue file write error: {}", writer.id(), write_error);
       r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
+    } else if (session_recipients_ == 0) {
+      r.outcome.queue_id = writer.id();  // only unsubscribe addresses: nothing to spool
+      writer.abort();
     } else if (refused_by_body_link(writer)) {
       r.outcome.refusal = reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
     } else if (auto err = writer.commit(); !err.empty()) {
@@ -190,9 +193,25 @@ struct ConnectionRunner {
     return plan.refused();
   }
 
+  std::size_t session_recipients_ = 0;
+
+  /// RFC 2369 mailto: unsubscribes: u+TOKEN@mailto_domain, recorded once the message is in.
+  void mailto_unsubscribes(const Envelope& env, const std::string& queue_id) {
+    const auto ip = config::unmap(c->stream.next_layer().remote_endpoint().address()).to_string();
+    for (const auto& token : env.unsubscribe_tokens) {
+      std::string why;
+      if (server.on_mailto_ && server.on_mailto_(token, ip, why)) {
+        spdlog::info("{}: unsubscribe by mail from <{}>, client={}", queue_id, printable(env.sender, 256), peer);
+      } else {
+        spdlog::warn("{}: unsubscribe by mail refused: {}", queue_id, printable(why, 200));
+      }
+    }
+  }
+
   /// DATA: create the queue file, send 354, stream, commit, reply.
   asio::awaitable<bool> data_phase(Session& session, Step& step) {
     const auto& env = session.envelope();
+    session_recipients_ = env.recipients.size();
     spool::QueueEnvelope qenv{now_seconds(), c->stream.next_layer().remote_endpoint().address().to_string(),
                               printable(env.helo, 200), printable(session.auth_user(), 200), env.body_8bit,
                               env.sender, env.recipients};
@@ -216,6 +235,12 @@ struct ConnectionRunner {
       spdlog::info("{}: lost connection with {} during DATA after {} bytes; message discarded", writer->id(), peer,
                    result.size);
       co_return false;
+    }
+    if (result.outcome.queue_id && !env.unsubscribe_tokens.empty()) mailto_unsubscribes(env, writer->id());
+    if (result.outcome.queue_id && env.recipients.empty()) {
+      const auto end = session.on_data_end({std::nullopt, reply(250, "2.0.0", "Ok: unsubscribe request received")});
+      for (const auto& r : end.replies) out += r.wire();
+      co_return true;
     }
     if (result.outcome.queue_id) {
       ++server.counters_.messages_received;
@@ -253,6 +278,7 @@ struct ConnectionRunner {
     policy.client_address = address.to_string();
     for (const auto& net : cfg.allow_networks) policy.client_trusted |= net.contains(address);
     policy.tls_available = server.tls_ready_;
+    if (server.on_mailto_) policy.mailto_domain = server.config_.unsubscribe.mailto_domain;
     policy.tls_active = c->tls;
     if (cfg.auth) {
       policy.auth_available = true;
@@ -337,8 +363,14 @@ struct ConnectionRunner {
   }
 };
 
-Server::Server(asio::io_context& io, const config::Config& config, const spool::Spool& spool, QueuedCallback on_queued)
-    : io_(io), config_(config), spool_(spool), on_queued_(std::move(on_queued)), tls_(ssl::context::tls_server) {
+Server::Server(asio::io_context& io, const config::Config& config, const spool::Spool& spool, QueuedCallback on_queued,
+               MailtoCallback on_mailto)
+    : io_(io),
+      config_(config),
+      spool_(spool),
+      on_queued_(std::move(on_queued)),
+      on_mailto_(std::move(on_mailto)),
+      tls_(ssl::context::tls_server) {
   tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
 }

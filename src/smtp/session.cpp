@@ -33,6 +33,7 @@ void Session::enter(SessionState next) { state_ = next; }
 void Session::reset_transaction() {
   envelope_.sender.clear();
   envelope_.recipients.clear();
+  envelope_.unsubscribe_tokens.clear();
   envelope_.body_8bit = false;
   if (in(state_, {S::mail, S::rcpt, S::data})) enter(S::ready);
 }
@@ -170,6 +171,7 @@ Step Session::mail(std::string_view arg) {
   envelope_.sender = parsed.value->mailbox;
   envelope_.body_8bit = body_8bit;
   envelope_.recipients.clear();
+  envelope_.unsubscribe_tokens.clear();
   enter(S::mail);
   return one(reply(250, "2.1.0", "Ok"));
 }
@@ -181,6 +183,18 @@ Step Session::rcpt(std::string_view arg) {
     return error(reply(555, "5.5.4", "Unsupported option: " + printable(parsed.value->parameters[0].keyword, 40)));
   }
   const auto& rcpt = parsed.value->mailbox;
+  if (!policy_.mailto_domain.empty()) {
+    const auto at = rcpt.rfind('@');
+    if (at != std::string::npos && rcpt.starts_with("u+") && at > 2 &&
+        iequals(std::string_view(rcpt).substr(at + 1), policy_.mailto_domain)) {
+      if (envelope_.unsubscribe_tokens.size() + envelope_.recipients.size() >= policy_.limits.max_recipients) {
+        return one(reply(452, "4.5.3", "Error: too many recipients"));
+      }
+      envelope_.unsubscribe_tokens.push_back(rcpt.substr(2, at - 2));
+      enter(S::rcpt);
+      return one(reply(250, "2.1.5", "Ok"));
+    }
+  }
   // Never an open relay: only trusted networks and authenticated clients relay.
   if (!policy_.client_trusted && auth_user_.empty()) {
     return error(reply(554, "5.7.1", "<" + printable(rcpt, 256) + ">: Relay access denied"));
@@ -204,6 +218,8 @@ Step Session::on_data_end(const DataOutcome& outcome) {
   Step step;
   if (outcome.queue_id) {
     step = one(reply(250, "2.0.0", "Ok: queued as " + *outcome.queue_id));
+  } else if (outcome.refusal && outcome.refusal->positive()) {
+    step = one(*outcome.refusal);  // accepted, but nothing queued (unsubscribe by mail)
   } else {
     step = error(outcome.refusal.value_or(reply(451, "4.3.0", "Error: queue file write error")));
   }

@@ -5,6 +5,7 @@ port picked by the kernel, and is always stopped: tests use it as a context
 manager or call stop() in tearDown.
 """
 
+import atexit
 import glob
 import json
 import os
@@ -21,6 +22,9 @@ warnings.simplefilter("ignore", ResourceWarning)
 
 BIN = os.environ.get("UNSUBRELAY_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "debug", "unsubrelay")
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def free_port():
@@ -70,6 +74,18 @@ def client_tls_context():
     return ctx
 
 
+_running = []
+
+
+@atexit.register
+def _stop_leftovers():
+    """Whatever a failed test left running is killed when the test process ends."""
+    for proc in _running:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Relay:
     """One unsubrelay process with its own directory and ports."""
 
@@ -83,7 +99,14 @@ class Relay:
         self.spool.update(spool or {})
         self.upstream = {"kind": "directory", "directory": "var/outbox"}
         self.upstream.update(upstream or {})
-        self.extra = extra or {}
+        self.http_port = free_port()
+        self.extra = {"http": {"listen": [f"127.0.0.1:{self.http_port}"],
+                               "page_template": os.path.join(REPO, "conf", "unsubscribe.html")}}
+        for key, value in (extra or {}).items():
+            if isinstance(value, dict) and isinstance(self.extra.get(key), dict):
+                self.extra[key].update(value)
+            else:
+                self.extra[key] = value
         self.log = log or {"level": "debug"}
         self.proc = None
         self.config_path = os.path.join(self.dir, "unsubrelay.yaml")
@@ -93,7 +116,11 @@ class Relay:
     # JSON is valid YAML, so the config needs no YAML library.
     def write_config(self):
         config = {"smtp": self.smtp, "upstream": self.upstream, "spool": self.spool, "log": self.log}
-        config.update(self.extra)
+        for key, value in self.extra.items():  # sections merge one level deep
+            if isinstance(value, dict) and isinstance(config.get(key), dict):
+                config[key] = {**config[key], **value}
+            else:
+                config[key] = value
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=2)
 
@@ -109,6 +136,7 @@ class Relay:
         self.logfile = open(self.log_path, "ab")
         self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path], cwd=self.dir,
                                      stdout=self.logfile, stderr=subprocess.STDOUT)
+        _running.append(self.proc)
         if wait:
             wait_until(self._accepting, what=f"relay on port {self.port} (log: {self.read_log()[-2000:]})")
         return self
@@ -151,6 +179,17 @@ class Relay:
                 return f.read()
         except OSError:
             return ""
+
+    def http(self, method, path, body=None, headers=None):
+        """One HTTP request to the relay's unsubscribe service: (status, headers, body bytes)."""
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            conn.close()
 
     def outbox_files(self):
         return sorted(glob.glob(os.path.join(self.outbox, "*.eml")))

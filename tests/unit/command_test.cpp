@@ -70,7 +70,8 @@ TEST(Mailbox, Forms) {
   EXPECT_TRUE(parse_mailbox("x@[192.0.2.1]"));
   EXPECT_TRUE(parse_mailbox("x@[IPv6:2001:db8::1]"));
   EXPECT_FALSE(parse_mailbox("x@[999.1.1.1]"));
-  EXPECT_FALSE(parse_mailbox(std::string(65, 'a') + "@example.com"));
+  EXPECT_TRUE(parse_mailbox(std::string(100, 'a') + "@example.com"));  // VERP and u+TOKEN addresses
+  EXPECT_FALSE(parse_mailbox(std::string(201, 'a') + "@example.com"));
   EXPECT_FALSE(parse_mailbox("a@" + std::string(64, 'b') + ".com"));
   std::string why;
   EXPECT_FALSE(parse_mailbox("nodomain", &why));

@@ -93,6 +93,11 @@ struct Http {
   std::vector<Endpoint> listen{{"127.0.0.1", 8080}};
   std::string api_keys_file;
   std::string page_template = "conf/unsubscribe.html";
+  std::size_t max_header_bytes = 16384;       // 431 above it
+  std::size_t max_body_bytes = 65536;         // 413 above it
+  unsigned requests_per_minute = 600;         // per client address; 429 above it
+  unsigned timeout_seconds = 30;              // per request read and write
+  std::vector<Network> trusted_proxies;       // X-Forwarded-For is believed only from these
 };
 
 struct Store {

@@ -32,11 +32,14 @@ struct ServerCounters {
 
 /// Called with the queue id of every message committed to the spool.
 using QueuedCallback = std::function<void(const std::string& queue_id)>;
+/// Called for each u+TOKEN@mailto_domain recipient once its message is in:
+/// records the unsubscribe; false and why when the token is not valid.
+using MailtoCallback = std::function<bool(const std::string& token, const std::string& client_ip, std::string& why)>;
 
 class Server {
  public:
   Server(boost::asio::io_context& io, const config::Config& config, const spool::Spool& spool,
-         QueuedCallback on_queued);
+         QueuedCallback on_queued, MailtoCallback on_mailto = {});
   ~Server();
 
   /// Binds every listener. Returns "" or an error naming the address.
@@ -62,6 +65,7 @@ class Server {
   const config::Config& config_;
   const spool::Spool& spool_;
   QueuedCallback on_queued_;
+  MailtoCallback on_mailto_;
   boost::asio::ssl::context tls_;
   bool tls_ready_ = false;
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;

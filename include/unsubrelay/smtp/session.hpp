@@ -42,6 +42,9 @@ struct SessionPolicy {
   bool auth_available = false;
   bool auth_requires_tls = true;
   std::function<bool(const std::string& user, const std::string& password)> verify_password;
+  /// unsubscribe.mailto_domain: u+TOKEN@this-domain is ours to take from anyone
+  /// (it unsubscribes), never relayed.
+  std::string mailto_domain;
 };
 
 /// The envelope of the transaction in progress.
@@ -49,6 +52,7 @@ struct Envelope {
   std::string helo;
   std::string sender;  // "" = null reverse-path
   std::vector<std::string> recipients;
+  std::vector<std::string> unsubscribe_tokens;  // from u+TOKEN@mailto_domain recipients
   bool body_8bit = false;
 };
 
@@ -67,7 +71,8 @@ struct Step {
 /// How the I/O layer's attempt to store the DATA ended.
 struct DataOutcome {
   std::optional<std::string> queue_id;  // set when spooled durably
-  std::optional<Reply> refusal;         // set when refused (size, bare LF, spool error)
+  std::optional<Reply> refusal;         // set when refused (size, bare LF, spool error); a 2xx here
+                                        // accepts without queueing (mail to the unsubscribe address)
 };
 
 class Session {

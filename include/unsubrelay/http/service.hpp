@@ -1,0 +1,86 @@
+// service.hpp: the unsubscribe side, as a pure request handler.
+//
+// handle() maps one parsed HTTP request to a response: the landing page,
+// RFC 8058 one-click, resubscribe, the token lookup, the Emarsys-compatible
+// API, statistics, metrics and health. No sockets here (http/server.cpp
+// does the Beast I/O), so every route is unit-testable. GET and HEAD never
+// change state: mail scanners prefetch links.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/store/store.hpp"
+#include "unsubrelay/token/token.hpp"
+
+namespace unsubrelay::http {
+
+struct Request {
+  std::string method;  // upper case
+  std::string target;  // path and query
+  std::string content_type;
+  std::string authorization;
+  std::string user_agent;
+  std::string client_ip;  // after X-Forwarded-For from trusted proxies
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Counters the /metrics page shows, filled by the other components.
+struct Metrics {
+  std::function<std::string()> relay_metrics;  // SMTP and delivery counters, Prometheus text
+  std::map<std::string, std::atomic<std::uint64_t>> unsubscribes;    // by source
+  std::map<std::string, std::atomic<std::uint64_t>> token_failures;  // by reason
+  std::atomic<std::uint64_t> requests{0};
+};
+
+class Service {
+ public:
+  Service(const config::Config& config, const token::KeySet& keys, store::Store& store, std::string page_template,
+          std::set<std::string> api_keys, std::function<bool()> spool_healthy);
+
+  Response handle(const Request& request);
+  /// The mailto: unsubscribe path (SMTP): records an unsubscribe for a token.
+  bool unsubscribe_by_token(const std::string& token, const std::string& source, const std::string& ip,
+                            std::string& why);
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  Response page(int status, const std::string& title, const std::string& content) const;
+  Response token_page(const Request& r, const std::string& token, bool resubscribe);
+  Response token_api(const std::string& token);
+  Response emarsys_unsubscribe(const Request& r);
+  Response summary(const Request& r, const std::string& email_id, const std::string& query);
+  Response metrics_page();
+  Response health();
+  bool authorized(const Request& r) const;
+  std::optional<token::Claims> check_token(const std::string& token, token::TokenError& error);
+
+  const config::Config& config_;
+  const token::KeySet& keys_;
+  store::Store& store_;
+  std::string template_;
+  std::set<std::string> api_keys_;
+  std::function<bool()> spool_healthy_;
+  Metrics metrics_;
+};
+
+/// "a***@example.com": enough for a person to recognise, not to harvest.
+std::string mask_address(const std::string& address);
+
+/// application/x-www-form-urlencoded or multipart/form-data: true when the
+/// body carries List-Unsubscribe=One-Click (RFC 8058 §3.1).
+bool is_one_click(const std::string& content_type, const std::string& body);
+
+}  // namespace unsubrelay::http
