@@ -30,6 +30,7 @@
 #include "unsubrelay/delivery/queue_manager.hpp"
 #include "unsubrelay/dkim/signer.hpp"
 #include "unsubrelay/smtp/server.hpp"
+#include "embedded_page.hpp"
 #include "unsubrelay/http/server.hpp"
 #include "unsubrelay/http/service.hpp"
 #include "unsubrelay/store/store.hpp"
@@ -158,10 +159,12 @@ int run_relay(const std::string& config_path) {
   const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers,
                                 cfg.upstream.kind == config::UpstreamKind::ses);
 
-  const auto page = read_file(cfg.http.page_template);
+  // An explicit http.page_template must be readable (check-config says so); the
+  // default conf/unsubscribe.html falls back to the built-in copy of itself.
+  auto page = read_file(cfg.http.page_template);
   if (!page) {
-    spdlog::critical("http.page_template: cannot read {}", cfg.http.page_template);
-    return 78;
+    spdlog::info("http.page_template {} not found here: using the built-in page", cfg.http.page_template);
+    page = std::string(http::embedded_page);
   }
   http::Service service(cfg, rewriter.keys(), *store, *page, load_api_keys(cfg.http.api_keys_file),
                         [&spool] { return std::filesystem::is_directory(spool.messages_dir()); });
