@@ -199,6 +199,7 @@ int run_relay(const std::string& config_path) {
     counter("unsubrelay_deferred_total", "Delivery attempts deferred.", out.deferred.load());
     counter("unsubrelay_bounced_total", "Recipients bounced.", out.bounced.load());
     counter("unsubrelay_suppressed_total", "Recipients suppressed (unsubscribed).", out.suppressed.load());
+    m += out.upstream_latency.prometheus("unsubrelay_upstream_latency_seconds");
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
                      "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
     return m;

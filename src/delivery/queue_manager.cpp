@@ -41,6 +41,24 @@ std::string enhanced_of(const std::string& reply, const char* fallback) {
 
 }  // namespace
 
+void LatencyHistogram::observe(double seconds) {
+  for (std::size_t i = 0; i < std::size(bounds); ++i) {
+    if (seconds <= bounds[i]) ++buckets[i];
+  }
+  ++count;
+  sum_micros += static_cast<std::uint64_t>(seconds * 1e6);
+}
+
+std::string LatencyHistogram::prometheus(const char* name) const {
+  std::string out = fmt::format("# HELP {0} Time the upstream took for one copy, in seconds.\n# TYPE {0} histogram\n", name);
+  for (std::size_t i = 0; i < std::size(bounds); ++i) {
+    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds[i], buckets[i].load());
+  }
+  out += fmt::format("{0}_bucket{{le=\"+Inf\"}} {1}\n{0}_sum {2}\n{0}_count {1}\n", name, count.load(),
+                     static_cast<double>(sum_micros.load()) / 1e6);
+  return out;
+}
+
 QueueManager::QueueManager(asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
                            std::string hostname, const mime::Rewriter* rewriter, store::Store* store,
                            config::Suppression suppression)
@@ -179,7 +197,10 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
           ++counters_.copies_rendered;
         }
         OutboundCopy copy{id, i, env.sender, {env.recipients[i]}, rendered.empty() ? *content : rendered};
+        const auto started = std::chrono::steady_clock::now();
         results = co_await upstream_.deliver(std::move(copy));
+        counters_.upstream_latency.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       }
     } catch (const std::exception& e) {
       results = {{DeliveryStatus::deferred, std::string("451 4.3.0 internal error: ") + e.what(), "none", {}}};

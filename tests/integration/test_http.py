@@ -249,6 +249,8 @@ class HttpTest(unittest.TestCase):
         self.assertRegex(text, r"unsubrelay_messages_received_total [1-9]")
         self.assertRegex(text, r"unsubrelay_copies_rendered_total [1-9]")
         self.assertIn("unsubrelay_spool_messages 0", text)
+        self.assertRegex(text, r'unsubrelay_upstream_latency_seconds_bucket\{le="\+Inf"\} [1-9]')
+        self.assertRegex(text, r"unsubrelay_upstream_latency_seconds_count [1-9]")
         code, _, health = self.relay.http("GET", "/healthz")
         self.assertEqual((code, json.loads(health)["status"]), (200, "ok"))
         self.assertEqual(self.relay.http("GET", "/nope")[0], 404)

@@ -28,12 +28,23 @@
 
 namespace unsubrelay::delivery {
 
+/// Upstream latency per copy, as a Prometheus histogram (seconds).
+struct LatencyHistogram {
+  static constexpr double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  std::atomic<std::uint64_t> buckets[std::size(bounds)]{};
+  std::atomic<std::uint64_t> count{0};
+  std::atomic<std::uint64_t> sum_micros{0};
+  void observe(double seconds);
+  std::string prometheus(const char* name) const;
+};
+
 struct QueueCounters {
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> deferred{0};
   std::atomic<std::uint64_t> bounced{0};
   std::atomic<std::uint64_t> copies_rendered{0};
   std::atomic<std::uint64_t> suppressed{0};
+  LatencyHistogram upstream_latency;
 };
 
 class QueueManager {
