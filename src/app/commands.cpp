@@ -11,6 +11,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
@@ -35,6 +36,10 @@ commands:
   token verify -c FILE URL_OR_TOKEN
                               print a token's fields, or why it is invalid
   keygen [--id ID] [-o FILE]  write a new keys file (unsubscribe.keys_file) with one random key
+  stats -c FILE [--campaign C] [--launch L]
+                              sent / delivered / deferred / bounced / suppressed / unsubscribed per launch
+  export -c FILE [--since TIME] [--format jsonl|csv]
+                              subscription events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM
   version                     print the version
 )";
 
@@ -57,7 +62,7 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
     } else if (args[i].starts_with("--config=")) {
       a.config_path = args[i].substr(9);
     } else if (args[i] == "--recipient" || args[i] == "--campaign" || args[i] == "--launch" || args[i] == "--id" ||
-               args[i] == "-o") {
+               args[i] == "-o" || args[i] == "--since" || args[i] == "--format") {
       if (i + 1 >= args.size()) return std::nullopt;
       a.options[args[i]] = args[i + 1];
       ++i;
@@ -204,6 +209,98 @@ int token_command(const Arguments& a, const config::Config& cfg) {
   return exit_usage;
 }
 
+std::string option(const Arguments& a, const char* name) {
+  const auto it = a.options.find(name);
+  return it == a.options.end() ? std::string() : it->second;
+}
+
+int stats_command(const Arguments& a, const config::Config& cfg) {
+  std::string err;
+  auto store = store::open_sqlite(cfg.store.path, err);
+  if (!store) {
+    std::cerr << "unsubrelay: " << err << "\n";
+    return 1;
+  }
+  const auto launches = store->launches(option(a, "--campaign"), option(a, "--launch"));
+  if (!launches) {
+    std::cerr << "unsubrelay: store: " << store->last_error() << "\n";
+    return 1;
+  }
+  std::cout << fmt::format("{:<14} {:<20} {:<8} {:>8} {:>9} {:>8} {:>7} {:>10} {:>12} {:>7}\n", "email_id",
+                           "launch_list_id", "kind", "sent", "delivered", "deferred", "bounced", "suppressed",
+                           "unsubscribed", "rate");
+  for (const auto& l : *launches) {
+    const auto& c = l.counts;
+    const double rate = c.delivered ? 100.0 * static_cast<double>(c.unsubscribed) / static_cast<double>(c.delivered) : 0;
+    std::cout << fmt::format("{:<14} {:<20} {:<8} {:>8} {:>9} {:>8} {:>7} {:>10} {:>12} {:>6.2f}%\n",
+                             printable(l.email_id, 14), printable(l.launch_list_id, 20), l.kind, c.sent, c.delivered,
+                             c.deferred, c.bounced, c.suppressed, c.unsubscribed, rate);
+  }
+  return 0;
+}
+
+std::optional<long long> parse_time(const std::string& text) {
+  if (text.empty()) return 0;
+  if (text.find('-') == std::string::npos) {
+    try {
+      return std::stoll(text);
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  std::tm tm{};
+  if (!strptime(text.c_str(), "%Y-%m-%d", &tm)) return std::nullopt;
+  return static_cast<long long>(timegm(&tm));
+}
+
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+int export_command(const Arguments& a, const config::Config& cfg) {
+  const auto since = parse_time(option(a, "--since"));
+  const auto format = option(a, "--format").empty() ? std::string("jsonl") : option(a, "--format");
+  if (!since || (format != "jsonl" && format != "csv")) {
+    std::cerr << "usage: unsubrelay export -c FILE [--since UNIX_SECONDS|YYYY-MM-DD] [--format jsonl|csv]\n";
+    return exit_usage;
+  }
+  std::string err;
+  auto store = store::open_sqlite(cfg.store.path, err);
+  if (!store) {
+    std::cerr << "unsubrelay: " << err << "\n";
+    return 1;
+  }
+  if (format == "csv") std::cout << "time,action,source,uid,email,email_id,launch_list_id,ip,user_agent\n";
+  long long after = 0;
+  for (;;) {
+    const auto page = store->events_since(*since, after, 1000);
+    if (!page) {
+      std::cerr << "unsubrelay: store: " << store->last_error() << "\n";
+      return 1;
+    }
+    for (const auto& [id, e] : *page) {
+      after = id;
+      const auto address = store->address_of(e.uid).value_or("");
+      const char* action = e.action == store::Action::unsubscribe ? "unsubscribe" : "resubscribe";
+      if (format == "csv") {
+        std::cout << fmt::format("{},{},{},{},{},{},{},{},{}\n", e.time, action, e.source, e.uid, csv_field(address),
+                                 csv_field(e.email_id), csv_field(e.launch_list_id), csv_field(e.ip),
+                                 csv_field(e.user_agent));
+      } else {
+        nlohmann::json j{{"time", e.time},       {"action", action},         {"source", e.source},
+                         {"uid", e.uid},         {"email", address},         {"email_id", e.email_id},
+                         {"launch_list_id", e.launch_list_id}, {"ip", e.ip}, {"user_agent", e.user_agent}};
+        std::cout << j.dump() << "\n";
+      }
+    }
+    if (page->size() < 1000) break;
+  }
+  return 0;
+}
+
 int keygen(const Arguments& a) {
   const auto id = a.options.count("--id") ? a.options.at("--id") : std::string("k1");
   std::vector<std::string> errors;
@@ -248,9 +345,11 @@ int main_with_args(const std::vector<std::string>& args) {
   }
   if (command == "check-config") return check_config(a->config_path);
   if (command == "run") return run_relay(a->config_path);
-  if (command == "queue" || command == "token") {
+  if (command == "queue" || command == "token" || command == "stats" || command == "export") {
     const auto cfg = load_or_report(a->config_path);
     if (!cfg) return exit_config;
+    if (command == "stats") return stats_command(*a, *cfg);
+    if (command == "export") return export_command(*a, *cfg);
     return command == "queue" ? queue_command(*a, *cfg) : token_command(*a, *cfg);
   }
   std::cerr << fmt::format("unsubrelay: unknown command '{}'\n\n{}", printable(command, 40), usage_text);

@@ -263,11 +263,39 @@ int run_relay(const std::string& config_path) {
                cfg.spool.path);
   sd_notify("READY=1");
 
+  // Retention: batch launch data older than store.launch_retention_days goes,
+  // 500 launches per short transaction, hourly; on-event launches and
+  // subscription events stay. Runs on its own thread: never in the mail path.
+  std::atomic<bool> stopping{false};
+  std::thread retention([&] {
+    for (auto next = std::chrono::steady_clock::now(); !stopping;) {
+      if (std::chrono::steady_clock::now() >= next) {
+        const auto cutoff = static_cast<long long>(std::time(nullptr)) - cfg.store.launch_retention_days * 86400LL;
+        std::size_t total = 0;
+        for (;;) {
+          const auto n = store->purge_batch_launches(cutoff, 500);
+          if (!n) {
+            spdlog::warn("retention: {}", store->last_error());
+            break;
+          }
+          total += *n;
+          if (*n < 500 || stopping) break;
+        }
+        if (total) spdlog::info("retention: {} batch launch(es) older than {} days purged", total,
+                                cfg.store.launch_retention_days);
+        next = std::chrono::steady_clock::now() + std::chrono::hours(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+
   const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : pool) t.join();
+  stopping = true;
+  retention.join();
   return 0;
 }
 

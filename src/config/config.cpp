@@ -333,6 +333,7 @@ void load_unsubscribe(Section& s, Unsubscribe& u) {
   s.string("list_id_domain", u.list_id_domain);
   s.string("campaign_header", u.campaign_header);
   s.string("launch_header", u.launch_header);
+  s.string("launch_kind_header", u.launch_kind_header);
   s.choice("suppression", u.suppression, {{"global", Suppression::global}, {"campaign", Suppression::campaign},
                                           {"off", Suppression::off}});
   s.finish();

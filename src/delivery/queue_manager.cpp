@@ -151,7 +151,7 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     plan = rewriter_->plan(*content, id);
     for (const auto& note : plan->notes()) spdlog::warn("{}: MIME: {}", id, note);
     if (plan->campaign()) {
-      if (!store_->record_launch(plan->launch_list_id(), plan->email_id(), now_seconds())) {
+      if (!store_->record_launch(plan->launch_list_id(), plan->email_id(), now_seconds(), plan->launch_kind())) {
         spdlog::warn("{}: store: cannot record launch {}: {}", id, plan->launch_list_id(), store_->last_error());
       }
       spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", id, printable(plan->email_id(), 64),

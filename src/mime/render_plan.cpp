@@ -18,7 +18,8 @@ using Piece = RenderPlan::Piece;
 /// Header fields a campaign copy never keeps: ours are re-added, the
 /// internal ones are stripped, and signatures the rewrite breaks are dropped.
 bool removed_field(const std::string& name, const PlanOptions& o) {
-  return iequals(name, o.campaign_header) || iequals(name, o.launch_header) || iequals(name, "List-Unsubscribe") ||
+  return iequals(name, o.campaign_header) || iequals(name, o.launch_header) ||
+         (!o.launch_kind_header.empty() && iequals(name, o.launch_kind_header)) || iequals(name, "List-Unsubscribe") ||
          iequals(name, "List-Unsubscribe-Post") || iequals(name, "DKIM-Signature") ||
          (o.ses_tags && iequals(name, "X-SES-MESSAGE-TAGS"));
 }
@@ -72,6 +73,7 @@ PlanOptions PlanOptions::from(const config::Unsubscribe& u) {
   o.url_placeholders = u.placeholders;
   o.campaign_header = u.campaign_header;
   o.launch_header = u.launch_header;
+  o.launch_kind_header = u.launch_kind_header;
   o.list_id_domain = u.list_id_domain;
   o.mailto = !u.mailto_domain.empty();
   o.body_link = u.body_link;
@@ -103,6 +105,9 @@ class PlanBuilder {
     plan_.email_id_ = clean_id(campaign_header);
     const auto launch = clean_id(field_value(root, o_.launch_header));
     plan_.launch_list_id_ = launch.empty() ? default_launch_id : launch;
+    if (!o_.launch_kind_header.empty() && iequals(trim(field_value(root, o_.launch_kind_header)), "on-event")) {
+      plan_.launch_kind_ = "on-event";
+    }
     if (!any) no_placeholder();
     plan_.passthrough_ = false;
     emit_header(root);

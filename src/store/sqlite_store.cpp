@@ -126,11 +126,12 @@ class SqliteStore final : public Store {
     return std::nullopt;
   }
 
-  bool record_launch(const std::string& launch, const std::string& email_id, long long now) override {
+  bool record_launch(const std::string& launch, const std::string& email_id, long long now,
+                     const std::string& kind) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "INSERT INTO launches (launch_list_id, email_id, created) VALUES (?, ?, ?) "
+    Statement s(db_, "INSERT INTO launches (launch_list_id, email_id, created, kind) VALUES (?, ?, ?, ?) "
                      "ON CONFLICT (launch_list_id) DO NOTHING");
-    s.bind(1, launch).bind(2, email_id).bind(3, now);
+    s.bind(1, launch).bind(2, email_id).bind(3, now).bind(4, kind);
     return s.step() == SQLITE_DONE || failed();
   }
 
@@ -212,6 +213,75 @@ class SqliteStore final : public Store {
     if (u.step() != SQLITE_ROW) return fail_summary();
     out.unsubscribed = static_cast<std::uint64_t>(u.integer(0));
     return out;
+  }
+
+  std::optional<std::vector<LaunchSummary>> launches(const std::string& email_id,
+                                                     const std::string& launch) override {
+    std::vector<LaunchSummary> out;
+    {
+      std::lock_guard lock(mutex_);
+      Statement s(db_, "SELECT email_id, launch_list_id, created, kind FROM launches WHERE (? = '' OR email_id = ?) "
+                       "AND (? = '' OR launch_list_id = ?) ORDER BY created DESC, launch_list_id LIMIT 10000");
+      s.bind(1, email_id).bind(2, email_id).bind(3, launch).bind(4, launch);
+      int rc;
+      while ((rc = s.step()) == SQLITE_ROW) out.push_back({s.text(0), s.text(1), s.integer(2), s.text(3), {}});
+      if (rc != SQLITE_DONE) {
+        last_error_ = sqlite3_errmsg(db_);
+        return std::nullopt;
+      }
+    }
+    for (auto& l : out) {
+      auto counts = summary(l.email_id, l.launch_list_id);
+      if (!counts) return std::nullopt;
+      l.counts = *counts;
+    }
+    return out;
+  }
+
+  std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
+                                                       std::size_t limit) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent FROM events "
+                     "WHERE time >= ? AND id > ? ORDER BY id LIMIT ?");
+    s.bind(1, since).bind(2, after_id).bind(3, static_cast<long long>(limit));
+    std::vector<StoredEvent> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      out.push_back({s.integer(0),
+                     {s.text(1), s.text(2), s.text(3),
+                      s.text(4) == "unsubscribe" ? Action::unsubscribe : Action::resubscribe, s.text(5), s.integer(6),
+                      s.text(7), s.text(8)}});
+    }
+    if (rc != SQLITE_DONE) {
+      last_error_ = sqlite3_errmsg(db_);
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  std::optional<std::size_t> purge_batch_launches(long long cutoff, std::size_t batch) override {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> ids;
+    {
+      Statement s(db_, "SELECT launch_list_id FROM launches WHERE kind = 'batch' AND created < ? LIMIT ?");
+      s.bind(1, cutoff).bind(2, static_cast<long long>(batch));
+      while (s.step() == SQLITE_ROW) ids.push_back(s.text(0));
+    }
+    if (ids.empty()) return 0;
+    if (!exec("BEGIN")) return std::nullopt;
+    for (const auto& id : ids) {
+      Statement d1(db_, "DELETE FROM sends WHERE launch_list_id = ?");
+      d1.bind(1, id);
+      Statement d2(db_, "DELETE FROM launches WHERE launch_list_id = ?");
+      d2.bind(1, id);
+      if (d1.step() != SQLITE_DONE || d2.step() != SQLITE_DONE) {
+        failed();
+        exec("ROLLBACK");
+        return std::nullopt;
+      }
+    }
+    if (!exec("COMMIT")) return std::nullopt;
+    return ids.size();
   }
 
   bool healthy() override {

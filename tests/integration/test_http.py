@@ -256,6 +256,57 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(self.relay.http("GET", "/nope")[0], 404)
 
 
+class StatsExportRetentionTest(unittest.TestCase):
+    def test_stats_export_and_retention(self):
+        relay = Relay(extra={"store": {"launch_retention_days": 60}}).start()
+        try:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                s.sendmail("news@example.com", ["a@example.org", "b@example.org", "c@example.org"],
+                           campaign(email_id="555", launch="666"))
+            wait_until(lambda: relay.spool_ids() == [] and len(relay.outbox_files()) == 3, what="3 copies")
+            with open(relay.outbox_files()[0], "rb") as f:
+                link = re.search(rb"List-Unsubscribe: <[^>]*(/u/[A-Za-z0-9_-]+)>", f.read()).group(1).decode()
+            code, _, _ = relay.http("POST", link, "List-Unsubscribe=One-Click",
+                                    {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "UA, with comma"})
+            self.assertEqual(code, 200)
+
+            stats = relay.cli("stats", "--campaign", "555")
+            self.assertEqual(stats.returncode, 0, stats.stderr)
+            row = [line for line in stats.stdout.splitlines() if line.startswith("555")][0].split()
+            # email_id launch kind sent delivered deferred bounced suppressed unsubscribed rate
+            self.assertEqual(row[:9], ["555", "666", "batch", "3", "3", "0", "0", "0", "1"])
+            self.assertEqual(row[9], "33.33%")
+
+            exported = relay.cli("export", "--since", "2020-01-01")
+            self.assertEqual(exported.returncode, 0, exported.stderr)
+            lines = [json.loads(x) for x in exported.stdout.splitlines()]
+            self.assertEqual(len(lines), 1)
+            self.assertEqual((lines[0]["action"], lines[0]["source"], lines[0]["email_id"], lines[0]["launch_list_id"]),
+                             ("unsubscribe", "one-click", "555", "666"))
+            self.assertRegex(lines[0]["email"], r"^[abc]@example.org$")
+            csv = relay.cli("export", "--since", "0", "--format", "csv").stdout.splitlines()
+            self.assertEqual(csv[0], "time,action,source,uid,email,email_id,launch_list_id,ip,user_agent")
+            self.assertTrue(csv[1].endswith(',555,666,127.0.0.1,"UA, with comma"'), csv[1])
+            self.assertEqual(relay.cli("export", "--since", "tomorrow").returncode, 64)
+            self.assertEqual(relay.stop(), 0)
+
+            # Age the batch launch past the retention period, add an old on-event launch: restart purges one.
+            db = sqlite3.connect(os.path.join(relay.dir, "var", "unsubrelay.db"))
+            db.execute("UPDATE launches SET created = created - 61 * 86400 WHERE launch_list_id = '666'")
+            db.execute("INSERT INTO launches (launch_list_id, email_id, created, kind) VALUES ('777', '555', 1, 'on-event')")
+            db.commit()
+            db.close()
+            relay.start()
+            wait_until(lambda: "retention: 1 batch launch(es) older than 60 days purged" in relay.read_log(),
+                       what="the retention purge")
+            stats = relay.cli("stats", "--campaign", "555").stdout
+            self.assertNotIn(" 666 ", stats)
+            self.assertIn("777", stats)
+            self.assertEqual(len(relay.cli("export").stdout.splitlines()), 1)  # events are kept
+        finally:
+            relay.stop()
+
+
 class HttpLimitsTest(unittest.TestCase):
     def test_body_header_and_rate_limits(self):
         with Relay(extra={"http": {"max_body_bytes": 2048, "max_header_bytes": 2048, "requests_per_minute": 60}}) as relay:

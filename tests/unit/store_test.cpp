@@ -91,3 +91,34 @@ TEST(SqliteStore, ReopenKeepsDataAndSchema) {
   EXPECT_EQ(t.store->uid_for("a@example.org"), uid);
   EXPECT_TRUE(t.store->healthy());
 }
+
+TEST(SqliteStore, LaunchListsEventsAndRetention) {
+  TempStore t;
+  ASSERT_TRUE(t.store->record_launch("old-batch", "100", 1000));
+  ASSERT_TRUE(t.store->record_launch("old-event", "100", 1000, "on-event"));
+  ASSERT_TRUE(t.store->record_launch("new-batch", "200", 9000));
+  const auto uid = *t.store->uid_for("a@x.org");
+  ASSERT_TRUE(t.store->record_sends({{"old-batch", uid, "Q", "", SendStatus::delivered, 1000, ""},
+                                     {"old-event", uid, "Q", "", SendStatus::delivered, 1000, ""}}));
+  ASSERT_TRUE(t.store->record_event({uid, "100", "old-batch", Action::unsubscribe, "page", 1500, "", ""}));
+  auto all = t.store->launches("", "");
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ(all->front().launch_list_id, "new-batch");  // newest first
+  EXPECT_EQ(t.store->launches("100", "")->size(), 2u);
+  EXPECT_EQ(t.store->launches("", "old-event")->front().kind, "on-event");
+
+  EXPECT_EQ(t.store->purge_batch_launches(5000, 500), std::optional<std::size_t>(1));
+  EXPECT_EQ(t.store->purge_batch_launches(5000, 500), std::optional<std::size_t>(0));
+  EXPECT_FALSE(t.store->launch_exists("old-batch"));
+  EXPECT_TRUE(t.store->launch_exists("old-event"));  // on-event launches are kept
+  EXPECT_TRUE(t.store->launch_exists("new-batch"));
+  EXPECT_EQ(t.store->summary("100", "old-event")->delivered, 1u);
+  // Subscription events are kept, and suppression still holds.
+  const auto events = t.store->events_since(0, 0, 10);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(events->front().event.source, "page");
+  EXPECT_EQ(t.store->events_since(1501, 0, 10)->size(), 0u);
+  EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(true));
+}

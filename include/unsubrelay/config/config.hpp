@@ -86,6 +86,7 @@ struct Unsubscribe {
   std::string list_id_domain;
   std::string campaign_header = "X-Campaign-Id";
   std::string launch_header = "X-Launch-List-Id";
+  std::string launch_kind_header = "X-Launch-Kind";  // "on-event": kept past store.launch_retention_days
   Suppression suppression = Suppression::global;
 };
 

@@ -31,6 +31,7 @@ struct PlanOptions {
   std::vector<std::string> url_placeholders{"*|UNSUBSCRIBE|*", "{{unsubscribe_url}}"};
   std::string campaign_header = "X-Campaign-Id";
   std::string launch_header = "X-Launch-List-Id";
+  std::string launch_kind_header = "X-Launch-Kind";
   std::string list_id_domain;
   bool mailto = false;
   bool ses_tags = false;  // upstream.kind: ses: campaign and launch ids as X-SES-MESSAGE-TAGS
@@ -49,6 +50,8 @@ class RenderPlan {
   bool footer_added() const { return footer_added_; }
   const std::string& email_id() const { return email_id_; }
   const std::string& launch_list_id() const { return launch_list_id_; }
+  /// "batch", or "on-event" when the launch kind header says so.
+  const std::string& launch_kind() const { return launch_kind_; }
   /// What was odd about the message (malformed MIME, skipped parts), for the log.
   const std::vector<std::string>& notes() const { return notes_; }
 
@@ -76,6 +79,7 @@ class RenderPlan {
   bool footer_added_ = false;
   std::string email_id_;
   std::string launch_list_id_;
+  std::string launch_kind_ = "batch";
   std::vector<std::string> notes_;
   std::vector<Piece> pieces_;
   std::vector<std::vector<Piece>> blocks_;  // decoded pieces of base64 parts, re-encoded per copy

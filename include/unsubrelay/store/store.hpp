@@ -50,6 +50,20 @@ struct Summary {
   std::uint64_t unsubscribed = 0;  // unique contacts
 };
 
+struct LaunchSummary {
+  std::string email_id;
+  std::string launch_list_id;
+  long long created = 0;
+  std::string kind;  // batch | on-event
+  Summary counts;
+};
+
+/// One exported subscription event, with its storage id for paging.
+struct StoredEvent {
+  long long id = 0;
+  Event event;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -58,7 +72,8 @@ class Store {
   virtual std::optional<std::string> uid_for(const std::string& address) = 0;
   virtual std::optional<std::string> address_of(const std::string& uid) = 0;
 
-  virtual bool record_launch(const std::string& launch_list_id, const std::string& email_id, long long now) = 0;
+  virtual bool record_launch(const std::string& launch_list_id, const std::string& email_id, long long now,
+                             const std::string& kind = "batch") = 0;
   virtual bool record_sends(const std::vector<Send>& sends) = 0;
   virtual bool launch_exists(const std::string& launch_list_id) = 0;
   virtual bool campaign_exists(const std::string& email_id) = 0;
@@ -70,6 +85,16 @@ class Store {
   /// email_id is empty) is an unsubscribe.
   virtual std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) = 0;
   virtual std::optional<Summary> summary(const std::string& email_id, const std::string& launch_list_id) = 0;
+
+  /// Per launch, newest first; empty filters match everything.
+  virtual std::optional<std::vector<LaunchSummary>> launches(const std::string& email_id,
+                                                             const std::string& launch_list_id) = 0;
+  /// Subscription events with time >= since, oldest first, at most limit.
+  virtual std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
+                                                               std::size_t limit) = 0;
+  /// Retention: removes up to batch batch-launches created before cutoff, with
+  /// their sends, in one short transaction. Returns how many launches went.
+  virtual std::optional<std::size_t> purge_batch_launches(long long cutoff, std::size_t batch) = 0;
 
   virtual bool healthy() = 0;
   virtual std::string last_error() const = 0;
