@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config make
   libboost-dev libboost-system-dev libboost-program-options-dev
   libssl-dev openssl libmimetic-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libsqlite3-dev libcrypt-dev libsystemd-dev
+  libgtest-dev libgmock-dev libsqlite3-dev libpqxx-dev postgresql libcrypt-dev libsystemd-dev
   clang-14 libclang-rt-14-dev
   python3 python3-aiosmtpd python3-dkim swaks systemd chromium fonts-dejavu-core
 )

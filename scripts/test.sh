@@ -15,4 +15,5 @@ ninja -C build/debug
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 cd build/debug
-ctest --output-on-failure --parallel "$(nproc)" --timeout 600
+# A private PostgreSQL for the store tests and the fleet test; stopped afterwards.
+../../scripts/test-postgres.sh ctest --output-on-failure --parallel "$(nproc)" --timeout 600

@@ -179,7 +179,7 @@ int token_command(const Arguments& a, const config::Config& cfg) {
     }
     const auto campaign = a.options.count("--campaign") ? a.options.at("--campaign") : std::string();
     const auto launch = a.options.count("--launch") ? a.options.at("--launch") : std::string();
-    auto store = store::open_sqlite(cfg.store.path, err);
+    auto store = store::open(cfg.store, err);
     const auto uid = store ? store->uid_for(rcpt->second) : std::nullopt;
     if (!uid) {
       std::cerr << "unsubrelay: store: " << (store ? store->last_error() : err) << "\n";
@@ -216,7 +216,7 @@ std::string option(const Arguments& a, const char* name) {
 
 int stats_command(const Arguments& a, const config::Config& cfg) {
   std::string err;
-  auto store = store::open_sqlite(cfg.store.path, err);
+  auto store = store::open(cfg.store, err);
   if (!store) {
     std::cerr << "unsubrelay: " << err << "\n";
     return 1;
@@ -268,7 +268,7 @@ int export_command(const Arguments& a, const config::Config& cfg) {
     return exit_usage;
   }
   std::string err;
-  auto store = store::open_sqlite(cfg.store.path, err);
+  auto store = store::open(cfg.store, err);
   if (!store) {
     std::cerr << "unsubrelay: " << err << "\n";
     return 1;

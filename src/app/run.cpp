@@ -151,7 +151,7 @@ int run_relay(const std::string& config_path) {
     }
     signers.push_back(signer);
   }
-  auto store = store::open_sqlite(cfg.store.path, err);
+  auto store = store::open(cfg.store, err);
   if (!store) {
     spdlog::critical("{}", err);
     return 78;

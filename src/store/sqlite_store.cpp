@@ -352,4 +352,9 @@ std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) 
   return store;
 }
 
+std::unique_ptr<Store> open(const config::Store& settings, std::string& error) {
+  if (settings.kind == "postgresql") return open_postgresql(settings.url, error);
+  return open_sqlite(settings.path, error);
+}
+
 }  // namespace unsubrelay::store

@@ -1,7 +1,11 @@
 // store_test.cpp: the SQLite backend behind the Store interface.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <random>
+
+#include <pqxx/pqxx>
 
 #include "unsubrelay/store/store.hpp"
 
@@ -9,26 +13,59 @@ using namespace unsubrelay::store;
 
 namespace {
 
-struct TempStore {
-  std::filesystem::path dir;
-  std::unique_ptr<Store> store;
-  TempStore() {
+// The same tests run against every backend: SQLite always, PostgreSQL when
+// UNSUBRELAY_TEST_PG_URL names a server (scripts/test.sh starts a private one).
+std::vector<std::string> backends() {
+  std::vector<std::string> b{"sqlite"};
+  if (std::getenv("UNSUBRELAY_TEST_PG_URL")) b.push_back("postgresql");
+  return b;
+}
+
+class TempStore {
+ public:
+  explicit TempStore(const std::string& backend) : backend_(backend) {
     char tmpl[] = "/tmp/unsubrelay-store-XXXXXX";
     dir = ::mkdtemp(tmpl);
-    std::string error;
-    store = open_sqlite((dir / "var" / "store.db").string(), error);
-    EXPECT_TRUE(store) << error;
+    if (backend == "postgresql") {
+      // A fresh database per test, on the test server.
+      const std::string server = std::getenv("UNSUBRELAY_TEST_PG_URL");
+      database_ = "unsubrelay_t" + std::to_string(std::random_device{}());
+      pqxx::connection admin(server);
+      pqxx::nontransaction(admin).exec("CREATE DATABASE " + database_);
+      url_ = server.substr(0, server.rfind('/') + 1) + database_;
+    }
+    reopen();
   }
   ~TempStore() {
     store.reset();
     std::filesystem::remove_all(dir);
+    if (!database_.empty()) {
+      pqxx::connection admin(std::getenv("UNSUBRELAY_TEST_PG_URL"));
+      pqxx::nontransaction(admin).exec("DROP DATABASE IF EXISTS " + database_);
+    }
   }
+  void reopen() {
+    store.reset();
+    std::string error;
+    store = backend_ == "postgresql" ? open_postgresql(url_, error) : open_sqlite((dir / "var" / "store.db").string(), error);
+    ASSERT_TRUE(store) << error;
+  }
+
+  std::filesystem::path dir;
+  std::unique_ptr<Store> store;
+
+ private:
+  std::string backend_;
+  std::string database_;
+  std::string url_;
 };
+
+class StoreTest : public testing::TestWithParam<std::string> {};
 
 }  // namespace
 
-TEST(SqliteStore, UidsAreRandomStableAndCaseInsensitive) {
-  TempStore t;
+TEST_P(StoreTest, UidsAreRandomStableAndCaseInsensitive) {
+  TempStore t(GetParam());
   const auto a = t.store->uid_for("Alice@Example.org");
   ASSERT_TRUE(a);
   EXPECT_EQ(a->size(), 22u);
@@ -38,8 +75,8 @@ TEST(SqliteStore, UidsAreRandomStableAndCaseInsensitive) {
   EXPECT_FALSE(t.store->address_of("nobody"));
 }
 
-TEST(SqliteStore, EventsDecideSuppression) {
-  TempStore t;
+TEST_P(StoreTest, EventsDecideSuppression) {
+  TempStore t(GetParam());
   const auto uid = *t.store->uid_for("a@example.org");
   EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(false));
   ASSERT_TRUE(t.store->record_event({uid, "100", "L1", Action::unsubscribe, "one-click", 10, "192.0.2.1", "UA"}));
@@ -50,8 +87,8 @@ TEST(SqliteStore, EventsDecideSuppression) {
   EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(false));
 }
 
-TEST(SqliteStore, LaunchesSendsAndSummary) {
-  TempStore t;
+TEST_P(StoreTest, LaunchesSendsAndSummary) {
+  TempStore t(GetParam());
   ASSERT_TRUE(t.store->record_launch("L1", "100", 1));
   ASSERT_TRUE(t.store->record_launch("L1", "999", 2));  // first record wins
   EXPECT_TRUE(t.store->launch_exists("L1"));
@@ -80,20 +117,16 @@ TEST(SqliteStore, LaunchesSendsAndSummary) {
   EXPECT_EQ(t.store->summary("nope", "")->sent, 0u);
 }
 
-TEST(SqliteStore, ReopenKeepsDataAndSchema) {
-  TempStore t;
+TEST_P(StoreTest, ReopenKeepsDataAndSchema) {
+  TempStore t(GetParam());
   const auto uid = *t.store->uid_for("a@example.org");
-  const auto path = (t.dir / "var" / "store.db").string();
-  t.store.reset();
-  std::string error;
-  t.store = open_sqlite(path, error);
-  ASSERT_TRUE(t.store) << error;
+  t.reopen();
   EXPECT_EQ(t.store->uid_for("a@example.org"), uid);
   EXPECT_TRUE(t.store->healthy());
 }
 
-TEST(SqliteStore, LaunchListsEventsAndRetention) {
-  TempStore t;
+TEST_P(StoreTest, LaunchListsEventsAndRetention) {
+  TempStore t(GetParam());
   ASSERT_TRUE(t.store->record_launch("old-batch", "100", 1000));
   ASSERT_TRUE(t.store->record_launch("old-event", "100", 1000, "on-event"));
   ASSERT_TRUE(t.store->record_launch("new-batch", "200", 9000));
@@ -122,3 +155,6 @@ TEST(SqliteStore, LaunchListsEventsAndRetention) {
   EXPECT_EQ(t.store->events_since(1501, 0, 10)->size(), 0u);
   EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(true));
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::ValuesIn(backends()),
+                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });

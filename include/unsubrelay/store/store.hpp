@@ -101,5 +101,15 @@ class Store {
 };
 
 std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error);
+std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error);
+
+}  // namespace unsubrelay::store
+
+#include "unsubrelay/config/config.hpp"
+
+namespace unsubrelay::store {
+
+/// The backend store.kind names.
+std::unique_ptr<Store> open(const config::Store& settings, std::string& error);
 
 }  // namespace unsubrelay::store

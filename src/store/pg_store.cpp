@@ -1,0 +1,297 @@
+// pg_store.cpp: the fleet store: PostgreSQL through libpqxx.
+//
+// Several relays share one database, so an unsubscribe taken by one
+// suppresses sends on all of them at once. The SQL is kept to what
+// PostgreSQL-wire distributed databases (CockroachDB, YugabyteDB) also
+// accept: no advisory locks, no stored procedures, no LISTEN/NOTIFY; upserts
+// with ON CONFLICT; BIGSERIAL ids; migrations that are safe to race.
+// One connection behind a mutex; a broken connection is reopened once per call.
+#include <pqxx/pqxx>
+
+#include <mutex>
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include "unsubrelay/store/store.hpp"
+#include "unsubrelay/token/token.hpp"
+
+namespace unsubrelay::store {
+
+namespace {
+
+constexpr const char* migrations[] = {
+    R"(CREATE TABLE IF NOT EXISTS contacts (uid TEXT PRIMARY KEY, address TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);
+       CREATE TABLE IF NOT EXISTS launches (launch_list_id TEXT PRIMARY KEY, email_id TEXT NOT NULL,
+                                            created BIGINT NOT NULL, kind TEXT NOT NULL DEFAULT 'batch');
+       CREATE INDEX IF NOT EXISTS launches_by_email ON launches (email_id);
+       CREATE TABLE IF NOT EXISTS sends (launch_list_id TEXT NOT NULL, uid TEXT NOT NULL, queue_id TEXT NOT NULL,
+                                         upstream_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+                                         updated BIGINT NOT NULL, last_reply TEXT NOT NULL DEFAULT '',
+                                         PRIMARY KEY (launch_list_id, uid));
+       CREATE TABLE IF NOT EXISTS events (id BIGSERIAL PRIMARY KEY, uid TEXT NOT NULL, email_id TEXT NOT NULL,
+                                          launch_list_id TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL,
+                                          time BIGINT NOT NULL, ip TEXT NOT NULL DEFAULT '',
+                                          user_agent TEXT NOT NULL DEFAULT '');
+       CREATE INDEX IF NOT EXISTS events_by_uid ON events (uid, id);)",
+};
+
+class PgStore final : public Store {
+ public:
+  explicit PgStore(std::string url) : url_(std::move(url)) {}
+
+  bool open(std::string& error) {
+    try {
+      conn_ = std::make_unique<pqxx::connection>(url_);
+      migrate();
+      return true;
+    } catch (const std::exception& e) {
+      error = e.what();
+      return false;
+    }
+  }
+
+  std::optional<std::string> uid_for(const std::string& address) override {
+    std::string key = address;
+    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return run<std::string>([&](pqxx::work& w) -> std::string {
+      auto r = w.exec_params("SELECT uid FROM contacts WHERE address = $1", key);
+      if (!r.empty()) return r[0][0].as<std::string>();
+      token::Uid uid{};
+      if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+      // Two relays may meet the same new address at once: the first insert wins, both read it back.
+      w.exec_params("INSERT INTO contacts (uid, address, created) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING",
+                    token::uid_text(uid), key, static_cast<long long>(std::time(nullptr)));
+      return w.exec_params("SELECT uid FROM contacts WHERE address = $1", key)[0][0].as<std::string>();
+    });
+  }
+
+  std::optional<std::string> address_of(const std::string& uid) override {
+    auto r = run<std::optional<std::string>>([&](pqxx::work& w) -> std::optional<std::string> {
+      auto res = w.exec_params("SELECT address FROM contacts WHERE uid = $1", uid);
+      if (res.empty()) return std::nullopt;
+      return res[0][0].as<std::string>();
+    });
+    return r ? *r : std::nullopt;
+  }
+
+  bool record_launch(const std::string& launch, const std::string& email_id, long long now,
+                     const std::string& kind) override {
+    return run<bool>([&](pqxx::work& w) {
+             w.exec_params("INSERT INTO launches (launch_list_id, email_id, created, kind) VALUES ($1, $2, $3, $4) "
+                           "ON CONFLICT (launch_list_id) DO NOTHING",
+                           launch, email_id, now, kind);
+             return true;
+           })
+        .value_or(false);
+  }
+
+  bool record_sends(const std::vector<Send>& sends) override {
+    return run<bool>([&](pqxx::work& w) {
+             for (const auto& x : sends) {
+               w.exec_params(
+                   "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (launch_list_id, uid) DO UPDATE SET "
+                   "queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
+                   "updated = excluded.updated, last_reply = excluded.last_reply",
+                   x.launch_list_id, x.uid, x.queue_id, x.upstream_id, std::string(name(x.status)), x.time,
+                   x.last_reply.substr(0, 500));
+             }
+             return true;
+           })
+        .value_or(false);
+  }
+
+  bool launch_exists(const std::string& launch) override {
+    return exists("SELECT 1 FROM launches WHERE launch_list_id = $1", launch, "");
+  }
+  bool campaign_exists(const std::string& email_id) override {
+    return exists("SELECT 1 FROM launches WHERE email_id = $1 LIMIT 1", email_id, "");
+  }
+  bool launch_matches(const std::string& launch, const std::string& email_id) override {
+    return exists("SELECT 1 FROM launches WHERE launch_list_id = $1 AND email_id = $2", launch, email_id);
+  }
+
+  bool record_event(const Event& e) override {
+    return run<bool>([&](pqxx::work& w) {
+             w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent) "
+                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                           e.uid, e.email_id, e.launch_list_id,
+                           std::string(e.action == Action::unsubscribe ? "unsubscribe" : "resubscribe"), e.source,
+                           e.time, e.ip.substr(0, 64), e.user_agent.substr(0, 300));
+             return true;  // committed (and so durable) before run() returns
+           })
+        .value_or(false);
+  }
+
+  std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) override {
+    return run<bool>([&](pqxx::work& w) {
+      auto r = email_id.empty()
+                   ? w.exec_params("SELECT action FROM events WHERE uid = $1 ORDER BY id DESC LIMIT 1", uid)
+                   : w.exec_params("SELECT action FROM events WHERE uid = $1 AND email_id = $2 ORDER BY id DESC "
+                                   "LIMIT 1",
+                                   uid, email_id);
+      return !r.empty() && r[0][0].as<std::string>() == "unsubscribe";
+    });
+  }
+
+  std::optional<Summary> summary(const std::string& email_id, const std::string& launch) override {
+    return run<Summary>([&](pqxx::work& w) { return summarise(w, email_id, launch); });
+  }
+
+  std::optional<std::vector<LaunchSummary>> launches(const std::string& email_id, const std::string& launch) override {
+    return run<std::vector<LaunchSummary>>([&](pqxx::work& w) {
+      std::vector<LaunchSummary> out;
+      auto r = w.exec_params("SELECT email_id, launch_list_id, created, kind FROM launches WHERE ($1 = '' OR "
+                             "email_id = $1) AND ($2 = '' OR launch_list_id = $2) ORDER BY created DESC, "
+                             "launch_list_id LIMIT 10000",
+                             email_id, launch);
+      for (const auto& row : r) {
+        LaunchSummary l{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<long long>(),
+                        row[3].as<std::string>(), {}};
+        l.counts = summarise(w, l.email_id, l.launch_list_id);
+        out.push_back(std::move(l));
+      }
+      return out;
+    });
+  }
+
+  std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
+                                                       std::size_t limit) override {
+    return run<std::vector<StoredEvent>>([&](pqxx::work& w) {
+      std::vector<StoredEvent> out;
+      auto r = w.exec_params("SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent FROM "
+                             "events WHERE time >= $1 AND id > $2 ORDER BY id LIMIT $3",
+                             since, after_id, static_cast<long long>(limit));
+      for (const auto& row : r) {
+        out.push_back({row[0].as<long long>(),
+                       {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
+                        row[4].as<std::string>() == "unsubscribe" ? Action::unsubscribe : Action::resubscribe,
+                        row[5].as<std::string>(), row[6].as<long long>(), row[7].as<std::string>(),
+                        row[8].as<std::string>()}});
+      }
+      return out;
+    });
+  }
+
+  std::optional<std::size_t> purge_batch_launches(long long cutoff, std::size_t batch) override {
+    return run<std::size_t>([&](pqxx::work& w) {
+      auto ids = w.exec_params("SELECT launch_list_id FROM launches WHERE kind = 'batch' AND created < $1 LIMIT $2",
+                               cutoff, static_cast<long long>(batch));
+      for (const auto& row : ids) {
+        const auto id = row[0].as<std::string>();
+        w.exec_params("DELETE FROM sends WHERE launch_list_id = $1", id);
+        w.exec_params("DELETE FROM launches WHERE launch_list_id = $1", id);
+      }
+      return static_cast<std::size_t>(ids.size());
+    });
+  }
+
+  bool healthy() override {
+    return run<bool>([](pqxx::work& w) { return !w.exec("SELECT 1").empty(); }).value_or(false);
+  }
+
+  std::string last_error() const override {
+    std::lock_guard lock(mutex_);
+    return last_error_;
+  }
+
+ private:
+  void migrate() {
+    {
+      pqxx::work w(*conn_);
+      w.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)");
+      w.commit();
+    }
+    for (std::size_t v = 0; v < std::size(migrations); ++v) {
+      // Safe to race with another relay starting: every statement is IF NOT
+      // EXISTS, and the version row is an upsert.
+      for (int attempt = 0;; ++attempt) {
+        try {
+          pqxx::work w(*conn_);
+          auto done = w.exec_params("SELECT 1 FROM schema_version WHERE version = $1", static_cast<long long>(v + 1));
+          if (!done.empty()) break;
+          w.exec(migrations[v]);
+          w.exec_params("INSERT INTO schema_version (version) VALUES ($1) ON CONFLICT (version) DO NOTHING",
+                        static_cast<long long>(v + 1));
+          w.commit();
+          break;
+        } catch (const pqxx::sql_error&) {
+          if (attempt >= 2) throw;
+        }
+      }
+    }
+  }
+
+  Summary summarise(pqxx::work& w, const std::string& email_id, const std::string& launch) {
+    Summary out;
+    auto r = w.exec_params("SELECT s.status, COUNT(*) FROM sends s JOIN launches l ON l.launch_list_id = "
+                           "s.launch_list_id WHERE l.email_id = $1 AND ($2 = '' OR l.launch_list_id = $2) GROUP BY "
+                           "s.status",
+                           email_id, launch);
+    for (const auto& row : r) {
+      const auto status = row[0].as<std::string>();
+      const auto n = row[1].as<std::uint64_t>();
+      if (status != "suppressed") out.sent += n;
+      if (status == "delivered") out.delivered += n;
+      if (status == "deferred" || status == "queued") out.deferred += n;
+      if (status == "bounced") out.bounced += n;
+      if (status == "suppressed") out.suppressed += n;
+    }
+    auto u = w.exec_params("SELECT COUNT(DISTINCT uid) FROM events WHERE email_id = $1 AND ($2 = '' OR "
+                           "launch_list_id = $2) AND action = 'unsubscribe'",
+                           email_id, launch);
+    out.unsubscribed = u[0][0].as<std::uint64_t>();
+    return out;
+  }
+
+  bool exists(const char* sql, const std::string& a, const std::string& b) {
+    return run<bool>([&](pqxx::work& w) {
+             const std::string query(sql);
+             auto r = query.find("$2") == std::string::npos ? w.exec_params(query, a) : w.exec_params(query, a, b);
+             return !r.empty();
+           })
+        .value_or(false);
+  }
+
+  /// Runs f in a transaction and commits; reconnects once if the server went away.
+  template <typename T, typename F>
+  std::optional<T> run(F&& f) {
+    std::lock_guard lock(mutex_);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(url_);
+        pqxx::work w(*conn_);
+        T value = f(w);
+        w.commit();
+        return value;
+      } catch (const pqxx::broken_connection& e) {
+        last_error_ = e.what();
+        conn_.reset();
+      } catch (const std::exception& e) {
+        last_error_ = e.what();
+        return std::nullopt;
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::string url_;
+  std::unique_ptr<pqxx::connection> conn_;
+  mutable std::mutex mutex_;
+  std::string last_error_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error) {
+  auto store = std::make_unique<PgStore>(url);
+  if (!store->open(error)) {
+    // The URL may carry a password: name only what failed.
+    error = "store postgresql: " + error;
+    return nullptr;
+  }
+  return store;
+}
+
+}  // namespace unsubrelay::store
