@@ -33,6 +33,7 @@
 #include "embedded_page.hpp"
 #include "unsubrelay/http/server.hpp"
 #include "unsubrelay/http/service.hpp"
+#include "unsubrelay/http/webhook.hpp"
 #include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::app {
@@ -289,6 +290,8 @@ int run_relay(const std::string& config_path) {
     }
   });
 
+  http::WebhookSender webhooks(cfg.webhooks, *store, cfg.spool.path + "/webhooks");
+
   const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
@@ -296,6 +299,7 @@ int run_relay(const std::string& config_path) {
   for (auto& t : pool) t.join();
   stopping = true;
   retention.join();
+  webhooks.stop();
   return 0;
 }
 

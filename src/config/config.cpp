@@ -410,6 +410,26 @@ void load_dkim(const YAML::Node& node, std::vector<Dkim>& out, Errors& errors) {
   }
 }
 
+void load_webhooks(const YAML::Node& node, std::vector<Webhook>& out, Errors& errors) {
+  if (!node.IsSequence()) {
+    errors.push_back({"webhooks", line_of(node), "must be a list of {url, secret_file}"});
+    return;
+  }
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const auto path = fmt::format("webhooks[{}]", i);
+    Section s(node[i], path, errors);
+    Webhook w;
+    s.string("url", w.url);
+    readable_file(s, "secret_file", w.secret_file);
+    if (!w.url.starts_with("http://") && !w.url.starts_with("https://")) {
+      s.error(s.raw("url"), path + ".url", "must start with http:// or https://");
+    }
+    if (!s.present("secret_file")) s.error(node[i], path + ".secret_file", "is required (events are signed)");
+    s.finish();
+    out.push_back(w);
+  }
+}
+
 void load_log(Section& s, Log& l) {
   s.choice("level", l.level, {{"trace", std::string("trace")}, {"debug", std::string("debug")},
                               {"info", std::string("info")}, {"warn", std::string("warn")},
@@ -438,6 +458,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& source) {
     load(s);
   }
   if (top.present("dkim")) load_dkim(top.raw("dkim"), r.config.dkim, errors);
+  if (top.present("webhooks")) load_webhooks(top.raw("webhooks"), r.config.webhooks, errors);
   top.finish();
   if (r.config.smtp.hostname.empty()) r.config.smtp.hostname = default_hostname();
   return r;

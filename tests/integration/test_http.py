@@ -307,6 +307,65 @@ class StatsExportRetentionTest(unittest.TestCase):
             relay.stop()
 
 
+class WebhookTest(unittest.TestCase):
+    def test_events_are_posted_signed_and_retried(self):
+        import hashlib
+        import hmac
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        received, attempts = [], []
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                attempts.append(body)
+                if len(attempts) <= 2:  # the receiver is down for the first two tries
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                received.append((body, self.headers["X-Unsubrelay-Signature"], self.headers["X-Unsubrelay-Event-Id"]))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Receiver)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        secret_file = os.path.join(tempfile.mkdtemp(), "webhook-secret")
+        with open(secret_file, "w") as f:
+            f.write("s3cret-webhook-key\n")
+        try:
+            relay = Relay(extra={"webhooks": [{"url": f"http://127.0.0.1:{server.server_port}/hooks/unsub",
+                                               "secret_file": secret_file}]}).start()
+            try:
+                with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                    s.sendmail("news@example.com", ["a@example.org", "b@example.org"], campaign())
+                paths = []
+                for f in relay.wait_for_outbox(2):
+                    with open(f, "rb") as fh:
+                        paths.append(re.search(rb"List-Unsubscribe: <[^>]*(/u/[A-Za-z0-9_-]+)>", fh.read()).group(1).decode())
+                form = {"Content-Type": "application/x-www-form-urlencoded"}
+                for p in paths:
+                    self.assertEqual(relay.http("POST", p, "List-Unsubscribe=One-Click", form)[0], 200)
+                wait_until(lambda: len(received) == 2, timeout=30, what="both events at the receiver")
+                self.assertEqual(len(attempts), 4)  # two failures, then each event once
+                events = [json.loads(b) for b, _, _ in received]
+                self.assertEqual([e["action"] for e in events], ["unsubscribe", "unsubscribe"])
+                self.assertEqual(sorted(e["email"] for e in events), ["a@example.org", "b@example.org"])
+                self.assertLess(int(received[0][2]), int(received[1][2]))  # in order
+                for body, signature, _ in received:
+                    expected = "sha256=" + hmac.new(b"s3cret-webhook-key", body, hashlib.sha256).hexdigest()
+                    self.assertEqual(signature, expected)
+                self.assertIn("not accepted (HTTP 500); retry in", relay.read_log())
+            finally:
+                relay.stop()
+        finally:
+            server.shutdown()
+
+
 class HttpLimitsTest(unittest.TestCase):
     def test_body_header_and_rate_limits(self):
         with Relay(extra={"http": {"max_body_bytes": 2048, "max_header_bytes": 2048, "requests_per_minute": 60}}) as relay:

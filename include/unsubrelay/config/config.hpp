@@ -122,6 +122,12 @@ struct Dkim {
   std::string algorithm = "rsa-sha256";
 };
 
+/// A receiver of subscription events (POST, JSON, HMAC-signed).
+struct Webhook {
+  std::string url;          // http:// or https://
+  std::string secret_file;  // the HMAC-SHA256 key, one line
+};
+
 struct Log {
   std::string level = "info";
   std::string format = "text";
@@ -136,6 +142,7 @@ struct Config {
   Store store;
   Spool spool;
   std::vector<Dkim> dkim;
+  std::vector<Webhook> webhooks;
   Log log;
 };
 

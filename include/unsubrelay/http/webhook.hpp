@@ -1,0 +1,39 @@
+// webhook.hpp: subscription events pushed to receivers, off the mail path.
+//
+// One thread per receiver reads new events from the store, POSTs each as
+// JSON with X-Unsubrelay-Signature: sha256=HEX(HMAC-SHA256(secret, body)),
+// and retries a failure with exponential backoff (1 s doubling to 5 min)
+// before moving on: events are delivered in order, at least once. The
+// position is kept in SPOOL/webhooks/N.cursor, so a restart resumes there.
+// Mail never waits for a receiver.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/store/store.hpp"
+
+namespace unsubrelay::http {
+
+class WebhookSender {
+ public:
+  WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string state_dir);
+  ~WebhookSender();  // stops and joins
+  void stop();
+
+ private:
+  void run(std::size_t index, config::Webhook hook, std::string secret);
+  store::Store& store_;
+  std::string state_dir_;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> threads_;
+};
+
+/// The signature header value for a body: "sha256=" + lower-case hex HMAC.
+std::string webhook_signature(const std::string& secret, const std::string& body);
+
+}  // namespace unsubrelay::http

@@ -1,0 +1,207 @@
+// webhook.cpp: event delivery to HTTP(S) receivers with Beast, retries, cursors.
+#include "unsubrelay/http/webhook.hpp"
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <fstream>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/spool/durable_file.hpp"
+
+namespace unsubrelay::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+struct Url {
+  bool tls = false;
+  std::string host, port, target;
+};
+
+std::optional<Url> parse_url(const std::string& url) {
+  Url u;
+  std::string rest;
+  if (url.starts_with("https://")) {
+    u.tls = true;
+    rest = url.substr(8);
+  } else if (url.starts_with("http://")) {
+    rest = url.substr(7);
+  } else {
+    return std::nullopt;
+  }
+  const auto slash = rest.find('/');
+  const auto authority = rest.substr(0, slash);
+  u.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  const auto colon = authority.rfind(':');
+  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
+    u.host = authority.substr(0, colon);
+    u.port = authority.substr(colon + 1);
+  } else {
+    u.host = authority;
+    u.port = u.tls ? "443" : "80";
+  }
+  if (u.host.empty()) return std::nullopt;
+  return u;
+}
+
+/// One POST; returns the status code, or 0 and why on a network failure.
+int post(const Url& url, const std::string& body, const std::string& signature, long long event_id, std::string& why) {
+  try {
+    asio::io_context io;
+    tcp::resolver resolver(io);
+    const auto endpoints = resolver.resolve(url.host, url.port);
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post, url.target, 11};
+    req.set(bhttp::field::host, url.host);
+    req.set(bhttp::field::user_agent, "unsubrelay-webhook");
+    req.set(bhttp::field::content_type, "application/json");
+    req.set("X-Unsubrelay-Signature", signature);
+    req.set("X-Unsubrelay-Event-Id", std::to_string(event_id));
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::response<bhttp::string_body> res;
+    beast::flat_buffer buffer;
+    if (url.tls) {
+      asio::ssl::context ctx(asio::ssl::context::tls_client);
+      ctx.set_default_verify_paths();
+      ctx.set_verify_mode(asio::ssl::verify_peer);
+      asio::ssl::stream<beast::tcp_stream> stream(io, ctx);
+      SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
+      stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+      beast::get_lowest_layer(stream).connect(endpoints);
+      stream.handshake(asio::ssl::stream_base::client);
+      bhttp::write(stream, req);
+      bhttp::read(stream, buffer, res);
+    } else {
+      beast::tcp_stream stream(io);
+      stream.expires_after(std::chrono::seconds(10));
+      stream.connect(endpoints);
+      bhttp::write(stream, req);
+      bhttp::read(stream, buffer, res);
+    }
+    return res.result_int();
+  } catch (const std::exception& e) {
+    why = e.what();
+    return 0;
+  }
+}
+
+}  // namespace
+
+std::string webhook_signature(const std::string& secret, const std::string& body) {
+  unsigned char mac[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(body.data()),
+       body.size(), mac, &len);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", mac[i]);
+  return "sha256=" + hex;
+}
+
+WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string state_dir)
+    : store_(store), state_dir_(std::move(state_dir)) {
+  spool::make_directories(state_dir_);
+  for (std::size_t i = 0; i < hooks.size(); ++i) {
+    std::ifstream in(hooks[i].secret_file);
+    std::string secret;
+    std::getline(in, secret);
+    threads_.emplace_back([this, i, hook = hooks[i], secret] { run(i, hook, secret); });
+  }
+}
+
+WebhookSender::~WebhookSender() { stop(); }
+
+void WebhookSender::stop() {
+  stopping_ = true;
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void WebhookSender::run(std::size_t index, config::Webhook hook, std::string secret) {
+  const auto url = parse_url(hook.url);
+  if (!url) return;
+  const auto cursor_name = fmt::format("{}.cursor", index);
+  const auto cursor_path = state_dir_ + "/" + cursor_name;
+  long long cursor = -1;
+  {
+    std::ifstream in(cursor_path);
+    if (in >> cursor) {
+    } else {
+      cursor = -1;
+    }
+  }
+  if (cursor < 0) {
+    // First start: begin with events from now on, not the whole history (use `unsubrelay export` for that).
+    cursor = 0;
+    for (;;) {
+      const auto page = store_.events_since(0, cursor, 1000);
+      if (!page || page->empty()) break;
+      cursor = page->back().id;
+    }
+    spool::write_file_atomically(state_dir_, cursor_name, std::to_string(cursor));
+  }
+  auto sleep = [&](std::chrono::milliseconds d) {
+    for (auto end = std::chrono::steady_clock::now() + d; !stopping_ && std::chrono::steady_clock::now() < end;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  auto backoff = std::chrono::milliseconds(1000);
+  while (!stopping_) {
+    const auto page = store_.events_since(0, cursor, 100);
+    if (!page || page->empty()) {
+      sleep(std::chrono::milliseconds(500));
+      continue;
+    }
+    for (const auto& [id, e] : *page) {
+      if (stopping_) return;
+      nlohmann::json j{{"id", id},
+                       {"action", e.action == store::Action::unsubscribe ? "unsubscribe" : "resubscribe"},
+                       {"source", e.source},
+                       {"time", e.time},
+                       {"uid", e.uid},
+                       {"email", store_.address_of(e.uid).value_or("")},
+                       {"email_id", e.email_id},
+                       {"launch_list_id", e.launch_list_id},
+                       {"ip", e.ip},
+                       {"user_agent", e.user_agent}};
+      const auto body = j.dump();
+      for (;;) {
+        std::string why;
+        const int status = post(*url, body, webhook_signature(secret, body), id, why);
+        if (status >= 200 && status < 300) {
+          backoff = std::chrono::milliseconds(1000);
+          break;
+        }
+        spdlog::warn("webhook {}: event {} not accepted ({}); retry in {} s", printable(hook.url, 100), id,
+                     status ? fmt::format("HTTP {}", status) : why, backoff.count() / 1000);
+        sleep(backoff);
+        if (stopping_) return;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(300000));
+      }
+      cursor = id;
+      spool::write_file_atomically(state_dir_, cursor_name, std::to_string(cursor));
+    }
+  }
+}
+
+}  // namespace unsubrelay::http
