@@ -166,6 +166,17 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
   std::string defer_reason;
   std::vector<std::size_t> deferred;
   std::vector<store::Send> sends;  // recorded in one transaction after the attempt
+  // Every pending recipient's uid in one store transaction, not one per recipient.
+  std::map<std::string, std::string> uids;
+  if (plan && plan->rewritten()) {
+    std::vector<std::string> pending;
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      if (message->state.recipients[i] == spool::RecipientStatus::pending) pending.push_back(env.recipients[i]);
+    }
+    if (const auto found = store_->uids_for(pending)) {
+      for (std::size_t i = 0; i < pending.size(); ++i) uids[pending[i]] = (*found)[i];
+    }
+  }
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
     if (message->state.recipients[i] != spool::RecipientStatus::pending) continue;
     std::vector<RecipientResult> results;
@@ -174,9 +185,9 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
       const bool campaign = plan && plan->rewritten();
       if (campaign) {
         // The store gives the contact its uid; if it cannot, the copy waits (never sent without one).
-        auto found = store_->uid_for(env.recipients[i]);
-        if (!found) throw std::runtime_error("store unavailable: " + store_->last_error());
-        uid = *found;
+        const auto found = uids.find(env.recipients[i]);
+        if (found == uids.end()) throw std::runtime_error("store unavailable: " + store_->last_error());
+        uid = found->second;
       }
       std::optional<bool> opted_out = false;
       if (campaign && suppression_ != config::Suppression::off) {

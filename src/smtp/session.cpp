@@ -190,14 +190,14 @@ Step Session::rcpt(std::string_view arg) {
       if (envelope_.unsubscribe_tokens.size() + envelope_.recipients.size() >= policy_.limits.max_recipients) {
         return one(reply(452, "4.5.3", "Error: too many recipients"));
       }
-      envelope_.unsubscribe_tokens.push_back(rcpt.substr(2, at - 2));
+      envelope_.unsubscribe_tokens.emplace_back(std::string_view(rcpt).substr(2, at - 2));
       enter(S::rcpt);
       return one(reply(250, "2.1.5", "Ok"));
     }
   }
   // Never an open relay: only trusted networks and authenticated clients relay.
   if (!policy_.client_trusted && auth_user_.empty()) {
-    return error(reply(554, "5.7.1", "<" + printable(rcpt, 256) + ">: Relay access denied"));
+    return error(reply(554, "5.7.1", fmt::format("<{}>: Relay access denied", printable(rcpt, 256))));
   }
   if (envelope_.recipients.size() >= policy_.limits.max_recipients) {
     // RFC 5321 §4.5.3.1.10: 452, not a hard error; the client sends the rest later.

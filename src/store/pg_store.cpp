@@ -52,9 +52,21 @@ class PgStore final : public Store {
   }
 
   std::optional<std::string> uid_for(const std::string& address) override {
+    return run<std::string>([&](pqxx::work& w) { return uid_in(w, address); });
+  }
+
+  std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
+    return run<std::vector<std::string>>([&](pqxx::work& w) {
+      std::vector<std::string> out;
+      for (const auto& a : addresses) out.push_back(uid_in(w, a));
+      return out;
+    });
+  }
+
+  static std::string uid_in(pqxx::work& w, const std::string& address) {
     std::string key = address;
     for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return run<std::string>([&](pqxx::work& w) -> std::string {
+    {
       auto r = w.exec_params("SELECT uid FROM contacts WHERE address = $1", key);
       if (!r.empty()) return r[0][0].as<std::string>();
       token::Uid uid{};
@@ -63,7 +75,7 @@ class PgStore final : public Store {
       w.exec_params("INSERT INTO contacts (uid, address, created) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING",
                     token::uid_text(uid), key, static_cast<long long>(std::time(nullptr)));
       return w.exec_params("SELECT uid FROM contacts WHERE address = $1", key)[0][0].as<std::string>();
-    });
+    }
   }
 
   std::optional<std::string> address_of(const std::string& uid) override {

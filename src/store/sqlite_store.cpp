@@ -94,6 +94,28 @@ class SqliteStore final : public Store {
 
   std::optional<std::string> uid_for(const std::string& address) override {
     std::lock_guard lock(mutex_);
+    return uid_locked(address);
+  }
+
+  std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
+    std::lock_guard lock(mutex_);
+    if (!exec("BEGIN")) return std::nullopt;
+    std::vector<std::string> out;
+    out.reserve(addresses.size());
+    for (const auto& a : addresses) {
+      auto uid = uid_locked(a);
+      if (!uid) {
+        exec("ROLLBACK");
+        return std::nullopt;
+      }
+      out.push_back(std::move(*uid));
+    }
+    if (!exec("COMMIT")) return std::nullopt;
+    return out;
+  }
+
+ private:
+  std::optional<std::string> uid_locked(const std::string& address) {
     std::string key = address;
     for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     {
@@ -116,6 +138,7 @@ class SqliteStore final : public Store {
     return fail();
   }
 
+ public:
   std::optional<std::string> address_of(const std::string& uid) override {
     std::lock_guard lock(mutex_);
     Statement s(db_, "SELECT address FROM contacts WHERE uid = ?");

@@ -158,3 +158,15 @@ TEST_P(StoreTest, LaunchListsEventsAndRetention) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::ValuesIn(backends()),
                          [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+
+TEST_P(StoreTest, UidsForAListInOneTransaction) {
+  TempStore t(GetParam());
+  const auto existing = *t.store->uid_for("b@x.org");
+  const auto uids = t.store->uids_for({"a@x.org", "B@x.org", "c@x.org", "a@x.org"});
+  ASSERT_TRUE(uids);
+  ASSERT_EQ(uids->size(), 4u);
+  EXPECT_EQ((*uids)[1], existing);
+  EXPECT_EQ((*uids)[0], (*uids)[3]);
+  EXPECT_NE((*uids)[0], (*uids)[2]);
+  EXPECT_EQ(t.store->uid_for("c@x.org"), (*uids)[2]);
+}

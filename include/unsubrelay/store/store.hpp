@@ -70,6 +70,8 @@ class Store {
 
   /// The contact's uid: random, unguessable, created on first sight, stable after.
   virtual std::optional<std::string> uid_for(const std::string& address) = 0;
+  /// uid_for for a whole recipient list in one transaction (one fsync, not one per new contact).
+  virtual std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) = 0;
   virtual std::optional<std::string> address_of(const std::string& uid) = 0;
 
   virtual bool record_launch(const std::string& launch_list_id, const std::string& email_id, long long now,
