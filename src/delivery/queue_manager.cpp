@@ -286,6 +286,7 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     spdlog::info("{}: removed", id);
     co_return;
   }
+  spool_.sync_state(id);  // recipients delivered in this attempt stay delivered after a crash
   const auto attempts = message->state.attempts + 1;
   const auto next = now + backoff_seconds(retry_, attempts);
   spool_.mark_deferred(id, attempts, next, defer_reason);

@@ -240,8 +240,20 @@ std::string Spool::append_state(const std::string& id, std::string_view line, bo
 
 std::string Spool::mark_delivered(const std::string& id, std::size_t index, long long now,
                                   std::string_view upstream_id) const {
-  if (upstream_id.empty()) return append_state(id, fmt::format("D {} {}\n", index, now), true);
-  return append_state(id, fmt::format("D {} {} {}\n", index, now, upstream_id.substr(0, 200)), true);
+  // Not fsynced one by one: the queue manager syncs once per attempt (sync_state),
+  // or removes the message. A crash in between resends, never loses.
+  if (upstream_id.empty()) return append_state(id, fmt::format("D {} {}\n", index, now), false);
+  return append_state(id, fmt::format("D {} {} {}\n", index, now, upstream_id.substr(0, 200)), false);
+}
+
+std::string Spool::sync_state(const std::string& id) const {
+  const auto path = root_ + "/state/" + id;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return {};  // nothing recorded yet
+  std::string err;
+  if (::fdatasync(fd) != 0) err = std::strerror(errno);
+  ::close(fd);
+  return err;
 }
 
 std::string Spool::mark_bounced(const std::string& id, std::size_t index, long long now) const {

@@ -93,6 +93,8 @@ class Spool {
   std::string mark_delivered(const std::string& id, std::size_t index, long long now,
                              std::string_view upstream_id = {}) const;
   std::string mark_bounced(const std::string& id, std::size_t index, long long now) const;
+  /// Makes the delivered marks of an attempt durable (one fdatasync per attempt).
+  std::string sync_state(const std::string& id) const;
   std::string mark_deferred(const std::string& id, unsigned attempts, long long next_try,
                             std::string_view reason) const;
 
