@@ -210,6 +210,23 @@ void endpoints(Section& s, const char* key, std::vector<Endpoint>& out) {
   }
 }
 
+/// A list of CIDR networks; each bad entry is reported with its index.
+void networks(Section& s, const char* key, std::vector<Network>& out) {
+  if (!s.present(key)) return;
+  std::vector<std::string> texts;
+  const auto node = s.raw(key);
+  s.strings(key, texts);
+  out.clear();
+  for (std::size_t i = 0; i < texts.size() && node.IsSequence(); ++i) {
+    if (auto n = Network::parse(texts[i])) {
+      out.push_back(*n);
+    } else {
+      s.error(node[i], fmt::format("{}[{}]", s.path(key), i),
+              fmt::format("'{}' is not a CIDR network (10.0.0.0/8, ::1/128)", texts[i]));
+    }
+  }
+}
+
 /// A file the relay must read: it must exist and be readable now.
 void readable_file(Section& s, const char* key, std::string& out) {
   s.string(key, out);
@@ -238,18 +255,7 @@ void load_smtp(Section& s, Smtp& smtp, Errors& errors) {
   s.integer("data_timeout_seconds", l.data_timeout_seconds, 1, 3600);
 
   if (s.present("allow_networks")) {
-    std::vector<std::string> nets;
-    const auto node = s.raw("allow_networks");
-    s.strings("allow_networks", nets);
-    smtp.allow_networks.clear();
-    for (std::size_t i = 0; i < nets.size() && node.IsSequence(); ++i) {
-      if (auto n = Network::parse(nets[i])) {
-        smtp.allow_networks.push_back(*n);
-      } else {
-        s.error(node[i], fmt::format("smtp.allow_networks[{}]", i),
-                fmt::format("'{}' is not a CIDR network (10.0.0.0/8, ::1/128)", nets[i]));
-      }
-    }
+    networks(s, "allow_networks", smtp.allow_networks);
   } else {
     smtp.allow_networks = {*Network::parse("127.0.0.0/8"), *Network::parse("::1/128")};
   }
@@ -347,18 +353,7 @@ void load_http(Section& s, Http& h) {
   s.integer("max_body_bytes", h.max_body_bytes, 1024, 16 << 20);
   s.integer("requests_per_minute", h.requests_per_minute, 1, 1000000);
   s.integer("timeout_seconds", h.timeout_seconds, 1, 3600);
-  if (s.present("trusted_proxies")) {
-    std::vector<std::string> nets;
-    const auto node = s.raw("trusted_proxies");
-    s.strings("trusted_proxies", nets);
-    for (std::size_t i = 0; i < nets.size() && node.IsSequence(); ++i) {
-      if (auto n = Network::parse(nets[i])) {
-        h.trusted_proxies.push_back(*n);
-      } else {
-        s.error(node[i], fmt::format("http.trusted_proxies[{}]", i), fmt::format("'{}' is not a CIDR network", nets[i]));
-      }
-    }
-  }
+  networks(s, "trusted_proxies", h.trusted_proxies);
   s.finish();
 }
 

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/common/listener.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/delivery/rate_limit.hpp"
 
@@ -137,15 +138,9 @@ Server::~Server() = default;
 
 std::string Server::start() {
   for (const auto& ep : impl_->config.listen) {
-    boost::system::error_code ec;
-    const tcp::endpoint endpoint(asio::ip::make_address(ep.host), ep.port);
-    auto acceptor = std::make_shared<tcp::acceptor>(impl_->io);
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fmt::format("cannot listen on {} (http): {}", ep.to_string(), ec.message());
+    std::string error;
+    auto acceptor = open_listener(impl_->io, ep, "http", error);
+    if (!acceptor) return error;
     impl_->acceptors.push_back(acceptor);
     spdlog::info("HTTP listening on {}", ep.to_string());
     asio::co_spawn(

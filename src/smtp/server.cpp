@@ -17,6 +17,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/common/listener.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/render_plan.hpp"
 #include "unsubrelay/smtp/dot_unstuffer.hpp"
@@ -393,15 +394,9 @@ std::string Server::start() {
     tls_ready_ = true;
   }
   auto bind = [&](const config::Endpoint& ep, bool implicit_tls) -> std::string {
-    error_code ec;
-    const tcp::endpoint endpoint(asio::ip::make_address(ep.host), ep.port);
-    auto acceptor = std::make_shared<tcp::acceptor>(io_);
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fmt::format("cannot listen on {}: {}", ep.to_string(), ec.message());
+    std::string error;
+    auto acceptor = open_listener(io_, ep, "smtp", error);
+    if (!acceptor) return error;
     acceptors_.push_back(acceptor);
     spdlog::info("SMTP listening on {}{}", ep.to_string(), implicit_tls ? " (implicit TLS)" : "");
     accept_loop(acceptor, implicit_tls);
