@@ -10,15 +10,18 @@ seconds="${1:-30}"
 ./scripts/install-deps.sh
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DUNSUBRELAY_FUZZ=ON -DUNSUBRELAY_SANITIZE=ON -DUNSUBRELAY_TESTS=OFF -DUNSUBRELAY_BENCH=OFF >/dev/null
-ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp
+ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http
 
 findings=build/fuzz/findings
-mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp}
+mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http}
+cp conf/unsubrelay.yaml build/fuzz/corpus/config/
+printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
+printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_list_id":"1","email_id":"2","uid":"x"}' > build/fuzz/corpus/http/api
 cp tests/data/*.eml build/fuzz/corpus/mime/
 printf 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n..x\r\n.\r\nQUIT\r\n' > build/fuzz/corpus/smtp/seed
 printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA' > build/fuzz/corpus/token/seed
 
-for target in smtp token mime; do
+for target in smtp token mime config http; do
   # mimetic 0.9.8 leaks on its own parse errors (DEPENDENCIES.md): no leak check where it runs.
   leaks=1
   [ "$target" = mime ] && leaks=0

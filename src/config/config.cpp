@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace unsubrelay::config {
@@ -461,18 +462,36 @@ LoadResult load_node(const YAML::Node& root, const std::string& source) {
 
 }  // namespace
 
+/// Counts documents without building them (YAML::EventHandler is yaml-cpp's public event API).
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  YAML::Mark start;
+};
+
 LoadResult load_text(const std::string& yaml, const std::string& source) {
   try {
-    // LoadAll, not Load: Load stops after the first document and would
-    // silently ignore whatever follows it (a second "---" or a key pasted
-    // after a closing brace).
-    const auto documents = YAML::LoadAll(yaml);
-    if (documents.size() > 1) {
+    // A second document (a "---", or a key pasted after a closing brace) is an
+    // error: YAML::Load would silently ignore it. Not YAML::LoadAll: on some
+    // malformed input (found by tests/fuzz/fuzz_config) it never returns.
+    // Asking the parser for at most two documents is bounded.
+    std::istringstream stream(yaml);
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    if (parser.HandleNextDocument(counter) && parser.HandleNextDocument(counter)) {
       LoadResult r;
-      r.errors.push_back({"(syntax)", line_of(documents[1]), "more than one YAML document; only one is allowed"});
+      r.errors.push_back({"(syntax)", counter.start.line + 1, "more than one YAML document; only one is allowed"});
       return r;
     }
-    return load_node(documents.empty() ? YAML::Node() : documents.front(), source);
+    return load_node(YAML::Load(yaml), source);
   } catch (const YAML::Exception& e) {
     LoadResult r;
     r.errors.push_back({"(syntax)", e.mark.line >= 0 ? e.mark.line + 1 : 0, e.msg});

@@ -1,6 +1,10 @@
 // config_test.cpp: YAML validation, CIDR matching, endpoints.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
 #include "unsubrelay/config/config.hpp"
 
 using namespace unsubrelay::config;
@@ -111,4 +115,16 @@ TEST(Network, MatchesIPv4IPv6AndMappedAddresses) {
   for (const char* bad : {"10.0.0.0/33", "::1/129", "x", "10.0.0.0/", "10.0.0.0/a", "300.0.0.0/8", ""}) {
     EXPECT_FALSE(Network::parse(bad)) << bad;
   }
+}
+
+// Found by tests/fuzz/fuzz_config: YAML::LoadAll never returned on this input.
+TEST(Config, FuzzFindingLoadAllHangIsBounded) {
+  std::ifstream in(std::string(UNSUBRELAY_TEST_DATA) + "/fuzz/config-loadall-hang.yaml", std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  ASSERT_FALSE(text.str().empty());
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = load_text(text.str());
+  EXPECT_FALSE(r.ok());
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
 }
