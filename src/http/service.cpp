@@ -142,16 +142,25 @@ Response Service::token_page(const Request& r, const std::string& token, bool re
   const auto scope = config_.unsubscribe.suppression == config::Suppression::campaign ? claims->email_id : "";
   const std::string action = "/u/" + token;
 
-  if (r.method == "GET" || r.method == "HEAD") {
-    const auto state = store_.unsubscribed(uid, scope);
-    if (!state) return page(503, "Try again", "<h1>Please try again in a moment</h1>");
-    if (*state) {
-      return page(200, "Unsubscribed",
-                  fmt::format("<h1>You are unsubscribed</h1><p><strong>{}</strong> no longer receives these "
-                              "emails.</p><form method=\"post\" action=\"{}/resubscribe\"><button type=\"submit\">"
-                              "Resubscribe</button></form>",
-                              mime::html_escape(masked), mime::html_escape(action)));
-    }
+  const auto retry_page = [&] { return page(503, "Try again", "<h1>Please try again in a moment</h1>"); };
+  const auto unsubscribed_page = [&](bool just_now) {
+    return page(200, "Unsubscribed",
+                fmt::format("<h1>You are unsubscribed</h1><p><strong>{}</strong> {} these emails.</p>{}"
+                            "<form method=\"post\" action=\"{}/resubscribe\"><button type=\"submit\">"
+                            "Resubscribe</button></form>",
+                            mime::html_escape(masked), just_now ? "will no longer receive" : "no longer receives",
+                            just_now ? "<p>Changed your mind?</p>" : "", mime::html_escape(action)));
+  };
+  const Response one_click_done{200, "text/plain; charset=utf-8", "unsubscribed\n", {{"Cache-Control", "no-store"}}};
+
+  const bool reading = r.method == "GET" || r.method == "HEAD";
+  if (!reading && r.method != "POST") {
+    return {405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET, HEAD, POST"}}};
+  }
+  const auto state = store_.unsubscribed(uid, scope);
+  if (reading) {
+    if (!state) return retry_page();
+    if (*state) return unsubscribed_page(false);
     return page(200, "Unsubscribe",
                 fmt::format("<h1>Unsubscribe</h1><p>Stop sending campaign <strong>{}</strong> emails to "
                             "<strong>{}</strong>?</p><form method=\"post\" action=\"{}\"><input type=\"hidden\" "
@@ -159,28 +168,18 @@ Response Service::token_page(const Request& r, const std::string& token, bool re
                             mime::html_escape(claims->email_id), mime::html_escape(masked),
                             mime::html_escape(action)));
   }
-  if (r.method != "POST") return {405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET, HEAD, POST"}}};
 
   const bool one_click = !resubscribe && is_one_click(r.content_type, r.body);
   if (resubscribe) {
-    const auto state = store_.unsubscribed(uid, scope);
-    if (!state) return page(503, "Try again", "<h1>Please try again in a moment</h1>");
+    if (!state) return retry_page();
     if (!*state) {
       return page(409, "Not unsubscribed",
                   "<h1>Nothing to undo</h1><p>This address is subscribed; resubscribing is only possible after an "
                   "unsubscribe.</p>");
     }
-  } else {
+  } else if (state && *state) {
     // Idempotent: a repeated one-click or form post records nothing new.
-    const auto state = store_.unsubscribed(uid, scope);
-    if (state && *state) {
-      if (one_click) return {200, "text/plain; charset=utf-8", "unsubscribed\n", {{"Cache-Control", "no-store"}}};
-      return page(200, "Unsubscribed",
-                  fmt::format("<h1>You are unsubscribed</h1><p><strong>{}</strong> no longer receives these "
-                              "emails.</p><form method=\"post\" action=\"{}/resubscribe\"><button type=\"submit\">"
-                              "Resubscribe</button></form>",
-                              mime::html_escape(masked), mime::html_escape(action)));
-    }
+    return one_click ? one_click_done : unsubscribed_page(false);
   }
   const std::string source = one_click ? "one-click" : "page";
   const store::Event event{uid, claims->email_id, claims->launch_list_id,
@@ -189,20 +188,16 @@ Response Service::token_page(const Request& r, const std::string& token, bool re
   // Written (durably) before the answer: a crash after 200 never loses it.
   if (!store_.record_event(event)) {
     return one_click ? Response{503, "text/plain; charset=utf-8", "try again later\n", {{"Retry-After", "30"}}}
-                     : page(503, "Try again", "<h1>Please try again in a moment</h1>");
+                     : retry_page();
   }
   if (!resubscribe) ++metrics_.unsubscribes[source];
-  if (one_click) return {200, "text/plain; charset=utf-8", "unsubscribed\n", {{"Cache-Control", "no-store"}}};
+  if (one_click) return one_click_done;
   if (resubscribe) {
     return page(200, "Resubscribed",
                 fmt::format("<h1>Welcome back</h1><p><strong>{}</strong> is subscribed again.</p>",
                             mime::html_escape(masked)));
   }
-  return page(200, "Unsubscribed",
-              fmt::format("<h1>You are unsubscribed</h1><p><strong>{}</strong> will no longer receive these "
-                          "emails.</p><p>Changed your mind?</p><form method=\"post\" action=\"{}/resubscribe\">"
-                          "<button type=\"submit\">Resubscribe</button></form>",
-                          mime::html_escape(masked), mime::html_escape(action)));
+  return unsubscribed_page(true);
 }
 
 bool Service::unsubscribe_by_token(const std::string& token, const std::string& source, const std::string& ip,

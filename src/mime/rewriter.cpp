@@ -19,8 +19,13 @@ constexpr const char* default_keys_path = "var/keys.yaml";
 
 Rewriter::Rewriter(const config::Unsubscribe& settings, token::KeySet keys,
                    std::vector<std::shared_ptr<const dkim::Signer>> signers, bool ses_tags)
-    : settings_(settings), options_(PlanOptions::from(settings)), keys_(std::move(keys)), signers_(std::move(signers)) {
+    : settings_(settings),
+      options_(PlanOptions::from(settings)),
+      keys_(std::move(keys)),
+      signers_(std::move(signers)),
+      base_url_(settings.base_url) {
   options_.ses_tags = ses_tags;
+  while (base_url_.ends_with('/')) base_url_.pop_back();
 }
 
 Rewriter::~Rewriter() = default;
@@ -42,18 +47,14 @@ std::string Rewriter::token_for(const std::string& uid, const std::string& email
 
 std::string Rewriter::url_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,
                               long long now) const {
-  auto base = settings_.base_url;
-  while (base.ends_with('/')) base.pop_back();
-  return base + "/u/" + token_for(uid, email_id, launch_id, now);
+  return base_url_ + "/u/" + token_for(uid, email_id, launch_id, now);
 }
 
 std::string Rewriter::copy(const RenderPlan& plan, const std::string& uid, long long now) const {
   if (!plan.rewritten()) return plan.render({});
   const auto token = token_for(uid, plan.email_id(), plan.launch_list_id(), now);
-  auto base = std::string_view(settings_.base_url);
-  while (base.ends_with('/')) base.remove_suffix(1);
   RecipientValues v;
-  v.url = fmt::format("{}/u/{}", base, token);
+  v.url = fmt::format("{}/u/{}", base_url_, token);
   if (!settings_.mailto_domain.empty()) v.mailto = fmt::format("u+{}@{}", token, settings_.mailto_domain);
   v.uid = uid;
   auto out = plan.render(v);

@@ -135,7 +135,8 @@ struct ConnectionRunner {
     co_return true;
   }
 
-  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer) {
+  /// nothing_to_queue: every recipient was an unsubscribe address (mailto:).
+  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer, bool nothing_to_queue) {
     const auto& limits = server.config_.smtp.limits;
     DotUnstuffer decoder({limits.max_message_bytes, limits.max_text_line});
     std::string chunk;
@@ -170,7 +171,7 @@ struct ConnectionRunner {
     } else if (!write_error.empty()) {
       spdlog::error("{}: queue file write error: {}", writer.id(), write_error);
       r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
-    } else if (session_recipients_ == 0) {
+    } else if (nothing_to_queue) {
       r.outcome.queue_id = writer.id();  // only unsubscribe addresses: nothing to spool
       writer.abort();
     } else if (refused_by_body_link(writer)) {
@@ -194,8 +195,6 @@ struct ConnectionRunner {
     return plan.refused();
   }
 
-  std::size_t session_recipients_ = 0;
-
   /// RFC 2369 mailto: unsubscribes: u+TOKEN@mailto_domain, recorded once the message is in.
   void mailto_unsubscribes(const Envelope& env, const std::string& queue_id) {
     const auto ip = config::unmap(c->stream.next_layer().remote_endpoint().address()).to_string();
@@ -212,7 +211,6 @@ struct ConnectionRunner {
   /// DATA: create the queue file, send 354, stream, commit, reply.
   asio::awaitable<bool> data_phase(Session& session, Step& step) {
     const auto& env = session.envelope();
-    session_recipients_ = env.recipients.size();
     spool::QueueEnvelope qenv{now_seconds(), c->stream.next_layer().remote_endpoint().address().to_string(),
                               printable(env.helo, 200), printable(session.auth_user(), 200), env.body_8bit,
                               env.sender, env.recipients};
@@ -230,7 +228,7 @@ struct ConnectionRunner {
     if (!co_await flush()) co_return false;
 
     c->in_data = true;
-    auto result = co_await receive_data(*writer);
+    auto result = co_await receive_data(*writer, env.recipients.empty());
     c->in_data = false;
     if (result.connection_lost) {
       spdlog::info("{}: lost connection with {} during DATA after {} bytes; message discarded", writer->id(), peer,

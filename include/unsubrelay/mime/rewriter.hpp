@@ -42,6 +42,7 @@ class Rewriter {
   PlanOptions options_;
   token::KeySet keys_;
   std::vector<std::shared_ptr<const dkim::Signer>> signers_;
+  std::string base_url_;  // unsubscribe.base_url without trailing slashes
 };
 
 /// Loads unsubscribe.keys_file, or, when it is not set, var/keys.yaml,
