@@ -19,6 +19,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -171,11 +172,14 @@ int run_relay(const std::string& config_path) {
                         [&spool] { return std::filesystem::is_directory(spool.messages_dir()); });
 
   asio::io_context io;
+  // Spool commits and store transactions block in fsync: they run here, many
+  // at once, so the file system commits them together (common/offload.hpp).
+  asio::thread_pool disk(32);
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
-  delivery::QueueManager queue(io, spool, *upstream, retry, cfg.smtp.hostname, &rewriter, store.get(),
+  delivery::QueueManager queue(io, disk, spool, *upstream, retry, cfg.smtp.hostname, &rewriter, store.get(),
                                cfg.unsubscribe.suppression);
   smtp::Server server(
-      io, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); },
+      io, disk, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); },
       [&service](const std::string& token, const std::string& ip, std::string& why) {
         return service.unsubscribe_by_token(token, "mailto", ip, why);
       });
@@ -297,6 +301,7 @@ int run_relay(const std::string& config_path) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : pool) t.join();
+  disk.join();
   stopping = true;
   retention.join();
   webhooks.stop();

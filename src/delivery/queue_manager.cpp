@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/delivery/bounce.hpp"
 
@@ -59,10 +60,11 @@ std::string LatencyHistogram::prometheus(const char* name) const {
   return out;
 }
 
-QueueManager::QueueManager(asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
-                           std::string hostname, const mime::Rewriter* rewriter, store::Store* store,
-                           config::Suppression suppression)
+QueueManager::QueueManager(asio::io_context& io, asio::thread_pool& disk, const spool::Spool& spool,
+                           Upstream& upstream, RetryPolicy retry, std::string hostname,
+                           const mime::Rewriter* rewriter, store::Store* store, config::Suppression suppression)
     : strand_(asio::make_strand(io)),
+      disk_(disk),
       spool_(spool),
       upstream_(upstream),
       retry_(retry),
@@ -70,6 +72,7 @@ QueueManager::QueueManager(asio::io_context& io, const spool::Spool& spool, Upst
       rewriter_(rewriter && store ? rewriter : nullptr),
       store_(rewriter && store ? store : nullptr),
       suppression_(suppression),
+      recorder_(store_ ? std::make_unique<store::DeliveryRecorder>(*store_) : nullptr),
       wake_(strand_) {}
 
 void QueueManager::start(const std::vector<std::string>& recovered) {
@@ -125,76 +128,45 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     }
   } done{this, id};
 
-  std::string why;
-  auto message = spool_.load(id, &why);
-  if (!message) {
+  // Reading the queue file and the store's lookups run on the disk pool; this
+  // coroutine (on the strand) only schedules, renders and talks to the upstream.
+  Attempt a;
+  co_await offload(disk_, [&] { prepare(id, a); });
+  if (!a.message) {
     entries_.erase(id);
-    if (why == std::strerror(ENOENT)) {
-      spdlog::info("{}: removed from the queue by the operator", id);
-    } else {
-      spool_.quarantine(id);
-      spdlog::error("{}: queue file damaged ({}), moved to corrupt/", id, why);
-    }
     co_return;
   }
-  auto content = spool_.read_content(*message, &why);
-  if (!content) {
-    spdlog::error("{}: cannot read queue file: {}", id, why);
+  if (!a.content) {
     entries_[id].next_try = now_seconds() + backoff_seconds(retry_, 1);
     co_return;
   }
-
-  const auto& env = message->envelope;
-  // Parse once per attempt; each recipient's copy is then spliced from the plan.
-  std::optional<mime::RenderPlan> plan;
-  if (rewriter_) {
-    plan = rewriter_->plan(*content, id);
-    for (const auto& note : plan->notes()) spdlog::warn("{}: MIME: {}", id, note);
-    if (plan->campaign()) {
-      if (!store_->record_launch(plan->launch_list_id(), plan->email_id(), now_seconds(), plan->launch_kind())) {
-        spdlog::warn("{}: store: cannot record launch {}: {}", id, plan->launch_list_id(), store_->last_error());
-      }
-      spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", id, printable(plan->email_id(), 64),
-                   printable(plan->launch_list_id(), 64),
-                   !plan->rewritten() ? "forwarded unchanged"
-                   : plan->placeholder_found() ? "placeholders replaced"
-                   : plan->footer_added() ? "unsubscribe footer added"
-                                          : "no placeholder (body_link: warn)");
-    }
-  }
+  const auto& env = a.message->envelope;
+  const auto& plan = a.plan;
   std::vector<FailedRecipient> failed;
   std::string defer_reason;
   std::vector<std::size_t> deferred;
-  std::vector<store::Send> sends;  // recorded in one transaction after the attempt
-  // Every pending recipient's uid in one store transaction, not one per recipient.
-  std::map<std::string, std::string> uids;
-  if (plan && plan->rewritten()) {
-    std::vector<std::string> pending;
-    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-      if (message->state.recipients[i] == spool::RecipientStatus::pending) pending.push_back(env.recipients[i]);
-    }
-    if (const auto found = store_->uids_for(pending)) {
-      for (std::size_t i = 0; i < pending.size(); ++i) uids[pending[i]] = (*found)[i];
-    }
-  }
+  std::vector<store::Send> sends;  // recorded in one (group) transaction after the attempt
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-    if (message->state.recipients[i] != spool::RecipientStatus::pending) continue;
+    if (a.message->state.recipients[i] != spool::RecipientStatus::pending) continue;
     std::vector<RecipientResult> results;
     std::string uid;
     try {
       const bool campaign = plan && plan->rewritten();
       if (campaign) {
         // The store gives the contact its uid; if it cannot, the copy waits (never sent without one).
-        const auto found = uids.find(env.recipients[i]);
-        if (found == uids.end()) throw std::runtime_error("store unavailable: " + store_->last_error());
+        const auto found = a.uids.find(env.recipients[i]);
+        if (found == a.uids.end()) throw std::runtime_error("store unavailable: " + a.store_error);
         uid = found->second;
       }
-      std::optional<bool> opted_out = false;
+      bool opted_out = false;
       if (campaign && suppression_ != config::Suppression::off) {
-        opted_out = store_->unsubscribed(uid, suppression_ == config::Suppression::campaign ? plan->email_id() : "");
-        if (!opted_out) throw std::runtime_error("store unavailable: " + store_->last_error());
+        const auto found = a.opted_out.find(uid);
+        if (found == a.opted_out.end() || !found->second) {
+          throw std::runtime_error("store unavailable: " + a.store_error);
+        }
+        opted_out = *found->second;
       }
-      if (*opted_out) {
+      if (opted_out) {
         results = {{DeliveryStatus::sent, "250 2.0.0 suppressed: the contact unsubscribed", "none", {}}};
         results.front().upstream_id = "suppressed";
       } else if (plan && plan->refused()) {
@@ -207,7 +179,7 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
           rendered = rewriter_->copy(*plan, uid, now_seconds());
           ++counters_.copies_rendered;
         }
-        OutboundCopy copy{id, i, env.sender, {env.recipients[i]}, rendered.empty() ? *content : rendered};
+        OutboundCopy copy{id, i, env.sender, {env.recipients[i]}, rendered.empty() ? *a.content : rendered};
         const auto started = std::chrono::steady_clock::now();
         results = co_await upstream_.deliver(std::move(copy));
         counters_.upstream_latency.observe(
@@ -239,6 +211,7 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     }
     switch (r.status) {
       case DeliveryStatus::sent:
+        // A few bytes appended, not synced here: once per attempt below.
         if (auto err = spool_.mark_delivered(id, i, now, was_suppressed ? "" : r.upstream_id); !err.empty()) {
           spdlog::error("{}: cannot record delivery to <{}>: {}", id, env.recipients[i], err);
         }
@@ -255,9 +228,6 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     }
   }
 
-  if (!sends.empty() && !store_->record_sends(sends)) {
-    spdlog::warn("{}: store: cannot record {} send(s): {}", id, sends.size(), store_->last_error());
-  }
   const auto now = now_seconds();
   if (!deferred.empty() && expired(retry_, env.arrival, now)) {
     for (auto i : deferred) {
@@ -268,38 +238,102 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     }
     deferred.clear();
   }
-  if (!failed.empty()) {
-    send_bounce(*message, failed, *content, now);
-    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-      for (const auto& f : failed) {
-        if (f.address == env.recipients[i] && message->state.recipients[i] == spool::RecipientStatus::pending) {
-          spool_.mark_bounced(id, i, now);
-          message->state.recipients[i] = spool::RecipientStatus::bounced;
+  const auto attempts = a.message->state.attempts + 1;
+  const auto next = now + backoff_seconds(retry_, attempts);
+  std::string bounce_id;
+  co_await offload(disk_, [&] {
+    if (!sends.empty() && !recorder_->record_sends(sends)) {
+      spdlog::warn("{}: store: cannot record {} send(s): {}", id, sends.size(), store_->last_error());
+    }
+    if (!failed.empty()) {
+      bounce_id = queue_bounce(*a.message, failed, *a.content, now);
+      for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+        for (const auto& f : failed) {
+          if (f.address == env.recipients[i] && a.message->state.recipients[i] == spool::RecipientStatus::pending) {
+            spool_.mark_bounced(id, i, now);
+            a.message->state.recipients[i] = spool::RecipientStatus::bounced;
+          }
         }
       }
     }
-    counters_.bounced += failed.size();
-  }
+    if (deferred.empty()) {
+      spool_.remove(id);
+    } else {
+      spool_.sync_state(id);  // recipients delivered in this attempt stay delivered after a crash
+      spool_.mark_deferred(id, attempts, next, defer_reason);
+    }
+  });
+  counters_.bounced += failed.size();
+  if (!bounce_id.empty()) entries_[bounce_id].next_try = 0;
   if (deferred.empty()) {
-    spool_.remove(id);
     entries_.erase(id);
     spdlog::info("{}: removed", id);
-    co_return;
+  } else {
+    entries_[id].next_try = next;
   }
-  spool_.sync_state(id);  // recipients delivered in this attempt stay delivered after a crash
-  const auto attempts = message->state.attempts + 1;
-  const auto next = now + backoff_seconds(retry_, attempts);
-  spool_.mark_deferred(id, attempts, next, defer_reason);
-  entries_[id].next_try = next;
 }
 
-void QueueManager::send_bounce(const spool::QueuedMessage& message, const std::vector<FailedRecipient>& failed,
-                               std::string_view content, long long now) {
+void QueueManager::prepare(const std::string& id, Attempt& a) {
+  std::string why;
+  a.message = spool_.load(id, &why);
+  if (!a.message) {
+    if (why == std::strerror(ENOENT)) {
+      spdlog::info("{}: removed from the queue by the operator", id);
+    } else {
+      spool_.quarantine(id);
+      spdlog::error("{}: queue file damaged ({}), moved to corrupt/", id, why);
+    }
+    return;
+  }
+  a.content = spool_.read_content(*a.message, &why);
+  if (!a.content) {
+    spdlog::error("{}: cannot read queue file: {}", id, why);
+    return;
+  }
+  if (!rewriter_) return;
+  // Parse once per attempt; each recipient's copy is then spliced from the plan.
+  a.plan = rewriter_->plan(*a.content, id);
+  const auto& plan = *a.plan;
+  for (const auto& note : plan.notes()) spdlog::warn("{}: MIME: {}", id, note);
+  if (!plan.campaign()) return;
+  if (!store_->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind())) {
+    spdlog::warn("{}: store: cannot record launch {}: {}", id, plan.launch_list_id(), store_->last_error());
+  }
+  spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", id, printable(plan.email_id(), 64),
+               printable(plan.launch_list_id(), 64),
+               !plan.rewritten()           ? "forwarded unchanged"
+               : plan.placeholder_found() ? "placeholders replaced"
+               : plan.footer_added()      ? "unsubscribe footer added"
+                                          : "no placeholder (body_link: warn)");
+  if (!plan.rewritten()) return;
+  // Every pending recipient's uid in one store transaction, shared with the
+  // other deliveries in flight (group commit), not one per recipient.
+  std::vector<std::string> pending;
+  const auto& env = a.message->envelope;
+  for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+    if (a.message->state.recipients[i] == spool::RecipientStatus::pending) pending.push_back(env.recipients[i]);
+  }
+  const auto found = recorder_->uids_for(pending);
+  if (!found) {
+    a.store_error = store_->last_error();
+    return;
+  }
+  for (std::size_t i = 0; i < pending.size(); ++i) a.uids[pending[i]] = (*found)[i];
+  if (suppression_ == config::Suppression::off) return;
+  const auto campaign = suppression_ == config::Suppression::campaign ? plan.email_id() : std::string();
+  for (const auto& [address, uid] : a.uids) {
+    a.opted_out[uid] = store_->unsubscribed(uid, campaign);
+    if (!a.opted_out[uid]) a.store_error = store_->last_error();
+  }
+}
+
+std::string QueueManager::queue_bounce(const spool::QueuedMessage& message, const std::vector<FailedRecipient>& failed,
+                                       std::string_view content, long long now) {
   const auto& env = message.envelope;
   if (env.sender.empty()) {
     // RFC 5321 §4.5.5: never bounce a bounce.
     spdlog::warn("{}: {} recipient(s) failed; sender is <>, so no bounce is sent", message.id, failed.size());
-    return;
+    return {};
   }
   const auto dsn = build_bounce({hostname_, message.id, env.sender, env.arrival, now, failed, content});
   spool::QueueEnvelope bounce_env{now, "127.0.0.1", hostname_, {}, false, "", {env.sender}};
@@ -309,10 +343,10 @@ void QueueManager::send_bounce(const spool::QueuedMessage& message, const std::v
   if (err.empty() && writer) err = writer->commit();
   if (!err.empty()) {
     spdlog::error("{}: cannot queue the bounce to <{}>: {}", message.id, env.sender, err);
-    return;
+    return {};
   }
   spdlog::info("{}: sender non-delivery notification: {}", message.id, writer->id());
-  entries_[writer->id()].next_try = 0;
+  return writer->id();
 }
 
 asio::awaitable<void> QueueManager::drain() {

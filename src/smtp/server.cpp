@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "unsubrelay/common/listener.hpp"
+#include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/render_plan.hpp"
 #include "unsubrelay/smtp/dot_unstuffer.hpp"
@@ -174,13 +175,19 @@ struct ConnectionRunner {
     } else if (nothing_to_queue) {
       r.outcome.queue_id = writer.id();  // only unsubscribe addresses: nothing to spool
       writer.abort();
-    } else if (refused_by_body_link(writer)) {
-      r.outcome.refusal = reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
-    } else if (auto err = writer.commit(); !err.empty()) {
-      spdlog::error("{}: queue file commit error: {}", writer.id(), err);
-      r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
     } else {
-      r.outcome.queue_id = writer.id();
+      // The policy check reads the file back and the commit fsyncs: both on the disk pool.
+      const auto refused = co_await offload(server.disk_, [&] { return refused_by_body_link(writer); });
+      std::string err;
+      if (!refused) err = co_await offload(server.disk_, [&] { return writer.commit(); });
+      if (refused) {
+        r.outcome.refusal = reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
+      } else if (!err.empty()) {
+        spdlog::error("{}: queue file commit error: {}", writer.id(), err);
+        r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
+      } else {
+        r.outcome.queue_id = writer.id();
+      }
     }
     co_return r;
   }
@@ -362,9 +369,10 @@ struct ConnectionRunner {
   }
 };
 
-Server::Server(asio::io_context& io, const config::Config& config, const spool::Spool& spool, QueuedCallback on_queued,
-               MailtoCallback on_mailto)
+Server::Server(asio::io_context& io, asio::thread_pool& disk, const config::Config& config, const spool::Spool& spool,
+               QueuedCallback on_queued, MailtoCallback on_mailto)
     : io_(io),
+      disk_(disk),
       config_(config),
       spool_(spool),
       on_queued_(std::move(on_queued)),

@@ -3,10 +3,16 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <atomic>
 #include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include <pqxx/pqxx>
 
+#include "unsubrelay/store/group_commit.hpp"
 #include "unsubrelay/store/store.hpp"
 
 using namespace unsubrelay::store;
@@ -169,4 +175,66 @@ TEST_P(StoreTest, UidsForAListInOneTransaction) {
   EXPECT_EQ((*uids)[0], (*uids)[3]);
   EXPECT_NE((*uids)[0], (*uids)[2]);
   EXPECT_EQ(t.store->uid_for("c@x.org"), (*uids)[2]);
+}
+
+// Group commit: 16 threads asking at once share transactions, each gets its
+// own answers, and the same contact seen by two deliveries gets one uid.
+TEST_P(StoreTest, GroupCommitSharesTransactionsAndKeepsAnswersApart) {
+  TempStore t(GetParam());
+  DeliveryRecorder recorder(*t.store);
+  ASSERT_TRUE(t.store->record_launch("L1", "100", 1000));
+  constexpr int kThreads = 16;
+  constexpr int kRounds = 20;
+  std::vector<std::vector<std::string>> got(kThreads);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int n = 0; n < kThreads; ++n) {
+    threads.emplace_back([&, n] {
+      for (int r = 0; r < kRounds; ++r) {
+        const std::vector<std::string> mine{fmt::format("t{}r{}@x.org", n, r), "shared@x.org"};
+        const auto uids = recorder.uids_for(mine);
+        if (!uids || uids->size() != 2) {
+          ++failures;
+          continue;
+        }
+        got[n].push_back((*uids)[0]);
+        got[n].push_back((*uids)[1]);
+        std::vector<Send> sends;
+        for (const auto& uid : *uids) sends.push_back({"L1", uid, "Q", "", SendStatus::delivered, 1000, "250 ok"});
+        if (!recorder.record_sends(sends)) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  const auto shared = *t.store->uid_for("shared@x.org");
+  std::set<std::string> own;
+  for (int n = 0; n < kThreads; ++n) {
+    ASSERT_EQ(got[n].size(), 2u * kRounds);
+    for (int r = 0; r < kRounds; ++r) {
+      EXPECT_EQ(got[n][2 * r], *t.store->uid_for(fmt::format("t{}r{}@x.org", n, r)));
+      EXPECT_EQ(got[n][2 * r + 1], shared);
+      own.insert(got[n][2 * r]);
+    }
+  }
+  EXPECT_EQ(own.size(), static_cast<std::size_t>(kThreads * kRounds));
+  // One send row per contact and launch: every own contact plus the shared one.
+  EXPECT_EQ(t.store->summary("100", "L1")->delivered, kThreads * kRounds + 1u);
+  // Fewer transactions than requests: callers arriving together were committed together.
+  EXPECT_LE(recorder.transactions(), 2u * kThreads * kRounds);
+  EXPECT_GT(recorder.transactions(), 0u);
+}
+
+TEST(GroupCommit, AFailedTransactionFailsEveryCallerInIt) {
+  GroupCommit<int, int> doubling([](const std::vector<int>& in, std::vector<int>& out) {
+    for (int v : in) {
+      if (v < 0) return false;
+      out.push_back(2 * v);
+    }
+    return true;
+  });
+  EXPECT_EQ(doubling.run({1, 2, 3}), (std::optional<std::vector<int>>(std::vector<int>{2, 4, 6})));
+  EXPECT_FALSE(doubling.run({4, -1}));
+  EXPECT_EQ(doubling.run({}), (std::optional<std::vector<int>>(std::vector<int>{})));
+  EXPECT_EQ(doubling.batches(), 3u);
 }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,11 +20,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "unsubrelay/delivery/retry.hpp"
 #include "unsubrelay/delivery/upstream.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/spool/spool.hpp"
+#include "unsubrelay/store/group_commit.hpp"
 #include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::delivery {
@@ -51,9 +54,10 @@ class QueueManager {
  public:
   /// Campaign handling (rewriting, suppression, launch records) needs both
   /// rewriter and store; without them copies are the message as spooled.
-  QueueManager(boost::asio::io_context& io, const spool::Spool& spool, Upstream& upstream, RetryPolicy retry,
-               std::string hostname, const mime::Rewriter* rewriter = nullptr, store::Store* store = nullptr,
-               config::Suppression suppression = config::Suppression::global);
+  /// disk: the pool that runs spool and store work (fsyncs), off the network threads.
+  QueueManager(boost::asio::io_context& io, boost::asio::thread_pool& disk, const spool::Spool& spool,
+               Upstream& upstream, RetryPolicy retry, std::string hostname, const mime::Rewriter* rewriter = nullptr,
+               store::Store* store = nullptr, config::Suppression suppression = config::Suppression::global);
 
   /// Starts the scheduler with the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
@@ -70,13 +74,26 @@ class QueueManager {
   };
 
   boost::asio::awaitable<void> schedule_loop();
+  /// What one delivery attempt reads before sending (filled on the disk pool).
+  struct Attempt {
+    std::optional<spool::QueuedMessage> message;  // nullopt: gone or quarantined
+    std::optional<std::string> content;           // nullopt: unreadable, retry later
+    std::optional<mime::RenderPlan> plan;         // views into content
+    std::map<std::string, std::string> uids;      // recipient -> uid
+    std::map<std::string, std::optional<bool>> opted_out;  // uid -> unsubscribed
+    std::string store_error;
+  };
+
   boost::asio::awaitable<void> deliver(std::string id);
-  void send_bounce(const spool::QueuedMessage& message, const std::vector<struct FailedRecipient>& failed,
-                   std::string_view content, long long now);
+  void prepare(const std::string& id, Attempt& attempt);
+  /// Queues a DSN to the sender; its queue id, or "" (none sent).
+  std::string queue_bounce(const spool::QueuedMessage& message, const std::vector<struct FailedRecipient>& failed,
+                           std::string_view content, long long now);
   void rescan();
 
   using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
   Strand strand_;
+  boost::asio::thread_pool& disk_;
   const spool::Spool& spool_;
   Upstream& upstream_;
   RetryPolicy retry_;
@@ -84,6 +101,7 @@ class QueueManager {
   const mime::Rewriter* rewriter_;
   store::Store* store_;
   config::Suppression suppression_;
+  std::unique_ptr<store::DeliveryRecorder> recorder_;
   boost::asio::steady_timer wake_;
   std::map<std::string, Entry> entries_;
   std::set<std::string> in_flight_;

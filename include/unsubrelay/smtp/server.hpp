@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/smtp/auth.hpp"
@@ -38,8 +39,9 @@ using MailtoCallback = std::function<bool(const std::string& token, const std::s
 
 class Server {
  public:
-  Server(boost::asio::io_context& io, const config::Config& config, const spool::Spool& spool,
-         QueuedCallback on_queued, MailtoCallback on_mailto = {});
+  /// disk: the pool that runs queue-file commits (fsyncs), off the network threads.
+  Server(boost::asio::io_context& io, boost::asio::thread_pool& disk, const config::Config& config,
+         const spool::Spool& spool, QueuedCallback on_queued, MailtoCallback on_mailto = {});
   ~Server();
 
   /// Binds every listener. Returns "" or an error naming the address.
@@ -62,6 +64,7 @@ class Server {
   friend struct ConnectionRunner;
 
   boost::asio::io_context& io_;
+  boost::asio::thread_pool& disk_;
   const config::Config& config_;
   const spool::Spool& spool_;
   QueuedCallback on_queued_;
