@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -73,7 +74,8 @@ QueueManager::QueueManager(asio::io_context& io, asio::thread_pool& disk, const 
       store_(rewriter && store ? store : nullptr),
       suppression_(suppression),
       recorder_(store_ ? std::make_unique<store::DeliveryRecorder>(*store_) : nullptr),
-      wake_(strand_) {}
+      wake_(strand_),
+      slot_free_(strand_) {}
 
 void QueueManager::start(const std::vector<std::string>& recovered) {
   asio::post(strand_, [this, recovered] {
@@ -146,8 +148,9 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
   std::string defer_reason;
   std::vector<std::size_t> deferred;
   std::vector<store::Send> sends;  // recorded in one (group) transaction after the attempt
-  for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-    if (a.message->state.recipients[i] != spool::RecipientStatus::pending) continue;
+  // One copy: render, send, record its outcome. Copies of one message go out
+  // in parallel over the upstream's connections; everything here runs on the strand.
+  auto one_copy = [&](std::size_t i) -> asio::awaitable<void> {
     std::vector<RecipientResult> results;
     std::string uid;
     try {
@@ -226,7 +229,27 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
         ++counters_.deferred;
         break;
     }
+  };
+  std::size_t running = 0;
+  asio::steady_timer copy_done(strand_);
+  auto wait_below = [&](std::size_t limit) -> asio::awaitable<void> {
+    while (running >= limit && running > 0) {
+      copy_done.expires_at(asio::steady_timer::time_point::max());
+      boost::system::error_code ec;
+      co_await copy_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  };
+  for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+    if (a.message->state.recipients[i] != spool::RecipientStatus::pending) continue;
+    co_await acquire_copy_slot();
+    ++running;
+    asio::co_spawn(strand_, one_copy(i), asio::bind_executor(strand_, [&](std::exception_ptr) {
+                     --running;
+                     release_copy_slot();
+                     copy_done.cancel();
+                   }));
   }
+  co_await wait_below(1);  // every copy of this attempt has its outcome
 
   const auto now = now_seconds();
   if (!deferred.empty() && expired(retry_, env.arrival, now)) {
@@ -271,6 +294,22 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
   } else {
     entries_[id].next_try = next;
   }
+}
+
+asio::awaitable<void> QueueManager::acquire_copy_slot() {
+  // At most upstream.concurrency() copies in flight over all messages: the
+  // upstream opens a connection per copy that finds none idle.
+  while (copies_in_flight_ >= upstream_.concurrency()) {
+    slot_free_.expires_at(asio::steady_timer::time_point::max());
+    boost::system::error_code ec;
+    co_await slot_free_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  ++copies_in_flight_;
+}
+
+void QueueManager::release_copy_slot() {
+  --copies_in_flight_;
+  slot_free_.cancel();
 }
 
 void QueueManager::prepare(const std::string& id, Attempt& a) {

@@ -86,6 +86,8 @@ class QueueManager {
 
   boost::asio::awaitable<void> deliver(std::string id);
   void prepare(const std::string& id, Attempt& attempt);
+  boost::asio::awaitable<void> acquire_copy_slot();
+  void release_copy_slot();
   /// Queues a DSN to the sender; its queue id, or "" (none sent).
   std::string queue_bounce(const spool::QueuedMessage& message, const std::vector<struct FailedRecipient>& failed,
                            std::string_view content, long long now);
@@ -103,6 +105,8 @@ class QueueManager {
   config::Suppression suppression_;
   std::unique_ptr<store::DeliveryRecorder> recorder_;
   boost::asio::steady_timer wake_;
+  boost::asio::steady_timer slot_free_;  // cancelled whenever a copy slot frees up
+  std::size_t copies_in_flight_ = 0;
   std::map<std::string, Entry> entries_;
   std::set<std::string> in_flight_;
   bool stopping_ = false;
