@@ -1,6 +1,9 @@
 // client_codec.cpp: reply parsing, dot-stuffing, EHLO keywords.
 #include "unsubrelay/smtp/client_codec.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include <charconv>
 
 #include "unsubrelay/common/text.hpp"
@@ -32,21 +35,34 @@ ReplyReader::Status ReplyReader::push(std::string_view line) {
 ServerReply ReplyReader::take() { return std::exchange(current_, ServerReply{}); }
 
 std::string dot_stuff(std::string_view content) {
+  // Whole runs between line ends are copied at once (memchr, memcpy): the
+  // byte-at-a-time version was the relay's hottest function in the benchmark.
   std::string out;
   out.reserve(content.size() + content.size() / 64 + 8);
+  const char* p = content.data();
+  const char* const end = p + content.size();
+  auto next = [end](const char* from, char c) {
+    const void* hit = std::memchr(from, c, static_cast<std::size_t>(end - from));
+    return hit ? static_cast<const char*>(hit) : end;
+  };
+  const char* next_cr = next(p, '\r');
+  const char* next_lf = next(p, '\n');
   bool line_start = true;
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    const char c = content[i];
-    if (line_start && c == '.') out.push_back('.');
-    if (c == '\r' || c == '\n') {
-      // CRLF, bare CR, bare LF: each becomes one CRLF.
-      if (c == '\r' && i + 1 < content.size() && content[i + 1] == '\n') ++i;
-      out += "\r\n";
-      line_start = true;
-      continue;
+  while (p < end) {
+    if (line_start && *p == '.') out.push_back('.');
+    if (next_cr < p) next_cr = next(p, '\r');
+    if (next_lf < p) next_lf = next(p, '\n');
+    const char* stop = std::min(next_cr, next_lf);
+    out.append(p, stop);
+    if (stop == end) {
+      line_start = false;
+      break;
     }
-    out.push_back(c);
-    line_start = false;
+    // CRLF, bare CR, bare LF: each becomes one CRLF.
+    p = stop + 1;
+    if (*stop == '\r' && p < end && *p == '\n') ++p;
+    out += "\r\n";
+    line_start = true;
   }
   if (!line_start) out += "\r\n";
   out += ".\r\n";

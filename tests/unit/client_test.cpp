@@ -2,6 +2,8 @@
 // EHLO keywords, SES ids, per-recipient outcomes and the rate limit.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "unsubrelay/delivery/rate_limit.hpp"
 #include "unsubrelay/delivery/upstream_result.hpp"
 #include "unsubrelay/smtp/client_codec.hpp"
@@ -40,6 +42,36 @@ TEST(DotStuff, StuffsAndNormalisesLineEnds) {
   EXPECT_EQ(dot_stuff("no final newline"), "no final newline\r\n.\r\n");
   EXPECT_EQ(dot_stuff("bare\nlf\rcr\r\n.x"), "bare\r\nlf\r\ncr\r\n..x\r\n.\r\n");
   EXPECT_EQ(dot_stuff(""), ".\r\n");
+}
+
+// The fast (memchr) version against the obvious byte-at-a-time one, on random
+// mixes of dots, CR, LF and text.
+TEST(DotStuff, MatchesTheByteAtATimeReference) {
+  auto reference = [](std::string_view content) {
+    std::string out;
+    bool line_start = true;
+    for (std::size_t i = 0; i < content.size(); ++i) {
+      const char c = content[i];
+      if (line_start && c == '.') out.push_back('.');
+      if (c == '\r' || c == '\n') {
+        if (c == '\r' && i + 1 < content.size() && content[i + 1] == '\n') ++i;
+        out += "\r\n";
+        line_start = true;
+        continue;
+      }
+      out.push_back(c);
+      line_start = false;
+    }
+    if (!line_start) out += "\r\n";
+    return out + ".\r\n";
+  };
+  std::mt19937 rng(7);
+  const std::string alphabet = "..\r\n\r\nab";
+  for (int round = 0; round < 20000; ++round) {
+    std::string input(rng() % 24, ' ');
+    for (auto& c : input) c = alphabet[rng() % alphabet.size()];
+    ASSERT_EQ(dot_stuff(input), reference(input)) << testing::PrintToString(input);
+  }
 }
 
 TEST(Ehlo, Keywords) {
