@@ -139,7 +139,7 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     co_return;
   }
   if (!a.content) {
-    entries_[id].next_try = now_seconds() + backoff_seconds(retry_, 1);
+    entries_[id].next_try = now_seconds() + backoff_seconds(retry_, 1) + 1;
     co_return;
   }
   const auto& env = a.message->envelope;
@@ -262,7 +262,9 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     deferred.clear();
   }
   const auto attempts = a.message->state.attempts + 1;
-  const auto next = now + backoff_seconds(retry_, attempts);
+  // The clock here counts whole seconds: +1 rounds up, so a retry never comes
+  // sooner than its backoff (found by tests/integration/test_fault_upstream.py).
+  const auto next = now + backoff_seconds(retry_, attempts) + 1;
   std::string bounce_id;
   co_await offload(disk_, [&] {
     if (!sends.empty() && !recorder_->record_sends(sends)) {

@@ -304,8 +304,11 @@ asio::awaitable<Transaction> ClientConnection::send(const std::string& sender,
     co_return t;
   }
 
+  // A refused MAIL FROM (SES's 454 throttling) voids the transaction even when a
+  // pipelining server then accepts RCPT and DATA: sending the content anyway
+  // would deliver a copy the relay counts as deferred, and send it again later.
   bool any_accepted = false;
-  for (const auto& r : t.rcpt) any_accepted |= r && r->positive();
+  for (const auto& r : t.rcpt) any_accepted |= t.mail && t.mail->positive() && r && r->positive();
   if (t.data && t.data->code == 354) {
     // With pipelining the server may say 354 although every RCPT failed:
     // RFC 2920 §3.1 says to send an empty message to close the DATA phase.

@@ -2,6 +2,8 @@
 #include "unsubrelay/smtp/server.hpp"
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include <boost/asio/co_spawn.hpp>
@@ -76,6 +78,16 @@ struct Server::Connection {
 namespace {
 
 long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
+
+/// A queue file that could not be written or committed: the client keeps the
+/// message and retries. A full disk (or quota) is 452 4.3.1, as in Postfix's
+/// "Insufficient system storage"; anything else 451 4.3.0.
+Reply storage_error(const std::string& error) {
+  if (error.find(std::strerror(ENOSPC)) != std::string::npos || error.find(std::strerror(EDQUOT)) != std::string::npos) {
+    return reply(452, "4.3.1", "Error: insufficient system storage");
+  }
+  return reply(451, "4.3.0", "Error: queue file write error");
+}
 
 asio::awaitable<void> watchdog(std::shared_ptr<Server::Connection> c) {
   // First expiry: cancel the pending read so the session can say 421 and close.
@@ -171,7 +183,7 @@ struct ConnectionRunner {
       r.outcome.refusal = reply(550, "5.5.2", "Error: message has a line longer than 998 characters (RFC 5322 §2.1.1)");
     } else if (!write_error.empty()) {
       spdlog::error("{}: queue file write error: {}", writer.id(), write_error);
-      r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
+      r.outcome.refusal = storage_error(write_error);
     } else if (nothing_to_queue) {
       r.outcome.queue_id = writer.id();  // only unsubscribe addresses: nothing to spool
       writer.abort();
@@ -184,7 +196,7 @@ struct ConnectionRunner {
         r.outcome.refusal = reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
       } else if (!err.empty()) {
         spdlog::error("{}: queue file commit error: {}", writer.id(), err);
-        r.outcome.refusal = reply(451, "4.3.0", "Error: queue file write error");
+        r.outcome.refusal = storage_error(err);
       } else {
         r.outcome.queue_id = writer.id();
       }
@@ -226,7 +238,7 @@ struct ConnectionRunner {
     if (writer) err = writer->append(session.received_header(writer->id(), qenv.arrival));
     if (!writer || !err.empty()) {
       spdlog::error("cannot create a queue file: {}", err);
-      for (const auto& r : session.on_data_end({std::nullopt, reply(451, "4.3.0", "Error: queue file write error")}).replies) {
+      for (const auto& r : session.on_data_end({std::nullopt, storage_error(err)}).replies) {
         out += r.wire();
       }
       co_return true;

@@ -1,0 +1,75 @@
+"""Fault injection: a slow upstream that drops connections and throttles, under load.
+
+The sink answers every message late, cuts every 7th connection half-way
+through DATA, answers every 5th MAIL FROM with SES's 454 throttling reply, and
+swallows the reply of every 11th message (it has the message, the relay cannot
+know). After a throttled MAIL FROM it still accepts RCPT and DATA, as lenient
+pipelining servers do: the relay must not send the content then. Clients send the whole load at once. Nothing acknowledged may be lost;
+the only duplicates allowed are the swallowed replies; a retried message waits
+at least retry_min_seconds between attempts.
+"""
+
+import threading
+import unittest
+
+from faults import Sink, report, scale, send
+from relay import Relay, wait_until
+
+MESSAGES = scale(120, 1000)
+SENDERS = 6
+RETRY_MIN = 1
+
+
+class UpstreamFaultTest(unittest.TestCase):
+    def test_slow_dropping_throttling_upstream_loses_nothing(self):
+        with Sink(delay=0.02, drop_every=7, throttle_every=5, lose_reply_every=11, lenient=True) as sink:
+            relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": sink.port, "tls": "none",
+                                    "max_connections": 10},
+                          spool={"retry_min_seconds": RETRY_MIN, "retry_max_seconds": 4}, log={"level": "info"})
+            acked, lock = [], threading.Lock()
+            ids = iter(range(MESSAGES))
+
+            def sender():
+                while True:
+                    with lock:
+                        n = next(ids, None)
+                    if n is None:
+                        return
+                    send(relay.port, f"u{n}")
+                    with lock:
+                        acked.append(f"u{n}")
+
+            with relay:
+                threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                self.assertEqual(len(acked), MESSAGES)
+                wait_until(lambda: relay.spool_ids() == [], timeout=600, what="the spool to drain")
+                log = relay.read_log()
+
+        counts = {}
+        for test_id in sink.ids():
+            counts[test_id] = counts.get(test_id, 0) + 1
+        lost = set(acked) - set(counts)
+        self.assertEqual(lost, set(), f"acknowledged but lost: {sorted(lost)[:20]}")
+        duplicates = sum(n - 1 for n in counts.values())
+        self.assertLessEqual(duplicates, sink.faults["lost_reply"])
+        self.assertGreater(sink.faults["dropped"], 0)
+        self.assertGreater(sink.faults["throttled"], 0)
+        self.assertGreater(sink.faults["lost_reply"], 0)
+        self.assertIn("status=deferred", log)
+        # Backoff: nobody is retried sooner than retry_min_seconds after a failed attempt.
+        gaps = [b - a for times in sink.attempts.values() for a, b in zip(times, times[1:])]
+        self.assertTrue(gaps, "no message was seen twice by the sink")
+        self.assertGreaterEqual(min(gaps), RETRY_MIN * 0.9, f"retried too soon: {min(gaps):.2f}s")
+        deferrals = log.count("status=deferred")
+        report(f"upstream faults: {MESSAGES} messages, {sink.faults['dropped']} connections cut mid-DATA, "
+               f"{sink.faults['throttled']} throttled (454), {sink.faults['lost_reply']} replies swallowed, "
+               f"{deferrals} deferrals; {len(counts)} delivered, 0 lost, {duplicates} duplicate(s) "
+               f"(all from swallowed replies), shortest retry gap {min(gaps):.2f}s")
+
+
+if __name__ == "__main__":
+    unittest.main()
