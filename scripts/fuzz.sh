@@ -28,7 +28,7 @@ for target in smtp token mime config http; do
   echo "fuzz_$target: ${seconds}s"
   ASAN_OPTIONS="detect_leaks=$leaks" ./build/fuzz/tests/fuzz/fuzz_$target \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -print_final_stats=0 \
-    -artifact_prefix="$findings/$target-" "build/fuzz/corpus/$target" 2>&1 | grep -E "^Done|ERROR|SUMMARY" || true
+    -artifact_prefix="$findings/$target-" "build/fuzz/corpus/$target" 2>&1 | grep -E "^Done|DONE|ERROR|SUMMARY" || true
   if ls "$findings/$target-"* >/dev/null 2>&1; then
     echo "fuzz_$target found a problem: $(ls "$findings/$target-"*)" >&2
     exit 1

@@ -2,6 +2,9 @@
 #include "unsubrelay/smtp/server.hpp"
 
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <vector>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -34,7 +37,13 @@ using tcp = asio::ip::tcp;
 using asio::use_awaitable;
 using boost::system::error_code;
 
-constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t read_chunk = 64 * 1024;   // DATA
+constexpr std::size_t command_chunk = 4 * 1024;  // commands: 1,000 idle sessions stay small
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct Server::Connection {
   Connection(tcp::socket socket, ssl::context& tls)
@@ -47,6 +56,11 @@ struct Server::Connection {
   bool in_data = false;
   bool finished = false;
   bool timed_out = false;
+  bool evicted = false;  // closed to make room for a new client (see Server::evict_idlest)
+  // Read by the acceptor's thread when choosing whom to evict.
+  std::atomic<std::int64_t> idle_since_ms{steady_ms()};
+  std::atomic<bool> busy{false};  // in DATA: never evicted
+  std::atomic<bool> eviction_chosen{false};
 
   void expire_in(unsigned seconds) { deadline.expires_after(std::chrono::seconds(seconds)); }
 
@@ -125,7 +139,7 @@ struct ConnectionRunner {
   std::string peer;  // "[addr]:port" for logs
   std::string out;   // replies waiting for the end of a pipelined group
   std::string in;    // bytes read but not yet consumed
-  std::array<char, read_chunk> buf{};
+  std::vector<char> buf = std::vector<char>(command_chunk);  // grows to read_chunk for DATA only
 
   asio::awaitable<bool> flush() {
     if (out.empty()) co_return true;
@@ -162,6 +176,7 @@ struct ConnectionRunner {
       return used;
     };
     in.erase(0, consume(in));
+    buf.resize(read_chunk);
     while (!decoder.done()) {
       c->expire_in(limits.data_timeout_seconds);
       error_code ec;
@@ -247,8 +262,13 @@ struct ConnectionRunner {
     if (!co_await flush()) co_return false;
 
     c->in_data = true;
+    c->busy = true;
     auto result = co_await receive_data(*writer, env.recipients.empty());
     c->in_data = false;
+    c->busy = false;
+    c->idle_since_ms = steady_ms();
+    buf.assign(command_chunk, 0);
+    buf.shrink_to_fit();
     if (result.connection_lost) {
       spdlog::info("{}: lost connection with {} during DATA after {} bytes; message discarded", writer->id(), peer,
                    result.size);
@@ -331,13 +351,21 @@ struct ConnectionRunner {
         if (ec) {
           if (c->timed_out) {
             // RFC 5321 §4.5.3.2: the server may close after its timeout; it says why first.
-            spdlog::info("{} from {}", server.draining_ ? "shutdown: closing idle session" : "timeout", peer);
-            out = server.draining_ ? reply(421, "4.3.2", cfg.hostname + " Service shutting down").wire()
-                                   : reply(421, "4.4.2", cfg.hostname + " Error: timeout exceeded").wire();
+            if (server.draining_) {
+              spdlog::info("shutdown: closing idle session from {}", peer);
+              out = reply(421, "4.3.2", cfg.hostname + " Service shutting down").wire();
+            } else if (c->evicted) {
+              spdlog::info("{}: idle session closed: max_connections reached and a new client is waiting", peer);
+              out = reply(421, "4.7.0", cfg.hostname + " Error: too many connections; idle session closed").wire();
+            } else {
+              spdlog::info("timeout from {}", peer);
+              out = reply(421, "4.4.2", cfg.hostname + " Error: timeout exceeded").wire();
+            }
             co_await flush();
           }
           co_return;
         }
+        c->idle_since_ms = steady_ms();
         in.append(buf.data(), n);
         continue;
       }
@@ -450,7 +478,9 @@ void Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool implicit_
           if (peer_ec) continue;
           const auto peer = fmt::format("[{}]:{}", config::unmap(remote.address()).to_string(), remote.port());
           auto connection = std::make_shared<Connection>(std::move(socket), tls_);
-          if (active_ >= config_.smtp.limits.max_connections) {
+          // At the limit, the session idle longest (not in DATA, idle at least
+          // two seconds) makes room: idle connections cannot lock clients out.
+          if (active_ >= config_.smtp.limits.max_connections && !evict_idlest()) {
             spdlog::warn("{}: refused: max_connections ({}) reached", peer, config_.smtp.limits.max_connections);
             asio::co_spawn(connection->stream.get_executor(), [this, connection]() -> asio::awaitable<void> {
               error_code wec;
@@ -501,6 +531,32 @@ void Server::stop_accepting() {
       acceptor->close(ec);
     });
   }
+}
+
+bool Server::evict_idlest() {
+  constexpr std::int64_t min_idle_ms = 2000;
+  const auto now = steady_ms();
+  std::shared_ptr<Connection> victim;
+  std::int64_t oldest = now - min_idle_ms;
+  std::lock_guard lock(mutex_);
+  for (const auto& connection : connections_) {
+    if (connection->busy || connection->eviction_chosen) continue;
+    if (const auto since = connection->idle_since_ms.load(); since <= oldest) {
+      oldest = since;
+      victim = connection;
+    }
+  }
+  if (!victim) return false;
+  victim->eviction_chosen = true;
+  asio::post(victim->stream.get_executor(), [victim] {
+    if (victim->in_data) {  // it started a message meanwhile: let it finish
+      victim->eviction_chosen = false;
+      return;
+    }
+    victim->evicted = true;
+    victim->deadline.expires_at(asio::steady_timer::clock_type::time_point::min());
+  });
+  return true;
 }
 
 void Server::drain() {

@@ -61,6 +61,9 @@ class Server {
 
  private:
   void accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor, bool implicit_tls);
+  /// At max_connections: closes (421) the session idle longest, if one has
+  /// been idle 2 s or more and is not in DATA. False: nobody to evict.
+  bool evict_idlest();
   friend struct ConnectionRunner;
 
   boost::asio::io_context& io_;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Fault injection at full size (docs/faults.md): kill -9 in 10 rounds of 1,000
+# messages, a full spool disk, a slow/dropping/throttling upstream, a 1 GiB DATA
+# stream, a 10 MB line, 100,000 RCPTs, 1,000 idle sessions, 2,000 slowloris
+# connections. Release build; needs root (the disk test mounts a tmpfs).
+# The same tests run smaller in every ./scripts/test.sh (ctest: integration.test_fault_*).
+#   ./scripts/faults.sh            # all of them
+#   ./scripts/faults.sh crash      # only tests/integration/test_fault_crash.py
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNSUBRELAY_TESTS=OFF >/dev/null
+ninja -C build/release unsubrelay
+report="$(pwd)/build/fault-report.txt"
+: >"$report"
+export FAULT_SCALE=full FAULT_REPORT="$report" UNSUBRELAY_BUILD=release
+export UNSUBRELAY_BIN="$(pwd)/build/release/unsubrelay"
+ulimit -n 20000
+cd tests/integration
+if [ $# -gt 0 ]; then
+  tests=()
+  for t in "$@"; do tests+=("test_fault_$t"); done
+else
+  tests=(test_fault_crash test_fault_disk test_fault_upstream test_fault_bounds)
+fi
+/usr/bin/python3 -m unittest -v "${tests[@]}"
+echo
+echo "== fault report (also in $report) =="
+cat "$report"
