@@ -47,10 +47,15 @@ std::int64_t steady_ms() {
 
 struct Server::Connection {
   Connection(tcp::socket socket, ssl::context& tls)
-      : stream(std::move(socket), tls),
-        deadline(stream.get_executor(), asio::steady_timer::time_point::max()) {}
+      : socket(std::move(socket)),
+        tls_context(tls),
+        deadline(this->socket.get_executor(), asio::steady_timer::time_point::max()) {}
 
-  ssl::stream<tcp::socket> stream;
+  tcp::socket socket;
+  ssl::context& tls_context;
+  // Created at STARTTLS (or at accept for implicit TLS) only: its engine holds
+  // two 17 KB record buffers, which idle plaintext sessions should not pay for.
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls_stream;
   asio::steady_timer deadline;  // the watchdog closes the socket when it passes
   bool tls = false;
   bool in_data = false;
@@ -66,25 +71,25 @@ struct Server::Connection {
 
   void close() {
     error_code ec;
-    stream.next_layer().shutdown(tcp::socket::shutdown_both, ec);
-    stream.next_layer().close(ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
   }
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, error_code& ec) {
     std::size_t n = 0;  // no "co_return co_await": see client.cpp
     if (tls) {
-      n = co_await stream.async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
+      n = co_await tls_stream->async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
     } else {
-      n = co_await stream.next_layer().async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
+      n = co_await socket.async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
     }
     co_return n;
   }
 
   asio::awaitable<void> write(std::string_view bytes, error_code& ec) {
     if (tls) {
-      co_await asio::async_write(stream, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(*tls_stream, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
     } else {
-      co_await asio::async_write(stream.next_layer(), asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(socket, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
     }
   }
 };
@@ -117,7 +122,7 @@ asio::awaitable<void> watchdog(std::shared_ptr<Server::Connection> c) {
     }
     c->timed_out = true;
     error_code cancel_ec;
-    c->stream.next_layer().cancel(cancel_ec);
+    c->socket.cancel(cancel_ec);
     c->deadline.expires_after(std::chrono::seconds(10));
   }
 }
@@ -153,7 +158,8 @@ struct ConnectionRunner {
   asio::awaitable<bool> handshake() {
     c->expire_in(server.config_.smtp.limits.command_timeout_seconds);
     error_code ec;
-    co_await c->stream.async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    c->tls_stream = std::make_unique<ssl::stream<tcp::socket&>>(c->socket, c->tls_context);
+    co_await c->tls_stream->async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       spdlog::warn("TLS handshake failed from {}: {}", peer, ec.message());
       co_return false;
@@ -231,7 +237,7 @@ struct ConnectionRunner {
 
   /// RFC 2369 mailto: unsubscribes: u+TOKEN@mailto_domain, recorded once the message is in.
   void mailto_unsubscribes(const Envelope& env, const std::string& queue_id) {
-    const auto ip = config::unmap(c->stream.next_layer().remote_endpoint().address()).to_string();
+    const auto ip = config::unmap(c->socket.remote_endpoint().address()).to_string();
     for (const auto& token : env.unsubscribe_tokens) {
       std::string why;
       if (server.on_mailto_ && server.on_mailto_(token, ip, why)) {
@@ -245,7 +251,7 @@ struct ConnectionRunner {
   /// DATA: create the queue file, send 354, stream, commit, reply.
   asio::awaitable<bool> data_phase(Session& session, Step& step) {
     const auto& env = session.envelope();
-    spool::QueueEnvelope qenv{now_seconds(), c->stream.next_layer().remote_endpoint().address().to_string(),
+    spool::QueueEnvelope qenv{now_seconds(), c->socket.remote_endpoint().address().to_string(),
                               printable(env.helo, 200), printable(session.auth_user(), 200), env.body_8bit,
                               env.sender, env.recipients};
     std::string err;
@@ -309,7 +315,7 @@ struct ConnectionRunner {
     if (implicit_tls && !co_await handshake()) co_return;
 
     const auto& cfg = server.config_.smtp;
-    const auto address = config::unmap(c->stream.next_layer().remote_endpoint().address());
+    const auto address = config::unmap(c->socket.remote_endpoint().address());
     SessionPolicy policy;
     policy.limits = cfg.limits;
     policy.hostname = cfg.hostname;
@@ -482,7 +488,7 @@ void Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool implicit_
           // two seconds) makes room: idle connections cannot lock clients out.
           if (active_ >= config_.smtp.limits.max_connections && !evict_idlest()) {
             spdlog::warn("{}: refused: max_connections ({}) reached", peer, config_.smtp.limits.max_connections);
-            asio::co_spawn(connection->stream.get_executor(), [this, connection]() -> asio::awaitable<void> {
+            asio::co_spawn(connection->socket.get_executor(), [this, connection]() -> asio::awaitable<void> {
               error_code wec;
               const auto text = reply(421, "4.7.0", config_.smtp.hostname + " Error: too many connections").wire();
               co_await connection->write(text, wec);
@@ -497,7 +503,7 @@ void Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool implicit_
             connections_.insert(connection);
           }
           spdlog::debug("connect from {}", peer);
-          const auto executor = connection->stream.get_executor();
+          const auto executor = connection->socket.get_executor();
           asio::co_spawn(executor, watchdog(connection), asio::detached);
           asio::co_spawn(
               executor,
@@ -548,7 +554,7 @@ bool Server::evict_idlest() {
   }
   if (!victim) return false;
   victim->eviction_chosen = true;
-  asio::post(victim->stream.get_executor(), [victim] {
+  asio::post(victim->socket.get_executor(), [victim] {
     if (victim->in_data) {  // it started a message meanwhile: let it finish
       victim->eviction_chosen = false;
       return;
@@ -563,7 +569,7 @@ void Server::drain() {
   draining_ = true;
   std::lock_guard lock(mutex_);
   for (const auto& connection : connections_) {
-    asio::post(connection->stream.get_executor(), [connection] {
+    asio::post(connection->socket.get_executor(), [connection] {
       // A message in DATA is finished first; everyone else is closed now.
       if (!connection->in_data) connection->deadline.expires_at(asio::steady_timer::clock_type::time_point::min());
     });
