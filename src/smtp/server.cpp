@@ -144,7 +144,13 @@ struct ConnectionRunner {
   std::string peer;  // "[addr]:port" for logs
   std::string out;   // replies waiting for the end of a pipelined group
   std::string in;    // bytes read but not yet consumed
-  std::vector<char> buf = std::vector<char>(command_chunk);  // grows to read_chunk for DATA only
+  // Grows to read_chunk for DATA only; never zero-filled (make_unique_for_overwrite).
+  std::unique_ptr<char[]> buf_storage = std::make_unique_for_overwrite<char[]>(command_chunk);
+  asio::mutable_buffer buf{buf_storage.get(), command_chunk};
+  void size_buffer(std::size_t size) {
+    buf_storage = std::make_unique_for_overwrite<char[]>(size);
+    buf = asio::mutable_buffer(buf_storage.get(), size);
+  }
 
   asio::awaitable<bool> flush() {
     if (out.empty()) co_return true;
@@ -182,13 +188,13 @@ struct ConnectionRunner {
       return used;
     };
     in.erase(0, consume(in));
-    buf.resize(read_chunk);
+    size_buffer(read_chunk);
     while (!decoder.done()) {
       c->expire_in(limits.data_timeout_seconds);
       error_code ec;
-      const auto n = co_await c->read_some(asio::buffer(buf), ec);
+      const auto n = co_await c->read_some(buf, ec);
       if (ec) co_return DataResult{{}, true, decoder.size()};
-      const std::string_view got(buf.data(), n);
+      const std::string_view got(buf_storage.get(), n);
       const auto used = consume(got);
       if (decoder.done()) in.assign(got.substr(used));  // pipelined commands after the dot
     }
@@ -273,8 +279,7 @@ struct ConnectionRunner {
     c->in_data = false;
     c->busy = false;
     c->idle_since_ms = steady_ms();
-    buf.assign(command_chunk, 0);
-    buf.shrink_to_fit();
+    size_buffer(command_chunk);
     if (result.connection_lost) {
       spdlog::info("{}: lost connection with {} during DATA after {} bytes; message discarded", writer->id(), peer,
                    result.size);
@@ -353,7 +358,7 @@ struct ConnectionRunner {
         if (!co_await flush()) co_return;
         c->expire_in(cfg.limits.command_timeout_seconds);
         error_code ec;
-        const auto n = co_await c->read_some(asio::buffer(buf), ec);
+        const auto n = co_await c->read_some(buf, ec);
         if (ec) {
           if (c->timed_out) {
             // RFC 5321 §4.5.3.2: the server may close after its timeout; it says why first.
@@ -372,7 +377,7 @@ struct ConnectionRunner {
           co_return;
         }
         c->idle_since_ms = steady_ms();
-        in.append(buf.data(), n);
+        in.append(buf_storage.get(), n);
         continue;
       }
       std::string line = in.substr(0, nl);

@@ -273,7 +273,9 @@ bool Spool::remove(const std::string& id) const {
   if (!valid_id(id)) return false;
   const bool removed = ::unlink((messages_dir() + "/" + id).c_str()) == 0;
   ::unlink((root_ + "/state/" + id).c_str());
-  fsync_directory(messages_dir());
+  // Not fsynced, as in Postfix: if power fails before the file system commits
+  // the unlink, the message comes back and is sent again (a duplicate, never a
+  // loss), the same outcome as the unsynced delivered marks before it.
   return removed;
 }
 
