@@ -20,27 +20,45 @@ constexpr std::size_t qp_line = 76;
 }  // namespace
 
 std::string qp_decode(std::string_view in) {
+  // Runs of ordinary characters are copied whole; only '=', CR and LF are
+  // looked at one by one (byte-at-a-time, this was a hot spot per message).
+  static constexpr auto special = [] {
+    std::array<bool, 256> t{};
+    t['='] = t['\r'] = t['\n'] = true;
+    return t;
+  }();
   std::string out;
   out.reserve(in.size());
   // Trailing white space that came in literally is padding (RFC 2045 §6.7
   // rule 3) and is removed at a hard line break; =20 and =09 are kept.
   std::size_t kept = 0;
-  for (std::size_t i = 0; i < in.size(); ++i) {
+  const std::size_t n = in.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t run_end = i;
+    while (run_end < n && !special[static_cast<unsigned char>(in[run_end])]) ++run_end;
+    if (run_end > i) {
+      out.append(in.data() + i, run_end - i);
+      std::size_t last = run_end;  // one past the run's last character that is not white space
+      while (last > i && (in[last - 1] == ' ' || in[last - 1] == '\t')) --last;
+      if (last > i) kept = out.size() - (run_end - last);
+      i = run_end;
+      if (i == n) break;
+    }
     const char c = in[i];
     if (c == '=') {
       // "=" + optional white space + line break: a soft line break.
       std::size_t j = i + 1;
-      while (j < in.size() && (in[j] == ' ' || in[j] == '\t')) ++j;
-      if (j < in.size() && (in[j] == '\r' || in[j] == '\n')) {
-        if (in[j] == '\r' && j + 1 < in.size() && in[j + 1] == '\n') ++j;
+      while (j < n && (in[j] == ' ' || in[j] == '\t')) ++j;
+      if (j < n && (in[j] == '\r' || in[j] == '\n')) {
+        if (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n') ++j;
         i = j;
         continue;
       }
-      if (j == in.size() && j > i + 1) {
+      if (j == n && j > i + 1) {
         i = j - 1;  // "=" and white space at the very end: soft break
         continue;
       }
-      if (i + 2 < in.size() && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
+      if (i + 2 < n && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
         out.push_back(static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
         kept = out.size();
         i += 2;
@@ -50,52 +68,61 @@ std::string qp_decode(std::string_view in) {
       kept = out.size();
       continue;
     }
-    if (c == '\r' || c == '\n') {
-      out.resize(kept);
-      if (c == '\r' && i + 1 < in.size() && in[i + 1] == '\n') ++i;
-      out += "\r\n";
-      kept = out.size();
-      continue;
-    }
-    out.push_back(c);
-    if (c != ' ' && c != '\t') kept = out.size();
+    // CR or LF: a hard line break.
+    out.resize(kept);
+    if (c == '\r' && i + 1 < n && in[i + 1] == '\n') ++i;
+    out += "\r\n";
+    kept = out.size();
   }
   return out;
 }
 
 void qp_encode(std::string_view text, std::string& out, bool soft_break_at_end) {
+  // Written through a pointer into room reserved for the worst case (every
+  // byte "=XX", plus soft breaks), then trimmed: no per-byte push_back.
+  const std::size_t start = out.size();
+  out.resize(start + text.size() * 3 + (text.size() * 3 / (qp_line - 4) + 2) * 3);  // each line holds >= 73
+  char* const base = out.data() + start;
+  char* w = base;
   std::size_t col = 0;
-  auto soft_break = [&] {
-    out += "=\r\n";
-    col = 0;
-  };
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
-      out += "\r\n";
+    const bool cr_next = i + 1 < n && text[i + 1] == '\r';
+    if (c == '\r' && i + 1 < n && text[i + 1] == '\n') {
+      *w++ = '\r';
+      *w++ = '\n';
       col = 0;
       ++i;
       continue;
     }
     // White space must not end a line (RFC 2045 §6.7 rule 3); before a soft break it may stay.
-    const bool at_line_end = (i + 1 == text.size() && !soft_break_at_end) || (i + 1 < text.size() && text[i + 1] == '\r');
-    const bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_line_end);
-    const std::size_t width = literal ? 1 : 3;
     // Lines hold at most 76 characters: 75 and the "=" of a soft break, or 76
     // when this character ends a hard line (RFC 2045 §6.7 rule 5).
-    const bool ends_hard_line = (i + 1 < text.size() && text[i + 1] == '\r') ||
-                                (i + 1 == text.size() && !soft_break_at_end);
-    if (col + width > (ends_hard_line ? qp_line : qp_line - 1)) soft_break();
+    const bool ends_hard_line = cr_next || (i + 1 == n && !soft_break_at_end);
+    const bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !ends_hard_line);
+    const std::size_t width = literal ? 1 : 3;
+    if (col + width > (ends_hard_line ? qp_line : qp_line - 1)) {
+      *w++ = '=';
+      *w++ = '\r';
+      *w++ = '\n';
+      col = 0;
+    }
     if (literal) {
-      out.push_back(static_cast<char>(c));
+      *w++ = static_cast<char>(c);
     } else {
-      out.push_back('=');
-      out.push_back(hex_digits[c >> 4]);
-      out.push_back(hex_digits[c & 15]);
+      *w++ = '=';
+      *w++ = hex_digits[c >> 4];
+      *w++ = hex_digits[c & 15];
     }
     col += width;
   }
-  if (soft_break_at_end && col > 0) soft_break();
+  if (soft_break_at_end && col > 0) {
+    *w++ = '=';
+    *w++ = '\r';
+    *w++ = '\n';
+  }
+  out.resize(start + static_cast<std::size_t>(w - base));
 }
 
 std::optional<std::string> base64_decode(std::string_view in) {

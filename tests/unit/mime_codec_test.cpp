@@ -94,3 +94,117 @@ TEST(Base64, RoundTripAndLines) {
 }
 
 TEST(Html, Escape) { EXPECT_EQ(html_escape("a&b<c>\"'"), "a&amp;b&lt;c&gt;&quot;&#39;"); }
+
+// The run-copying codec against the byte-at-a-time one it replaced, on random
+// mixes of the characters that matter (=, hex, white space, CR, LF, 8-bit).
+namespace qp_reference {
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+constexpr char hex_digits[] = "0123456789ABCDEF";
+constexpr std::size_t qp_line = 76;
+std::string reference_qp_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  // Trailing white space that came in literally is padding (RFC 2045 §6.7
+  // rule 3) and is removed at a hard line break; =20 and =09 are kept.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '=') {
+      // "=" + optional white space + line break: a soft line break.
+      std::size_t j = i + 1;
+      while (j < in.size() && (in[j] == ' ' || in[j] == '\t')) ++j;
+      if (j < in.size() && (in[j] == '\r' || in[j] == '\n')) {
+        if (in[j] == '\r' && j + 1 < in.size() && in[j + 1] == '\n') ++j;
+        i = j;
+        continue;
+      }
+      if (j == in.size() && j > i + 1) {
+        i = j - 1;  // "=" and white space at the very end: soft break
+        continue;
+      }
+      if (i + 2 < in.size() && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
+        out.push_back(static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
+        kept = out.size();
+        i += 2;
+        continue;
+      }
+      out.push_back('=');  // malformed: keep literally
+      kept = out.size();
+      continue;
+    }
+    if (c == '\r' || c == '\n') {
+      out.resize(kept);
+      if (c == '\r' && i + 1 < in.size() && in[i + 1] == '\n') ++i;
+      out += "\r\n";
+      kept = out.size();
+      continue;
+    }
+    out.push_back(c);
+    if (c != ' ' && c != '\t') kept = out.size();
+  }
+  return out;
+}
+
+void reference_qp_encode(std::string_view text, std::string& out, bool soft_break_at_end) {
+  std::size_t col = 0;
+  auto soft_break = [&] {
+    out += "=\r\n";
+    col = 0;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+      out += "\r\n";
+      col = 0;
+      ++i;
+      continue;
+    }
+    // White space must not end a line (RFC 2045 §6.7 rule 3); before a soft break it may stay.
+    const bool at_line_end = (i + 1 == text.size() && !soft_break_at_end) || (i + 1 < text.size() && text[i + 1] == '\r');
+    const bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_line_end);
+    const std::size_t width = literal ? 1 : 3;
+    // Lines hold at most 76 characters: 75 and the "=" of a soft break, or 76
+    // when this character ends a hard line (RFC 2045 §6.7 rule 5).
+    const bool ends_hard_line = (i + 1 < text.size() && text[i + 1] == '\r') ||
+                                (i + 1 == text.size() && !soft_break_at_end);
+    if (col + width > (ends_hard_line ? qp_line : qp_line - 1)) soft_break();
+    if (literal) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('=');
+      out.push_back(hex_digits[c >> 4]);
+      out.push_back(hex_digits[c & 15]);
+    }
+    col += width;
+  }
+  if (soft_break_at_end && col > 0) soft_break();
+}
+
+}  // namespace qp_reference
+
+TEST(QuotedPrintable, MatchesTheByteAtATimeReference) {
+  std::mt19937 rng(11);
+  const std::string alphabet = "==AF3d  \t\t\r\n\r\nxyz.\xe9\x80";
+  for (int round = 0; round < 20000; ++round) {
+    std::string input(rng() % 200, ' ');
+    for (auto& c : input) c = alphabet[rng() % alphabet.size()];
+    ASSERT_EQ(qp_decode(input), qp_reference::reference_qp_decode(input)) << testing::PrintToString(input);
+    for (bool soft : {false, true}) {
+      std::string fast = "prefix", slow = "prefix";
+      qp_encode(input, fast, soft);
+      qp_reference::reference_qp_encode(input, slow, soft);
+      ASSERT_EQ(fast, slow) << testing::PrintToString(input);
+    }
+  }
+  // Worst case for the encoder's reserved room: every byte encoded.
+  std::string all8bit(10000, '\xff');
+  std::string fast, slow;
+  qp_encode(all8bit, fast, true);
+  qp_reference::reference_qp_encode(all8bit, slow, true);
+  EXPECT_EQ(fast, slow);
+}
