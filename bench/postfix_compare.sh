@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # unsubrelay against Postfix with smtp-source / smtp-sink (docs/performance.md).
-#   ./bench/postfix_compare.sh [--quick]
+#   ./bench/postfix_compare.sh [--quick] [--repeat=N]   (default: 3 runs per case, median)
 # Installs the packages, builds a Release binary, runs bench/postfix_compare.py.
 # It needs root (Postfix's master) and a machine without a configured Postfix:
 # it writes /etc/postfix/main.cf for its private instance and removes it after.

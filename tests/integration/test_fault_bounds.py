@@ -57,16 +57,21 @@ class BoundsTest(unittest.TestCase):
     def setUpClass(cls):
         raise_fd_limit(20000)
 
+    def start_data(self, port, sender):
+        """A raw client that is past DATA's 354, ready for the content."""
+        c = RawClient(port, timeout=120)
+        c.reply()
+        c.command("EHLO client.test")
+        c.command(f"MAIL FROM:<{sender}>")
+        c.command("RCPT TO:<r@example.org>")
+        self.assertEqual(c.command("DATA")[0], 354)
+        return c
+
     def test_huge_data_stream_gets_552_with_flat_memory(self):
         total = scale(256, 1024) * 1024 * 1024  # 1 GiB with FAULT_SCALE=full
         with Relay(smtp={"max_message_bytes": 10 * 1024 * 1024}, log={"level": "info"}) as relay:
             base = rss_mb(relay.proc.pid)
-            c = RawClient(relay.port, timeout=120)
-            c.reply()
-            c.command("EHLO client.test")
-            c.command("MAIL FROM:<big@example.com>")
-            c.command("RCPT TO:<r@example.org>")
-            self.assertEqual(c.command("DATA")[0], 354)
+            c = self.start_data(relay.port, "big@example.com")
             line = b"x" * 998 + b"\r\n"
             chunk = line * 1024  # 1 MB
             started = time.monotonic()
@@ -90,12 +95,7 @@ class BoundsTest(unittest.TestCase):
         big = b"y" * (10 * 1024 * 1024)
         with Relay(log={"level": "info"}) as relay:
             base = rss_mb(relay.proc.pid)
-            c = RawClient(relay.port, timeout=60)
-            c.reply()
-            c.command("EHLO client.test")
-            c.command("MAIL FROM:<line@example.com>")
-            c.command("RCPT TO:<r@example.org>")
-            self.assertEqual(c.command("DATA")[0], 354)
+            c = self.start_data(relay.port, "line@example.com")
             c.send(b"Subject: long\r\n\r\n" + big + b"\r\n.\r\n")
             code, text = c.reply()
             self.assertEqual(code, 550, text)
