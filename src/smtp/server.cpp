@@ -216,7 +216,10 @@ struct ConnectionRunner {
       writer.abort();
     } else {
       // The policy check reads the file back and the commit fsyncs: both on the disk pool.
-      const auto refused = co_await offload(server.disk_, [&] { return refused_by_body_link(writer); });
+      bool refused = false;
+      if (server.config_.unsubscribe.body_link == config::BodyLink::reject) {
+        refused = co_await offload(server.disk_, [&] { return refused_by_body_link(writer); });
+      }
       std::string err;
       if (!refused) err = co_await offload(server.disk_, [&] { return writer.commit(); });
       if (refused) {
