@@ -10,7 +10,7 @@ seconds="${1:-30}"
 ./scripts/install-deps.sh
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DUNSUBRELAY_FUZZ=ON -DUNSUBRELAY_SANITIZE=ON -DUNSUBRELAY_TESTS=OFF -DUNSUBRELAY_BENCH=OFF >/dev/null
-ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http
+ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http make_seeds
 
 findings=build/fuzz/findings
 mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http}
@@ -20,13 +20,17 @@ printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_
 cp tests/data/*.eml build/fuzz/corpus/mime/
 printf 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n..x\r\n.\r\nQUIT\r\n' > build/fuzz/corpus/smtp/seed
 printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA' > build/fuzz/corpus/token/seed
+# Valid tokens and every verb and route (docs/testing.md: what coverage showed missing).
+./build/fuzz/tests/fuzz/make_seeds build/fuzz/corpus
 
 for target in smtp token mime config http; do
   # mimetic 0.9.8 leaks on its own parse errors (DEPENDENCIES.md): no leak check where it runs.
   leaks=1
   [ "$target" = mime ] && leaks=0
   echo "fuzz_$target: ${seconds}s"
-  ASAN_OPTIONS="detect_leaks=$leaks" ./build/fuzz/tests/fuzz/fuzz_$target \
+  dict=()
+  [ -f "tests/fuzz/dict/$target.dict" ] && dict=(-dict="tests/fuzz/dict/$target.dict")
+  ASAN_OPTIONS="detect_leaks=$leaks" ./build/fuzz/tests/fuzz/fuzz_$target "${dict[@]}" \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -print_final_stats=0 \
     -artifact_prefix="$findings/$target-" "build/fuzz/corpus/$target" 2>&1 | grep -E "^Done|DONE|ERROR|SUMMARY" || true
   if ls "$findings/$target-"* >/dev/null 2>&1; then

@@ -64,7 +64,15 @@ struct TextPart {
   std::string decoded;
   std::vector<Match> matches;
   bool footer = false;
+  bool to_qp = false;  // 7bit/8bit part re-encoded as quoted-printable (a line would pass 998)
 };
+
+constexpr std::size_t max_line = 998;  // RFC 5322 §2.1.1, without the CRLF
+constexpr std::size_t footer_bytes = 200;  // the HTML footer's own text, around its link
+
+bool identity_encoding(const std::string& encoding) {
+  return encoding == "7bit" || encoding == "8bit" || encoding == "binary" || encoding.empty();
+}
 
 }  // namespace
 
@@ -77,6 +85,8 @@ PlanOptions PlanOptions::from(const config::Unsubscribe& u) {
   o.list_id_domain = u.list_id_domain;
   o.mailto = !u.mailto_domain.empty();
   o.body_link = u.body_link;
+  // A token is at most about 240 characters (both ids at their 64-byte limit).
+  o.link_bytes = std::max(u.base_url.size() + 3, u.mailto_domain.size() + 3) + 240;
   return o;
 }
 
@@ -110,6 +120,7 @@ class PlanBuilder {
     }
     if (!any) no_placeholder();
     plan_.passthrough_ = false;
+    for (auto& t : text_) t.to_qp = line_would_overflow(t);
     emit_header(root);
     emit_body(root.body_begin);
   }
@@ -138,7 +149,7 @@ class PlanBuilder {
         return;
       }
       t.decoded = std::move(*d);
-    } else if (p.encoding == "7bit" || p.encoding == "8bit" || p.encoding == "binary" || p.encoding.empty()) {
+    } else if (identity_encoding(p.encoding)) {
       t.decoded = std::string(raw);
     } else {
       plan_.notes_.push_back(fmt::format("text part with unknown encoding {} left untouched", printable(p.encoding, 40)));
@@ -173,6 +184,65 @@ class PlanBuilder {
       t.matches.push_back({best, len, value});
       pos = best + len;
     }
+  }
+
+  /// A 7bit/8bit part whose line with a placeholder (or the HTML footer) could
+  /// pass 998 characters once the value is in: it is sent as quoted-printable,
+  /// whose soft line breaks keep every line short. The text is unchanged.
+  bool line_would_overflow(const TextPart& t) const {
+    if (!identity_encoding(t.part->encoding)) return false;
+    const std::string_view text(t.decoded);
+    std::size_t line_start = std::string_view::npos, grown = 0;
+    auto check = [&](std::size_t pos, std::size_t removed, std::size_t added) {
+      const auto start = text.find_last_of("\r\n", pos == 0 ? 0 : pos - 1);
+      const std::size_t begin = start == std::string_view::npos || pos == 0 ? 0 : start + 1;
+      if (begin != line_start) {
+        line_start = begin;
+        grown = 0;
+      }
+      grown += added - std::min(added, removed);
+      auto end = text.find_first_of("\r\n", pos);
+      if (end == std::string_view::npos) end = text.size();
+      return end - begin + grown > max_line;
+    };
+    auto longest = [&](Value v) -> std::size_t {
+      switch (v) {
+        case Value::url:
+        case Value::mailto: return o_.link_bytes;
+        case Value::email_id: return html_escape(plan_.email_id_).size();
+        case Value::launch_id: return html_escape(plan_.launch_list_id_).size();
+        case Value::uid: return 22;
+      }
+      return o_.link_bytes;
+    };
+    for (const auto& m : t.matches) {
+      if (check(m.pos, m.len, longest(m.value))) return true;
+    }
+    if (t.footer && t.part->subtype == "html") {
+      const auto body_close = to_lower(text).rfind("</body>");
+      if (check(body_close == std::string::npos ? text.size() : body_close, 0, footer_bytes + o_.link_bytes)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /// The Content-Transfer-Encoding field a part converted to quoted-printable gets.
+  static constexpr std::string_view qp_field = "Content-Transfer-Encoding: quoted-printable\r\n";
+
+  /// Copies a part's header, swapping its Content-Transfer-Encoding for quoted-printable.
+  void emit_part_header_as_qp(const Part& part) {
+    auto& out = plan_.pieces_;
+    std::size_t cursor = part.begin;
+    for (const auto& f : part.fields) {
+      if (!iequals(f.name, "Content-Transfer-Encoding")) continue;
+      literal(out, msg_.substr(cursor, f.begin - cursor));
+      cursor = f.end;
+    }
+    const auto header_end = part.fields.empty() ? part.begin : part.fields.back().end;
+    literal(out, msg_.substr(cursor, std::max(cursor, header_end) - cursor));
+    literal(out, qp_field);
+    literal(out, msg_.substr(std::max(cursor, header_end), part.body_begin - std::max(cursor, header_end)));
   }
 
   // Campaign mail without a placeholder: Gmail and Yahoo want a visible link.
@@ -217,11 +287,14 @@ class PlanBuilder {
       if (!iequals(f.name, "Received") && !iequals(f.name, "Return-Path")) break;
       insert_at = f.end;
     }
+    bool root_to_qp = false;
+    for (const auto& t : text_) root_to_qp |= t.to_qp && t.part == &root;
     std::size_t cursor = 0;
     auto copy_to = [&](std::size_t end) {
       // Copies [cursor, end) without the removed fields.
       for (const auto& f : root.fields) {
-        if (f.begin < cursor || f.end > end || !removed_field(f.name, o_)) continue;
+        const bool drop = removed_field(f.name, o_) || (root_to_qp && iequals(f.name, "Content-Transfer-Encoding"));
+        if (f.begin < cursor || f.end > end || !drop) continue;
         literal(out, msg_.substr(cursor, f.begin - cursor));
         cursor = f.end;
       }
@@ -251,6 +324,7 @@ class PlanBuilder {
       if (label.empty()) label = "campaign";
       literal(out, keep(fmt::format("List-Id: <{}.{}>\r\n", label, o_.list_id_domain)));
     }
+    if (root_to_qp) literal(out, qp_field);
     copy_to(root.body_begin);
   }
 
@@ -258,7 +332,12 @@ class PlanBuilder {
     auto& out = plan_.pieces_;
     for (auto& t : text_) {
       if (t.matches.empty() && !t.footer) continue;
-      literal(out, msg_.substr(cursor, t.part->body_begin - cursor));
+      if (t.to_qp && t.part->begin >= cursor && t.part->begin > 0) {
+        literal(out, msg_.substr(cursor, t.part->begin - cursor));
+        emit_part_header_as_qp(*t.part);
+      } else {
+        literal(out, msg_.substr(cursor, t.part->body_begin - cursor));
+      }
       emit_text_part(t);
       cursor = t.part->end;
     }
@@ -331,7 +410,7 @@ class PlanBuilder {
       out.push_back(p);
       return;
     }
-    if (enc != "quoted-printable") {
+    if (enc != "quoted-printable" && !t.to_qp) {
       for (const auto& p : decoded_pieces(t, true)) out.push_back(p);
       return;
     }

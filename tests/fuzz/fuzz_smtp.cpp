@@ -15,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   policy.tls_available = true;
   policy.auth_available = true;
   policy.auth_requires_tls = size % 3 == 0;
+  policy.mailto_domain = "unsub.test";  // u+TOKEN@unsub.test: unsubscribe by mail
   policy.verify_password = [](const std::string& u, const std::string& p) { return u == "u" && p == "p"; };
   Session session(policy);
   std::size_t pos = 0;

@@ -325,3 +325,54 @@ TEST(RenderPlan, HostileInputStaysLinearAndNeverCrashes) {
     EXPECT_FALSE(copy.empty() && !message.empty()) << what;
   }
 }
+
+// A 7bit/8bit line near 998 characters with a placeholder would pass the RFC
+// 5322 limit once the URL is in: that part goes out as quoted-printable
+// instead (its header says so), every line stays short, and the decoded text
+// is the original with the values in.
+TEST(RenderPlan, LongIdentityLinesAreReencodedAsQuotedPrintable) {
+  const std::string long_html = std::string(900, 'h') + "<a href=\"*|UNSUBSCRIBE|*\">x</a>" + std::string(50, 'h');
+  const std::string short_text = "Unsubscribe: *|UNSUBSCRIBE|*";
+  const std::string multipart =
+      "From: a@example.com\r\nX-Campaign-Id: 7\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n"
+      "--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" + short_text + "\r\n"
+      "--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nX-Part: kept\r\n\r\n"
+      "caf\xc3\xa9 " + long_html + "\r\n--b--\r\n";
+  const auto values1 = values(1);
+  const auto copy = build_plan(multipart, options(), "Q").render(values1);
+  const auto s = scan(copy);
+  ASSERT_TRUE(s.ok);
+  ASSERT_EQ(s.root.children.size(), 2u);
+  const auto& plain = s.root.children[0];
+  const auto& html = s.root.children[1];
+  EXPECT_EQ(plain.encoding, "7bit");  // short lines: left as they were
+  EXPECT_EQ(decoded_body(copy, plain), "Unsubscribe: " + values1.url);
+  EXPECT_EQ(html.encoding, "quoted-printable");
+  EXPECT_EQ(html.charset, "utf-8");
+  EXPECT_NE(copy.find("X-Part: kept\r\n"), std::string::npos);
+  EXPECT_EQ(copy.find("Content-Transfer-Encoding: 8bit"), std::string::npos);
+  const auto expected = "caf\xc3\xa9 " + std::string(900, 'h') + "<a href=\"" + values1.url + "\">x</a>" +
+                        std::string(50, 'h');
+  EXPECT_EQ(decoded_body(copy, html), expected);
+  std::size_t longest = 0, at = 0;
+  while (at < copy.size()) {
+    auto end = copy.find("\r\n", at);
+    if (end == std::string::npos) end = copy.size();
+    longest = std::max(longest, end - at);
+    at = end + 2;
+  }
+  EXPECT_LE(longest, 998u);
+
+  // The same for a single-part message: the top header's encoding changes.
+  const std::string single = "From: a@example.com\r\nX-Campaign-Id: 7\r\nContent-Type: text/html\r\n"
+                             "Content-Transfer-Encoding: 7bit\r\n\r\n" + long_html + "\r\n";
+  const auto copy2 = build_plan(single, options(), "Q").render(values1);
+  const auto s2 = scan(copy2);
+  ASSERT_TRUE(s2.ok);
+  EXPECT_EQ(s2.root.encoding, "quoted-printable");
+  EXPECT_EQ(copy2.find("Content-Transfer-Encoding: 7bit"), std::string::npos);
+  EXPECT_NE(header_of(copy2).find("List-Unsubscribe: <" + values1.url + ">"), std::string::npos);
+  EXPECT_EQ(decoded_body(copy2, s2.root), std::string(900, 'h') + "<a href=\"" + values1.url + "\">x</a>" +
+                                              std::string(50, 'h') + "\r\n");
+}

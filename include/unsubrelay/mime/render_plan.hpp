@@ -36,6 +36,9 @@ struct PlanOptions {
   bool mailto = false;
   bool ses_tags = false;  // upstream.kind: ses: campaign and launch ids as X-SES-MESSAGE-TAGS
   config::BodyLink body_link = config::BodyLink::footer;
+  /// The longest URL or mailto address a copy can carry (base URL or mailto
+  /// domain plus the longest token): decides when a 7bit/8bit line could pass 998.
+  std::size_t link_bytes = 400;
 
   static PlanOptions from(const config::Unsubscribe& u);
 };

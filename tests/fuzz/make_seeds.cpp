@@ -1,0 +1,77 @@
+// make_seeds.cpp: writes seed inputs the fuzzers cannot find by themselves:
+// tokens signed with the fuzz key (a random input almost never carries a valid
+// HMAC), and requests and SMTP dialogues that reach every verb and route.
+// Found by scripts/fuzz-coverage.sh: without them, AUTH, STARTTLS, RSET and the
+// token-holding HTTP routes were never reached. Usage: make_seeds CORPUS_DIR
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "unsubrelay/token/token.hpp"
+
+namespace {
+
+void put(const std::filesystem::path& dir, const std::string& name, const std::string& content) {
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary) << content;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace unsubrelay::token;
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: make_seeds CORPUS_DIR\n");
+    return 2;
+  }
+  const std::filesystem::path root = argv[1];
+  std::vector<std::string> errors;
+  const auto keys = KeySet::from_keys({{"k1", std::string(32, 'k')}}, errors);  // the fuzzers' key
+  if (!keys) return 1;
+  Claims c;
+  for (std::size_t i = 0; i < c.uid.size(); ++i) c.uid[i] = static_cast<unsigned char>(i * 7 + 1);
+  c.email_id = "222222222";
+  c.launch_list_id = "111111111";
+  c.issued = 1'700'000'000;
+  const auto token = sign(c, keys->signing());
+  Claims expiring = c;
+  expiring.expires = 1'700'000'100;
+  const auto expired = sign(expiring, keys->signing());
+
+  put(root / "token", "valid", token);
+  put(root / "token", "url", "https://unsub.example.com/u/" + token);
+  put(root / "token", "expired", expired);
+
+  // http: METHOD \n TARGET \n CONTENT-TYPE \n AUTHORIZATION \n BODY
+  const auto http = root / "http";
+  put(http, "page", "GET\n/u/" + token + "\n\n\n");
+  put(http, "head", "HEAD\n/u/" + token + "\n\n\n");
+  put(http, "one-click", "POST\n/u/" + token + "\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click");
+  put(http, "one-click-multipart",
+      "POST\n/u/" + token + "\nmultipart/form-data; boundary=b\n\n--b\r\nContent-Disposition: form-data; "
+      "name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b--\r\n");
+  put(http, "confirm", "POST\n/u/" + token + "\napplication/x-www-form-urlencoded\n\nconfirm=1");
+  put(http, "resubscribe", "POST\n/u/" + token + "/resubscribe\napplication/x-www-form-urlencoded\n\n");
+  put(http, "expired", "GET\n/u/" + expired + "\n\n\n");
+  put(http, "token-api", "GET\n/api/v1/tokens/" + token + "\n\n\n");
+  put(http, "emarsys",
+      "POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n"
+      "{\"launch_list_id\":\"111111111\",\"email_id\":\"222222222\",\"uid\":\"" + uid_text(c.uid) + "\"}");
+  put(http, "emarsys-numbers",
+      "POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n"
+      "{\"launch_list_id\":111111111,\"email_id\":222222222,\"uid\":\"x\"}");
+  put(http, "summary", "GET\n/api/v2/email/222222222/responses/summary?launch_list_id=111111111\n\nBearer key\n");
+  put(http, "metrics", "GET\n/metrics\n\n\n");
+  put(http, "health", "GET\n/healthz\n\n\n");
+
+  const auto smtp = root / "smtp";
+  put(smtp, "auth-plain",
+      "EHLO x\r\nAUTH PLAIN AHUAcA==\r\nMAIL FROM:<a@b.c> SIZE=100 BODY=8BITMIME\r\nRCPT TO:<d@e.f>\r\n"
+      "RSET\r\nNOOP\r\nVRFY x\r\nEXPN y\r\nHELP\r\nQUIT\r\n");
+  put(smtp, "auth-login", "EHLO x\r\nAUTH LOGIN\r\ndQ==\r\ncA==\r\nMAIL FROM:<>\r\nRCPT TO:<u+" + token +
+                              "@unsub.test>\r\nDATA\r\nSubject: x\r\n\r\n.\r\n");
+  put(smtp, "auth-plain-split", "EHLO x\r\nAUTH PLAIN\r\nAHUAcA==\r\nAUTH LOGIN dQ==\r\ncA==\r\n*\r\n");
+  put(smtp, "starttls", "EHLO x\r\nSTARTTLS\r\nEHLO y\r\nMAIL FROM:<a@b.c>\r\nBDAT 10 LAST\r\nHELO z\r\n");
+  return 0;
+}
