@@ -7,9 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-if ! command -v llvm-cov-14 >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends llvm-14
-fi
 [ -d build/fuzz/corpus ] || { echo "no corpus yet: run ./scripts/fuzz.sh first" >&2; exit 1; }
 out=build/fuzzcov
 cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \

@@ -9,7 +9,7 @@ packages=(
   libssl-dev openssl libmimetic-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libsqlite3-dev libpqxx-dev postgresql libcrypt-dev libsystemd-dev
   clang-14 libclang-rt-14-dev
-  python3 python3-aiosmtpd python3-dkim swaks systemd chromium fonts-dejavu-core
+  python3 python3-aiosmtpd python3-dkim swaks systemd chromium chromium-driver fonts-dejavu-core llvm-14
 )
 
 missing=()

@@ -4,6 +4,7 @@ Screenshots are kept in tests/artifacts/ (mobile and desktop widths, before
 and after confirming) for a person to look at.
 """
 
+import json
 import os
 import re
 import shutil
@@ -11,8 +12,9 @@ import smtplib
 import subprocess
 import tempfile
 import unittest
+import urllib.request
 
-from relay import REPO, Relay, wait_until
+from relay import REPO, Relay, free_port, wait_until
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,7 +32,90 @@ def chromium(*args):
         shutil.rmtree(profile, ignore_errors=True)
 
 
+class WebDriver:
+    """Chromium driven through chromedriver's W3C WebDriver protocol (plain HTTP and JSON)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.profile = tempfile.mkdtemp(prefix="unsubrelay-chromedriver-")
+        self.proc = subprocess.Popen(["chromedriver", f"--port={self.port}"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_until(self._ready, timeout=30, what="chromedriver")
+        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=390,844",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={self.profile}"]}}}}
+        self.session = self.call("POST", "/session", caps)["sessionId"]
+
+    def _ready(self):
+        try:
+            return self.call("GET", "/status")["ready"]
+        except OSError:
+            return False
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())["value"]
+
+    def go(self, url):
+        self.call("POST", f"/session/{self.session}/url", {"url": url})
+
+    def click(self, css):
+        element = self.call("POST", f"/session/{self.session}/element", {"using": "css selector", "value": css})
+        self.call("POST", f"/session/{self.session}/element/{next(iter(element.values()))}/click", {})
+
+    def source(self):
+        return self.call("GET", f"/session/{self.session}/source")
+
+    def url(self):
+        return self.call("GET", f"/session/{self.session}/url")
+
+    def close(self):
+        try:
+            self.call("DELETE", f"/session/{self.session}")
+        finally:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
 class BrowserTest(unittest.TestCase):
+    def test_a_person_clicks_unsubscribe_then_resubscribe(self):
+        """A real click on the page's buttons, as a recipient would do it."""
+        with Relay(extra={"unsubscribe": {"base_url": "http://127.0.0.1:0"}}) as relay:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                s.sendmail("news@example.com", ["bob@example.org"],
+                           b"Subject: c\r\nX-Campaign-Id: 222222222\r\n\r\nUnsubscribe: *|UNSUBSCRIBE|*\r\n")
+            with open(relay.wait_for_outbox(1)[0], "rb") as f:
+                token_path = re.search(rb"List-Unsubscribe: <http://127.0.0.1:0(/u/[A-Za-z0-9_-]+)>",
+                                       f.read()).group(1).decode()
+            api = "/api/v1/tokens/" + token_path[3:]
+            browser = WebDriver()
+            try:
+                browser.go(f"http://127.0.0.1:{relay.http_port}{token_path}")
+                self.assertIn("b***@example.org", browser.source())
+                self.assertIn(b'"status":"subscribed"', relay.http("GET", api)[2])
+                browser.click("button[type=submit]")
+                wait_until(lambda: "You are unsubscribed" in browser.source(), timeout=30,
+                           what="the confirmation page after the click")
+                self.assertIn(b'"status":"unsubscribed"', relay.http("GET", api)[2])
+                # The event came from the page, with the browser's own User-Agent.
+                exported = relay.cli("export", "--since", "0", "--format", "jsonl")
+                self.assertEqual(exported.returncode, 0, exported.stderr)
+                events = [json.loads(line) for line in exported.stdout.splitlines() if line.strip()]
+                self.assertEqual([e["source"] for e in events], ["page"])
+                self.assertIn("Chrome", events[0]["user_agent"])
+                # And back: the resubscribe button.
+                browser.click("button[type=submit]")
+                wait_until(lambda: b'"status":"subscribed"' in relay.http("GET", api)[2], timeout=30,
+                           what="resubscribed after the second click")
+            finally:
+                browser.close()
+
     def test_landing_page_renders_in_chromium(self):
         os.makedirs(ARTIFACTS, exist_ok=True)
         with Relay(extra={"unsubscribe": {"base_url": "http://127.0.0.1:0"}}) as relay:
