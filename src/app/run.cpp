@@ -294,7 +294,10 @@ int run_relay(const std::string& config_path) {
     }
   });
 
-  http::WebhookSender webhooks(cfg.webhooks, *store, cfg.spool.path + "/webhooks");
+  // The lease holder's name: this relay, stable across its restarts (so a restart keeps its lease).
+  http::WebhookSender webhooks(cfg.webhooks, *store,
+                               fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string()),
+                               cfg.spool.path + "/webhooks");
 
   const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
   std::vector<std::thread> pool;

@@ -417,6 +417,7 @@ void load_webhooks(const YAML::Node& node, std::vector<Webhook>& out, Errors& er
     Webhook w;
     s.string("url", w.url);
     readable_file(s, "secret_file", w.secret_file);
+    s.integer("lease_seconds", w.lease_seconds, 2, 3600);
     if (!w.url.starts_with("http://") && !w.url.starts_with("https://")) {
       s.error(s.raw("url"), path + ".url", "must start with http:// or https://");
     }

@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <ctime>
 #include <fstream>
 
 #include <boost/asio/connect.hpp>
@@ -21,7 +22,6 @@
 #include <spdlog/spdlog.h>
 
 #include "unsubrelay/common/text.hpp"
-#include "unsubrelay/spool/durable_file.hpp"
 
 namespace unsubrelay::http {
 
@@ -117,9 +117,9 @@ std::string webhook_signature(const std::string& secret, const std::string& body
   return "sha256=" + hex;
 }
 
-WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string state_dir)
-    : store_(store), state_dir_(std::move(state_dir)) {
-  spool::make_directories(state_dir_);
+WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string holder,
+                             std::string state_dir)
+    : store_(store), holder_(std::move(holder)), state_dir_(std::move(state_dir)) {
   for (std::size_t i = 0; i < hooks.size(); ++i) {
     std::ifstream in(hooks[i].secret_file);
     std::string secret;
@@ -140,33 +140,62 @@ void WebhookSender::stop() {
 void WebhookSender::run(std::size_t index, config::Webhook hook, std::string secret) {
   const auto url = parse_url(hook.url);
   if (!url) return;
-  const auto cursor_name = fmt::format("{}.cursor", index);
-  const auto cursor_path = state_dir_ + "/" + cursor_name;
-  long long cursor = -1;
-  {
-    std::ifstream in(cursor_path);
-    if (in >> cursor) {
-    } else {
-      cursor = -1;
-    }
-  }
-  if (cursor < 0) {
-    // First start: begin with events from now on, not the whole history (use `unsubrelay export` for that).
-    cursor = 0;
-    for (;;) {
-      const auto page = store_.events_since(0, cursor, 1000);
-      if (!page || page->empty()) break;
-      cursor = page->back().id;
-    }
-    spool::write_file_atomically(state_dir_, cursor_name, std::to_string(cursor));
-  }
+  const auto name = "webhook " + hook.url;  // lease and cursor, shared by every relay sending there
+  const auto ttl = static_cast<long long>(hook.lease_seconds);
   auto sleep = [&](std::chrono::milliseconds d) {
     for (auto end = std::chrono::steady_clock::now() + d; !stopping_ && std::chrono::steady_clock::now() < end;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   };
+  // The lease is renewed when half of it is gone; between renewals this relay sends freely.
+  long long held_until = 0;
+  bool leader = false;
+  auto hold = [&] {
+    const auto now = static_cast<long long>(std::time(nullptr));
+    if (leader && now < held_until - ttl / 2) return true;
+    const bool was = leader;
+    leader = store_.take_lease(name, holder_, now, ttl);
+    if (leader) held_until = now + ttl;
+    if (leader != was) {
+      spdlog::info("webhook {}: {} sender for this fleet", printable(hook.url, 100),
+                   leader ? "this relay is now the" : "another relay is now the");
+    }
+    return leader;
+  };
+
+  long long cursor = -1;
   auto backoff = std::chrono::milliseconds(1000);
   while (!stopping_) {
+    if (!hold()) {
+      sleep(std::chrono::milliseconds(1000));
+      continue;
+    }
+    if (cursor < 0) {
+      // Where the fleet left off; else this relay's cursor file from an older version; else
+      // start with events from now on, not the whole history (`unsubrelay export` gives that).
+      const auto stored = store_.cursor(name);
+      if (!stored) {
+        sleep(std::chrono::milliseconds(1000));
+        continue;
+      }
+      cursor = *stored;
+      if (cursor < 0) {
+        std::ifstream in(fmt::format("{}/{}.cursor", state_dir_, index));
+        if (!(in >> cursor)) {
+          cursor = 0;
+          for (;;) {
+            const auto page = store_.events_since(0, cursor, 1000);
+            if (!page || page->empty()) break;
+            cursor = page->back().id;
+          }
+        }
+        if (!store_.set_cursor(name, cursor)) {
+          cursor = -1;
+          sleep(std::chrono::milliseconds(1000));
+          continue;
+        }
+      }
+    }
     const auto page = store_.events_since(0, cursor, 100);
     if (!page || page->empty()) {
       sleep(std::chrono::milliseconds(500));
@@ -185,21 +214,29 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
                        {"ip", e.ip},
                        {"user_agent", e.user_agent}};
       const auto body = j.dump();
-      for (;;) {
+      bool sent = false;
+      while (!stopping_ && hold()) {
         std::string why;
         const int status = post(*url, body, webhook_signature(secret, body), id, why);
         if (status >= 200 && status < 300) {
           backoff = std::chrono::milliseconds(1000);
+          sent = true;
           break;
         }
         spdlog::warn("webhook {}: event {} not accepted ({}); retry in {} s", printable(hook.url, 100), id,
                      status ? fmt::format("HTTP {}", status) : why, backoff.count() / 1000);
         sleep(backoff);
-        if (stopping_) return;
         backoff = std::min(backoff * 2, std::chrono::milliseconds(300000));
       }
+      if (!sent) {
+        cursor = -1;  // stopping, or another relay took over: it resumes from the stored cursor
+        break;
+      }
       cursor = id;
-      spool::write_file_atomically(state_dir_, cursor_name, std::to_string(cursor));
+      if (!store_.set_cursor(name, cursor)) {
+        spdlog::warn("webhook {}: cannot store the cursor ({}): event {} may be sent again",
+                     printable(hook.url, 100), store_.last_error(), id);
+      }
     }
   }
 }

@@ -34,6 +34,8 @@ constexpr const char* migrations[] = {
                                           time BIGINT NOT NULL, ip TEXT NOT NULL DEFAULT '',
                                           user_agent TEXT NOT NULL DEFAULT '');
        CREATE INDEX IF NOT EXISTS events_by_uid ON events (uid, id);)",
+    R"(CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
+       CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value BIGINT NOT NULL);)",
 };
 
 class PgStore final : public Store {
@@ -109,6 +111,35 @@ class PgStore final : public Store {
                    x.launch_list_id, x.uid, x.queue_id, x.upstream_id, std::string(name(x.status)), x.time,
                    x.last_reply.substr(0, 500));
              }
+             return true;
+           })
+        .value_or(false);
+  }
+
+  bool take_lease(const std::string& name, const std::string& holder, long long now, long long ttl) override {
+    return run<bool>([&](pqxx::work& w) {
+             const auto r = w.exec_params(
+                 "INSERT INTO leases (name, holder, expires) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE "
+                 "SET holder = excluded.holder, expires = excluded.expires "
+                 "WHERE leases.holder = excluded.holder OR leases.expires < $4 RETURNING holder",
+                 name, holder, now + ttl, now);
+             return !r.empty();
+           })
+        .value_or(false);
+  }
+
+  std::optional<long long> cursor(const std::string& name) override {
+    return run<long long>([&](pqxx::work& w) {
+      const auto r = w.exec_params("SELECT value FROM cursors WHERE name = $1", name);
+      return r.empty() ? -1LL : r[0][0].as<long long>();
+    });
+  }
+
+  bool set_cursor(const std::string& name, long long value) override {
+    return run<bool>([&](pqxx::work& w) {
+             w.exec_params("INSERT INTO cursors (name, value) VALUES ($1, $2) "
+                           "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                           name, value);
              return true;
            })
         .value_or(false);

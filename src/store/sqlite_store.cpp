@@ -39,6 +39,8 @@ constexpr const char* migrations[] = {
                             launch_list_id TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL,
                             time BIGINT NOT NULL, ip TEXT NOT NULL DEFAULT '', user_agent TEXT NOT NULL DEFAULT '');
        CREATE INDEX events_by_uid ON events (uid, id);)",
+    R"(CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
+       CREATE TABLE cursors (name TEXT PRIMARY KEY, value BIGINT NOT NULL);)",
 };
 
 class Statement {
@@ -175,6 +177,36 @@ class SqliteStore final : public Store {
       }
     }
     return exec("COMMIT");
+  }
+
+  bool take_lease(const std::string& name, const std::string& holder, long long now, long long ttl) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO leases (name, holder, expires) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE "
+                     "SET holder = excluded.holder, expires = excluded.expires "
+                     "WHERE leases.holder = excluded.holder OR leases.expires < ?4 RETURNING holder");
+    s.bind(1, name).bind(2, holder).bind(3, now + ttl).bind(4, now);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return s.step() == SQLITE_DONE || failed();
+    if (rc != SQLITE_DONE) failed();
+    return false;
+  }
+
+  std::optional<long long> cursor(const std::string& name) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT value FROM cursors WHERE name = ?");
+    s.bind(1, name);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return s.integer(0);
+    if (rc == SQLITE_DONE) return -1;
+    failed();
+    return std::nullopt;
+  }
+
+  bool set_cursor(const std::string& name, long long value) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    s.bind(1, name).bind(2, value);
+    return s.step() == SQLITE_DONE || failed();
   }
 
   bool launch_exists(const std::string& launch) override {

@@ -1,11 +1,16 @@
 """A fleet: two relays share one PostgreSQL store (scripts/test-postgres.sh provides the server)."""
 
+import json
 import os
 import re
 import smtplib
 import subprocess
+import tempfile
+import threading
+import time
 import unittest
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from relay import BIN, Relay, wait_until
 
@@ -30,10 +35,12 @@ class FleetTest(unittest.TestCase):
         subprocess.run(["psql", os.environ["UNSUBRELAY_TEST_PG_URL"], "-q", "-c",
                         f"DROP DATABASE IF EXISTS {self.database}"], check=False)
 
-    def relay(self, keys_file=None):
+    def relay(self, keys_file=None, webhooks=None):
         extra = {"store": {"kind": "postgresql", "url": self.url}, "unsubscribe": {"base_url": "https://u.example"}}
         if keys_file:
             extra["unsubscribe"]["keys_file"] = keys_file
+        if webhooks:
+            extra["webhooks"] = webhooks
         r = Relay(extra=extra)
         self.relays.append(r)
         return r
@@ -71,6 +78,59 @@ class FleetTest(unittest.TestCase):
             stats = r.cli("stats", "--campaign", "200").stdout
             row = [l for l in stats.splitlines() if l.startswith("200")][0].split()
             self.assertEqual(row[3:8], ["1", "1", "0", "0", "1"])  # sent delivered deferred bounced suppressed
+
+    def test_webhooks_are_sent_once_by_the_fleet_and_taken_over(self):
+        received = []
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        secret = os.path.join(tempfile.mkdtemp(), "secret")
+        with open(secret, "w") as f:
+            f.write("fleet-secret\n")
+        hooks = [{"url": f"http://127.0.0.1:{server.server_port}/events", "secret_file": secret, "lease_seconds": 3}]
+
+        keys = os.path.join(tempfile.mkdtemp(), "fleet-keys.yaml")
+        subprocess.run([BIN, "keygen", "--id", "fleet1", "-o", keys], check=True, capture_output=True)
+        a = self.relay(keys_file=keys, webhooks=hooks).start()
+        b = self.relay(keys_file=keys, webhooks=hooks).start()
+        with smtplib.SMTP("127.0.0.1", a.port, timeout=30) as s:
+            s.sendmail("news@example.com", [f"p{i}@example.org" for i in range(3)], campaign("300", "L-W"))
+        links = []
+        for path in a.wait_for_outbox(3):
+            with open(path, "rb") as f:
+                links.append(re.search(rb"List-Unsubscribe: <https://u.example(/u/[A-Za-z0-9_-]+)>", f.read()).group(1).decode())
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+        # Two relays, one receiver: each event arrives once, whichever relay took the click.
+        self.assertEqual(a.http("POST", links[0], "List-Unsubscribe=One-Click", form)[0], 200)
+        self.assertEqual(b.http("POST", links[1], "List-Unsubscribe=One-Click", form)[0], 200)
+        wait_until(lambda: len(received) >= 2, timeout=30, what="two events at the receiver")
+        time.sleep(3)  # long enough for a second sender to have sent them again
+        self.assertEqual(sorted(e["email"] for e in received), ["p0@example.org", "p1@example.org"])
+        senders = [r for r in (a, b) if "this relay is now the sender" in r.read_log()]
+        self.assertEqual(len(senders), 1, "exactly one relay holds the webhook")
+
+        # The sender dies: the other takes over within the lease and carries on from the shared cursor.
+        sender, other = senders[0], (b if senders[0] is a else a)
+        sender.kill9()
+        self.assertEqual(other.http("POST", links[2], "List-Unsubscribe=One-Click", form)[0], 200)
+        wait_until(lambda: len(received) >= 3, timeout=30, what="the third event after the take-over")
+        time.sleep(1)
+        self.assertEqual([e["email"] for e in received][2:], ["p2@example.org"])
+        self.assertEqual(len(received), 3)
+        self.assertIn("this relay is now the sender", other.read_log())
 
 
 if __name__ == "__main__":

@@ -238,3 +238,25 @@ TEST(GroupCommit, AFailedTransactionFailsEveryCallerInIt) {
   EXPECT_EQ(doubling.run({}), (std::optional<std::vector<int>>(std::vector<int>{})));
   EXPECT_EQ(doubling.batches(), 3u);
 }
+
+// Fleet coordination: one holder at a time, renewals, take-over after expiry,
+// and cursors shared through the store.
+TEST_P(StoreTest, LeasesAndCursors) {
+  TempStore t(GetParam());
+  EXPECT_TRUE(t.store->take_lease("webhook A", "relay-1", 1000, 30));
+  EXPECT_FALSE(t.store->take_lease("webhook A", "relay-2", 1010, 30));  // held until 1030
+  EXPECT_TRUE(t.store->take_lease("webhook A", "relay-1", 1020, 30));   // renewed until 1050
+  EXPECT_FALSE(t.store->take_lease("webhook A", "relay-2", 1040, 30));
+  EXPECT_TRUE(t.store->take_lease("webhook B", "relay-2", 1040, 30));   // another name, another lease
+  EXPECT_TRUE(t.store->take_lease("webhook A", "relay-2", 1051, 30));   // relay-1 stopped renewing
+  EXPECT_FALSE(t.store->take_lease("webhook A", "relay-1", 1060, 30));
+
+  EXPECT_EQ(t.store->cursor("webhook A"), std::optional<long long>(-1));
+  EXPECT_TRUE(t.store->set_cursor("webhook A", 41));
+  EXPECT_TRUE(t.store->set_cursor("webhook A", 42));
+  EXPECT_EQ(t.store->cursor("webhook A"), std::optional<long long>(42));
+  EXPECT_EQ(t.store->cursor("webhook B"), std::optional<long long>(-1));
+  t.reopen();
+  EXPECT_EQ(t.store->cursor("webhook A"), std::optional<long long>(42));
+  EXPECT_FALSE(t.store->take_lease("webhook A", "relay-1", 1070, 30));  // leases survive a restart too
+}

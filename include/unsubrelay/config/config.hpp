@@ -126,6 +126,7 @@ struct Dkim {
 struct Webhook {
   std::string url;          // http:// or https://
   std::string secret_file;  // the HMAC-SHA256 key, one line
+  unsigned lease_seconds = 30;  // a fleet: how soon another relay takes over a stopped sender
 };
 
 struct Log {

@@ -4,8 +4,11 @@
 // JSON with X-Unsubrelay-Signature: sha256=HEX(HMAC-SHA256(secret, body)),
 // and retries a failure with exponential backoff (1 s doubling to 5 min)
 // before moving on: events are delivered in order, at least once. The
-// position is kept in SPOOL/webhooks/N.cursor, so a restart resumes there.
-// Mail never waits for a receiver.
+// position (the last event id sent) is kept in the store under the
+// receiver's URL, so a restart resumes there. In a fleet sharing a store, the
+// relays hold a lease per receiver (store::Store::take_lease): one relay
+// sends, the others wait, and one of them takes over within lease_seconds
+// when the sender stops. Mail never waits for a receiver.
 #pragma once
 
 #include <atomic>
@@ -21,13 +24,17 @@ namespace unsubrelay::http {
 
 class WebhookSender {
  public:
-  WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string state_dir);
+  /// holder: this relay's name for leases (stable across its restarts);
+  /// state_dir: where an older version kept per-relay cursor files (read once, to carry on from them).
+  WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string holder,
+                std::string state_dir);
   ~WebhookSender();  // stops and joins
   void stop();
 
  private:
   void run(std::size_t index, config::Webhook hook, std::string secret);
   store::Store& store_;
+  std::string holder_;
   std::string state_dir_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;

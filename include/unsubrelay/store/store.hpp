@@ -98,6 +98,15 @@ class Store {
   /// their sends, in one short transaction. Returns how many launches went.
   virtual std::optional<std::size_t> purge_batch_launches(long long cutoff, std::size_t batch) = 0;
 
+  /// Fleet coordination: true while `holder` holds the named lease, which it
+  /// takes when it is free or expired and renews (until now + ttl) while it
+  /// holds it. Webhooks use it so that one relay of a fleet sends each event.
+  virtual bool take_lease(const std::string& name, const std::string& holder, long long now, long long ttl) = 0;
+  /// A named position kept in the store (a webhook's last sent event id),
+  /// shared by the fleet: -1 when never set, nullopt when the store failed.
+  virtual std::optional<long long> cursor(const std::string& name) = 0;
+  virtual bool set_cursor(const std::string& name, long long value) = 0;
+
   virtual bool healthy() = 0;
   virtual std::string last_error() const = 0;
 };
