@@ -98,6 +98,9 @@ std::optional<std::string> base64url_decode(std::string_view text) {
                                 static_cast<int>(std_b64.size()));
   if (n < 0) return std::nullopt;
   out.resize(static_cast<std::size_t>(n) - pad);
+  // Canonical only (RFC 4648 §3.5): the bits after the last byte must be zero.
+  // Otherwise up to 16 spellings of one token would all verify (found by fuzz_token).
+  if (pad > 0 && base64url_encode(out) != text) return std::nullopt;
   return out;
 }
 
