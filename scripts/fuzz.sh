@@ -26,6 +26,11 @@ printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-su
 # Valid tokens and every verb and route (docs/testing.md: what coverage showed missing).
 ./build/fuzz/tests/fuzz/make_seeds build/fuzz/corpus
 
+# Every finding so far, kept as a seed (tests/data/fuzz/TARGET-*): it must stay fixed.
+for t in smtp token mime config http; do
+  cp tests/data/fuzz/"$t"-* "build/fuzz/corpus/$t/" 2>/dev/null || true
+done
+
 for target in "${targets[@]}"; do
   # mimetic 0.9.8 leaks on its own parse errors (DEPENDENCIES.md): no leak check where it runs.
   leaks=1

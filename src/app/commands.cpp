@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
@@ -293,7 +294,7 @@ int export_command(const Arguments& a, const config::Config& cfg) {
         nlohmann::json j{{"time", e.time},       {"action", action},         {"source", e.source},
                          {"uid", e.uid},         {"email", address},         {"email_id", e.email_id},
                          {"launch_list_id", e.launch_list_id}, {"ip", e.ip}, {"user_agent", e.user_agent}};
-        std::cout << j.dump() << "\n";
+        std::cout << json_text(j) << "\n";
       }
     }
     if (page->size() < 1000) break;

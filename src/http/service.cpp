@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/codec.hpp"
 
@@ -18,7 +19,7 @@ namespace {
 long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 Response json_response(int status, const json& body) {
-  return {status, "application/json", body.dump(), {{"Cache-Control", "no-store"}}};
+  return {status, "application/json", unsubrelay::json_text(body), {{"Cache-Control", "no-store"}}};
 }
 
 Response emarsys_error(int code, const std::string& text) {

@@ -21,6 +21,7 @@
 #include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 
 namespace unsubrelay::http {
@@ -213,7 +214,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
                        {"launch_list_id", e.launch_list_id},
                        {"ip", e.ip},
                        {"user_agent", e.user_agent}};
-      const auto body = j.dump();
+      const auto body = json_text(j);
       bool sent = false;
       while (!stopping_ && hold()) {
         std::string why;

@@ -256,6 +256,22 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(self.relay.http("GET", "/nope")[0], 404)
 
 
+    def test_bytes_that_are_not_utf8_never_break_a_json_answer(self):
+        """fuzz_http found the summary endpoint failing on them; export had the same flaw."""
+        code, _, body = self.relay.http("GET", "/api/v2/email/2%FF%9D2/responses/summary",
+                                        headers={"Authorization": "Bearer " + API_KEY})
+        self.assertIn(code, (200, 404))
+        self.assertIn("\ufffd", json.loads(body).get("data", {}).get("email_id", "\ufffd"))
+        link = self.links(["utf@example.org"])["utf@example.org"]
+        code, _, _ = self.relay.http("POST", link, "List-Unsubscribe=One-Click",
+                                     {"Content-Type": "application/x-www-form-urlencoded",
+                                      "User-Agent": "Mail\xff\xfeClient"})
+        self.assertEqual(code, 200)
+        exported = self.relay.cli("export", "--since", "0", "--format", "jsonl")
+        self.assertEqual(exported.returncode, 0, exported.stderr)
+        self.assertIn("Mail\ufffd\ufffdClient", json.loads(exported.stdout.splitlines()[0])["user_agent"])
+
+
 class StatsExportRetentionTest(unittest.TestCase):
     def test_stats_export_and_retention(self):
         relay = Relay(extra={"store": {"launch_retention_days": 60}}).start()
@@ -347,7 +363,8 @@ class WebhookTest(unittest.TestCase):
                 for f in relay.wait_for_outbox(2):
                     with open(f, "rb") as fh:
                         paths.append(re.search(rb"List-Unsubscribe: <[^>]*(/u/[A-Za-z0-9_-]+)>", fh.read()).group(1).decode())
-                form = {"Content-Type": "application/x-www-form-urlencoded"}
+                # A User-Agent that is not UTF-8 once ended the webhook thread (and the relay) in JSON encoding.
+                form = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "Hook\xffAgent"}
                 for p in paths:
                     self.assertEqual(relay.http("POST", p, "List-Unsubscribe=One-Click", form)[0], 200)
                 wait_until(lambda: len(received) == 2, timeout=30, what="both events at the receiver")
@@ -355,6 +372,7 @@ class WebhookTest(unittest.TestCase):
                 events = [json.loads(b) for b, _, _ in received]
                 self.assertEqual([e["action"] for e in events], ["unsubscribe", "unsubscribe"])
                 self.assertEqual(sorted(e["email"] for e in events), ["a@example.org", "b@example.org"])
+                self.assertEqual({e["user_agent"] for e in events}, {"Hook\ufffdAgent"})
                 self.assertLess(int(received[0][2]), int(received[1][2]))  # in order
                 for body, signature, _ in received:
                     expected = "sha256=" + hmac.new(b"s3cret-webhook-key", body, hashlib.sha256).hexdigest()
