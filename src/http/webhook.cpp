@@ -125,7 +125,18 @@ WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, store::S
     std::ifstream in(hooks[i].secret_file);
     std::string secret;
     std::getline(in, secret);
-    threads_.emplace_back([this, i, hook = hooks[i], secret] { run(i, hook, secret); });
+    threads_.emplace_back([this, i, hook = hooks[i], secret] {
+      // Nothing a receiver or an event holds may end the relay: log, wait, start over.
+      while (!stopping_) {
+        try {
+          run(i, hook, secret);
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("webhook {}: {}; restarting in 5 s", printable(hook.url, 100), e.what());
+          for (int n = 0; n < 100 && !stopping_; ++n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+      }
+    });
   }
 }
 
