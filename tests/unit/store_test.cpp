@@ -237,6 +237,11 @@ TEST(GroupCommit, AFailedTransactionFailsEveryCallerInIt) {
   EXPECT_FALSE(doubling.run({4, -1}));
   EXPECT_EQ(doubling.run({}), (std::optional<std::vector<int>>(std::vector<int>{})));
   EXPECT_EQ(doubling.batches(), 3u);
+  GroupCommit<int, int> throwing([](const std::vector<int>&, std::vector<int>&) -> bool {
+    throw std::runtime_error("backend exploded");
+  });
+  EXPECT_FALSE(throwing.run({1}));
+  EXPECT_FALSE(throwing.run({2}));  // the next caller is not stuck behind a leader that never finished
 }
 
 // Fleet coordination: one holder at a time, renewals, take-over after expiry,

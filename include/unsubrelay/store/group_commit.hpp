@@ -10,6 +10,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -67,7 +68,12 @@ class GroupCommit {
     std::vector<In> all;
     for (const auto* r : batch) all.insert(all.end(), r->items->begin(), r->items->end());
     std::vector<Out> out;
-    const bool ok = commit_(all, out) && out.size() == all.size();
+    bool ok = false;
+    try {
+      ok = commit_(all, out) && out.size() == all.size();
+    } catch (const std::exception&) {
+      ok = false;  // a throwing backend must not leave the followers waiting forever
+    }
     std::size_t at = 0;
     for (auto* r : batch) {
       if (ok) r->result.emplace(out.begin() + static_cast<std::ptrdiff_t>(at),
