@@ -121,6 +121,21 @@ asio::awaitable<void> QueueManager::schedule_loop() {
 }
 
 asio::awaitable<void> QueueManager::deliver(std::string id) {
+  // Nothing expected throws here; if something does, the message waits like a
+  // deferral instead of being retried in a tight loop (and the relay goes on).
+  std::string failure;
+  try {
+    co_await attempt(id);
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  if (!failure.empty()) {
+    spdlog::error("{}: delivery attempt failed: {}; retry in {} s", id, failure, backoff_seconds(retry_, 1) + 1);
+    if (entries_.count(id)) entries_[id].next_try = now_seconds() + backoff_seconds(retry_, 1) + 1;
+  }
+}
+
+asio::awaitable<void> QueueManager::attempt(std::string id) {
   struct Done {  // whatever happens, the message leaves the in-flight set
     QueueManager* self;
     std::string id;

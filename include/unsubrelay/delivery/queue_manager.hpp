@@ -84,7 +84,8 @@ class QueueManager {
     std::string store_error;
   };
 
-  boost::asio::awaitable<void> deliver(std::string id);
+  boost::asio::awaitable<void> deliver(std::string id);  // attempt(), with a safety net
+  boost::asio::awaitable<void> attempt(std::string id);
   void prepare(const std::string& id, Attempt& attempt);
   boost::asio::awaitable<void> acquire_copy_slot();
   void release_copy_slot();
