@@ -5,6 +5,8 @@
 // message is accepted before the relay can keep it. SIGTERM reverses it:
 // listeners close, idle sessions get 421, sessions in DATA finish, deliveries
 // in flight finish, then the process exits.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -101,6 +103,26 @@ std::size_t spool_depth(const std::string& dir) {
   return n;
 }
 
+/// Every SMTP session, upstream connection and HTTP client is a descriptor:
+/// the soft limit (often 1,024 outside systemd) goes up to what the
+/// configured limits need, as far as the hard limit allows.
+void raise_open_files_limit(const config::Config& cfg) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  const rlim_t want = cfg.smtp.limits.max_connections + cfg.upstream.max_connections + 512;
+  if (rl.rlim_cur < want) {
+    rl.rlim_cur = std::min(want, rl.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < want) {
+    spdlog::warn("open files limit is {}, below the {} that smtp.max_connections {} needs: raise it "
+                 "(systemd: LimitNOFILE=, shell: ulimit -n)",
+                 static_cast<unsigned long long>(rl.rlim_cur), static_cast<unsigned long long>(want),
+                 cfg.smtp.limits.max_connections);
+  }
+}
+
 }  // namespace
 
 int run_relay(const std::string& config_path) {
@@ -112,6 +134,7 @@ int run_relay(const std::string& config_path) {
   }
   const config::Config cfg = std::move(loaded.config);
   setup_logging(cfg.log);
+  raise_open_files_limit(cfg);
 
   const spool::Spool spool(cfg.spool.path);
   if (auto err = spool.init(); !err.empty()) {

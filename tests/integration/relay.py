@@ -132,10 +132,10 @@ class Relay:
     def spool_dir(self):
         return os.path.join(self.dir, self.spool["path"])
 
-    def start(self, wait=True):
+    def start(self, wait=True, preexec_fn=None):
         self.logfile = open(self.log_path, "ab")
         self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path], cwd=self.dir,
-                                     stdout=self.logfile, stderr=subprocess.STDOUT)
+                                     stdout=self.logfile, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         _running.append(self.proc)
         if wait:
             wait_until(self._accepting, what=f"relay on port {self.port} (log: {self.read_log()[-2000:]})")

@@ -162,6 +162,28 @@ class BoundsTest(unittest.TestCase):
         if RELEASE:
             self.assertLess(with_idle, 100)
 
+    def test_a_low_open_files_limit_is_raised_for_max_connections(self):
+        """Started from a shell with ulimit -n 256, the relay still serves 600 sessions."""
+        import resource
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+        relay = Relay(smtp={"max_connections": 1000}, log={"level": "info"})
+        relay.start(preexec_fn=low_limit)
+        try:
+            with open(f"/proc/{relay.proc.pid}/limits") as f:
+                soft = int(next(l for l in f if l.startswith("Max open files")).split()[3])
+            self.assertGreaterEqual(soft, 1000 + 10 + 512)
+            socks = open_idle(relay.port, 600)
+            self.assertEqual(still_open(socks), 600)
+            send(relay.port, "after-600")
+            relay.wait_for_outbox(1)
+            for s in socks:
+                s.close()
+        finally:
+            self.assertEqual(relay.stop(), 0)
+
     def test_slowloris_cannot_lock_out_a_real_client(self):
         idle = scale(600, 2000)
         limit = scale(200, 1000)
