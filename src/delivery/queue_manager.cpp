@@ -258,7 +258,11 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
     if (a.message->state.recipients[i] != spool::RecipientStatus::pending) continue;
     co_await acquire_copy_slot();
     ++running;
-    asio::co_spawn(strand_, one_copy(i), asio::bind_executor(strand_, [&](std::exception_ptr) {
+    asio::co_spawn(strand_, one_copy(i), asio::bind_executor(strand_, [&, i](std::exception_ptr e) {
+                     if (e) {  // no outcome recorded: the recipient waits, never counts as done
+                       deferred.push_back(i);
+                       defer_reason = "451 4.3.0 internal error";
+                     }
                      --running;
                      release_copy_slot();
                      copy_done.cancel();
