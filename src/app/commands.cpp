@@ -11,11 +11,11 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/http/webhook.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/spool/spool.hpp"
@@ -285,16 +285,13 @@ int export_command(const Arguments& a, const config::Config& cfg) {
     for (const auto& [id, e] : *page) {
       after = id;
       const auto address = store->address_of(e.uid).value_or("");
-      const char* action = e.action == store::Action::unsubscribe ? "unsubscribe" : "resubscribe";
       if (format == "csv") {
-        std::cout << fmt::format("{},{},{},{},{},{},{},{},{}\n", e.time, action, e.source, e.uid, csv_field(address),
+        std::cout << fmt::format("{},{},{},{},{},{},{},{},{}\n", e.time, store::name(e.action), e.source, e.uid,
+                                 csv_field(address),
                                  csv_field(e.email_id), csv_field(e.launch_list_id), csv_field(e.ip),
                                  csv_field(e.user_agent));
       } else {
-        nlohmann::json j{{"time", e.time},       {"action", action},         {"source", e.source},
-                         {"uid", e.uid},         {"email", address},         {"email_id", e.email_id},
-                         {"launch_list_id", e.launch_list_id}, {"ip", e.ip}, {"user_agent", e.user_agent}};
-        std::cout << json_text(j) << "\n";
+        std::cout << json_text(http::event_json(e, address)) << "\n";
       }
     }
     if (page->size() < 1000) break;

@@ -130,8 +130,10 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     failure = e.what();
   }
   if (!failure.empty()) {
-    spdlog::error("{}: delivery attempt failed: {}; retry in {} s", id, failure, backoff_seconds(retry_, 1) + 1);
-    if (entries_.count(id)) entries_[id].next_try = now_seconds() + backoff_seconds(retry_, 1) + 1;
+    const auto now = now_seconds();
+    const auto next = retry_at(now, 1);
+    spdlog::error("{}: delivery attempt failed: {}; retry in {} s", id, failure, next - now);
+    if (entries_.count(id)) entries_[id].next_try = next;
   }
 }
 
@@ -154,7 +156,7 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
     co_return;
   }
   if (!a.content) {
-    entries_[id].next_try = now_seconds() + backoff_seconds(retry_, 1) + 1;
+    entries_[id].next_try = retry_at(now_seconds(), 1);
     co_return;
   }
   const auto& env = a.message->envelope;
@@ -246,14 +248,7 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
     }
   };
   std::size_t running = 0;
-  asio::steady_timer copy_done(strand_);
-  auto wait_below = [&](std::size_t limit) -> asio::awaitable<void> {
-    while (running >= limit && running > 0) {
-      copy_done.expires_at(asio::steady_timer::time_point::max());
-      boost::system::error_code ec;
-      co_await copy_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-  };
+  asio::steady_timer copy_done(strand_);  // cancelled as each copy finishes
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
     if (a.message->state.recipients[i] != spool::RecipientStatus::pending) continue;
     co_await acquire_copy_slot();
@@ -268,7 +263,11 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
                      copy_done.cancel();
                    }));
   }
-  co_await wait_below(1);  // every copy of this attempt has its outcome
+  while (running > 0) {  // every copy of this attempt has its outcome
+    copy_done.expires_at(asio::steady_timer::time_point::max());
+    boost::system::error_code ec;
+    co_await copy_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
 
   const auto now = now_seconds();
   if (!deferred.empty() && expired(retry_, env.arrival, now)) {
@@ -281,9 +280,7 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
     deferred.clear();
   }
   const auto attempts = a.message->state.attempts + 1;
-  // The clock here counts whole seconds: +1 rounds up, so a retry never comes
-  // sooner than its backoff (found by tests/integration/test_fault_upstream.py).
-  const auto next = now + backoff_seconds(retry_, attempts) + 1;
+  const auto next = retry_at(now, attempts);
   std::string bounce_id;
   co_await offload(disk_, [&] {
     if (!sends.empty() && !recorder_->record_sends(sends)) {
@@ -315,6 +312,12 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
   } else {
     entries_[id].next_try = next;
   }
+}
+
+long long QueueManager::retry_at(long long now, unsigned attempts) const {
+  // The scheduler's clock counts whole seconds: +1 rounds up, so a retry never
+  // comes sooner than its backoff (found by tests/integration/test_fault_upstream.py).
+  return now + backoff_seconds(retry_, attempts) + 1;
 }
 
 asio::awaitable<void> QueueManager::acquire_copy_slot() {

@@ -19,7 +19,7 @@ namespace {
 long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 Response json_response(int status, const json& body) {
-  return {status, "application/json", unsubrelay::json_text(body), {{"Cache-Control", "no-store"}}};
+  return {status, "application/json", json_text(body), {{"Cache-Control", "no-store"}}};
 }
 
 Response emarsys_error(int code, const std::string& text) {
@@ -55,7 +55,7 @@ std::map<std::string, std::string> parse_form(std::string_view body) {
 }
 
 /// A JSON value as the Emarsys API takes it: strings, and numbers sent as numbers.
-std::string json_text(const json& body, const char* key) {
+std::string field_text(const json& body, const char* key) {
   if (!body.is_object() || !body.contains(key)) return {};
   const auto& v = body.at(key);
   if (v.is_string()) return std::string(trim(v.get<std::string>()));
@@ -247,9 +247,9 @@ Response Service::emarsys_unsubscribe(const Request& r) {
   } catch (const json::exception&) {
     return emarsys_error(1006, "Empty parameter(s): [launch_list_id, email_id, uid]");
   }
-  const auto launch = json_text(body, "launch_list_id");
-  const auto email_id = json_text(body, "email_id");
-  const auto uid = json_text(body, "uid");
+  const auto launch = field_text(body, "launch_list_id");
+  const auto email_id = field_text(body, "email_id");
+  const auto uid = field_text(body, "uid");
   std::vector<std::string> empty;
   if (launch.empty()) empty.push_back("launch_list_id");
   if (email_id.empty()) empty.push_back("email_id");

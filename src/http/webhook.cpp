@@ -17,12 +17,11 @@
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/token/token.hpp"
 
 namespace unsubrelay::http {
 
@@ -109,13 +108,27 @@ int post(const Url& url, const std::string& body, const std::string& signature, 
 }  // namespace
 
 std::string webhook_signature(const std::string& secret, const std::string& body) {
-  unsigned char mac[32];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(body.data()),
-       body.size(), mac, &len);
   std::string hex;
-  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", mac[i]);
+  for (const auto byte : token::hmac_sha256(secret, body)) hex += fmt::format("{:02x}", byte);
   return "sha256=" + hex;
+}
+
+nlohmann::json event_json(const store::Event& e, const std::string& email) {
+  return {{"action", store::name(e.action)},
+          {"source", e.source},
+          {"time", e.time},
+          {"uid", e.uid},
+          {"email", email},
+          {"email_id", e.email_id},
+          {"launch_list_id", e.launch_list_id},
+          {"ip", e.ip},
+          {"user_agent", e.user_agent}};
+}
+
+void WebhookSender::pause(std::chrono::milliseconds d) const {
+  for (auto end = std::chrono::steady_clock::now() + d; !stopping_ && std::chrono::steady_clock::now() < end;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string holder,
@@ -133,7 +146,7 @@ WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, store::S
           return;
         } catch (const std::exception& e) {
           spdlog::error("webhook {}: {}; restarting in 5 s", printable(hook.url, 100), e.what());
-          for (int n = 0; n < 100 && !stopping_; ++n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          pause(std::chrono::seconds(5));
         }
       }
     });
@@ -154,11 +167,6 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
   if (!url) return;
   const auto name = "webhook " + hook.url;  // lease and cursor, shared by every relay sending there
   const auto ttl = static_cast<long long>(hook.lease_seconds);
-  auto sleep = [&](std::chrono::milliseconds d) {
-    for (auto end = std::chrono::steady_clock::now() + d; !stopping_ && std::chrono::steady_clock::now() < end;) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  };
   // The lease is renewed when half of it is gone; between renewals this relay sends freely.
   long long held_until = 0;
   bool leader = false;
@@ -179,7 +187,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
   auto backoff = std::chrono::milliseconds(1000);
   while (!stopping_) {
     if (!hold()) {
-      sleep(std::chrono::milliseconds(1000));
+      pause(std::chrono::milliseconds(1000));
       continue;
     }
     if (cursor < 0) {
@@ -187,7 +195,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
       // start with events from now on, not the whole history (`unsubrelay export` gives that).
       const auto stored = store_.cursor(name);
       if (!stored) {
-        sleep(std::chrono::milliseconds(1000));
+        pause(std::chrono::milliseconds(1000));
         continue;
       }
       cursor = *stored;
@@ -203,28 +211,20 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
         }
         if (!store_.set_cursor(name, cursor)) {
           cursor = -1;
-          sleep(std::chrono::milliseconds(1000));
+          pause(std::chrono::milliseconds(1000));
           continue;
         }
       }
     }
     const auto page = store_.events_since(0, cursor, 100);
     if (!page || page->empty()) {
-      sleep(std::chrono::milliseconds(500));
+      pause(std::chrono::milliseconds(500));
       continue;
     }
     for (const auto& [id, e] : *page) {
       if (stopping_) return;
-      nlohmann::json j{{"id", id},
-                       {"action", e.action == store::Action::unsubscribe ? "unsubscribe" : "resubscribe"},
-                       {"source", e.source},
-                       {"time", e.time},
-                       {"uid", e.uid},
-                       {"email", store_.address_of(e.uid).value_or("")},
-                       {"email_id", e.email_id},
-                       {"launch_list_id", e.launch_list_id},
-                       {"ip", e.ip},
-                       {"user_agent", e.user_agent}};
+      auto j = event_json(e, store_.address_of(e.uid).value_or(""));
+      j["id"] = id;
       const auto body = json_text(j);
       bool sent = false;
       while (!stopping_ && hold()) {
@@ -237,7 +237,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
         }
         spdlog::warn("webhook {}: event {} not accepted ({}); retry in {} s", printable(hook.url, 100), id,
                      status ? fmt::format("HTTP {}", status) : why, backoff.count() / 1000);
-        sleep(backoff);
+        pause(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(300000));
       }
       if (!sent) {

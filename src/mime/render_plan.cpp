@@ -70,6 +70,12 @@ struct TextPart {
 constexpr std::size_t max_line = 998;  // RFC 5322 §2.1.1, without the CRLF
 constexpr std::size_t footer_bytes = 200;  // the HTML footer's own text, around its link
 
+/// Where an HTML footer goes: before </body>, else at the end.
+std::size_t html_footer_at(std::string_view text) {
+  const auto body_close = to_lower(text).rfind("</body>");
+  return body_close == std::string::npos ? text.size() : body_close;
+}
+
 bool identity_encoding(const std::string& encoding) {
   return encoding == "7bit" || encoding == "8bit" || encoding == "binary" || encoding.empty();
 }
@@ -218,11 +224,8 @@ class PlanBuilder {
     for (const auto& m : t.matches) {
       if (check(m.pos, m.len, longest(m.value))) return true;
     }
-    if (t.footer && t.part->subtype == "html") {
-      const auto body_close = to_lower(text).rfind("</body>");
-      if (check(body_close == std::string::npos ? text.size() : body_close, 0, footer_bytes + o_.link_bytes)) {
-        return true;
-      }
+    if (t.footer && t.part->subtype == "html" && check(html_footer_at(text), 0, footer_bytes + o_.link_bytes)) {
+      return true;
     }
     return false;
   }
@@ -239,10 +242,10 @@ class PlanBuilder {
       literal(out, msg_.substr(cursor, f.begin - cursor));
       cursor = f.end;
     }
-    const auto header_end = part.fields.empty() ? part.begin : part.fields.back().end;
-    literal(out, msg_.substr(cursor, std::max(cursor, header_end) - cursor));
+    const auto header_end = std::max(cursor, part.fields.empty() ? part.begin : part.fields.back().end);
+    literal(out, msg_.substr(cursor, header_end - cursor));
     literal(out, qp_field);
-    literal(out, msg_.substr(std::max(cursor, header_end), part.body_begin - std::max(cursor, header_end)));
+    literal(out, msg_.substr(header_end, part.body_begin - header_end));
   }
 
   // Campaign mail without a placeholder: Gmail and Yahoo want a visible link.
@@ -352,9 +355,7 @@ class PlanBuilder {
     std::string footer_before, footer_after;
     if (t.footer) {
       if (html) {
-        const auto lower = to_lower(text);
-        const auto body_close = lower.rfind("</body>");
-        if (body_close != std::string::npos) footer_at = body_close;
+        footer_at = html_footer_at(text);
         footer_before = "<p style=\"font-size:12px;color:#666666;text-align:center\">"
                         "To stop receiving these emails, <a href=\"";
         footer_after = "\">unsubscribe</a>.</p>\r\n";

@@ -58,13 +58,12 @@ struct Server::Connection {
   std::unique_ptr<ssl::stream<tcp::socket&>> tls_stream;
   asio::steady_timer deadline;  // the watchdog closes the socket when it passes
   bool tls = false;
-  bool in_data = false;
+  std::atomic<bool> in_data{false};  // read by the acceptor's thread too: a session in DATA is never evicted
   bool finished = false;
   bool timed_out = false;
   bool evicted = false;  // closed to make room for a new client (see Server::evict_idlest)
   // Read by the acceptor's thread when choosing whom to evict.
   std::atomic<std::int64_t> idle_since_ms{steady_ms()};
-  std::atomic<bool> busy{false};  // in DATA: never evicted
   std::atomic<bool> eviction_chosen{false};
 
   void expire_in(unsigned seconds) { deadline.expires_after(std::chrono::seconds(seconds)); }
@@ -277,10 +276,8 @@ struct ConnectionRunner {
     if (!co_await flush()) co_return false;
 
     c->in_data = true;
-    c->busy = true;
     auto result = co_await receive_data(*writer, env.recipients.empty());
     c->in_data = false;
-    c->busy = false;
     c->idle_since_ms = steady_ms();
     size_buffer(command_chunk);
     if (result.connection_lost) {
@@ -554,7 +551,7 @@ bool Server::evict_idlest() {
   std::int64_t oldest = now - min_idle_ms;
   std::lock_guard lock(mutex_);
   for (const auto& connection : connections_) {
-    if (connection->busy || connection->eviction_chosen) continue;
+    if (connection->in_data || connection->eviction_chosen) continue;
     if (const auto since = connection->idle_since_ms.load(); since <= oldest) {
       oldest = since;
       victim = connection;

@@ -160,7 +160,7 @@ class PgStore final : public Store {
              w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent) "
                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                            e.uid, e.email_id, e.launch_list_id,
-                           std::string(e.action == Action::unsubscribe ? "unsubscribe" : "resubscribe"), e.source,
+                           std::string(name(e.action)), e.source,
                            e.time, e.ip.substr(0, 64), e.user_agent.substr(0, 300));
              return true;  // committed (and so durable) before run() returns
            })

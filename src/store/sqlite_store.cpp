@@ -13,6 +13,8 @@
 
 namespace unsubrelay::store {
 
+const char* name(Action a) { return a == Action::unsubscribe ? "unsubscribe" : "resubscribe"; }
+
 const char* name(SendStatus s) {
   switch (s) {
     case SendStatus::queued: return "queued";
@@ -224,7 +226,7 @@ class SqliteStore final : public Store {
     Statement s(db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, e.uid).bind(2, e.email_id).bind(3, e.launch_list_id);
-    s.bind(4, std::string(e.action == Action::unsubscribe ? "unsubscribe" : "resubscribe"));
+    s.bind(4, std::string(name(e.action)));
     s.bind(5, e.source).bind(6, e.time).bind(7, e.ip.substr(0, 64)).bind(8, e.user_agent.substr(0, 300));
     return s.step() == SQLITE_DONE || failed();  // synchronous=FULL: durable once done
   }

@@ -20,7 +20,9 @@ constexpr std::size_t mac_size = 16;
 constexpr std::size_t max_token_chars = 512;
 constexpr std::size_t max_id_bytes = 64;
 
-std::array<unsigned char, 32> hmac(const std::string& key, std::string_view data) {
+}  // namespace
+
+std::array<unsigned char, 32> hmac_sha256(std::string_view key, std::string_view data) {
   std::array<unsigned char, 32> out{};
   std::size_t len = 0;
   // OpenSSL 3's EVP_MAC interface, in its one-shot form.
@@ -31,6 +33,8 @@ std::array<unsigned char, 32> hmac(const std::string& key, std::string_view data
   }
   return out;
 }
+
+namespace {
 
 bool valid_key_id(std::string_view id) {
   if (id.empty() || id.size() > 16) return false;
@@ -187,7 +191,7 @@ std::string sign(const Claims& c, const Key& key) {
   payload += launch;
   put_u32(payload, c.issued);
   put_u32(payload, c.expires);
-  const auto mac = hmac(key.secret, payload);
+  const auto mac = hmac_sha256(key.secret, payload);
   payload.append(reinterpret_cast<const char*>(mac.data()), mac_size);
   return base64url_encode(payload);
 }
@@ -230,7 +234,7 @@ Verified verify(std::string_view input, const KeySet& keys, std::uint32_t now) {
     v.error = TokenError::unknown_key;
     return v;
   }
-  const auto mac = hmac(key->secret, p.substr(0, pos));
+  const auto mac = hmac_sha256(key->secret, p.substr(0, pos));
   if (CRYPTO_memcmp(mac.data(), p.data() + pos, mac_size) != 0) {
     v.error = TokenError::bad_signature;
     return v;

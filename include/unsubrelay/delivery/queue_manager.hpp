@@ -87,6 +87,8 @@ class QueueManager {
   boost::asio::awaitable<void> deliver(std::string id);  // attempt(), with a safety net
   boost::asio::awaitable<void> attempt(std::string id);
   void prepare(const std::string& id, Attempt& attempt);
+  /// When a message that failed its attempts-th attempt at now is tried again.
+  long long retry_at(long long now, unsigned attempts) const;
   boost::asio::awaitable<void> acquire_copy_slot();
   void release_copy_slot();
   /// Queues a DSN to the sender; its queue id, or "" (none sent).

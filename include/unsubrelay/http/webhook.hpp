@@ -12,10 +12,13 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/store/store.hpp"
@@ -33,6 +36,8 @@ class WebhookSender {
 
  private:
   void run(std::size_t index, config::Webhook hook, std::string secret);
+  /// Sleeps d, waking early when stop() is called.
+  void pause(std::chrono::milliseconds d) const;
   store::Store& store_;
   std::string holder_;
   std::string state_dir_;
@@ -42,5 +47,8 @@ class WebhookSender {
 
 /// The signature header value for a body: "sha256=" + lower-case hex HMAC.
 std::string webhook_signature(const std::string& secret, const std::string& body);
+
+/// A subscription event as JSON, as webhooks post it (they add "id") and `unsubrelay export` writes it.
+nlohmann::json event_json(const store::Event& e, const std::string& email);
 
 }  // namespace unsubrelay::http

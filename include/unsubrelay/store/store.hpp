@@ -29,6 +29,7 @@ struct Send {
 };
 
 enum class Action { unsubscribe, resubscribe };
+const char* name(Action a);  // "unsubscribe" | "resubscribe": stored, exported, posted
 
 struct Event {
   std::string uid;

@@ -69,6 +69,9 @@ Verified verify(std::string_view token_or_url, const KeySet& keys, std::uint32_t
 std::string uid_text(const Uid& uid);  // base64url, 22 characters
 std::optional<Uid> parse_uid(std::string_view text);
 
+/// HMAC-SHA256 (OpenSSL 3 EVP_MAC); tokens and webhook signatures both use it.
+std::array<unsigned char, 32> hmac_sha256(std::string_view key, std::string_view data);
+
 std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
 
