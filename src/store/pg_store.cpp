@@ -8,6 +8,7 @@
 // One connection behind a mutex; a broken connection is reopened once per call.
 #include <pqxx/pqxx>
 
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -37,6 +38,23 @@ constexpr const char* migrations[] = {
     R"(CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
        CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value BIGINT NOT NULL);)",
 };
+
+/// A PostgreSQL array literal of text values ({"a","b"}), for `= ANY($1::text[])`:
+/// libpqxx 6 binds no arrays.
+std::string text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (const auto& v : values) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : v) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
 
 class PgStore final : public Store {
  public:
@@ -176,6 +194,33 @@ class PgStore final : public Store {
                                    uid, email_id);
       return !r.empty() && r[0][0].as<std::string>() == "unsubscribe";
     });
+  }
+
+  std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,
+                                                            const std::vector<SendRecipient>& recipients) override {
+    std::vector<SendVerdict> out(recipients.size());
+    if (!scope.campaign || scope.mode == config::Suppression::off || recipients.empty()) return out;
+    std::vector<std::string> uids;
+    for (const auto& r : recipients) uids.push_back(r.uid);
+    // One query for the whole recipient list: each contact's latest event.
+    const auto latest = run<std::map<std::string, std::string>>([&](pqxx::work& w) {
+      const auto r = scope.mode == config::Suppression::campaign
+                         ? w.exec_params("SELECT DISTINCT ON (uid) uid, action FROM events WHERE uid = ANY($1::text[]) "
+                                         "AND email_id = $2 ORDER BY uid, id DESC",
+                                         text_array(uids), scope.email_id)
+                         : w.exec_params("SELECT DISTINCT ON (uid) uid, action FROM events WHERE uid = ANY($1::text[]) "
+                                         "ORDER BY uid, id DESC",
+                                         text_array(uids));
+      std::map<std::string, std::string> found;
+      for (const auto& row : r) found.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+      return found;
+    });
+    if (!latest) return std::nullopt;
+    for (std::size_t i = 0; i < recipients.size(); ++i) {
+      const auto it = latest->find(recipients[i].uid);
+      if (it != latest->end() && it->second == "unsubscribe") out[i] = {true, "unsubscribed"};
+    }
+    return out;
   }
 
   std::optional<Summary> summary(const std::string& email_id, const std::string& launch) override {

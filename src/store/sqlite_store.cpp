@@ -58,6 +58,11 @@ class Statement {
     return *this;
   }
   int step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
+  /// Ready to run again with new bindings (a statement prepared once, run per row).
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
   std::string text(int col) const {
     const auto* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
@@ -243,6 +248,33 @@ class SqliteStore final : public Store {
     if (rc == SQLITE_DONE) return false;
     fail();
     return std::nullopt;
+  }
+
+  std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,
+                                                            const std::vector<SendRecipient>& recipients) override {
+    std::vector<SendVerdict> out(recipients.size());
+    if (!scope.campaign || scope.mode == config::Suppression::off) return out;
+    const bool per_campaign = scope.mode == config::Suppression::campaign;
+    std::lock_guard lock(mutex_);
+    // One read transaction and one prepared statement for the whole recipient list.
+    if (!exec("BEGIN")) return std::nullopt;
+    Statement s(db_, per_campaign
+                         ? "SELECT action FROM events WHERE uid = ? AND email_id = ? ORDER BY id DESC LIMIT 1"
+                         : "SELECT action FROM events WHERE uid = ? ORDER BY id DESC LIMIT 1");
+    for (std::size_t i = 0; i < recipients.size(); ++i) {
+      s.reset();
+      s.bind(1, recipients[i].uid);
+      if (per_campaign) s.bind(2, scope.email_id);
+      const int rc = s.step();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        failed();
+        exec("ROLLBACK");
+        return std::nullopt;
+      }
+      if (rc == SQLITE_ROW && s.text(0) == "unsubscribe") out[i] = {true, "unsubscribed"};
+    }
+    exec("COMMIT");
+    return out;
   }
 
   std::optional<Summary> summary(const std::string& email_id, const std::string& launch) override {

@@ -93,6 +93,41 @@ TEST_P(StoreTest, EventsDecideSuppression) {
   EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(false));
 }
 
+// The send-time check: one call for a whole recipient list, today's rules
+// (latest event wins; campaign scope; nothing for transactional mail or off).
+TEST_P(StoreTest, CheckSuppressionDecidesAWholeListInOneCall) {
+  TempStore t(GetParam());
+  const auto uids = *t.store->uids_for({"a@x.org", "b@x.org", "c@x.org", "d@x.org"});
+  ASSERT_TRUE(t.store->record_event({uids[0], "100", "L1", Action::unsubscribe, "one-click", 10, "", ""}));
+  ASSERT_TRUE(t.store->record_event({uids[1], "200", "L2", Action::unsubscribe, "page", 11, "", ""}));
+  ASSERT_TRUE(t.store->record_event({uids[2], "100", "L1", Action::unsubscribe, "api", 12, "", ""}));
+  ASSERT_TRUE(t.store->record_event({uids[2], "100", "L1", Action::resubscribe, "page", 13, "", ""}));
+  std::vector<SendRecipient> list;
+  for (int i = 0; i < 4; ++i) list.push_back({std::string(1, static_cast<char>('a' + i)) + "@x.org", uids[i]});
+  list.push_back(list[0]);  // the same contact twice gets the same verdict
+  auto suppressed = [&](const SendScope& scope) {
+    const auto v = t.store->check_suppression(scope, list);
+    std::vector<bool> out;
+    if (!v) return out;
+    for (const auto& x : *v) {
+      out.push_back(x.suppressed);
+      if (x.suppressed) {
+        EXPECT_EQ(x.reason, "unsubscribed");
+      }
+    }
+    return out;
+  };
+  using unsubrelay::config::Suppression;
+  EXPECT_EQ(suppressed({true, "100", "L1", "", Suppression::global}), (std::vector<bool>{true, true, false, false, true}));
+  EXPECT_EQ(suppressed({true, "100", "L1", "", Suppression::campaign}),
+            (std::vector<bool>{true, false, false, false, true}));
+  EXPECT_EQ(suppressed({true, "200", "L2", "", Suppression::campaign}),
+            (std::vector<bool>{false, true, false, false, false}));
+  EXPECT_EQ(suppressed({true, "100", "L1", "", Suppression::off}), (std::vector<bool>(5, false)));
+  EXPECT_EQ(suppressed({false, "", "", "", Suppression::global}), (std::vector<bool>(5, false)));  // transactional
+  EXPECT_EQ(t.store->check_suppression({true, "100", "L1", "", Suppression::global}, {})->size(), 0u);
+}
+
 TEST_P(StoreTest, LaunchesSendsAndSummary) {
   TempStore t(GetParam());
   ASSERT_TRUE(t.store->record_launch("L1", "100", 1));

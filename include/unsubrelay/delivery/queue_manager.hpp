@@ -8,11 +8,13 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <utility>  // before Asio, see upstream.hpp
@@ -59,6 +61,16 @@ class QueueManager {
                Upstream& upstream, RetryPolicy retry, std::string hostname, const mime::Rewriter* rewriter = nullptr,
                store::Store* store = nullptr, config::Suppression suppression = config::Suppression::global);
 
+  /// Where mail for this relay itself goes instead of the upstream, as Postfix
+  /// hands it to its local transport (COORD.md design decision 3: DSNs and ARF
+  /// reports to the feedback processor). A recipient accepts() says yes to is
+  /// handed, unchanged and unsuppressed, to transport. Set before start().
+  struct LocalTransport {
+    std::function<bool(std::string_view recipient)> accepts;
+    Upstream* transport = nullptr;
+  };
+  void set_local_transport(LocalTransport local) { local_ = std::move(local); }
+
   /// Starts the scheduler with the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
   /// A message was just committed to the spool: deliver it now.
@@ -72,21 +84,28 @@ class QueueManager {
   struct Entry {
     long long next_try = 0;
   };
+  struct Attempt;      // one delivery attempt of one message (queue_attempt.cpp)
+  struct CopyOutcome;  // what happened to one recipient's copy
 
   boost::asio::awaitable<void> schedule_loop();
-  /// What one delivery attempt reads before sending (filled on the disk pool).
-  struct Attempt {
-    std::optional<spool::QueuedMessage> message;  // nullopt: gone or quarantined
-    std::optional<std::string> content;           // nullopt: unreadable, retry later
-    std::optional<mime::RenderPlan> plan;         // views into content
-    std::map<std::string, std::string> uids;      // recipient -> uid
-    std::map<std::string, std::optional<bool>> opted_out;  // uid -> unsubscribed
-    std::string store_error;
-  };
-
   boost::asio::awaitable<void> deliver(std::string id);  // attempt(), with a safety net
+
+  // The steps of one attempt (queue_attempt.cpp), in order.
   boost::asio::awaitable<void> attempt(std::string id);
-  void prepare(const std::string& id, Attempt& attempt);
+  void prepare(Attempt& a);                // disk pool: the next three
+  bool load(Attempt& a);                   //   queue file, state, content
+  void plan_campaign(Attempt& a);          //   render plan, launch record, send scope
+  void look_up_recipients(Attempt& a);     //   uids and suppression verdicts, one store call each
+  boost::asio::awaitable<void> send_copies(Attempt& a);
+  boost::asio::awaitable<void> deliver_copy(Attempt& a, std::size_t i);
+  boost::asio::awaitable<CopyOutcome> copy_outcome(Attempt& a, std::size_t i);
+  OutboundCopy render_copy(const Attempt& a, std::size_t i, std::string& rendered);
+  boost::asio::awaitable<RecipientResult> send_copy(Upstream& via, OutboundCopy copy);
+  void record_outcome(Attempt& a, std::size_t i, const CopyOutcome& outcome);
+  boost::asio::awaitable<void> finish(Attempt& a);
+  void expire_deferred(Attempt& a, long long now);
+  std::string settle(Attempt& a, long long now, unsigned attempts, long long next);  // disk pool
+
   /// When a message that failed its attempts-th attempt at now is tried again.
   long long retry_at(long long now, unsigned attempts) const;
   boost::asio::awaitable<void> acquire_copy_slot();
@@ -101,6 +120,7 @@ class QueueManager {
   boost::asio::thread_pool& disk_;
   const spool::Spool& spool_;
   Upstream& upstream_;
+  LocalTransport local_;
   RetryPolicy retry_;
   std::string hostname_;
   const mime::Rewriter* rewriter_;

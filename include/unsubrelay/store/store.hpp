@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "unsubrelay/config/config.hpp"
+
 namespace unsubrelay::store {
 
 enum class SendStatus { queued, delivered, deferred, bounced, suppressed };
@@ -59,6 +61,27 @@ struct LaunchSummary {
   Summary counts;
 };
 
+/// The mail a send-time suppression check is for (COORD.md design decision 2).
+struct SendScope {
+  bool campaign = false;     // false: transactional mail
+  std::string email_id;      // the campaign, when campaign
+  std::string launch_list_id;
+  std::string topic;         // the message's topic (issue 13); empty: none
+  config::Suppression mode = config::Suppression::global;  // unsubscribe.suppression
+};
+
+/// One recipient of that mail.
+struct SendRecipient {
+  std::string address;
+  std::string uid;  // the contact's uid; empty when none was looked up (transactional mail)
+};
+
+/// May this recipient be sent this mail? When not, why (for the log and the sends table).
+struct SendVerdict {
+  bool suppressed = false;
+  std::string reason;  // when suppressed: "unsubscribed"
+};
+
 /// One exported subscription event, with its storage id for paging.
 struct StoredEvent {
   long long id = 0;
@@ -87,6 +110,13 @@ class Store {
   /// True when the contact's latest event (for this campaign, or any when
   /// email_id is empty) is an unsubscribe.
   virtual std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) = 0;
+  /// The send-time check: one call per message for all its pending recipients,
+  /// one verdict each in order; nullopt when the store failed (the copies wait).
+  /// Today: campaign mail whose contact's latest event (any campaign under
+  /// suppression: global, this one under campaign) is an unsubscribe; nothing
+  /// under suppression: off or for transactional mail.
+  virtual std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,
+                                                                    const std::vector<SendRecipient>& recipients) = 0;
   virtual std::optional<Summary> summary(const std::string& email_id, const std::string& launch_list_id) = 0;
 
   /// Per launch, newest first; empty filters match everything.
@@ -114,12 +144,6 @@ class Store {
 
 std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error);
 std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error);
-
-}  // namespace unsubrelay::store
-
-#include "unsubrelay/config/config.hpp"
-
-namespace unsubrelay::store {
 
 /// The backend store.kind names.
 std::unique_ptr<Store> open(const config::Store& settings, std::string& error);

@@ -1,0 +1,370 @@
+// queue_attempt.cpp: one delivery attempt of one message, in named steps.
+//
+//   prepare        (disk pool) read the queue file and its state log, plan the
+//                  campaign rendering, record the launch, and look up every
+//                  pending recipient's uid and suppression verdict: one batched
+//                  store call each for the whole message.
+//   send_copies    (strand) one copy per pending recipient, in parallel up to
+//                  the upstream's connections; each copy:
+//     copy_outcome   decide: local transport, store unavailable, suppressed,
+//                    refused, or render_copy and send_copy to the upstream;
+//     record_outcome the log line, counters, the send record, the spool mark.
+//   finish         expire what waited too long, then (disk pool) settle: record
+//                  the sends, bounce the failed, remove or defer the message.
+//
+// Where the feedback loop (issue 12) plugs in: the envelope sender of a copy
+// (VERP) in render_copy; the upstream's reply, to classify 5xx refusals, in
+// record_outcome; soft bounces of expired recipients in expire_deferred;
+// feedback mail to the local transport in copy_outcome (set_local_transport);
+// what suppresses whom in store::Store::check_suppression, with the scope
+// plan_campaign builds.
+#include <ctime>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/common/offload.hpp"
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/delivery/bounce.hpp"
+#include "unsubrelay/delivery/queue_manager.hpp"
+
+namespace unsubrelay::delivery {
+
+namespace asio = boost::asio;
+
+namespace {
+
+long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
+
+const char* status_name(DeliveryStatus s) {
+  switch (s) {
+    case DeliveryStatus::sent: return "sent";
+    case DeliveryStatus::deferred: return "deferred";
+    case DeliveryStatus::bounced: return "bounced";
+  }
+  return "?";
+}
+
+/// "5.1.1" from "550 5.1.1 User unknown"; a default when the reply has none.
+std::string enhanced_of(const std::string& reply, const char* fallback) {
+  if (reply.size() >= 9 && reply[3] == ' ' && reply[4] == '5' && reply[5] == '.') {
+    const auto end = reply.find(' ', 4);
+    return reply.substr(4, end == std::string::npos ? std::string::npos : end - 4);
+  }
+  return fallback;
+}
+
+/// A result the relay decided itself, without the upstream.
+RecipientResult own_result(DeliveryStatus status, std::string reply) { return {status, std::move(reply), "none", {}}; }
+RecipientResult deferred_result(std::string reply) { return own_result(DeliveryStatus::deferred, std::move(reply)); }
+
+}  // namespace
+
+struct QueueManager::Attempt {
+  std::string id;
+  std::optional<spool::QueuedMessage> message;  // nullopt: gone or quarantined
+  std::optional<std::string> content;           // nullopt: unreadable, retry later
+  std::optional<mime::RenderPlan> plan;         // views into content
+  store::SendScope scope;
+  std::vector<std::size_t> pending;             // the recipients (indexes) this attempt tries
+  std::vector<std::string> uids;                // per recipient index; "" when not looked up
+  std::vector<std::optional<store::SendVerdict>> verdicts;  // per recipient index; nullopt: unknown
+  std::string store_error;                      // why a uid or a verdict is missing
+  // Filled as the copies finish.
+  std::vector<FailedRecipient> failed;
+  std::vector<std::size_t> deferred;
+  std::string defer_reason;
+  std::vector<store::Send> sends;  // recorded in one (group) transaction by settle()
+
+  const spool::QueueEnvelope& envelope() const { return message->envelope; }
+  bool campaign() const { return plan && plan->rewritten(); }
+};
+
+struct QueueManager::CopyOutcome {
+  RecipientResult result;
+  std::string suppressed;  // the store's reason when it said not to send (nothing was sent)
+};
+
+asio::awaitable<void> QueueManager::attempt(std::string id) {
+  struct Done {  // whatever happens, the message leaves the in-flight set
+    QueueManager* self;
+    std::string id;
+    ~Done() {
+      self->in_flight_.erase(id);
+      self->wake_.cancel();
+    }
+  } done{this, id};
+
+  // Reading the queue file and the store's lookups run on the disk pool; this
+  // coroutine (on the strand) only schedules, renders and talks to the upstream.
+  Attempt a;
+  a.id = id;
+  co_await offload(disk_, [&] { prepare(a); });
+  if (!a.message) {
+    entries_.erase(id);
+    co_return;
+  }
+  if (!a.content) {
+    entries_[id].next_try = retry_at(now_seconds(), 1);
+    co_return;
+  }
+  co_await send_copies(a);
+  co_await finish(a);
+}
+
+void QueueManager::prepare(Attempt& a) {
+  if (!load(a)) return;
+  const auto& state = a.message->state.recipients;
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    if (state[i] == spool::RecipientStatus::pending) a.pending.push_back(i);
+  }
+  a.uids.assign(state.size(), {});
+  a.verdicts.assign(state.size(), store::SendVerdict{});  // without a store nothing is suppressed
+  if (!rewriter_) return;
+  plan_campaign(a);
+  look_up_recipients(a);
+}
+
+bool QueueManager::load(Attempt& a) {
+  std::string why;
+  a.message = spool_.load(a.id, &why);
+  if (!a.message) {
+    if (why == std::strerror(ENOENT)) {
+      spdlog::info("{}: removed from the queue by the operator", a.id);
+    } else {
+      spool_.quarantine(a.id);
+      spdlog::error("{}: queue file damaged ({}), moved to corrupt/", a.id, why);
+    }
+    return false;
+  }
+  a.content = spool_.read_content(*a.message, &why);
+  if (!a.content) spdlog::error("{}: cannot read queue file: {}", a.id, why);
+  return a.content.has_value();
+}
+
+void QueueManager::plan_campaign(Attempt& a) {
+  // Parsed once per attempt; each recipient's copy is then spliced from the plan.
+  a.plan = rewriter_->plan(*a.content, a.id);
+  const auto& plan = *a.plan;
+  for (const auto& note : plan.notes()) spdlog::warn("{}: MIME: {}", a.id, note);
+  a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), {}, suppression_};
+  if (!plan.campaign()) return;
+  if (!store_->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind())) {
+    spdlog::warn("{}: store: cannot record launch {}: {}", a.id, plan.launch_list_id(), store_->last_error());
+  }
+  spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", a.id, printable(plan.email_id(), 64),
+               printable(plan.launch_list_id(), 64),
+               !plan.rewritten()           ? "forwarded unchanged"
+               : plan.placeholder_found() ? "placeholders replaced"
+               : plan.footer_added()      ? "unsubscribe footer added"
+                                          : "no placeholder (body_link: warn)");
+}
+
+void QueueManager::look_up_recipients(Attempt& a) {
+  const auto& env = a.envelope();
+  std::vector<store::SendRecipient> recipients;
+  for (auto i : a.pending) recipients.push_back({env.recipients[i], {}});
+  if (a.campaign()) {
+    // Every pending recipient's uid in one store transaction, shared with the
+    // other deliveries in flight (group commit), not one per recipient.
+    std::vector<std::string> addresses;
+    for (const auto& r : recipients) addresses.push_back(r.address);
+    const auto found = recorder_->uids_for(addresses);
+    if (!found) {
+      a.store_error = store_->last_error();
+      a.verdicts.assign(a.verdicts.size(), std::nullopt);
+      return;
+    }
+    for (std::size_t k = 0; k < a.pending.size(); ++k) recipients[k].uid = a.uids[a.pending[k]] = (*found)[k];
+  }
+  // Whom not to send to: one call for the whole message (COORD.md design decision 2).
+  const auto verdicts = store_->check_suppression(a.scope, recipients);
+  for (std::size_t k = 0; k < a.pending.size(); ++k) {
+    if (verdicts) {
+      a.verdicts[a.pending[k]] = (*verdicts)[k];
+    } else {
+      a.verdicts[a.pending[k]].reset();
+    }
+  }
+  if (!verdicts) a.store_error = store_->last_error();
+}
+
+asio::awaitable<void> QueueManager::send_copies(Attempt& a) {
+  // Copies of one message go out in parallel over the upstream's connections,
+  // at most upstream.concurrency() over all messages; all of it on the strand.
+  std::size_t running = 0;
+  asio::steady_timer copy_done(strand_);  // cancelled as each copy finishes
+  for (auto i : a.pending) {
+    co_await acquire_copy_slot();
+    ++running;
+    asio::co_spawn(strand_, deliver_copy(a, i), asio::bind_executor(strand_, [&, i](std::exception_ptr e) {
+                     if (e) {  // no outcome recorded: the recipient waits, never counts as done
+                       a.deferred.push_back(i);
+                       a.defer_reason = "451 4.3.0 internal error";
+                     }
+                     --running;
+                     release_copy_slot();
+                     copy_done.cancel();
+                   }));
+  }
+  while (running > 0) {  // every copy of this attempt has its outcome
+    copy_done.expires_at(asio::steady_timer::time_point::max());
+    boost::system::error_code ec;
+    co_await copy_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<void> QueueManager::deliver_copy(Attempt& a, std::size_t i) {
+  CopyOutcome outcome;
+  try {
+    outcome = co_await copy_outcome(a, i);
+  } catch (const std::exception& e) {
+    outcome.result = deferred_result(std::string("451 4.3.0 internal error: ") + e.what());
+  }
+  record_outcome(a, i, outcome);
+}
+
+asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a, std::size_t i) {
+  const auto& rcpt = a.envelope().recipients[i];
+  CopyOutcome out;
+  if (local_.transport && local_.accepts && local_.accepts(rcpt)) {
+    // Braced lists inside a co_await expression trip g++ 12 ("array used as initializer").
+    OutboundCopy unchanged{a.id, i, a.envelope().sender, std::vector<std::string>(1, rcpt), *a.content};
+    out.result = co_await send_copy(*local_.transport, std::move(unchanged));
+  } else if (a.campaign() && a.uids[i].empty()) {
+    // A campaign copy is never sent without the contact's uid: it waits for the store.
+    out.result = deferred_result("451 4.3.0 internal error: store unavailable: " + a.store_error);
+  } else if (!a.verdicts[i]) {
+    out.result = deferred_result("451 4.3.0 internal error: store unavailable: " + a.store_error);
+  } else if (a.verdicts[i]->suppressed) {
+    out.suppressed = a.verdicts[i]->reason;
+    out.result = own_result(DeliveryStatus::sent, "250 2.0.0 suppressed: " + out.suppressed);
+  } else if (a.plan && a.plan->refused()) {
+    // body_link: reject (the SMTP server refuses these before 250; this covers spooled leftovers).
+    out.result = own_result(DeliveryStatus::bounced,
+                            "550 5.7.0 campaign message without an unsubscribe link (body_link: reject)");
+  } else {
+    std::string rendered;
+    out.result = co_await send_copy(upstream_, render_copy(a, i, rendered));
+  }
+  co_return out;
+}
+
+OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::string& rendered) {
+  const auto& env = a.envelope();
+  if (a.campaign()) {
+    rendered = rewriter_->copy(*a.plan, a.uids[i], now_seconds());
+    ++counters_.copies_rendered;
+  }
+  // The envelope sender is the message's; a per-copy VERP sender (issue 12) is chosen here.
+  return {a.id, i, env.sender, {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : *a.content};
+}
+
+asio::awaitable<RecipientResult> QueueManager::send_copy(Upstream& via, OutboundCopy copy) {
+  const auto started = std::chrono::steady_clock::now();
+  auto results = co_await via.deliver(std::move(copy));
+  counters_.upstream_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (results.empty()) co_return deferred_result("451 4.3.0 no result");
+  co_return std::move(results.front());
+}
+
+void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& outcome) {
+  const auto& env = a.envelope();
+  const auto& r = outcome.result;
+  const auto now = now_seconds();
+  const bool suppressed = !outcome.suppressed.empty();
+  if (suppressed) {
+    spdlog::info("{}: to=<{}>, delay={}, status=suppressed ({}, suppression: {})", a.id, env.recipients[i],
+                 now - env.arrival, outcome.suppressed,
+                 suppression_ == config::Suppression::campaign ? "campaign" : "global");
+    ++counters_.suppressed;
+  } else {
+    // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
+    spdlog::info("{}: to=<{}>, relay={}, delay={}, status={} ({}){}", a.id, env.recipients[i], r.relay,
+                 now - env.arrival, status_name(r.status), printable(r.reply, 300),
+                 r.upstream_id.empty() ? "" : ", upstream_id=" + r.upstream_id);
+  }
+  if (!a.uids[i].empty()) {
+    const auto st = suppressed                             ? store::SendStatus::suppressed
+                    : r.status == DeliveryStatus::sent    ? store::SendStatus::delivered
+                    : r.status == DeliveryStatus::bounced ? store::SendStatus::bounced
+                                                          : store::SendStatus::deferred;
+    a.sends.push_back({a.plan->launch_list_id(), a.uids[i], a.id, r.upstream_id, st, now, r.reply});
+  }
+  switch (r.status) {
+    case DeliveryStatus::sent:
+      // A few bytes appended, not synced here: once per attempt, in settle().
+      if (auto err = spool_.mark_delivered(a.id, i, now, r.upstream_id); !err.empty()) {
+        spdlog::error("{}: cannot record delivery to <{}>: {}", a.id, env.recipients[i], err);
+      }
+      if (!suppressed) ++counters_.delivered;
+      break;
+    case DeliveryStatus::bounced:
+      a.failed.push_back({env.recipients[i], enhanced_of(r.reply, "5.0.0"), r.reply});
+      break;
+    case DeliveryStatus::deferred:
+      a.deferred.push_back(i);
+      a.defer_reason = r.reply;
+      ++counters_.deferred;
+      break;
+  }
+}
+
+asio::awaitable<void> QueueManager::finish(Attempt& a) {
+  const auto now = now_seconds();
+  expire_deferred(a, now);
+  const auto attempts = a.message->state.attempts + 1;
+  const auto next = retry_at(now, attempts);
+  std::string bounce_id;
+  co_await offload(disk_, [&] { bounce_id = settle(a, now, attempts, next); });
+  counters_.bounced += a.failed.size();
+  if (!bounce_id.empty()) entries_[bounce_id].next_try = 0;
+  if (a.deferred.empty()) {
+    entries_.erase(a.id);
+    spdlog::info("{}: removed", a.id);
+  } else {
+    entries_[a.id].next_try = next;
+  }
+}
+
+void QueueManager::expire_deferred(Attempt& a, long long now) {
+  if (a.deferred.empty() || !expired(retry_, a.envelope().arrival, now)) return;
+  for (auto i : a.deferred) {
+    a.failed.push_back({a.envelope().recipients[i], "4.4.7",
+                        fmt::format("message expired after {} hours in the queue; last error: {}",
+                                    retry_.max_age_hours, a.defer_reason)});
+    spdlog::info("{}: to=<{}>, status=expired, returned to sender", a.id, a.envelope().recipients[i]);
+  }
+  a.deferred.clear();
+}
+
+std::string QueueManager::settle(Attempt& a, long long now, unsigned attempts, long long next) {
+  if (!a.sends.empty() && !recorder_->record_sends(a.sends)) {
+    spdlog::warn("{}: store: cannot record {} send(s): {}", a.id, a.sends.size(), store_->last_error());
+  }
+  std::string bounce_id;
+  if (!a.failed.empty()) {
+    bounce_id = queue_bounce(*a.message, a.failed, *a.content, now);
+    auto& state = a.message->state.recipients;
+    for (const auto& f : a.failed) {
+      for (std::size_t i = 0; i < state.size(); ++i) {
+        if (f.address == a.envelope().recipients[i] && state[i] == spool::RecipientStatus::pending) {
+          spool_.mark_bounced(a.id, i, now);
+          state[i] = spool::RecipientStatus::bounced;
+        }
+      }
+    }
+  }
+  if (a.deferred.empty()) {
+    spool_.remove(a.id);
+  } else {
+    spool_.sync_state(a.id);  // recipients delivered in this attempt stay delivered after a crash
+    spool_.mark_deferred(a.id, attempts, next, a.defer_reason);
+  }
+  return bounce_id;
+}
+
+}  // namespace unsubrelay::delivery
