@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Load-independent costs of relaying: system calls and instructions per message and per copy.
+
+Wall-clock figures need a quiet machine; these counts do not. The relay (Release
+build) relays smtp-source's messages to smtp-sink, as in bench/postfix_compare.py,
+under one of:
+  --tool strace     strace -c -f attached after start-up: system calls per message, by name
+  --tool callgrind  valgrind --tool=callgrind, collecting only while the load runs:
+                    instructions per copy, and the top functions (inclusive)
+  --tool perf       perf record -g while the load runs: where the CPU goes (perf report)
+  --tool none       the relay's own CPU time per copy (from /proc), threads and all
+Usage: python3 bench/relay_profile.py [--tool T] [--size KB] [--rcpts N] [--messages M] [--sessions S]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from postfix_compare import BIN, Sink, campaign_file, free_port, proc_cpu  # noqa: E402
+
+
+def start_relay(rdir, port, sink_port, sessions, tool, extra):
+    config = {
+        "smtp": {"listen": [f"127.0.0.1:{port}"], "hostname": "bench.localdomain", "max_connections": 2000,
+                 "allow_networks": ["127.0.0.0/8"]},
+        "upstream": {"kind": "smtp", "host": "127.0.0.1", "port": sink_port, "tls": "none",
+                     "max_connections": sessions},
+        "http": {"listen": [f"127.0.0.1:{free_port()}"]},
+        "unsubscribe": {"base_url": "https://unsub.example.com"},
+        "log": {"level": "warn"},
+    }
+    for key, value in extra.items():
+        config.setdefault(key, {}).update(value)
+    with open(os.path.join(rdir, "relay.yaml"), "w") as f:
+        json.dump(config, f)
+    cmd = [BIN, "run", "-c", "relay.yaml"]
+    if tool == "callgrind":
+        cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--callgrind-out-file=callgrind.out"] + cmd
+    relay = subprocess.Popen(cmd, cwd=rdir, stdout=open(os.path.join(rdir, "relay.log"), "w"),
+                             stderr=subprocess.STDOUT)
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return relay
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("the relay did not start: see " + os.path.join(rdir, "relay.log"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", choices=("strace", "callgrind", "perf", "none"), default="none")
+    ap.add_argument("--size", type=int, default=10, help="message size in KB")
+    ap.add_argument("--rcpts", type=int, default=10)
+    ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--config", default="{}", help="JSON merged into the relay's configuration")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (perf.data, callgrind.out)")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="unsubrelay-profile-")
+    os.chmod(work, 0o755)
+    message = campaign_file(work, args.size * 1024)
+    sink = Sink(work)
+    port = free_port()
+    relay = start_relay(work, port, sink.port, args.sessions, args.tool, json.loads(args.config))
+    copies = args.messages * args.rcpts
+    helper = None
+    try:
+        if args.tool == "callgrind":
+            subprocess.run(["callgrind_control", "-i", "on", str(relay.pid)], check=True, stdout=subprocess.DEVNULL)
+        elif args.tool == "strace":
+            helper = subprocess.Popen(["strace", "-c", "-f", "-o", os.path.join(work, "strace.txt"), "-p",
+                                       str(relay.pid)], stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        elif args.tool == "perf":
+            helper = subprocess.Popen(["perf", "record", "-g", "-o", os.path.join(work, "perf.data"), "-p",
+                                       str(relay.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        cpu0 = proc_cpu(relay.pid)
+        start = time.monotonic()
+        source = subprocess.run(["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-r",
+                                 str(args.rcpts), "-N", "-f", "news@example.com", "-t", "rcpt@example.org", "-F",
+                                 message, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 1800
+        while sink.messages() < copies and time.monotonic() < deadline:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - start
+        cpu = proc_cpu(relay.pid) - cpu0
+        threads = thread_cpu(relay.pid)
+        if helper:
+            helper.send_signal(signal.SIGINT)
+            helper.wait(timeout=120)
+        if args.tool == "callgrind":
+            subprocess.run(["callgrind_control", "-i", "off", str(relay.pid)], stdout=subprocess.DEVNULL)
+        delivered = sink.messages()
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(timeout=300)
+        sink.stop()
+
+    print(f"{args.size} KB x {args.rcpts} rcpt, {args.messages} messages, {copies} copies; sink saw {delivered}; "
+          f"{elapsed:.1f} s; relay CPU {cpu * 1000 / copies:.3f} ms per copy ({args.tool})")
+    if source.returncode:
+        print("smtp-source:", source.stderr.decode(errors="replace")[-500:])
+    if args.tool == "none":
+        print("relay CPU by thread (s):", ", ".join(f"{name} {s:.2f}" for name, s in threads))
+    elif args.tool == "strace":
+        report_strace(os.path.join(work, "strace.txt"), args.messages, copies)
+    elif args.tool == "callgrind":
+        report_callgrind(os.path.join(work, "callgrind.out"), copies)
+    elif args.tool == "perf":
+        print(f"perf report -i {os.path.join(work, 'perf.data')} --no-children --sort dso,symbol")
+        args.keep = True
+    if args.keep:
+        print("work directory:", work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def thread_cpu(pid):
+    """(name, CPU seconds) per thread of pid, busiest first, threads of one name summed."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+            name = head.split("(", 1)[1]
+            fields = rest.split()
+            totals[name] = totals.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return sorted(totals.items(), key=lambda x: -x[1])
+
+
+def report_strace(path, messages, copies):
+    calls = []
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$", line)
+            if m and m.group(2) != "total":
+                calls.append((int(m.group(1)), m.group(2)))
+    total = sum(n for n, _ in calls)
+    print(f"system calls: {total / messages:.1f} per message, {total / copies:.2f} per copy")
+    for n, name in sorted(calls, reverse=True)[:15]:
+        print(f"  {name:<16} {n / messages:8.2f} per message")
+
+
+def report_callgrind(path, copies):
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", path], capture_output=True, text=True).stdout
+    total = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", out)
+    if total:
+        ir = int(total.group(1).replace(",", ""))
+        print(f"instructions: {ir / copies:,.0f} per copy (Ir, inclusive of everything the relay ran)")
+    shown = 0
+    for line in out.splitlines():
+        if shown < 40 and re.match(r"\s*[\d,]+ \(\s*[\d.]+%\)\s+\S", line) and "PROGRAM TOTALS" not in line:
+            print("  " + line.strip()[:160])
+            shown += 1
+    print(f"callgrind_annotate --inclusive=yes {path}   (kept with --keep)")
+
+
+if __name__ == "__main__":
+    main()
