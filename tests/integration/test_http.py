@@ -239,6 +239,8 @@ class HttpTest(unittest.TestCase):
 
     def test_forwarded_for_is_trusted_only_from_proxies_and_metrics_count(self):
         link = self.links(["a@example.org"])["a@example.org"]
+        # The copy is written before its message leaves the spool: wait for that, not race it.
+        wait_until(lambda: self.relay.spool_ids() == [], what="the spool to empty")
         self.relay.http("POST", link, "List-Unsubscribe=One-Click",
                         {"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": "198.51.100.7"})
         self.assertEqual(self.events()[0][2], "198.51.100.7")  # 127.0.0.1 is a configured proxy
