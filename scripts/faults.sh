@@ -8,7 +8,7 @@
 #   ./scripts/faults.sh crash      # only tests/integration/test_fault_crash.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+./scripts/install-deps.sh test
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNSUBRELAY_TESTS=OFF >/dev/null
 ninja -C build/release unsubrelay
 report="$(pwd)/build/fault-report.txt"

@@ -6,7 +6,7 @@
 #   ./scripts/fuzz.sh 600 && ./scripts/fuzz-coverage.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+./scripts/install-deps.sh test
 [ -d build/fuzz/corpus ] || { echo "no corpus yet: run ./scripts/fuzz.sh first" >&2; exit 1; }
 out=build/fuzzcov
 cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \

@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package unsubrelay needs to build, run and test.
-# Idempotent: installs only what is missing, so re-running it is cheap.
+# Installs the Debian 12 packages unsubrelay needs; only what is missing, so
+# re-running it is cheap. The lists live in scripts/deps/, one package a line:
+#   ./scripts/install-deps.sh            build and run (scripts/deps/run.txt): the quick start
+#   ./scripts/install-deps.sh test       run.txt + scripts/deps/test.txt: the test command
+#   ./scripts/install-deps.sh LIST...    run.txt + each scripts/deps/LIST.txt
 set -euo pipefail
+deps="$(cd "$(dirname "$0")" && pwd)/deps"
 
-packages=(
-  g++ cmake ninja-build pkg-config make
-  libboost-dev libboost-system-dev libboost-program-options-dev
-  libssl-dev openssl libmimetic-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libsqlite3-dev libpqxx-dev postgresql libcrypt-dev libsystemd-dev
-  clang-14 libclang-rt-14-dev
-  python3 python3-aiosmtpd python3-dkim swaks systemd chromium chromium-driver fonts-dejavu-core llvm-14
-)
+packages=()
+for list in run "$@"; do
+  [ -f "$deps/$list.txt" ] || { echo "install-deps: no list $deps/$list.txt" >&2; exit 2; }
+  while read -r p _ || [ -n "${p:-}" ]; do
+    [ -n "$p" ] && [ "${p:0:1}" != "#" ] && packages+=("$p")
+  done <"$deps/$list.txt"
+done
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+[ ${#missing[@]} -gt 0 ] || exit 0
 
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "install-deps: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# Several apt runs may overlap on a shared machine: wait for dpkg's lock rather than fail.
+lock=(-o DPkg::Lock::Timeout=600)
+$SUDO apt-get "${lock[@]}" update -qq
+$SUDO apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}"

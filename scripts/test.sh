@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh
+./scripts/install-deps.sh test
 # The parsers under libFuzzer first, briefly (./scripts/fuzz.sh 600 for a longer run).
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 cmake -S . -B build/debug -G Ninja -DCMAKE_BUILD_TYPE=Debug -DUNSUBRELAY_SANITIZE=ON >/dev/null
