@@ -87,7 +87,8 @@ void set_recipient_field(DsnRecipient& r, std::string_view name, std::string_vie
 }
 
 /// Reads the groups into the report. Lenient about missing blank lines: a
-/// recipient field that the current recipient already has starts the next one.
+/// recipient field that the current recipient already has starts the next one
+/// (the order within a group varies: Postfix writes Final- before Original-Recipient).
 void read_groups(const std::vector<FieldGroup>& groups, DeliveryReport& report, const ReportLimits& limits,
                  std::vector<std::string>& notes) {
   DsnRecipient current;
@@ -113,8 +114,7 @@ void read_groups(const std::vector<FieldGroup>& groups, DeliveryReport& report, 
       }
       std::string* member = recipient_member(current, f.name);
       if (member == nullptr) continue;
-      const bool again = !member->empty() || (iequals(f.name, "Original-Recipient") && !current.final_recipient.empty());
-      if (again) close();
+      if (!member->empty()) close();
       set_recipient_field(current, f.name, f.value);
     }
     close();

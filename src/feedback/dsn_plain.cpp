@@ -40,10 +40,11 @@ std::vector<Line> split_lines(std::string_view text, std::size_t max_lines) {
 
 bool contains_i(std::string_view text, std::string_view what) { return to_lower(text).find(what) != std::string::npos; }
 
-/// The first line index at or after from that starts with marker (after white space).
+/// The first line index at or after from that contains marker (ignoring case).
 std::size_t find_line(const std::vector<Line>& lines, std::size_t from, std::string_view marker) {
+  const auto lower_marker = to_lower(marker);
   for (std::size_t i = from; i < lines.size(); ++i) {
-    if (istarts_with(trim(lines[i].text), marker)) return i;
+    if (to_lower(lines[i].text).find(lower_marker) != std::string::npos) return i;
   }
   return lines.size();
 }

@@ -104,7 +104,8 @@ TEST(FeedbackSns, ParsesASubscriptionConfirmation) {
   const auto p = fb::parse_sns(read_fixture("sns-subscription-confirmation.json"));
   ASSERT_TRUE(p.message.has_value()) << p.error;
   EXPECT_EQ(p.message->type, fb::SnsType::subscription_confirmation);
-  EXPECT_EQ(p.message->token.size(), 256u);
+  EXPECT_TRUE(p.message->token.starts_with("2336412f37fb687f"));
+  EXPECT_TRUE(p.message->subscribe_url.ends_with("&Token=" + p.message->token));
   EXPECT_TRUE(p.message->subscribe_url.starts_with("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"));
 }
 
