@@ -8,6 +8,8 @@
 #include "unsubrelay/feedback/arf.hpp"
 #include "unsubrelay/feedback/dsn.hpp"
 #include "unsubrelay/feedback/locate.hpp"
+#include "unsubrelay/feedback/ses.hpp"
+#include "unsubrelay/feedback/sns.hpp"
 
 namespace fb = unsubrelay::feedback;
 
@@ -110,4 +112,15 @@ TEST(FeedbackBounds, FeedbackReportWithManyRcptTo) {
   const auto p = fb::parse_arf(msg);
   ASSERT_TRUE(p.ok());
   EXPECT_LE(p.report.original_rcpt_to.size(), fb::ReportLimits{}.max_recipients);
+}
+
+TEST(FeedbackBounds, DeeplyNestedJson) {
+  const std::string deep = std::string(30000, '[') + std::string(30000, ']');  // a recursive parser would overflow its stack
+  EXPECT_EQ(fb::parse_sns(deep).error, "not a JSON object");
+  EXPECT_EQ(fb::parse_ses(deep).error, "not a JSON object");
+  const std::string deep_member = R"({"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":)" +
+                                  std::string(30000, '[') + std::string(30000, ']') + "}}";
+  const auto p = fb::parse_ses(deep_member);
+  ASSERT_TRUE(p.notification.has_value());  // a nested array is no recipient
+  EXPECT_TRUE(p.notification->bounced.empty());
 }
