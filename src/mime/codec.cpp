@@ -51,6 +51,9 @@ std::string qp_decode(std::string_view in) {
       while (j < n && (in[j] == ' ' || in[j] == '\t')) ++j;
       if (j < n && (in[j] == '\r' || in[j] == '\n')) {
         if (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n') ++j;
+        // White space before the "=" is text, not padding: it stays even when
+        // the next encoded line is empty or blank ("over the =\r\n\r\n").
+        kept = out.size();
         i = j;
         continue;
       }

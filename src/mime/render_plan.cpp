@@ -8,6 +8,7 @@
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/codec.hpp"
 #include "unsubrelay/mime/scanner.hpp"
+#include "footer.hpp"
 
 namespace unsubrelay::mime {
 
@@ -70,12 +71,6 @@ struct TextPart {
 constexpr std::size_t max_line = 998;  // RFC 5322 §2.1.1, without the CRLF
 constexpr std::size_t footer_bytes = 200;  // the HTML footer's own text, around its link
 
-/// Where an HTML footer goes: before </body>, else at the end.
-std::size_t html_footer_at(std::string_view text) {
-  const auto body_close = to_lower(text).rfind("</body>");
-  return body_close == std::string::npos ? text.size() : body_close;
-}
-
 bool identity_encoding(const std::string& encoding) {
   return encoding == "7bit" || encoding == "8bit" || encoding == "binary" || encoding.empty();
 }
@@ -124,22 +119,26 @@ class PlanBuilder {
     if (!o_.launch_kind_header.empty() && iequals(trim(field_value(root, o_.launch_kind_header)), "on-event")) {
       plan_.launch_kind_ = "on-event";
     }
-    if (!any) no_placeholder();
+    if (!any) no_placeholder(root);
     plan_.passthrough_ = false;
     for (auto& t : text_) t.to_qp = line_would_overflow(t);
     emit_header(root);
-    emit_body(root.body_begin);
+    if (new_part_ == footer::NewPart::wrap) {
+      emit_wrapped_body(root);
+    } else {
+      emit_body(root);
+    }
   }
 
  private:
   // Finds the text parts that may be rewritten and their placeholders.
   void collect(const Part& p) {
-    if (p.opaque) return;
+    if (p.opaque || p.attachment) return;  // nothing inside an attachment is the visible body
     if (p.is_multipart()) {
       for (const auto& c : p.children) collect(c);
       return;
     }
-    if (!p.is_text() || p.attachment) return;
+    if (!p.is_text()) return;
     if (!ascii_compatible(p.charset)) {
       plan_.notes_.push_back(fmt::format("text part in charset {} left untouched", p.charset));
       return;
@@ -224,7 +223,7 @@ class PlanBuilder {
     for (const auto& m : t.matches) {
       if (check(m.pos, m.len, longest(m.value))) return true;
     }
-    if (t.footer && t.part->subtype == "html" && check(html_footer_at(text), 0, footer_bytes + o_.link_bytes)) {
+    if (t.footer && t.part->subtype == "html" && check(footer::html_at(text), 0, footer_bytes + o_.link_bytes)) {
       return true;
     }
     return false;
@@ -249,7 +248,7 @@ class PlanBuilder {
   }
 
   // Campaign mail without a placeholder: Gmail and Yahoo want a visible link.
-  void no_placeholder() {
+  void no_placeholder(const Part& root) {
     switch (o_.body_link) {
       case config::BodyLink::reject:
         plan_.refused_ = true;
@@ -265,8 +264,14 @@ class PlanBuilder {
       if (!plain && t.part->subtype == "plain") plain = t.footer = true;
       if (!html && t.part->subtype == "html") html = t.footer = true;
     }
-    plan_.footer_added_ = plain || html;
-    if (!plan_.footer_added_) plan_.notes_.push_back("campaign message has no text part to carry an unsubscribe footer");
+    plan_.footer_added_ = true;
+    if (plain || html) return;
+    new_part_ = footer::new_part_for(root);
+    if (new_part_ == footer::NewPart::wrap) boundary_ = footer::unique_boundary(msg_);
+    plan_.notes_.push_back(new_part_ == footer::NewPart::insert
+                               ? "no text part can carry the unsubscribe footer: added as a new text/plain part"
+                               : "no text part can carry the unsubscribe footer: message wrapped in multipart/mixed "
+                                 "with a new text/plain part");
   }
 
   std::string_view keep(std::string text) { return plan_.storage_.emplace_back(std::move(text)); }
@@ -292,11 +297,13 @@ class PlanBuilder {
     }
     bool root_to_qp = false;
     for (const auto& t : text_) root_to_qp |= t.to_qp && t.part == &root;
+    const bool wrap = new_part_ == footer::NewPart::wrap;
     std::size_t cursor = 0;
     auto copy_to = [&](std::size_t end) {
       // Copies [cursor, end) without the removed fields.
       for (const auto& f : root.fields) {
-        const bool drop = removed_field(f.name, o_) || (root_to_qp && iequals(f.name, "Content-Transfer-Encoding"));
+        const bool drop = removed_field(f.name, o_) || (root_to_qp && iequals(f.name, "Content-Transfer-Encoding")) ||
+                          (wrap && footer::content_field(f.name));
         if (f.begin < cursor || f.end > end || !drop) continue;
         literal(out, msg_.substr(cursor, f.begin - cursor));
         cursor = f.end;
@@ -328,11 +335,16 @@ class PlanBuilder {
       literal(out, keep(fmt::format("List-Id: <{}.{}>\r\n", label, o_.list_id_domain)));
     }
     if (root_to_qp) literal(out, qp_field);
+    if (wrap) {
+      if (field_value(root, "MIME-Version").empty()) literal(out, "MIME-Version: 1.0\r\n");
+      literal(out, keep(footer::wrap_content_type(boundary_)));
+    }
     copy_to(root.body_begin);
   }
 
-  void emit_body(std::size_t cursor) {
+  void emit_body(const Part& root) {
     auto& out = plan_.pieces_;
+    std::size_t cursor = root.body_begin;
     for (auto& t : text_) {
       if (t.matches.empty() && !t.footer) continue;
       if (t.to_qp && t.part->begin >= cursor && t.part->begin > 0) {
@@ -344,27 +356,50 @@ class PlanBuilder {
       emit_text_part(t);
       cursor = t.part->end;
     }
+    if (new_part_ == footer::NewPart::insert) {
+      // After the last part's content, before the CRLF and closing delimiter that follow it.
+      const auto at = root.children.back().end;
+      literal(out, msg_.substr(cursor, at - cursor));
+      footer_part(footer::inserted_part(root));
+      cursor = at;
+    }
     literal(out, msg_.substr(cursor));
+  }
+
+  /// The whole original body, with its Content-* fields, becomes the first
+  /// part of a new multipart/mixed; the footer part is the second.
+  void emit_wrapped_body(const Part& root) {
+    auto& out = plan_.pieces_;
+    if (!blank_line_before(root.body_begin)) literal(out, "\r\n");  // the header ended without one
+    literal(out, keep(fmt::format("--{}\r\n", boundary_)));
+    for (const auto& f : root.fields) {
+      if (footer::content_field(f.name)) literal(out, msg_.substr(f.begin, f.end - f.begin));
+    }
+    literal(out, "\r\n");
+    literal(out, msg_.substr(root.body_begin));
+    footer_part(footer::wrapped_part(boundary_));
+  }
+
+  void footer_part(const footer::Around& around) {
+    literal(plan_.pieces_, keep(around.before));
+    value(plan_.pieces_, Value::url, false);
+    literal(plan_.pieces_, keep(around.after));
+  }
+
+  /// True when the header block that ends at pos ended with an empty line.
+  bool blank_line_before(std::size_t pos) const {
+    const auto head = msg_.substr(0, pos);
+    return head.ends_with("\n\r\n") || head.ends_with("\n\n") || head == "\r\n" || head == "\n";
   }
 
   /// The decoded text of a part as literal and value pieces (footer included).
   std::vector<Piece> decoded_pieces(const TextPart& t, bool identity, bool keep_decoded = false) {
     const bool html = t.part->subtype == "html";
     const std::string_view text(t.decoded);
-    std::size_t footer_at = text.size();
-    std::string footer_before, footer_after;
-    if (t.footer) {
-      if (html) {
-        footer_at = html_footer_at(text);
-        footer_before = "<p style=\"font-size:12px;color:#666666;text-align:center\">"
-                        "To stop receiving these emails, <a href=\"";
-        footer_after = "\">unsubscribe</a>.</p>\r\n";
-      } else {
-        footer_before = (text.ends_with("\r\n") || text.empty() ? "\r\n" : "\r\n\r\n");
-        footer_before += "To stop receiving these emails, unsubscribe: ";
-        footer_after = "\r\n";
-      }
-    }
+    const std::size_t footer_at = t.footer && html ? footer::html_at(text) : text.size();
+    const auto around = t.footer ? (html ? footer::html() : footer::plain(text)) : footer::Around{};
+    const auto& footer_before = around.before;
+    const auto& footer_after = around.after;
     // The original text is in the message itself when there is no encoding to
     // undo; decoded text that pieces keep pointing to (base64) moves into the plan.
     const std::string_view decoded = keep_decoded ? keep(t.decoded) : std::string_view(t.decoded);
@@ -438,6 +473,8 @@ class PlanBuilder {
   const PlanOptions& o_;
   RenderPlan& plan_;
   std::vector<TextPart> text_;
+  footer::NewPart new_part_ = footer::NewPart::none;
+  std::string boundary_;  // wrap: the new multipart's
 };
 
 RenderPlan build_plan(std::string_view message, const PlanOptions& options, const std::string& default_launch_id) {

@@ -1,6 +1,8 @@
 // scanner.cpp: header fields, Content-Type parameters, multipart boundaries.
 #include "unsubrelay/mime/scanner.hpp"
 
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "unsubrelay/common/text.hpp"
@@ -37,7 +39,12 @@ struct Scanner {
         return false;
       }
       const auto line = msg.substr(pos, end - pos);
-      if ((line[0] == ' ' || line[0] == '\t') && !part.fields.empty()) {
+      if (line.starts_with("From ")) {
+        // An mbox envelope line ("From sender date") pasted into the header:
+        // readers skip it (Python's email package notes a defect and goes on),
+        // so the header goes on here too; the line is kept in the copy.
+        result.notes.push_back("mbox \"From \" line inside the header skipped");
+      } else if ((line[0] == ' ' || line[0] == '\t') && !part.fields.empty()) {
         auto& f = part.fields.back();  // a folded continuation line
         f.value += ' ';
         f.value += trim(line);
@@ -97,10 +104,19 @@ struct Scanner {
       part.type = "message";
       part.subtype = "rfc822";
     }
+    // A field given twice counts once, the first time, as mail readers
+    // (and Python's email package) read it: a later "Content-Type: text/plain"
+    // must not turn a multipart into one text part whose end is past the
+    // closing delimiter.
+    bool type_seen = false, encoding_seen = false, disposition_seen = false;
     for (const auto& f : part.fields) {
-      if (iequals(f.name, "Content-Type")) content_type(part, f.value);
-      if (iequals(f.name, "Content-Transfer-Encoding")) part.encoding = to_lower(trim(f.value));
-      if (iequals(f.name, "Content-Disposition")) part.attachment = istarts_with(trim(f.value), "attachment");
+      if (iequals(f.name, "Content-Type") && !std::exchange(type_seen, true)) content_type(part, f.value);
+      if (iequals(f.name, "Content-Transfer-Encoding") && !std::exchange(encoding_seen, true)) {
+        part.encoding = to_lower(trim(f.value));
+      }
+      if (iequals(f.name, "Content-Disposition") && !std::exchange(disposition_seen, true)) {
+        part.attachment = istarts_with(trim(f.value), "attachment");
+      }
     }
   }
 
@@ -164,7 +180,7 @@ struct Scanner {
       (void)line_end;
       child_begin = next;
       if (closing) {
-        closed = true;
+        closed = part.closed = true;
         break;
       }
     }

@@ -46,6 +46,25 @@ TEST(QuotedPrintable, DecodesSoftBreaksAndHex) {
   EXPECT_EQ(qp_decode("lf\nline"), "lf\r\nline");
 }
 
+TEST(QuotedPrintable, WhiteSpaceBeforeASoftBreakIsKept) {
+  // Issue 11 (mail-parser's mail_test_10): the space before "=" was dropped
+  // when the next encoded line was empty or blank.
+  EXPECT_EQ(qp_decode("over the =\r\n\r\nlazy dog"), "over the \r\nlazy dog");
+  EXPECT_EQ(qp_decode("over the =\r\n   \r\nlazy dog"), "over the \r\nlazy dog");
+  EXPECT_EQ(qp_decode("tab\t=\r\n\r\n"), "tab\t\r\n");
+  EXPECT_EQ(qp_decode("over the =\n\nx"), "over the \r\nx");
+  EXPECT_EQ(qp_decode("over the =\r\nlazy"), "over the lazy");
+  // Padding at a hard break still goes, after a soft break too.
+  EXPECT_EQ(qp_decode("a =\r\nb  \r\nc"), "a b\r\nc");
+  // Round trip: format=flowed text whose lines end in a space.
+  const std::string flowed = "a flowed line that ends in a space \r\n\r\nnext paragraph\r\n";
+  for (bool soft : {false, true}) {
+    std::string encoded;
+    qp_encode(flowed, encoded, soft);
+    EXPECT_EQ(qp_decode(encoded), flowed);
+  }
+}
+
 TEST(QuotedPrintable, RandomRoundTripsStayValid) {
   std::mt19937 rng(1);
   for (int round = 0; round < 200; ++round) {
@@ -120,6 +139,7 @@ std::string reference_qp_decode(std::string_view in) {
       while (j < in.size() && (in[j] == ' ' || in[j] == '\t')) ++j;
       if (j < in.size() && (in[j] == '\r' || in[j] == '\n')) {
         if (in[j] == '\r' && j + 1 < in.size() && in[j + 1] == '\n') ++j;
+        kept = out.size();
         i = j;
         continue;
       }

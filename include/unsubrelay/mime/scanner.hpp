@@ -39,6 +39,7 @@ struct Part {
   std::string encoding = "7bit";  // lower case Content-Transfer-Encoding
   bool attachment = false;     // Content-Disposition: attachment
   bool opaque = false;         // not looked into (too deep, too many parts, broken)
+  bool closed = false;         // multipart: its closing delimiter was found
   std::vector<Part> children;
 
   bool is_multipart() const { return type == "multipart"; }

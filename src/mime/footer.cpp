@@ -1,0 +1,67 @@
+// footer.cpp: the unsubscribe footer's text and the new part that carries it.
+#include "footer.hpp"
+
+#include <fmt/format.h>
+
+#include "unsubrelay/common/text.hpp"
+
+namespace unsubrelay::mime::footer {
+
+namespace {
+
+constexpr std::string_view plain_text = "To stop receiving these emails, unsubscribe: ";
+constexpr std::string_view part_header =
+    "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n"
+    "Content-Disposition: inline\r\n\r\n";
+
+}  // namespace
+
+std::size_t html_at(std::string_view text) {
+  const auto body_close = to_lower(text).rfind("</body>");
+  return body_close == std::string::npos ? text.size() : body_close;
+}
+
+Around plain(std::string_view text) {
+  Around a;
+  a.before = text.ends_with("\r\n") || text.empty() ? "\r\n" : "\r\n\r\n";
+  a.before += plain_text;
+  a.after = "\r\n";
+  return a;
+}
+
+Around html() {
+  return {"<p style=\"font-size:12px;color:#666666;text-align:center\">To stop receiving these emails, <a href=\"",
+          "\">unsubscribe</a>.</p>\r\n"};
+}
+
+NewPart new_part_for(const Part& root) {
+  if (root.is_multipart() && !root.opaque && !root.children.empty()) return NewPart::insert;
+  return NewPart::wrap;
+}
+
+std::string unique_boundary(std::string_view message) {
+  for (unsigned n = 0;; ++n) {
+    auto b = fmt::format("=_unsubrelay_footer_{}", n);
+    if (message.find(b) == std::string_view::npos) return b;
+  }
+}
+
+Around inserted_part(const Part& root) {
+  Around a;
+  a.before = fmt::format("\r\n--{}\r\n{}{}", root.boundary, part_header, plain_text);
+  a.after = root.closed ? "\r\n" : fmt::format("\r\n\r\n--{}--\r\n", root.boundary);
+  return a;
+}
+
+std::string wrap_content_type(const std::string& boundary) {
+  return fmt::format("Content-Type: multipart/mixed; boundary=\"{}\"\r\n", boundary);
+}
+
+Around wrapped_part(const std::string& boundary) {
+  return {fmt::format("\r\n--{}\r\n{}{}", boundary, part_header, plain_text),
+          fmt::format("\r\n\r\n--{}--\r\n", boundary)};
+}
+
+bool content_field(std::string_view name) { return istarts_with(name, "Content-"); }
+
+}  // namespace unsubrelay::mime::footer

@@ -1,0 +1,51 @@
+// footer.hpp: the visible unsubscribe footer of campaign mail without a
+// placeholder (unsubscribe.body_link: footer), private to src/mime.
+//
+// The footer goes inside the text parts: the first text/plain and the first
+// text/html that are not attachments and whose text we can edit. A message
+// with no such part gets a new text/plain part inside its top-level
+// multipart, before the closing delimiter; a single-part message is wrapped
+// in a multipart/mixed for it. Never after the closing delimiter (the
+// epilogue), where no mail reader shows it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "unsubrelay/mime/scanner.hpp"
+
+namespace unsubrelay::mime::footer {
+
+/// The text before and after the URL.
+struct Around {
+  std::string before;
+  std::string after;
+};
+
+/// Where an HTML footer goes: before </body>, else at the end.
+std::size_t html_at(std::string_view text);
+/// The footer at the end of a text/plain part's text.
+Around plain(std::string_view text);
+Around html();
+
+/// How a message without an editable text part gets its footer part.
+enum class NewPart { none, insert, wrap };
+
+/// insert: the root is a multipart whose parts we found; wrap: anything else.
+NewPart new_part_for(const Part& root);
+
+/// A boundary that does not occur in the message.
+std::string unique_boundary(std::string_view message);
+
+/// insert: the new part's text around the URL, placed at root.children.back().end.
+/// When the root had no closing delimiter, this one closes it.
+Around inserted_part(const Part& root);
+
+/// wrap: the Content-Type field of the new top level, and the new footer part.
+std::string wrap_content_type(const std::string& boundary);
+Around wrapped_part(const std::string& boundary);
+
+/// True when a Content-* field describes the root's body (it moves into the first part when wrapping).
+bool content_field(std::string_view name);
+
+}  // namespace unsubrelay::mime::footer
