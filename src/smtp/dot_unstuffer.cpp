@@ -59,6 +59,7 @@ std::size_t DotUnstuffer::feed(std::string_view input, std::string& out) {
         while (j < input.size() && input[j] != '\r' && input[j] != '\n') ++j;
         if (j > i) {
           const auto run = input.substr(i, j - i);
+          if (run.find('\0') != std::string_view::npos) nul_byte_ = true;
           if ((line_len_ += run.size()) + 2 > limits_.max_line) long_line_ = true;
           emit(out, run);
           i = j;

@@ -182,7 +182,7 @@ struct ConnectionRunner {
     auto consume = [&](std::string_view bytes) {
       chunk.clear();
       const auto used = decoder.feed(bytes, chunk);
-      const bool refused = decoder.too_big() || decoder.bare_newline() || decoder.long_line();
+      const bool refused = decoder.too_big() || decoder.bare_newline() || decoder.nul_byte() || decoder.long_line();
       if (!refused && write_error.empty() && !chunk.empty()) write_error = writer.append(chunk);
       return used;
     };
@@ -203,6 +203,9 @@ struct ConnectionRunner {
     if (decoder.bare_newline()) {
       // CVE-2023-51764 class: only <CRLF>.<CRLF> ends DATA; a bare CR or LF is refused.
       r.outcome.refusal = reply(550, "5.5.2", "Error: bare <CR> or <LF> in message data; lines must end in <CR><LF>");
+    } else if (decoder.nul_byte()) {
+      // An upstream that strips NULs would read <CRLF><NUL>.<CRLF> as the end of data.
+      r.outcome.refusal = reply(550, "5.5.2", "Error: NUL byte in message data (RFC 5322 §2.3)");
     } else if (decoder.too_big()) {
       r.outcome.refusal = reply(552, "5.3.4", "Error: message size exceeds fixed limit");
     } else if (decoder.long_line()) {

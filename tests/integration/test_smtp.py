@@ -190,6 +190,47 @@ class SmugglingTest(unittest.TestCase):
             self.assertEqual(relay.spool_ids(), [])
 
 
+    def test_nul_byte_is_refused_and_nothing_is_forwarded(self):
+        """Issue 11: an upstream that strips NULs would read <CRLF><NUL>.<CRLF> as the end of data."""
+        with Relay() as relay:
+            c = RawClient(relay.port)
+            c.reply()
+            c.command("EHLO client.test")
+            c.command("MAIL FROM:<a@example.com>")
+            c.command("RCPT TO:<b@example.org>")
+            self.assertEqual(c.command("DATA")[0], 354)
+            c.send(b"Subject: first\r\n\r\nfirst\r\n\x00.\r\n"
+                   b"MAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\n"
+                   b"Subject: smuggled\r\n\r\nsmuggled\r\n")
+            c.sock.settimeout(0.5)
+            with self.assertRaises(socket.timeout):
+                c.sock.recv(100)  # <CRLF><NUL>.<CRLF> is not the end of data
+            c.sock.settimeout(10)
+            c.send(b".\r\n")
+            code, text = c.reply()
+            self.assertEqual(code, 550, text)
+            self.assertIn("5.5.2", text)
+            self.assertIn("NUL", text)
+            # The session goes on; a clean message afterwards is delivered alone.
+            c.command("MAIL FROM:<a@example.com>")
+            c.command("RCPT TO:<b@example.org>")
+            self.assertEqual(c.command("DATA")[0], 354)
+            c.send(b"Subject: clean\r\n\r\nclean\r\n.\r\n")
+            self.assertEqual(c.reply()[0], 250)
+            self.assertEqual(c.command("QUIT")[0], 221)
+            c.close()
+            files = relay.wait_for_outbox(1)
+            time.sleep(0.5)
+            files = relay.outbox_files()
+            self.assertEqual(len(files), 1)
+            with open(files[0], "rb") as f:
+                data = f.read()
+            self.assertIn(b"Subject: clean", data)
+            self.assertNotIn(b"\x00", data)
+            self.assertNotIn(b"smuggled", data)
+            self.assertRegex(relay.read_log(), r"refused from .*NUL byte")
+
+
 class LimitsTest(unittest.TestCase):
     def test_size_recipients_lines_and_errors(self):
         with Relay(smtp={"max_message_bytes": 2048, "max_recipients": 3, "max_errors": 6}) as relay:

@@ -10,7 +10,7 @@ namespace {
 struct Decoded {
   std::string content;
   std::size_t consumed = 0;
-  bool done = false, bare = false, big = false, long_line = false;
+  bool done = false, bare = false, big = false, long_line = false, nul = false;
 };
 
 Decoded decode(std::string_view input, std::size_t step = 0, std::uint64_t max = 1 << 20, std::size_t line = 1000) {
@@ -25,6 +25,7 @@ Decoded decode(std::string_view input, std::size_t step = 0, std::uint64_t max =
   r.bare = d.bare_newline();
   r.big = d.too_big();
   r.long_line = d.long_line();
+  r.nul = d.nul_byte();
   return r;
 }
 
@@ -88,4 +89,18 @@ TEST(DotUnstuffer, LineLengthCountsTheCrlf) {
   EXPECT_TRUE(decode(std::string(999, 'a') + "\r\n.\r\n").long_line);
   EXPECT_TRUE(decode(std::string(999, 'a') + "\r\n.\r\n", 10).long_line);
   EXPECT_FALSE(decode((std::string(500, 'a') + "\r\n") + std::string(500, 'b') + "\r\n.\r\n", 7).long_line);
+}
+
+TEST(DotUnstuffer, NulByteAnywhereIsFlagged) {
+  // Issue 11: an upstream that strips NULs would see <CRLF>.<CRLF> in "<CRLF><NUL>.<CRLF>".
+  using namespace std::string_literals;
+  for (const std::string& input : {"a\r\n\0.\r\nb\r\n.\r\n"s, "\0x\r\n.\r\n"s, "a\0b\r\n.\r\n"s, ".\0\r\n.\r\n"s,
+                                   "a\r\0\r\n.\r\n"s}) {
+    for (std::size_t step : {0, 1, 2}) {
+      const auto r = decode(input, step);
+      EXPECT_TRUE(r.done) << testing::PrintToString(input);
+      EXPECT_TRUE(r.nul) << testing::PrintToString(input) << " step " << step;
+    }
+  }
+  EXPECT_FALSE(decode("a\r\nb\r\n.\r\n").nul);
 }

@@ -4,7 +4,9 @@
 // is only ever <CRLF>.<CRLF>. The SMTP smuggling attacks (CVE-2023-51764 and
 // kin) rely on a server that takes <LF>.<LF>, <LF>.<CR><LF> or <CR><LF>.<LF>
 // as the end of data; here a bare LF or a bare CR never ends a line, and a
-// message that contains one is flagged so the session refuses it.
+// message that contains one is flagged so the session refuses it. A NUL
+// byte is flagged too: an upstream that strips NULs would read
+// <CRLF><NUL>.<CRLF> as the end of data (outbound smuggling).
 //
 // Like Beast's basic_parser::put(), feed() returns the bytes it consumed and
 // appends decoded content to the caller's buffer, so memory use is bounded by
@@ -34,6 +36,7 @@ class DotUnstuffer {
 
   bool done() const { return state_ == State::done; }
   bool bare_newline() const { return bare_newline_; }  // bare CR or LF seen
+  bool nul_byte() const { return nul_byte_; }          // a NUL (0x00) seen
   bool too_big() const { return too_big_; }            // more than max_message_bytes
   bool long_line() const { return long_line_; }        // a line over max_line
   std::uint64_t size() const { return size_; }         // decoded bytes (all, even when too big)
@@ -48,6 +51,7 @@ class DotUnstuffer {
   std::uint64_t size_ = 0;
   std::size_t line_len_ = 0;
   bool bare_newline_ = false;
+  bool nul_byte_ = false;
   bool too_big_ = false;
   bool long_line_ = false;
 };
