@@ -5,8 +5,6 @@
 // message is accepted before the relay can keep it. SIGTERM reverses it:
 // listeners close, idle sessions get 421, sessions in DATA finish, deliveries
 // in flight finish, then the process exits.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "unsubrelay/app/commands.hpp"
+#include "unsubrelay/app/descriptors.hpp"
 #include "unsubrelay/app/systemd_notify.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
@@ -103,26 +102,6 @@ std::size_t spool_depth(const std::string& dir) {
   return n;
 }
 
-/// Every SMTP session, upstream connection and HTTP client is a descriptor:
-/// the soft limit (often 1,024 outside systemd) goes up to what the
-/// configured limits need, as far as the hard limit allows.
-void raise_open_files_limit(const config::Config& cfg) {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-  const rlim_t want = cfg.smtp.limits.max_connections + cfg.upstream.max_connections + 512;
-  if (rl.rlim_cur < want) {
-    rl.rlim_cur = std::min(want, rl.rlim_max);
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-    ::getrlimit(RLIMIT_NOFILE, &rl);
-  }
-  if (rl.rlim_cur < want) {
-    spdlog::warn("open files limit is {}, below the {} that smtp.max_connections {} needs: raise it "
-                 "(systemd: LimitNOFILE=, shell: ulimit -n)",
-                 static_cast<unsigned long long>(rl.rlim_cur), static_cast<unsigned long long>(want),
-                 cfg.smtp.limits.max_connections);
-  }
-}
-
 }  // namespace
 
 int run_relay(const std::string& config_path) {
@@ -134,7 +113,7 @@ int run_relay(const std::string& config_path) {
   }
   const config::Config cfg = std::move(loaded.config);
   setup_logging(cfg.log);
-  raise_open_files_limit(cfg);
+  const auto descriptors = apply_descriptor_budget(cfg);
 
   const spool::Spool spool(cfg.spool.path);
   if (auto err = spool.init(); !err.empty()) {
@@ -151,7 +130,7 @@ int run_relay(const std::string& config_path) {
   if (cfg.upstream.kind == config::UpstreamKind::directory) {
     upstream = delivery::make_directory_upstream(cfg.upstream, &err);
   } else {
-    upstream = delivery::make_smtp_upstream(cfg.upstream, cfg.smtp.hostname, &err);
+    upstream = delivery::make_smtp_upstream(cfg.upstream, cfg.smtp.hostname, &err, cfg.tls);
   }
   if (!upstream) {
     spdlog::critical("upstream: {}", err);
@@ -232,7 +211,7 @@ int run_relay(const std::string& config_path) {
                      "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
     return m;
   };
-  http::Server web(io, cfg.http, service);
+  http::Server web(io, cfg.http, cfg.tls, service, descriptors.http_connections);
   if (auto web_err = web.start(); !web_err.empty()) {
     spdlog::critical("{}", web_err);
     return 71;
@@ -253,8 +232,11 @@ int run_relay(const std::string& config_path) {
           bool ok = true;
           auto fresh = load_users(again.config, ok);
           if (ok) server.set_users(fresh);
+          for (const auto& tls_err : {server.reload_tls(again.config.smtp), web.reload_tls(again.config.http)}) {
+            if (!tls_err.empty()) spdlog::error("reload: {}; the running certificate stays in force", tls_err);
+          }
           spdlog::set_level(spdlog::level::from_str(again.config.log.level));
-          spdlog::info("reloaded: users file and log level (listeners and spool need a restart)");
+          spdlog::info("reloaded: users file, TLS certificates and log level (listeners and spool need a restart)");
         }
         sd_notify("READY=1");
         wait_signal();

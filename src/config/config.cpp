@@ -5,7 +5,7 @@
 // error instead of stopping at the first.
 #include "unsubrelay/config/config.hpp"
 
-#include "section.hpp"
+#include "loaders.hpp"
 
 #include <unistd.h>
 
@@ -139,18 +139,6 @@ void load_unsubscribe(Section& s, Unsubscribe& u) {
   s.finish();
 }
 
-void load_http(Section& s, Http& h) {
-  endpoints(s, "listen", h.listen);
-  readable_file(s, "api_keys_file", h.api_keys_file);
-  readable_file(s, "page_template", h.page_template);
-  s.integer("max_header_bytes", h.max_header_bytes, 1024, 1 << 20);
-  s.integer("max_body_bytes", h.max_body_bytes, 1024, 16 << 20);
-  s.integer("requests_per_minute", h.requests_per_minute, 1, 1000000);
-  s.integer("timeout_seconds", h.timeout_seconds, 1, 3600);
-  networks(s, "trusted_proxies", h.trusted_proxies);
-  s.finish();
-}
-
 void load_store(Section& s, Store& st) {
   std::string kind = st.kind;
   s.string("kind", kind);
@@ -238,10 +226,11 @@ LoadResult load_node(const YAML::Node& root, const std::string& source) {
       {"smtp", [&](Section& s) { load_smtp(s, r.config.smtp, errors); }},
       {"upstream", [&](Section& s) { load_upstream(s, r.config.upstream); }},
       {"unsubscribe", [&](Section& s) { load_unsubscribe(s, r.config.unsubscribe); }},
-      {"http", [&](Section& s) { load_http(s, r.config.http); }},
+      {"http", [&](Section& s) { load_http(s, r.config.http, errors); }},
       {"store", [&](Section& s) { load_store(s, r.config.store); }},
       {"spool", [&](Section& s) { load_spool(s, r.config.spool); }},
       {"log", [&](Section& s) { load_log(s, r.config.log); }},
+      {"tls", [&](Section& s) { load_tls(s, r.config.tls); }},
   };
   for (const auto& [name, load] : sections) {
     Section s(top.raw(name), name, errors);

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/delivery/rate_limit.hpp"
 #include "unsubrelay/delivery/upstream.hpp"
 #include "unsubrelay/delivery/upstream_result.hpp"
@@ -44,14 +45,13 @@ std::optional<std::string> read_secret(const std::string& path, std::string* err
 
 class SmtpUpstream final : public Upstream {
  public:
-  SmtpUpstream(smtp::ClientSettings settings, const config::Upstream& cfg)
+  SmtpUpstream(smtp::ClientSettings settings, const config::Upstream& cfg, const config::Tls& profile)
       : settings_(std::move(settings)),
         tls_(asio::ssl::context::tls_client),
         max_connections_(cfg.max_connections),
         ses_(cfg.kind == config::UpstreamKind::ses),
         limit_(cfg.max_messages_per_second, cfg.max_messages_per_second) {
-    tls_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    if (auto err = apply_tls_profile(tls_, profile, false); !err.empty()) throw std::runtime_error(err);
     if (cfg.verify_peer) {
       tls_.set_verify_mode(asio::ssl::verify_peer);
       if (!cfg.ca_file.empty()) {
@@ -149,7 +149,7 @@ class SmtpUpstream final : public Upstream {
 }  // namespace
 
 std::unique_ptr<Upstream> make_smtp_upstream(const config::Upstream& cfg, const std::string& helo_name,
-                                             std::string* error) {
+                                             std::string* error, const config::Tls& tls) {
   smtp::ClientSettings s;
   s.host = cfg.host;
   s.port = cfg.port;
@@ -169,7 +169,7 @@ std::unique_ptr<Upstream> make_smtp_upstream(const config::Upstream& cfg, const 
     s.password = *p;
   }
   try {
-    return std::make_unique<SmtpUpstream>(std::move(s), cfg);
+    return std::make_unique<SmtpUpstream>(std::move(s), cfg, tls);
   } catch (const std::exception& e) {
     if (error) *error = fmt::format("upstream TLS setup: {}", e.what());
     return nullptr;

@@ -21,6 +21,7 @@
 
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/token/token.hpp"
 
 namespace unsubrelay::http {
@@ -81,6 +82,7 @@ int post(const Url& url, const std::string& body, const std::string& signature, 
     beast::flat_buffer buffer;
     if (url.tls) {
       asio::ssl::context ctx(asio::ssl::context::tls_client);
+      apply_tls_profile(ctx, config::Tls{}, false);  // the intermediate profile (docs/tls.md)
       ctx.set_default_verify_paths();
       ctx.set_verify_mode(asio::ssl::verify_peer);
       asio::ssl::stream<beast::tcp_stream> stream(io, ctx);

@@ -1,28 +1,12 @@
-// server.cpp: SMTP listeners, per-connection I/O, DATA streaming to the spool.
-#include "unsubrelay/smtp/server.hpp"
-
-#include <array>
-#include <atomic>
-#include <chrono>
-#include <vector>
+// server.cpp: one SMTP connection's I/O: commands, STARTTLS, DATA streaming
+// to the spool. The listeners and connection limits are in acceptor.cpp.
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include "unsubrelay/common/listener.hpp"
+#include "connection.hpp"
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/render_plan.hpp"
@@ -31,67 +15,8 @@
 
 namespace unsubrelay::smtp {
 
-namespace asio = boost::asio;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
-using asio::use_awaitable;
-using boost::system::error_code;
-
 constexpr std::size_t read_chunk = 64 * 1024;   // DATA
 constexpr std::size_t command_chunk = 4 * 1024;  // commands: 1,000 idle sessions stay small
-
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-struct Server::Connection {
-  Connection(tcp::socket socket, ssl::context& tls)
-      : socket(std::move(socket)),
-        tls_context(tls),
-        deadline(this->socket.get_executor(), asio::steady_timer::time_point::max()) {}
-
-  tcp::socket socket;
-  ssl::context& tls_context;
-  // Created at STARTTLS (or at accept for implicit TLS) only: its engine holds
-  // two 17 KB record buffers, which idle plaintext sessions should not pay for.
-  std::unique_ptr<ssl::stream<tcp::socket&>> tls_stream;
-  asio::steady_timer deadline;  // the watchdog closes the socket when it passes
-  bool tls = false;
-  std::atomic<bool> in_data{false};  // read by the acceptor's thread too: a session in DATA is never evicted
-  bool finished = false;
-  bool timed_out = false;
-  bool evicted = false;  // closed to make room for a new client (see Server::evict_idlest)
-  // Read by the acceptor's thread when choosing whom to evict.
-  std::atomic<std::int64_t> idle_since_ms{steady_ms()};
-  std::atomic<bool> eviction_chosen{false};
-
-  void expire_in(unsigned seconds) { deadline.expires_after(std::chrono::seconds(seconds)); }
-
-  void close() {
-    error_code ec;
-    socket.shutdown(tcp::socket::shutdown_both, ec);
-    socket.close(ec);
-  }
-
-  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, error_code& ec) {
-    std::size_t n = 0;  // no "co_return co_await": see client.cpp
-    if (tls) {
-      n = co_await tls_stream->async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
-    } else {
-      n = co_await socket.async_read_some(buffer, asio::redirect_error(use_awaitable, ec));
-    }
-    co_return n;
-  }
-
-  asio::awaitable<void> write(std::string_view bytes, error_code& ec) {
-    if (tls) {
-      co_await asio::async_write(*tls_stream, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
-    } else {
-      co_await asio::async_write(socket, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
-    }
-  }
-};
 
 namespace {
 
@@ -105,25 +30,6 @@ Reply storage_error(const std::string& error) {
     return reply(452, "4.3.1", "Error: insufficient system storage");
   }
   return reply(451, "4.3.0", "Error: queue file write error");
-}
-
-asio::awaitable<void> watchdog(std::shared_ptr<Server::Connection> c) {
-  // First expiry: cancel the pending read so the session can say 421 and close.
-  // A second expiry (the client does not even read that): close the socket.
-  while (!c->finished) {
-    error_code ec;
-    co_await c->deadline.async_wait(asio::redirect_error(use_awaitable, ec));
-    if (c->finished) break;
-    if (c->deadline.expiry() > asio::steady_timer::clock_type::now()) continue;  // moved, not expired
-    if (c->timed_out) {
-      c->close();
-      break;
-    }
-    c->timed_out = true;
-    error_code cancel_ec;
-    c->socket.cancel(cancel_ec);
-    c->deadline.expires_after(std::chrono::seconds(10));
-  }
 }
 
 /// The result of one DATA phase, as seen by the I/O layer.
@@ -163,7 +69,7 @@ struct ConnectionRunner {
   asio::awaitable<bool> handshake() {
     c->expire_in(server.config_.smtp.limits.command_timeout_seconds);
     error_code ec;
-    c->tls_stream = std::make_unique<ssl::stream<tcp::socket&>>(c->socket, c->tls_context);
+    c->tls_stream = std::make_unique<ssl::stream<tcp::socket&>>(c->socket, *c->tls_context);
     co_await c->tls_stream->async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       spdlog::warn("TLS handshake failed from {}: {}", peer, ec.message());
@@ -329,7 +235,7 @@ struct ConnectionRunner {
     policy.hostname = cfg.hostname;
     policy.client_address = address.to_string();
     for (const auto& net : cfg.allow_networks) policy.client_trusted |= net.contains(address);
-    policy.tls_available = server.tls_ready_;
+    policy.tls_available = server.tls_.ready();
     if (server.on_mailto_) policy.mailto_domain = server.config_.unsubscribe.mailto_domain;
     policy.tls_active = c->tls;
     if (cfg.auth) {
@@ -423,165 +329,10 @@ struct ConnectionRunner {
   }
 };
 
-Server::Server(asio::io_context& io, asio::thread_pool& disk, const config::Config& config, const spool::Spool& spool,
-               QueuedCallback on_queued, MailtoCallback on_mailto)
-    : io_(io),
-      disk_(disk),
-      config_(config),
-      spool_(spool),
-      on_queued_(std::move(on_queued)),
-      on_mailto_(std::move(on_mailto)),
-      tls_(ssl::context::tls_server) {
-  tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-}
-
-Server::~Server() = default;
-
-void Server::set_users(std::shared_ptr<const UsersFile> users) {
-  std::lock_guard lock(mutex_);
-  users_ = std::move(users);
-}
-
-std::string Server::start() {
-  const auto& smtp = config_.smtp;
-  if (smtp.tls) {
-    error_code ec;
-    tls_.use_certificate_chain_file(smtp.tls->cert, ec);
-    if (ec) return fmt::format("smtp.tls.cert {}: {}", smtp.tls->cert, ec.message());
-    tls_.use_private_key_file(smtp.tls->key, ssl::context::pem, ec);
-    if (ec) return fmt::format("smtp.tls.key {}: {}", smtp.tls->key, ec.message());
-    tls_ready_ = true;
-  }
-  auto bind = [&](const config::Endpoint& ep, bool implicit_tls) -> std::string {
-    std::string error;
-    auto acceptor = open_listener(io_, ep, "smtp", error);
-    if (!acceptor) return error;
-    acceptors_.push_back(acceptor);
-    spdlog::info("SMTP listening on {}{}", ep.to_string(), implicit_tls ? " (implicit TLS)" : "");
-    accept_loop(acceptor, implicit_tls);
-    return {};
-  };
-  for (const auto& ep : smtp.listen) {
-    if (auto err = bind(ep, false); !err.empty()) return err;
-  }
-  for (const auto& ep : smtp.listen_tls) {
-    if (auto err = bind(ep, true); !err.empty()) return err;
-  }
-  return {};
-}
-
-void Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool implicit_tls) {
-  asio::co_spawn(
-      io_,
-      [this, acceptor, implicit_tls]() -> asio::awaitable<void> {
-        for (;;) {
-          tcp::socket socket(asio::make_strand(io_));
-          error_code ec;
-          co_await acceptor->async_accept(socket, asio::redirect_error(use_awaitable, ec));
-          if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-          if (ec) {
-            // EMFILE and friends: back off briefly instead of spinning.
-            spdlog::warn("accept failed: {}", ec.message());
-            asio::steady_timer pause(io_, std::chrono::milliseconds(100));
-            co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
-            continue;
-          }
-          error_code peer_ec;
-          const auto remote = socket.remote_endpoint(peer_ec);
-          if (peer_ec) continue;
-          const auto peer = fmt::format("[{}]:{}", config::unmap(remote.address()).to_string(), remote.port());
-          auto connection = std::make_shared<Connection>(std::move(socket), tls_);
-          // At the limit, the session idle longest (not in DATA, idle at least
-          // two seconds) makes room: idle connections cannot lock clients out.
-          if (active_ >= config_.smtp.limits.max_connections && !evict_idlest()) {
-            spdlog::warn("{}: refused: max_connections ({}) reached", peer, config_.smtp.limits.max_connections);
-            asio::co_spawn(connection->socket.get_executor(), [this, connection]() -> asio::awaitable<void> {
-              error_code wec;
-              const auto text = reply(421, "4.7.0", config_.smtp.hostname + " Error: too many connections").wire();
-              co_await connection->write(text, wec);
-              connection->close();
-            }, asio::detached);
-            continue;
-          }
-          ++active_;
-          ++counters_.connections;
-          {
-            std::lock_guard lock(mutex_);
-            connections_.insert(connection);
-          }
-          spdlog::debug("connect from {}", peer);
-          const auto executor = connection->socket.get_executor();
-          asio::co_spawn(executor, watchdog(connection), asio::detached);
-          asio::co_spawn(
-              executor,
-              [this, connection, implicit_tls, peer]() -> asio::awaitable<void> {
-                auto runner = std::make_unique<ConnectionRunner>(ConnectionRunner{*this, connection, implicit_tls, peer});
-                try {
-                  co_await runner->run();
-                } catch (const std::exception& e) {
-                  spdlog::error("{}: session error: {}", peer, e.what());
-                }
-                connection->finished = true;
-                connection->deadline.cancel();
-                connection->close();
-                spdlog::debug("disconnect from {}", peer);
-                {
-                  std::lock_guard lock(mutex_);
-                  connections_.erase(connection);
-                }
-                --active_;
-              },
-              asio::detached);
-        }
-      },
-      asio::detached);
-}
-
-void Server::stop_accepting() {
-  for (auto& acceptor : acceptors_) {
-    asio::post(acceptor->get_executor(), [acceptor] {
-      error_code ec;
-      acceptor->close(ec);
-    });
-  }
-}
-
-bool Server::evict_idlest() {
-  constexpr std::int64_t min_idle_ms = 2000;
-  const auto now = steady_ms();
-  std::shared_ptr<Connection> victim;
-  std::int64_t oldest = now - min_idle_ms;
-  std::lock_guard lock(mutex_);
-  for (const auto& connection : connections_) {
-    if (connection->in_data || connection->eviction_chosen) continue;
-    if (const auto since = connection->idle_since_ms.load(); since <= oldest) {
-      oldest = since;
-      victim = connection;
-    }
-  }
-  if (!victim) return false;
-  victim->eviction_chosen = true;
-  asio::post(victim->socket.get_executor(), [victim] {
-    if (victim->in_data) {  // it started a message meanwhile: let it finish
-      victim->eviction_chosen = false;
-      return;
-    }
-    victim->evicted = true;
-    victim->deadline.expires_at(asio::steady_timer::clock_type::time_point::min());
-  });
-  return true;
-}
-
-void Server::drain() {
-  draining_ = true;
-  std::lock_guard lock(mutex_);
-  for (const auto& connection : connections_) {
-    asio::post(connection->socket.get_executor(), [connection] {
-      // A message in DATA is finished first; everyone else is closed now.
-      if (!connection->in_data) connection->deadline.expires_at(asio::steady_timer::clock_type::time_point::min());
-    });
-  }
+asio::awaitable<void> serve_connection(Server& server, std::shared_ptr<Server::Connection> c, bool implicit_tls,
+                                       std::string peer) {
+  auto runner = std::make_unique<ConnectionRunner>(ConnectionRunner{server, std::move(c), implicit_tls, std::move(peer)});
+  co_await runner->run();
 }
 
 }  // namespace unsubrelay::smtp

@@ -93,11 +93,14 @@ class CountingSMTP(SMTP):
 class FakeSes(Controller):
     """Starts on a free port; implicit=True for port-465-style TLS."""
 
-    def __init__(self, cert, key, users=None, implicit=False, require_auth=True):
+    def __init__(self, cert, key, users=None, implicit=False, require_auth=True, configure_tls=None):
+        """configure_tls: called with the server's ssl.SSLContext (protocols, ciphers)."""
         self.handler = SesHandler()
         self.users = users if users is not None else {"AKIATEST": "ses-secret"}
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
+        if configure_tls:
+            configure_tls(context)
         self.port = free_port()
         kwargs = dict(hostname="127.0.0.1", port=self.port, server_hostname="email-smtp.test",
                       authenticator=self.authenticate, auth_required=require_auth, auth_require_tls=True)

@@ -90,8 +90,23 @@ struct Unsubscribe {
   Suppression suppression = Suppression::global;
 };
 
+/// The TLS profile of every TLS context: the SMTP listeners (STARTTLS and
+/// implicit TLS), the HTTPS listeners, the upstream client and webhooks (docs/tls.md).
+enum class TlsProfile { intermediate, modern };
+
+struct Tls {
+  TlsProfile profile = TlsProfile::intermediate;  // Mozilla "intermediate": TLS 1.2 ECDHE+AEAD, TLS 1.3
+  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); "" = the profile's
+  std::string ciphersuites;  // TLS 1.3 suites; "" = OpenSSL's (all AEAD)
+};
+
 struct Http {
   std::vector<Endpoint> listen{{"127.0.0.1", 8080}};
+  std::vector<Endpoint> listen_tls;           // HTTPS listeners; need tls
+  std::optional<TlsFiles> tls;                // reloaded on SIGHUP
+  unsigned hsts_max_age_seconds = 31536000;   // Strict-Transport-Security on HTTPS answers; 0 = none
+  std::size_t max_connections = 1000;         // and never more than the descriptor budget leaves (docs/configuration.md)
+  std::vector<Network> metrics_networks;      // GET /metrics from these is exempt from requests_per_minute
   std::string api_keys_file;
   std::string page_template = "conf/unsubscribe.html";
   std::size_t max_header_bytes = 16384;       // 431 above it
@@ -145,6 +160,7 @@ struct Config {
   std::vector<Dkim> dkim;
   std::vector<Webhook> webhooks;
   Log log;
+  Tls tls;
 };
 
 /// One problem found in a configuration file.

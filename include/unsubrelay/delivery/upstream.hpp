@@ -52,7 +52,8 @@ std::unique_ptr<Upstream> make_directory_upstream(const config::Upstream& settin
 
 /// upstream.kind: smtp or ses: a pool of SMTP client connections. Reads the
 /// credential files now; returns nullptr and sets error when it cannot.
+/// tls: the profile of its TLS context (docs/tls.md).
 std::unique_ptr<Upstream> make_smtp_upstream(const config::Upstream& settings, const std::string& helo_name,
-                                             std::string* error);
+                                             std::string* error, const config::Tls& tls = config::Tls{});
 
 }  // namespace unsubrelay::delivery

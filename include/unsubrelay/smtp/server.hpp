@@ -16,9 +16,9 @@
 #include <utility>  // before Asio, see upstream.hpp
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/smtp/auth.hpp"
 #include "unsubrelay/spool/spool.hpp"
@@ -55,6 +55,9 @@ class Server {
 
   /// SIGHUP: swaps the users file used by new AUTH attempts.
   void set_users(std::shared_ptr<const UsersFile> users);
+  /// SIGHUP: loads smtp.tls again (same profile); new connections use it.
+  /// "" or why the running certificate stays.
+  std::string reload_tls(const config::Smtp& fresh);
   const ServerCounters& counters() const { return counters_; }
 
   struct Connection;  // per-connection state, in server.cpp
@@ -72,8 +75,7 @@ class Server {
   const spool::Spool& spool_;
   QueuedCallback on_queued_;
   MailtoCallback on_mailto_;
-  boost::asio::ssl::context tls_;
-  bool tls_ready_ = false;
+  TlsServerContext tls_;  // the tls profile (docs/tls.md), loaded at start and on SIGHUP
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> draining_{false};

@@ -1,0 +1,40 @@
+// http.cpp: the `http:` section: plain and HTTPS listeners, limits, exemptions.
+#include "loaders.hpp"
+
+namespace unsubrelay::config::detail {
+
+void load_http(Section& s, Http& h, Errors& errors) {
+  endpoints(s, "listen", h.listen);
+  endpoints(s, "listen_tls", h.listen_tls);
+  readable_file(s, "api_keys_file", h.api_keys_file);
+  readable_file(s, "page_template", h.page_template);
+  s.integer("max_header_bytes", h.max_header_bytes, 1024, 1 << 20);
+  s.integer("max_body_bytes", h.max_body_bytes, 1024, 16 << 20);
+  s.integer("requests_per_minute", h.requests_per_minute, 1, 1000000);
+  s.integer("timeout_seconds", h.timeout_seconds, 1, 3600);
+  s.integer("max_connections", h.max_connections, 1, 1000000);
+  s.integer("hsts_max_age_seconds", h.hsts_max_age_seconds, 0, 10 * 365 * 86400);
+  networks(s, "trusted_proxies", h.trusted_proxies);
+  networks(s, "metrics_networks", h.metrics_networks);
+  if (s.present("tls")) {
+    Section t(s.raw("tls"), "http.tls", errors);
+    TlsFiles files;
+    readable_file(t, "cert", files.cert);
+    readable_file(t, "key", files.key);
+    t.finish();
+    if (files.cert.empty() || files.key.empty()) {
+      t.error(s.raw("tls"), "http.tls", "needs both cert and key");
+    } else {
+      h.tls = files;
+    }
+    if (h.listen_tls.empty()) {
+      s.error(s.raw("tls"), "http.listen_tls", "http.tls needs at least one HTTPS listener here");
+    }
+  }
+  if (!h.listen_tls.empty() && !s.present("tls")) {
+    s.error(s.raw("listen_tls"), "http.listen_tls", "HTTPS listeners need http.tls cert and key");
+  }
+  s.finish();
+}
+
+}  // namespace unsubrelay::config::detail

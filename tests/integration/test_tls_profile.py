@@ -1,0 +1,174 @@
+"""Issue 11: one TLS profile on every TLS context (docs/tls.md).
+
+Mozilla's "intermediate" profile: TLS 1.2 only with ECDHE key exchange and AEAD
+ciphers (AES-GCM, ChaCha20-Poly1305), the server's cipher order, TLS 1.3 as
+OpenSSL ships it. Checked with Python's ssl module on the SMTP STARTTLS and
+implicit-TLS listeners, with tls.profile: modern (TLS 1.3 only), on the upstream
+client (it must refuse an upstream that only offers static-RSA or CBC suites),
+and by Debian's testssl.sh against the STARTTLS port: no finding above LOW.
+"""
+
+import json
+import os
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+from fake_ses import FakeSes, make_ca, make_server_cert
+from relay import RawClient, Relay, free_port, wait_until
+
+TLS12 = ssl.TLSVersion.TLSv1_2
+WEAK_TLS12 = ("AES128-SHA", "AES256-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA",
+              "ECDHE-RSA-AES256-SHA384", "DHE-RSA-AES128-GCM-SHA256")
+STRONG_TLS12 = ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305")
+
+
+def client_context(maximum=None, minimum=None, ciphers=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum:
+        ctx.minimum_version = minimum
+    if maximum:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+    return ctx
+
+
+def starttls(port, ctx):
+    """(cipher name, protocol) negotiated after STARTTLS, or raises ssl.SSLError."""
+    c = RawClient(port)
+    try:
+        c.reply()
+        c.command("EHLO client.test")
+        code, text = c.command("STARTTLS")
+        assert code == 220, text
+        with ctx.wrap_socket(c.sock, server_hostname="localhost") as s:
+            return s.cipher()[0], s.version()
+    finally:
+        c.close()
+
+
+def implicit(port, ctx):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.recv(512)
+            return s.cipher()[0], s.version()
+
+
+def make_testssl_certificate(directory):
+    """A CA testssl is told to trust, and a 1-year server certificate with a CRL URI
+    (testssl rates a certificate with neither CRL nor OCSP URI as a finding)."""
+    ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+                    "-subj", "/CN=unsubrelay test CA", "-keyout", ca_key, "-out", ca],
+                   check=True, capture_output=True)
+    key, csr, cert = (os.path.join(directory, f"server.{e}") for e in ("key", "csr", "pem"))
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nkeyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\ncrlDistributionPoints=URI:http://crl.invalid/ca.crl\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-keyout", key, "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                    "-days", "365", "-sha256", "-extfile", ext, "-out", cert], check=True, capture_output=True)
+    return ca, cert, key
+
+
+class TlsProfileTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="unsubrelay-tls-")
+        cls.ca, cls.cert, cls.key = make_testssl_certificate(cls.dir)
+
+    def relay(self, profile=None):
+        self.tls_port = free_port()
+        extra = {"tls": {"profile": profile}} if profile else {}
+        return Relay(smtp={"tls": {"cert": self.cert, "key": self.key},
+                           "listen_tls": [f"127.0.0.1:{self.tls_port}"]}, extra=extra)
+
+    def test_intermediate_on_starttls_and_implicit_tls(self):
+        with self.relay() as relay:
+            for name, port, connect in (("STARTTLS", relay.port, starttls), ("implicit", self.tls_port, implicit)):
+                for weak in WEAK_TLS12:
+                    with self.subTest(listener=name, cipher=weak), self.assertRaises(ssl.SSLError):
+                        connect(port, client_context(TLS12, ciphers=weak))
+                for strong in STRONG_TLS12:
+                    with self.subTest(listener=name, cipher=strong):
+                        self.assertEqual(connect(port, client_context(TLS12, ciphers=strong)), (strong, "TLSv1.2"))
+                with self.subTest(listener=name, version="TLSv1.1"), self.assertRaises(ssl.SSLError):
+                    connect(port, client_context(ssl.TLSVersion.TLSv1_1, ciphers="ALL"))
+                self.assertEqual(connect(port, client_context())[1], "TLSv1.3")
+                # The server's order decides: the client prefers ChaCha20, the server AES-128-GCM.
+                chosen = connect(port, client_context(TLS12, ciphers="ECDHE-RSA-CHACHA20-POLY1305:"
+                                                                     "ECDHE-RSA-AES128-GCM-SHA256"))
+                self.assertEqual(chosen[0], "ECDHE-RSA-AES128-GCM-SHA256", name)
+
+    def test_modern_is_tls13_only(self):
+        with self.relay("modern") as relay:
+            with self.assertRaises(ssl.SSLError):
+                starttls(relay.port, client_context(TLS12, ciphers="ECDHE-RSA-AES128-GCM-SHA256"))
+            self.assertEqual(starttls(relay.port, client_context())[1], "TLSv1.3")
+
+    def test_upstream_client_refuses_weak_suites(self):
+        files = tempfile.mkdtemp(prefix="unsubrelay-tls-up-")
+        ca_key, ca = make_ca(files, "up")
+        cert, key = make_server_cert(files, ca_key, ca)
+        user, password = os.path.join(files, "u"), os.path.join(files, "p")
+        for path, text in ((user, "AKIATEST\n"), (password, "ses-secret\n")):
+            with open(path, "w") as f:
+                f.write(text)
+
+        def only(ciphers):
+            def configure(ctx):
+                ctx.maximum_version = TLS12
+                ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+            return configure
+
+        for ciphers, delivered in (("AES256-SHA:AES128-GCM-SHA256", False), ("ECDHE-RSA-AES128-SHA", False),
+                                   ("ECDHE-RSA-AES256-GCM-SHA384", True)):
+            with self.subTest(upstream=ciphers), FakeSes(cert, key, configure_tls=only(ciphers)) as ses, \
+                    Relay(upstream={"kind": "ses", "host": "localhost", "port": ses.port, "ca_file": ca,
+                                    "username_file": user, "password_file": password}) as relay:
+                with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                    s.sendmail("news@example.com", ["a@example.org"], b"Subject: t\r\n\r\nbody\r\n")
+                if delivered:
+                    wait_until(lambda: len(ses.handler.messages) == 1, what="delivery over ECDHE-GCM")
+                else:
+                    wait_until(lambda: "status=deferred" in relay.read_log(), what="the deferral")
+                    self.assertEqual(ses.handler.messages, [])
+                    self.assertRegex(relay.read_log(), r"(?i)handshake|no shared cipher|tls")
+
+    def test_testssl_finds_nothing_above_low_on_starttls(self):
+        self.assertIsNotNone(shutil.which("testssl"), "testssl: Debian's testssl.sh (scripts/install-deps.sh)")
+        with self.relay() as relay:
+            out = os.path.join(self.dir, "testssl.json")
+            started = time.monotonic()
+            # Every check of a default run but client simulation (-c, dozens of handshakes that
+            # judge nothing) and HTTP headers (-h, not for SMTP): protocols, cipher categories,
+            # forward secrecy, server preference, server defaults (certificate, resumption),
+            # and every vulnerability check (-U: Heartbleed ... LUCKY13, RC4).
+            run = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "--add-ca", self.ca,
+                                  "-p", "-s", "-f", "-P", "-S", "-U", "--jsonfile", out,
+                                  "--starttls", "smtp", f"127.0.0.1:{relay.port}"],
+                                 capture_output=True, text=True, timeout=570)
+            seconds = time.monotonic() - started
+            self.assertTrue(os.path.exists(out), run.stdout[-3000:] + run.stderr[-2000:])
+            with open(out) as f:
+                findings = json.load(f)
+            bad = [f"{x['id']}: {x['severity']}: {x['finding']}" for x in findings
+                   if x.get("severity") in ("MEDIUM", "HIGH", "CRITICAL")]
+            self.assertEqual(bad, [], f"testssl ({seconds:.0f}s) found:\n" + "\n".join(bad))
+            warnings = [f"{x['id']}: {x['finding']}" for x in findings if x.get("severity") == "WARN"]
+            print(f"\ntestssl: {len(findings)} results, none above LOW, in {seconds:.0f}s; scan warnings: {warnings}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
