@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Source-based line coverage of what the fuzzers have explored: rebuilds the
-# five libFuzzer targets with clang's coverage instrumentation, replays each
+# libFuzzer targets with clang's coverage instrumentation, replays each
 # target's corpus (build/fuzz/corpus/, grown by ./scripts/fuzz.sh) once, and
 # prints llvm-cov's per-file report for src/. Run after a long fuzz run:
 #   ./scripts/fuzz.sh 600 && ./scripts/fuzz-coverage.sh
@@ -13,7 +13,7 @@ cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clan
   -DUNSUBRELAY_FUZZ=ON -DUNSUBRELAY_SANITIZE=OFF -DUNSUBRELAY_TESTS=OFF -DUNSUBRELAY_BENCH=OFF \
   -DCMAKE_CXX_FLAGS="-fprofile-instr-generate -fcoverage-mapping" \
   -DCMAKE_EXE_LINKER_FLAGS="-fprofile-instr-generate" >/dev/null
-targets=(smtp token mime config http)
+targets=(smtp token mime config http feedback)
 ninja -C "$out" "${targets[@]/#/fuzz_}"
 rm -f "$out"/*.profraw
 objects=()
