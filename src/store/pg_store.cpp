@@ -5,17 +5,17 @@
 // PostgreSQL-wire distributed databases (CockroachDB, YugabyteDB) also
 // accept: no advisory locks, no stored procedures, no LISTEN/NOTIFY; upserts
 // with ON CONFLICT; BIGSERIAL ids; migrations that are safe to race.
-// One connection behind a mutex; a broken connection is reopened once per call.
+// The connection, its failures and reconnects are pg_connection.hpp's.
 #include <pqxx/pqxx>
 
 #include <map>
-#include <mutex>
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
+#include "pg_connection.hpp"
 
 namespace unsubrelay::store {
 
@@ -58,11 +58,11 @@ std::string text_array(const std::vector<std::string>& values) {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(std::string url) : url_(std::move(url)) {}
+  explicit PgStore(std::string url) : db_(std::move(url)) {}
 
   bool open(std::string& error) {
     try {
-      conn_ = std::make_unique<pqxx::connection>(url_);
+      db_.open();
       migrate();
       return true;
     } catch (const std::exception& e) {
@@ -279,15 +279,12 @@ class PgStore final : public Store {
     return run<bool>([](pqxx::work& w) { return !w.exec("SELECT 1").empty(); }).value_or(false);
   }
 
-  std::string last_error() const override {
-    std::lock_guard lock(mutex_);
-    return last_error_;
-  }
+  std::string last_error() const override { return db_.last_error(); }
 
  private:
   void migrate() {
     {
-      pqxx::work w(*conn_);
+      pqxx::work w(db_.connection());
       w.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)");
       w.commit();
     }
@@ -296,7 +293,7 @@ class PgStore final : public Store {
       // EXISTS, and the version row is an upsert.
       for (int attempt = 0;; ++attempt) {
         try {
-          pqxx::work w(*conn_);
+          pqxx::work w(db_.connection());
           auto done = w.exec_params("SELECT 1 FROM schema_version WHERE version = $1", static_cast<long long>(v + 1));
           if (!done.empty()) break;
           w.exec(migrations[v]);
@@ -342,32 +339,12 @@ class PgStore final : public Store {
         .value_or(false);
   }
 
-  /// Runs f in a transaction and commits; reconnects once if the server went away.
   template <typename T, typename F>
   std::optional<T> run(F&& f) {
-    std::lock_guard lock(mutex_);
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      try {
-        if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(url_);
-        pqxx::work w(*conn_);
-        T value = f(w);
-        w.commit();
-        return value;
-      } catch (const pqxx::broken_connection& e) {
-        last_error_ = e.what();
-        conn_.reset();
-      } catch (const std::exception& e) {
-        last_error_ = e.what();
-        return std::nullopt;
-      }
-    }
-    return std::nullopt;
+    return db_.template run<T>(std::forward<F>(f));
   }
 
-  std::string url_;
-  std::unique_ptr<pqxx::connection> conn_;
-  mutable std::mutex mutex_;
-  std::string last_error_;
+  PgConnection db_;
 };
 
 }  // namespace
