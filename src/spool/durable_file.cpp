@@ -51,9 +51,21 @@ std::string write_file_atomically(const std::string& dir, const std::string& nam
 }
 
 std::string make_directories(const std::string& path) {
+  // Each directory made here is fsynced into its parent: a new directory's
+  // name is durable only then (POSIX), and a spool whose messages/ vanished
+  // after a power cut would lose every message in it.
+  std::filesystem::path made;
+  for (const auto& part : std::filesystem::path(path)) {
+    made /= part;
+    if (::mkdir(made.c_str(), 0777) == 0) {  // the umask decides, as before
+      const auto parent = made.parent_path();
+      if (auto err = fsync_directory(parent.empty() ? "." : parent.string()); !err.empty()) return err;
+    } else if (errno != EEXIST) {
+      return fmt::format("create directory {}: {}", made.string(), std::strerror(errno));
+    }
+  }
   std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return fmt::format("create directory {}: {}", path, ec.message());
+  if (!std::filesystem::is_directory(path, ec)) return fmt::format("create directory {}: not a directory", path);
   return {};
 }
 

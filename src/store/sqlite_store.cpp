@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include "unsubrelay/spool/durable_file.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
 
@@ -423,8 +424,14 @@ class SqliteStore final : public Store {
 
 std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) {
   const auto dir = std::filesystem::path(path).parent_path();
-  std::error_code ec;
-  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  // Made durably (fsynced into its parent), as the spool's: the database
+  // must not vanish with its directory on a power cut.
+  if (!dir.empty()) {
+    if (auto err = spool::make_directories(dir.string()); !err.empty()) {
+      error = "store " + path + ": " + err;
+      return nullptr;
+    }
+  }
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
       SQLITE_OK) {

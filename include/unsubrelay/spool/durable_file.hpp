@@ -19,7 +19,7 @@ std::string fsync_directory(const std::string& dir);
 /// Writes content to dir/.name.tmp, fsyncs, renames to dir/name, fsyncs dir.
 std::string write_file_atomically(const std::string& dir, const std::string& name, std::string_view content);
 
-/// Creates a directory and its parents (mode 0700 for spool privacy).
+/// Creates a directory and its parents, each fsynced into its parent (umask mode).
 std::string make_directories(const std::string& path);
 
 }  // namespace unsubrelay::spool
