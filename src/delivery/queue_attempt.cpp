@@ -130,10 +130,14 @@ void QueueManager::prepare(Attempt& a) {
 
 bool QueueManager::load(Attempt& a) {
   std::string why;
-  a.message = spool_.load(a.id, &why);
+  bool unreadable = false;
+  a.message = spool_.load(a.id, &why, &unreadable);
   if (!a.message) {
     if (why == std::strerror(ENOENT)) {
       spdlog::info("{}: removed from the queue by the operator", a.id);
+    } else if (unreadable) {
+      // An I/O error, not damage: deliver() logs it and retries with backoff.
+      throw std::runtime_error("cannot read queue file: " + why);
     } else {
       spool_.quarantine(a.id);
       spdlog::error("{}: queue file damaged ({}), moved to corrupt/", a.id, why);

@@ -35,10 +35,11 @@ std::string new_queue_id() {
 }
 
 std::optional<std::string> read_range(const std::string& path, std::uint64_t offset, std::uint64_t length,
-                                      std::string* why) {
+                                      std::string* why, bool* unreadable = nullptr) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (why) *why = std::strerror(errno);
+    if (unreadable) *unreadable = true;
     return std::nullopt;
   }
   std::string out(length, '\0');
@@ -48,6 +49,7 @@ std::optional<std::string> read_range(const std::string& path, std::uint64_t off
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       if (why) *why = n < 0 ? std::strerror(errno) : "unexpected end of file";
+      if (unreadable && n < 0) *unreadable = true;
       ::close(fd);
       return std::nullopt;
     }
@@ -168,7 +170,7 @@ std::vector<std::string> Spool::list_ids() const {
   return ids;
 }
 
-std::optional<QueuedMessage> Spool::load(const std::string& id, std::string* why) const {
+std::optional<QueuedMessage> Spool::load(const std::string& id, std::string* why, bool* unreadable) const {
   if (!valid_id(id)) {
     if (why) *why = "not a queue id";
     return std::nullopt;
@@ -177,16 +179,17 @@ std::optional<QueuedMessage> Spool::load(const std::string& id, std::string* why
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     if (why) *why = std::strerror(errno);
+    if (unreadable) *unreadable = true;
     return std::nullopt;
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   // The envelope records fit in this much: 1000 recipients of at most 256 bytes.
   const std::uint64_t head_max = std::min<std::uint64_t>(size, 512 * 1024);
-  auto head = read_range(path, 0, head_max, why);
+  auto head = read_range(path, 0, head_max, why, unreadable);
   if (!head) return std::nullopt;
   std::string tail;
   if (size >= trailer_size) {
-    auto t = read_range(path, size - trailer_size, trailer_size, why);
+    auto t = read_range(path, size - trailer_size, trailer_size, why, unreadable);
     if (!t) return std::nullopt;
     tail = std::move(*t);
   }
@@ -214,7 +217,10 @@ RecoveryReport Spool::recover() const {
   }
   for (const auto& id : list_ids()) {
     std::string why;
-    if (load(id, &why)) {
+    bool unreadable = false;
+    if (load(id, &why, &unreadable) || unreadable) {
+      // An I/O error (EIO, EMFILE, ENOMEM) says nothing about the file: it is
+      // tried again later, never quarantined (that would lose it).
       report.queued.push_back(id);
     } else {
       quarantine(id);

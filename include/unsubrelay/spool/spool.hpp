@@ -84,7 +84,9 @@ class Spool {
   RecoveryReport recover() const;
 
   std::vector<std::string> list_ids() const;
-  std::optional<QueuedMessage> load(const std::string& id, std::string* why = nullptr) const;
+  /// unreadable: set when the failure was an I/O error (the file may be fine), not damage.
+  std::optional<QueuedMessage> load(const std::string& id, std::string* why = nullptr,
+                                    bool* unreadable = nullptr) const;
   std::optional<std::string> read_content(const QueuedMessage& message, std::string* why = nullptr) const;
 
   /// Appends one line to state/ID; durable when sync is set. Returns "" or the error.
