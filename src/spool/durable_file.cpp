@@ -65,7 +65,9 @@ std::string make_directories(const std::string& path) {
     }
   }
   std::error_code ec;
-  if (!std::filesystem::is_directory(path, ec)) return fmt::format("create directory {}: not a directory", path);
+  if (!std::filesystem::is_directory(path, ec)) {
+    return fmt::format("create directory {}: {}", path, ec ? ec.message() : "not a directory");
+  }
   return {};
 }
 
