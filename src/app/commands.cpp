@@ -32,7 +32,7 @@ commands:
   queue list -c FILE          list the spool, like mailq
   queue flush -c FILE         retry every deferred message now, like postqueue -f
   queue delete ID... -c FILE  remove messages from the spool, like postsuper -d
-  token sign -c FILE --recipient R --campaign C --launch L
+  token sign -c FILE --recipient R --campaign C --launch L [--topic T]
                               print the unsubscribe URL the relay would inject
   token verify -c FILE URL_OR_TOKEN
                               print a token's fields, or why it is invalid
@@ -63,7 +63,7 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
     } else if (args[i].starts_with("--config=")) {
       a.config_path = args[i].substr(9);
     } else if (args[i] == "--recipient" || args[i] == "--campaign" || args[i] == "--launch" || args[i] == "--id" ||
-               args[i] == "-o" || args[i] == "--since" || args[i] == "--format") {
+               args[i] == "-o" || args[i] == "--since" || args[i] == "--format" || args[i] == "--topic") {
       if (i + 1 >= args.size()) return std::nullopt;
       a.options[args[i]] = args[i + 1];
       ++i;
@@ -180,13 +180,18 @@ int token_command(const Arguments& a, const config::Config& cfg) {
     }
     const auto campaign = a.options.count("--campaign") ? a.options.at("--campaign") : std::string();
     const auto launch = a.options.count("--launch") ? a.options.at("--launch") : std::string();
+    const auto topic = a.options.count("--topic") ? a.options.at("--topic") : std::string();
+    if (!topic.empty() && !cfg.unsubscribe.find_topic(topic)) {
+      std::cerr << fmt::format("unsubrelay: topic '{}' is not one of unsubscribe.topics\n", printable(topic, 64));
+      return exit_usage;
+    }
     auto store = store::open(cfg.store, err);
     const auto uid = store ? store->uid_for(rcpt->second) : std::nullopt;
     if (!uid) {
       std::cerr << "unsubrelay: store: " << (store ? store->last_error() : err) << "\n";
       return 1;
     }
-    std::cout << rewriter.url_for(*uid, campaign, launch, now) << "\n";
+    std::cout << rewriter.url_for(*uid, campaign, launch, now, topic) << "\n";
     return 0;
   }
   if (sub == "verify") {
@@ -200,10 +205,11 @@ int token_command(const Arguments& a, const config::Config& cfg) {
       return 1;
     }
     const auto& c = *v.claims;
-    std::cout << fmt::format("valid\nuid: {}\nemail_id: {}\nlaunch_list_id: {}\nissued: {}\nexpires: {}\nkey: {}\n",
+    std::cout << fmt::format("valid\nuid: {}\nemail_id: {}\nlaunch_list_id: {}\ntopic: {}\nissued: {}\n"
+                             "expires: {}\nkey: {}\n",
                              token::uid_text(c.uid), printable(c.email_id, 64), printable(c.launch_list_id, 64),
-                             rfc5322_date(c.issued), c.expires ? rfc5322_date(c.expires) : std::string("never"),
-                             c.key_id);
+                             c.topic.empty() ? std::string("(none)") : printable(c.topic, 64), rfc5322_date(c.issued),
+                             c.expires ? rfc5322_date(c.expires) : std::string("never"), c.key_id);
     return 0;
   }
   std::cerr << "usage: unsubrelay token sign|verify -c FILE ...\n";

@@ -9,7 +9,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -25,6 +28,13 @@ namespace unsubrelay::config {
 std::string Endpoint::to_string() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);
+}
+
+const Topic* Unsubscribe::find_topic(std::string_view id) const {
+  for (const auto& t : topics) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
 }
 
 std::string ConfigError::to_string(const std::string& file) const {
@@ -119,7 +129,111 @@ void load_upstream(Section& s, Upstream& u) {
   s.finish();
 }
 
-void load_unsubscribe(Section& s, Unsubscribe& u) {
+/// Topic ids travel in tokens, headers and URLs: a short, plain alphabet.
+bool valid_topic_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+void load_topics(Section& s, Unsubscribe& u, Errors& errors) {
+  s.string("topic_header", u.topic_header);
+  if (s.present("topic_header") && u.topic_header.empty()) {
+    s.error(s.raw("topic_header"), "unsubscribe.topic_header", "must not be empty");
+  }
+  if (s.present("topics")) {
+    const auto node = s.raw("topics");
+    if (!node.IsSequence()) {
+      s.error(node, "unsubscribe.topics", "must be a list of {id, name}");
+    } else {
+      std::set<std::string> ids;
+      for (std::size_t i = 0; i < node.size(); ++i) {
+        const auto path = fmt::format("unsubscribe.topics[{}]", i);
+        Section t(node[i], path, errors);
+        Topic topic;
+        t.string("id", topic.id);
+        t.string("name", topic.name);
+        t.finish();
+        if (!valid_topic_id(topic.id)) {
+          t.error(node[i], path + ".id", "is required: 1-64 of [A-Za-z0-9._-]");
+        } else if (!ids.insert(topic.id).second) {
+          t.error(node[i], path + ".id", fmt::format("'{}' is listed twice", topic.id));
+        }
+        if (topic.name.empty() || topic.name.size() > 200) {
+          t.error(node[i], path + ".name", "is required (at most 200 bytes): the preference page shows it");
+        }
+        u.topics.push_back(topic);
+      }
+      if (node.size() > 100) s.error(node, "unsubscribe.topics", "at most 100 topics");
+    }
+  }
+  if (u.suppression == Suppression::topic && u.topics.empty()) {
+    s.error(s.raw("suppression"), "unsubscribe.suppression", "topic needs unsubscribe.topics");
+  }
+  if (s.present("topic_header") && u.topics.empty()) {
+    s.error(s.raw("topic_header"), "unsubscribe.topic_header", "needs unsubscribe.topics (the known topic ids)");
+  }
+}
+
+bool valid_page_url(const std::string& url) {
+  return (url.starts_with("https://") || url.starts_with("http://")) && url.find('#') == std::string::npos &&
+         url.find_first_of(" \t\r\n\"<>") == std::string::npos && url.size() <= 300;
+}
+
+/// scheme://host[:port], as a browser sends it in Origin: never "*", no path.
+bool valid_origin(const std::string& origin) {
+  const auto scheme_end = origin.find("://");
+  if (scheme_end == std::string::npos) return false;
+  const auto scheme = origin.substr(0, scheme_end);
+  const auto host = origin.substr(scheme_end + 3);
+  if ((scheme != "https" && scheme != "http") || host.empty() || host.size() > 253) return false;
+  for (char c : host) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != ':' && c != '[' && c != ']') {
+      return false;
+    }
+  }
+  return true;
+}
+
+void load_page_origins(Section& s, std::vector<std::string>& out) {
+  if (!s.present("page_origins")) return;
+  const auto node = s.raw("page_origins");
+  s.strings("page_origins", out);
+  for (std::size_t i = 0; i < out.size() && node.IsSequence(); ++i) {
+    if (!valid_origin(out[i])) {
+      s.error(node[i], fmt::format("unsubscribe.page_origins[{}]", i),
+              fmt::format("'{}' is not an origin like https://www.example.com (scheme, host, optional port; "
+                          "no path, no wildcard)", out[i]));
+    }
+  }
+}
+
+/// Gmail's Feedback-ID: up to four colon-separated fields, the last one the
+/// sender's fixed SenderId. Placeholders: {email_id} {launch_list_id} {topic}.
+std::string feedback_id_problem(const std::string& t) {
+  if (t.empty() || t.size() > 200) return "must be 1-200 characters";
+  for (char c : t) {
+    if (c <= 32 || c >= 127) return "must be printable ASCII without spaces";
+  }
+  std::string rest = t;
+  for (const char* name : {"{email_id}", "{launch_list_id}", "{topic}"}) {
+    for (auto pos = rest.find(name); pos != std::string::npos; pos = rest.find(name)) rest.replace(pos, std::strlen(name), "x");
+  }
+  if (rest.find_first_of("{}") != std::string::npos) {
+    return "unknown placeholder: only {email_id}, {launch_list_id} and {topic} are filled in";
+  }
+  const auto last = t.rfind(':');
+  if (last == std::string::npos || last + 1 == t.size() || t.find('{', last) != std::string::npos) {
+    return "the last field (after the last ':') must be your fixed SenderId, e.g. "
+           "\"{email_id}:{launch_list_id}:{topic}:acme\"";
+  }
+  if (std::count(t.begin(), t.end(), ':') > 3) return "Gmail reads at most four ':'-separated fields";
+  return {};
+}
+
+void load_unsubscribe(Section& s, Unsubscribe& u, Errors& errors) {
   s.string("base_url", u.base_url);
   if (!u.base_url.starts_with("http://") && !u.base_url.starts_with("https://")) {
     s.error(s.raw("base_url"), "unsubscribe.base_url", "must start with http:// or https://");
@@ -135,7 +249,20 @@ void load_unsubscribe(Section& s, Unsubscribe& u) {
   s.string("launch_header", u.launch_header);
   s.string("launch_kind_header", u.launch_kind_header);
   s.choice("suppression", u.suppression, {{"global", Suppression::global}, {"campaign", Suppression::campaign},
-                                          {"off", Suppression::off}});
+                                          {"topic", Suppression::topic}, {"off", Suppression::off}});
+  load_topics(s, u, errors);
+  s.string("page_url", u.page_url);
+  if (s.present("page_url") && !valid_page_url(u.page_url)) {
+    s.error(s.raw("page_url"), "unsubscribe.page_url",
+            "must be an http:// or https:// URL without a fragment (the token is added as ?e=TOKEN)");
+  }
+  load_page_origins(s, u.page_origins);
+  s.string("feedback_id", u.feedback_id);
+  if (s.present("feedback_id")) {
+    if (auto why = feedback_id_problem(u.feedback_id); !why.empty()) {
+      s.error(s.raw("feedback_id"), "unsubscribe.feedback_id", why);
+    }
+  }
   s.finish();
 }
 
@@ -225,7 +352,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& source) {
   const std::pair<const char*, std::function<void(Section&)>> sections[] = {
       {"smtp", [&](Section& s) { load_smtp(s, r.config.smtp, errors); }},
       {"upstream", [&](Section& s) { load_upstream(s, r.config.upstream); }},
-      {"unsubscribe", [&](Section& s) { load_unsubscribe(s, r.config.unsubscribe); }},
+      {"unsubscribe", [&](Section& s) { load_unsubscribe(s, r.config.unsubscribe, errors); }},
       {"http", [&](Section& s) { load_http(s, r.config.http, errors); }},
       {"store", [&](Section& s) { load_store(s, r.config.store); }},
       {"spool", [&](Section& s) { load_spool(s, r.config.spool); }},

@@ -21,6 +21,8 @@ namespace {
 
 constexpr const char* signed_fields[] = {"from", "to", "subject", "date", "message-id", "mime-version",
                                          "content-type", "list-unsubscribe", "list-unsubscribe-post"};
+/// Signed when the copy has one (unsubscribe.feedback_id): Gmail reads Feedback-ID only from a signed header.
+constexpr const char* signed_when_present[] = {"feedback-id"};
 
 std::string b64(const unsigned char* data, std::size_t size) {
   std::string out((size + 2) / 3 * 4 + 1, '\0');
@@ -151,7 +153,16 @@ std::string Signer::sign(std::string_view message, long long now) const {
   auto fields = header_fields(header);
   std::vector<bool> used(fields.size(), false);
   std::string data, h;
-  for (const char* name : signed_fields) {
+  std::vector<const char*> names(std::begin(signed_fields), std::end(signed_fields));
+  for (const char* name : signed_when_present) {
+    for (const auto& f : fields) {
+      if (iequals(trim(f.name), name)) {
+        names.push_back(name);
+        break;
+      }
+    }
+  }
+  for (const char* name : names) {
     h += h.empty() ? name : std::string(":") + name;
     for (std::size_t i = fields.size(); i-- > 0;) {
       if (!used[i] && iequals(trim(fields[i].name), name)) {

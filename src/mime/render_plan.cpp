@@ -22,7 +22,28 @@ bool removed_field(const std::string& name, const PlanOptions& o) {
   return iequals(name, o.campaign_header) || iequals(name, o.launch_header) ||
          (!o.launch_kind_header.empty() && iequals(name, o.launch_kind_header)) || iequals(name, "List-Unsubscribe") ||
          iequals(name, "List-Unsubscribe-Post") || iequals(name, "DKIM-Signature") ||
-         (o.ses_tags && iequals(name, "X-SES-MESSAGE-TAGS"));
+         (o.ses_tags && iequals(name, "X-SES-MESSAGE-TAGS")) ||
+         (!o.topic_header.empty() && iequals(name, o.topic_header)) ||
+         (!o.feedback_id.empty() && iequals(name, "Feedback-ID"));
+}
+
+/// A value in a Feedback-ID field: Gmail splits on ':', so only a plain alphabet.
+std::string feedback_field(std::string_view v) {
+  std::string out;
+  for (char c : v) out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ? c : '-');
+  return out;
+}
+
+std::string feedback_id(std::string text, const std::string& email_id, const std::string& launch,
+                        const std::string& topic) {
+  const std::pair<std::string_view, std::string> values[] = {
+      {"{email_id}", feedback_field(email_id)}, {"{launch_list_id}", feedback_field(launch)}, {"{topic}", feedback_field(topic)}};
+  for (const auto& [name, value] : values) {
+    for (auto pos = text.find(name); pos != std::string::npos; pos = text.find(name, pos + value.size())) {
+      text.replace(pos, name.size(), value);
+    }
+  }
+  return text;
 }
 
 /// An SES message tag value: letters, digits, '_', '-', '.', '@' (SES's rule), at most 256.
@@ -86,8 +107,11 @@ PlanOptions PlanOptions::from(const config::Unsubscribe& u) {
   o.list_id_domain = u.list_id_domain;
   o.mailto = !u.mailto_domain.empty();
   o.body_link = u.body_link;
-  // A token is at most about 240 characters (both ids at their 64-byte limit).
-  o.link_bytes = std::max(u.base_url.size() + 3, u.mailto_domain.size() + 3) + 240;
+  if (!u.topics.empty()) o.topic_header = u.topic_header;
+  for (const auto& t : u.topics) o.topics.push_back(t.id);
+  o.feedback_id = u.feedback_id;
+  // A token is at most about 340 characters (both ids and the topic at their 64-byte limit).
+  o.link_bytes = std::max({u.base_url.size() + 3, u.mailto_domain.size() + 3, u.page_url.size() + 3}) + 340;
   return o;
 }
 
@@ -119,6 +143,7 @@ class PlanBuilder {
     if (!o_.launch_kind_header.empty() && iequals(trim(field_value(root, o_.launch_kind_header)), "on-event")) {
       plan_.launch_kind_ = "on-event";
     }
+    if (!o_.topic_header.empty()) read_topic(field_value(root, o_.topic_header));
     if (!any) no_placeholder(root);
     plan_.passthrough_ = false;
     for (auto& t : text_) t.to_qp = line_would_overflow(t);
@@ -167,7 +192,7 @@ class PlanBuilder {
   void find_placeholders(TextPart& t) {
     std::vector<std::pair<std::string_view, Value>> patterns;
     for (const auto& p : o_.url_placeholders) {
-      if (!p.empty()) patterns.emplace_back(p, Value::url);
+      if (!p.empty()) patterns.emplace_back(p, Value::body_url);
     }
     patterns.emplace_back("$cid$", Value::email_id);
     patterns.emplace_back("$llid$", Value::launch_id);
@@ -213,6 +238,7 @@ class PlanBuilder {
     auto longest = [&](Value v) -> std::size_t {
       switch (v) {
         case Value::url:
+        case Value::body_url:
         case Value::mailto: return o_.link_bytes;
         case Value::email_id: return html_escape(plan_.email_id_).size();
         case Value::launch_id: return html_escape(plan_.launch_list_id_).size();
@@ -245,6 +271,17 @@ class PlanBuilder {
     literal(out, msg_.substr(cursor, header_end - cursor));
     literal(out, qp_field);
     literal(out, msg_.substr(header_end, part.body_begin - header_end));
+  }
+
+  /// The topic header names a configured topic; anything else leaves the copy without one.
+  void read_topic(std::string_view value) {
+    const auto id = std::string(trim(value));
+    if (id.empty()) return;
+    if (std::find(o_.topics.begin(), o_.topics.end(), id) != o_.topics.end()) {
+      plan_.topic_ = id;
+    } else {
+      plan_.unknown_topic_ = id.substr(0, 200);
+    }
   }
 
   // Campaign mail without a placeholder: Gmail and Yahoo want a visible link.
@@ -319,6 +356,11 @@ class PlanBuilder {
       value(out, Value::mailto, false);
     }
     literal(out, ">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+    if (!o_.feedback_id.empty()) {
+      // Gmail's feedback loop groups complaints by these fields; DKIM signs it (dkim/signer.cpp).
+      literal(out, keep(fmt::format("Feedback-ID: {}\r\n", feedback_id(o_.feedback_id, plan_.email_id_,
+                                                                        plan_.launch_list_id_, plan_.topic_))));
+    }
     if (o_.ses_tags) {
       // SES reports tags in its bounce, complaint and delivery events: the
       // campaign and launch ids join the sender's own tags.
@@ -414,7 +456,7 @@ class PlanBuilder {
       if (!footer_done && footer_at <= m.pos) {
         literal(pieces, slice(pos, footer_at));
         literal(pieces, keep(footer_before));
-        value(pieces, Value::url, html);
+        value(pieces, Value::body_url, html);
         literal(pieces, keep(footer_after));
         pos = footer_at;
         footer_done = true;
@@ -426,7 +468,7 @@ class PlanBuilder {
     if (!footer_done) {
       literal(pieces, slice(pos, footer_at));
       literal(pieces, keep(footer_before));
-      value(pieces, Value::url, html);
+      value(pieces, Value::body_url, html);
       literal(pieces, keep(footer_after));
       pos = footer_at;
     }
@@ -487,6 +529,7 @@ void RenderPlan::render_value(const Piece& p, const RecipientValues& v, std::str
   std::string_view text;
   switch (p.value) {
     case Value::url: text = v.url; break;
+    case Value::body_url: text = v.body_url.empty() ? v.url : v.body_url; break;
     case Value::mailto: text = v.mailto; break;
     case Value::email_id: text = email_id_; break;
     case Value::launch_id: text = launch_list_id_; break;

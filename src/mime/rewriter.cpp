@@ -7,6 +7,9 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/common/text.hpp"
 
 #include "unsubrelay/dkim/signer.hpp"
 #include "unsubrelay/spool/durable_file.hpp"
@@ -31,30 +34,42 @@ Rewriter::Rewriter(const config::Unsubscribe& settings, token::KeySet keys,
 Rewriter::~Rewriter() = default;
 
 RenderPlan Rewriter::plan(std::string_view content, const std::string& queue_id) const {
-  return build_plan(content, options_, queue_id);
+  auto plan = build_plan(content, options_, queue_id);
+  if (!plan.unknown_topic().empty()) {
+    spdlog::error("{}: {}: '{}' is not one of unsubscribe.topics; the message is sent as having no topic", queue_id,
+                  settings_.topic_header, printable(plan.unknown_topic(), 64));
+  }
+  return plan;
 }
 
 std::string Rewriter::token_for(const std::string& uid, const std::string& email_id,
-                                const std::string& launch_id, long long now) const {
+                                const std::string& launch_id, const std::string& topic, long long now) const {
   token::Claims c;
   if (const auto parsed = token::parse_uid(uid)) c.uid = *parsed;
   c.email_id = email_id;
   c.launch_list_id = launch_id;
+  c.topic = topic;
   c.issued = static_cast<std::uint32_t>(now);
   c.expires = settings_.token_ttl_days ? static_cast<std::uint32_t>(now + settings_.token_ttl_days * 86400LL) : 0;
   return token::sign(c, keys_.signing());
 }
 
 std::string Rewriter::url_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,
-                              long long now) const {
-  return base_url_ + "/u/" + token_for(uid, email_id, launch_id, now);
+                              long long now, const std::string& topic) const {
+  return base_url_ + "/u/" + token_for(uid, email_id, launch_id, topic, now);
+}
+
+std::string Rewriter::body_url_for(const std::string& token) const {
+  if (settings_.page_url.empty()) return base_url_ + "/u/" + token;
+  return settings_.page_url + (settings_.page_url.find('?') == std::string::npos ? "?e=" : "&e=") + token;
 }
 
 std::string Rewriter::copy(const RenderPlan& plan, const std::string& uid, long long now) const {
   if (!plan.rewritten()) return plan.render({});
-  const auto token = token_for(uid, plan.email_id(), plan.launch_list_id(), now);
+  const auto token = token_for(uid, plan.email_id(), plan.launch_list_id(), plan.topic(), now);
   RecipientValues v;
   v.url = fmt::format("{}/u/{}", base_url_, token);
+  if (!settings_.page_url.empty()) v.body_url = body_url_for(token);
   if (!settings_.mailto_domain.empty()) v.mailto = fmt::format("u+{}@{}", token, settings_.mailto_domain);
   v.uid = uid;
   auto out = plan.render(v);

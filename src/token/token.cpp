@@ -15,7 +15,8 @@ namespace unsubrelay::token {
 
 namespace {
 
-constexpr unsigned char version = 1;
+constexpr unsigned char version_plain = 1;  // no topic (Part 1)
+constexpr unsigned char version_topic = 2;  // with a topic
 constexpr std::size_t mac_size = 16;
 constexpr std::size_t max_token_chars = 512;
 constexpr std::size_t max_id_bytes = 64;
@@ -179,7 +180,8 @@ std::string generate_keys_file(const std::string& id) {
 
 std::string sign(const Claims& c, const Key& key) {
   std::string payload;
-  payload.push_back(static_cast<char>(version));
+  const auto topic = std::string_view(c.topic).substr(0, max_id_bytes);
+  payload.push_back(static_cast<char>(topic.empty() ? version_plain : version_topic));
   payload.push_back(static_cast<char>(key.id.size()));
   payload += key.id;
   payload.append(reinterpret_cast<const char*>(c.uid.data()), c.uid.size());
@@ -189,6 +191,10 @@ std::string sign(const Claims& c, const Key& key) {
   payload += email;
   payload.push_back(static_cast<char>(launch.size()));
   payload += launch;
+  if (!topic.empty()) {
+    payload.push_back(static_cast<char>(topic.size()));
+    payload += topic;
+  }
   put_u32(payload, c.issued);
   put_u32(payload, c.expires);
   const auto mac = hmac_sha256(key.secret, payload);
@@ -205,7 +211,8 @@ Verified verify(std::string_view input, const KeySet& keys, std::uint32_t now) {
   const auto raw = base64url_decode(input);
   if (!raw || raw->size() < 2 + mac_size) return v;
   const std::string_view p(*raw);
-  if (static_cast<unsigned char>(p[0]) != version) {
+  const auto version = static_cast<unsigned char>(p[0]);
+  if (version != version_plain && version != version_topic) {
     v.error = TokenError::wrong_version;
     return v;
   }
@@ -224,6 +231,9 @@ Verified verify(std::string_view input, const KeySet& keys, std::uint32_t now) {
   std::copy(p.begin() + pos, p.begin() + pos + c.uid.size(), c.uid.begin());
   pos += c.uid.size();
   if (!take_string(c.email_id) || !take_string(c.launch_list_id)) return v;
+  // A version 2 token always names a topic: an empty one would be a second
+  // spelling of a version 1 token.
+  if (version == version_topic && (!take_string(c.topic) || c.topic.empty())) return v;
   if (pos + 8 + mac_size != p.size()) return v;
   c.issued = get_u32(p.substr(pos, 4));
   c.expires = get_u32(p.substr(pos + 4, 4));

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "unsubrelay/config/network.hpp"
@@ -74,7 +75,15 @@ struct Upstream {
 };
 
 enum class BodyLink { footer, warn, reject };
-enum class Suppression { global, campaign, off };
+/// global: an opt-out stops every campaign; campaign: the same email_id;
+/// topic: the same topic (a copy without a topic: global); off: none.
+enum class Suppression { global, campaign, topic, off };
+
+/// A mailing programme a person can leave on its own (unsubscribe.topics).
+struct Topic {
+  std::string id;    // 1-64 of [A-Za-z0-9._-]: in tokens, headers, the API
+  std::string name;  // shown on the preference page
+};
 
 struct Unsubscribe {
   std::string base_url = "http://127.0.0.1:8080";
@@ -88,6 +97,13 @@ struct Unsubscribe {
   std::string launch_header = "X-Launch-List-Id";
   std::string launch_kind_header = "X-Launch-Kind";  // "on-event": kept past store.launch_retention_days
   Suppression suppression = Suppression::global;
+  std::string topic_header = "X-Topic";  // read (and stripped) only when topics are configured
+  std::vector<Topic> topics;             // the preference page shows them in this order
+  std::string page_url;                  // body links become PAGE_URL?e=TOKEN (a page on the operator's site)
+  std::vector<std::string> page_origins; // origins (scheme://host[:port]) allowed to call the page API (CORS)
+  std::string feedback_id;               // Feedback-ID template: {email_id} {launch_list_id} {topic}
+
+  const Topic* find_topic(std::string_view id) const;
 };
 
 /// The TLS profile of every TLS context: the SMTP listeners (STARTTLS and

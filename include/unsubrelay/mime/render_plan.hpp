@@ -17,14 +17,16 @@
 
 namespace unsubrelay::mime {
 
-/// What goes into a slot.
-enum class Value : unsigned char { url, mailto, email_id, launch_id, uid };
+/// What goes into a slot. url is the List-Unsubscribe link; body_url the
+/// link in the text (placeholders, footer), which unsubscribe.page_url moves.
+enum class Value : unsigned char { url, mailto, email_id, launch_id, uid, body_url };
 
 /// The per-recipient values of one copy.
 struct RecipientValues {
-  std::string url;     // BASE/u/TOKEN
-  std::string mailto;  // u+TOKEN@domain, or "" when unsubscribe.mailto_domain is unset
+  std::string url;       // BASE/u/TOKEN
+  std::string mailto;    // u+TOKEN@domain, or "" when unsubscribe.mailto_domain is unset
   std::string uid;
+  std::string body_url;  // PAGE_URL?e=TOKEN, or "" for the same as url
 };
 
 struct PlanOptions {
@@ -36,6 +38,9 @@ struct PlanOptions {
   bool mailto = false;
   bool ses_tags = false;  // upstream.kind: ses: campaign and launch ids as X-SES-MESSAGE-TAGS
   config::BodyLink body_link = config::BodyLink::footer;
+  std::string topic_header;         // "" = topics are not configured
+  std::vector<std::string> topics;  // the known topic ids
+  std::string feedback_id;          // Feedback-ID template, "" = no header
   /// The longest URL or mailto address a copy can carry (base URL or mailto
   /// domain plus the longest token): decides when a 7bit/8bit line could pass 998.
   std::size_t link_bytes = 400;
@@ -53,6 +58,10 @@ class RenderPlan {
   bool footer_added() const { return footer_added_; }
   const std::string& email_id() const { return email_id_; }
   const std::string& launch_list_id() const { return launch_list_id_; }
+  /// The copy's topic (a configured id), or "" when it has none.
+  const std::string& topic() const { return topic_; }
+  /// The topic header's value when it named no configured topic (then topic() is "").
+  const std::string& unknown_topic() const { return unknown_topic_; }
   /// "batch", or "on-event" when the launch kind header says so.
   const std::string& launch_kind() const { return launch_kind_; }
   /// What was odd about the message (malformed MIME, skipped parts), for the log.
@@ -82,6 +91,8 @@ class RenderPlan {
   bool footer_added_ = false;
   std::string email_id_;
   std::string launch_list_id_;
+  std::string topic_;
+  std::string unknown_topic_;
   std::string launch_kind_ = "batch";
   std::vector<std::string> notes_;
   std::vector<Piece> pieces_;

@@ -25,18 +25,21 @@ class Rewriter {
            std::vector<std::shared_ptr<const dkim::Signer>> signers = {}, bool ses_tags = false);
   ~Rewriter();
 
+  /// Logs (as an error) a topic header that names no configured topic.
   RenderPlan plan(std::string_view content, const std::string& queue_id) const;
   /// The copy for one recipient (uid from the store): its own token, URL, and DKIM signature.
   std::string copy(const RenderPlan& plan, const std::string& uid, long long now) const;
 
-  /// The URL the relay injects for this contact, campaign and launch.
+  /// The URL the relay injects for this contact, campaign, launch and topic.
   std::string url_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,
-                      long long now) const;
+                      long long now, const std::string& topic = "") const;
+  /// The link a copy's body carries: PAGE_URL?e=TOKEN with unsubscribe.page_url, else BASE/u/TOKEN.
+  std::string body_url_for(const std::string& token) const;
   const token::KeySet& keys() const { return keys_; }
 
  private:
   std::string token_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,
-                        long long now) const;
+                        const std::string& topic, long long now) const;
 
   config::Unsubscribe settings_;
   PlanOptions options_;

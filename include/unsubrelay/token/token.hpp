@@ -5,7 +5,12 @@
 //
 //   version (1) | key id length (1) | key id | uid (16) |
 //   email_id length (1) | email_id | launch_list_id length (1) | launch_list_id |
+//   [version 2 only: topic length (1) | topic] |
 //   issued, unix seconds (4, big-endian) | expires, unix seconds or 0 (4) | MAC (16)
+//
+// Version 1 has no topic; a copy with a topic (unsubscribe.topics) gets a
+// version 2 token. A token without a topic is still signed as version 1, so
+// the tokens of Part 1, and relays of a fleet not yet upgraded, keep working.
 //
 // No e-mail address is in it: the uid stands for the contact. Verification
 // recomputes the MAC with the key the token names and compares in constant
@@ -49,6 +54,7 @@ struct Claims {
   Uid uid{};
   std::string email_id;        // at most 64 bytes
   std::string launch_list_id;  // at most 64 bytes
+  std::string topic;           // at most 64 bytes; "" = none (a version 1 token)
   std::uint32_t issued = 0;
   std::uint32_t expires = 0;   // 0 = never
   std::string key_id;          // filled by verify
