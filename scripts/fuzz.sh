@@ -2,34 +2,36 @@
 # Builds the libFuzzer targets (clang-14, ASan/UBSan) and runs each for
 # SECONDS (default 30), seeded with tests/data. Any crash, leak or timeout
 # fails the script and leaves the reproducer in build/fuzz/findings/.
-#   ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback (default: all)
+#   ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback)
+[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import)
 
 ./scripts/install-deps.sh test
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DUNSUBRELAY_FUZZ=ON -DUNSUBRELAY_SANITIZE=ON -DUNSUBRELAY_TESTS=OFF -DUNSUBRELAY_BENCH=OFF >/dev/null
-ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback make_seeds
+ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import make_seeds
 
 findings=build/fuzz/findings
-mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback}
+mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import}
 cp conf/unsubrelay.yaml build/fuzz/corpus/config/
 printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
 printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_list_id":"1","email_id":"2","uid":"x"}' > build/fuzz/corpus/http/api
 cp tests/data/*.eml build/fuzz/corpus/mime/
 # Reports and notifications: DSNs, ARF, SNS envelopes, SES notifications.
 cp tests/data/feedback/* build/fuzz/corpus/feedback/
+# import: a piece-size byte, then the file (fuzz_import.cpp)
+for f in tests/data/import/*; do { printf '\x05'; cat "$f"; } > "build/fuzz/corpus/import/$(basename "$f")"; done
 printf 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n..x\r\n.\r\nQUIT\r\n' > build/fuzz/corpus/smtp/seed
 printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA' > build/fuzz/corpus/token/seed
 # Valid tokens and every verb and route (docs/testing.md: what coverage showed missing).
 ./build/fuzz/tests/fuzz/make_seeds build/fuzz/corpus
 
 # Every finding so far, kept as a seed (tests/data/fuzz/TARGET-*): it must stay fixed.
-for t in smtp token mime config http feedback; do
+for t in smtp token mime config http feedback import; do
   cp tests/data/fuzz/"$t"-* "build/fuzz/corpus/$t/" 2>/dev/null || true
 done
 
