@@ -167,6 +167,8 @@ struct Server::Impl {
       r.content_type = std::string(request[bhttp::field::content_type]);
       r.authorization = std::string(request[bhttp::field::authorization]);
       r.user_agent = std::string(request[bhttp::field::user_agent]);
+      r.origin = std::string(request[bhttp::field::origin]);  // CORS (http/page_api.cpp)
+      r.host = std::string(request[bhttp::field::host]);
       r.body = std::move(request.body());
       try {
         response = service.handle(r);

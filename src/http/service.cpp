@@ -104,7 +104,12 @@ Service::Service(const config::Config& config, const token::KeySet& keys, store:
   }
 }
 
+bool is_script_page(const std::string& page_template) {
+  return page_template.find("{{content}}") == std::string::npos;
+}
+
 Response Service::page(int status, const std::string& title, const std::string& content) const {
+  if (is_script_page(template_)) return script_page(status, title, content);
   std::string html = template_;
   auto replace = [&](const std::string& key, const std::string& value) {
     for (auto pos = html.find(key); pos != std::string::npos; pos = html.find(key, pos + value.size())) {
@@ -116,6 +121,23 @@ Response Service::page(int status, const std::string& title, const std::string& 
   return {status, "text/html; charset=utf-8", html,
           {{"Cache-Control", "no-store"}, {"Referrer-Policy", "no-referrer"}, {"X-Frame-Options", "DENY"},
            {"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}}};
+}
+
+Response Service::script_page(int status, const std::string& title, const std::string& content) const {
+  // The operator's page as it is; errors (a bad link) in a plain page of ours,
+  // since a scripted page has no place for them.
+  std::string html = status == 200 ? template_
+                                   : fmt::format("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                                                 "<meta name=\"viewport\" content=\"width=device-width, "
+                                                 "initial-scale=1\"><title>{}</title></head><body><main>{}</main>"
+                                                 "</body></html>",
+                                                 mime::html_escape(title), content);
+  return {status, "text/html; charset=utf-8", html,
+          {{"Cache-Control", "no-store"}, {"Referrer-Policy", "no-referrer"}, {"X-Frame-Options", "DENY"},
+           {"Content-Security-Policy",
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; connect-src 'self'; "
+            "style-src 'self' 'unsafe-inline' https:; img-src 'self' data: https:; font-src 'self' data: https:; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"}}};
 }
 
 std::optional<token::Claims> Service::check_token(const std::string& token, token::TokenError& error) {
@@ -231,6 +253,7 @@ Response Service::token_api(const std::string& token) {
   return json_response(200, {{"email", address ? mask_address(*address) : ""},
                              {"email_id", claims->email_id},
                              {"launch_list_id", claims->launch_list_id},
+                             {"topic", claims->topic},
                              {"status", *state ? "unsubscribed" : "subscribed"}});
 }
 
@@ -332,9 +355,8 @@ Response Service::handle(const Request& r) {
     }
     return token_page(r, rest, resubscribe);
   }
-  if (path.starts_with("/api/v1/tokens/") && (r.method == "GET" || r.method == "HEAD")) {
-    return token_api(path.substr(15));
-  }
+  if (path.starts_with("/api/v1/tokens/")) return token_route(r, path.substr(15));
+  if (path == "/js/unsubscribe.js" && (r.method == "GET" || r.method == "HEAD")) return page_script(r);
   if (path.starts_with("/api/")) {
     if (!authorized(r)) {
       auto resp = json_response(401, {{"replyCode", 1}, {"replyText", "Unauthorized: a valid bearer key is required"}});

@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
   put(root / "token", "valid", token);
   put(root / "token", "url", "https://unsub.example.com/u/" + token);
   put(root / "token", "expired", expired);
+  Claims topical = c;
+  topical.topic = "offers";
+  const auto with_topic = sign(topical, keys->signing());  // version 2
+  put(root / "token", "topic", with_topic);
 
   // http: METHOD \n TARGET \n CONTENT-TYPE \n AUTHORIZATION \n BODY
   const auto http = root / "http";
@@ -55,6 +59,11 @@ int main(int argc, char** argv) {
   put(http, "resubscribe", "POST\n/u/" + token + "/resubscribe\napplication/x-www-form-urlencoded\n\n");
   put(http, "expired", "GET\n/u/" + expired + "\n\n\n");
   put(http, "token-api", "GET\n/api/v1/tokens/" + token + "\n\n\n");
+  put(http, "token-api-topic", "GET\n/api/v1/tokens/" + with_topic + "\n\n\n");
+  put(http, "token-unsubscribe", "POST\n/api/v1/tokens/" + token + "/unsubscribe\n\n\n");
+  put(http, "token-resubscribe", "POST\n/api/v1/tokens/" + with_topic + "/resubscribe\n\n\n");
+  put(http, "token-preflight", "OPTIONS\n/api/v1/tokens/" + token + "/unsubscribe\n\n\n");
+  put(http, "page-script", "GET\n/js/unsubscribe.js\n\n\n");
   put(http, "emarsys",
       "POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n"
       "{\"launch_list_id\":\"111111111\",\"email_id\":\"222222222\",\"uid\":\"" + uid_text(c.uid) + "\"}");

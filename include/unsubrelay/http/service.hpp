@@ -28,6 +28,8 @@ struct Request {
   std::string user_agent;
   std::string client_ip;  // after X-Forwarded-For from trusted proxies
   std::string body;
+  std::string origin;  // the Origin header (CORS), "" when absent
+  std::string host;    // the Host header
 };
 
 struct Response {
@@ -58,8 +60,17 @@ class Service {
 
  private:
   Response page(int status, const std::string& title, const std::string& content) const;
+  Response script_page(int status, const std::string& title, const std::string& content) const;
   Response token_page(const Request& r, const std::string& token, bool resubscribe);
   Response token_api(const std::string& token);
+  // page_api.cpp: the API a page's script calls, and its CORS.
+  Response token_route(const Request& r, const std::string& rest);
+  Response token_action(const Request& r, const std::string& token, bool resubscribe);
+  std::string allowed_origin(const Request& r) const;
+  bool foreign_origin(const Request& r) const;
+  void add_cors(const Request& r, Response& out) const;
+  // page_script.cpp: GET /js/unsubscribe.js.
+  Response page_script(const Request& r);
   Response emarsys_unsubscribe(const Request& r);
   Response summary(const Request& r, const std::string& email_id, const std::string& query);
   Response metrics_page();
@@ -75,6 +86,11 @@ class Service {
   std::function<bool()> spool_healthy_;
   Metrics metrics_;
 };
+
+/// A page_template without {{content}} is the operator's own scripted page (a
+/// CleverTap page using /js/unsubscribe.js): served as it is, with a policy
+/// that lets its inline and same-origin scripts run.
+bool is_script_page(const std::string& page_template);
 
 /// "a***@example.com": enough for a person to recognise, not to harvest.
 std::string mask_address(const std::string& address);
