@@ -154,7 +154,7 @@ void QueueManager::plan_campaign(Attempt& a) {
   a.plan = rewriter_->plan(*a.content, a.id);
   const auto& plan = *a.plan;
   for (const auto& note : plan.notes()) spdlog::warn("{}: MIME: {}", a.id, note);
-  a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), {}, suppression_};
+  a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), plan.topic(), suppression_};
   if (!plan.campaign()) return;
   if (!store_->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind())) {
     spdlog::warn("{}: store: cannot record launch {}: {}", a.id, plan.launch_list_id(), store_->last_error());
