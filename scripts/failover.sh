@@ -7,17 +7,8 @@
 # (ctest: integration.test_failover).
 #   ./scripts/failover.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-./scripts/install-deps.sh test
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNSUBRELAY_TESTS=OFF >/dev/null
-ninja -C build/release unsubrelay
-report="$(pwd)/build/failover-report.txt"
-: >"$report"
-export FAULT_SCALE=full FAULT_REPORT="$report" UNSUBRELAY_BUILD=release
-export UNSUBRELAY_BIN="$(pwd)/build/release/unsubrelay"
-cd tests/integration
+source "$(dirname "$0")/full-scale.sh"
+full_scale_setup failover
 # PgBouncerTest uses the private server scripts/test-postgres.sh starts.
 ../../scripts/test-postgres.sh /usr/bin/python3 -m unittest -v test_failover
-echo
-echo "== failover report (also in $report) =="
-cat "$report"
+full_scale_report failover

@@ -8,16 +8,9 @@
 #   ./scripts/faults.sh            # all of them
 #   ./scripts/faults.sh crash      # only tests/integration/test_fault_crash.py
 set -euo pipefail
-cd "$(dirname "$0")/.."
-./scripts/install-deps.sh test
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNSUBRELAY_TESTS=OFF >/dev/null
-ninja -C build/release unsubrelay
-report="$(pwd)/build/fault-report.txt"
-: >"$report"
-export FAULT_SCALE=full FAULT_REPORT="$report" UNSUBRELAY_BUILD=release
-export UNSUBRELAY_BIN="$(pwd)/build/release/unsubrelay"
+source "$(dirname "$0")/full-scale.sh"
+full_scale_setup fault
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"  # 2,000 slowloris connections need the room
-cd tests/integration
 if [ $# -gt 0 ]; then
   tests=()
   for t in "$@"; do tests+=("test_fault_$t"); done
@@ -25,6 +18,4 @@ else
   tests=(test_fault_crash test_fault_disk test_fault_upstream test_fault_bounds test_fault_starvation)
 fi
 /usr/bin/python3 -m unittest -v "${tests[@]}"
-echo
-echo "== fault report (also in $report) =="
-cat "$report"
+full_scale_report fault

@@ -8,16 +8,7 @@
 # integration.test_powerloss, integration.test_fault_ext4).
 #   ./scripts/powerloss.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-./scripts/install-deps.sh test
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNSUBRELAY_TESTS=OFF >/dev/null
-ninja -C build/release unsubrelay
-report="$(pwd)/build/powerloss-report.txt"
-: >"$report"
-export FAULT_SCALE=full FAULT_REPORT="$report" UNSUBRELAY_BUILD=release
-export UNSUBRELAY_BIN="$(pwd)/build/release/unsubrelay"
-cd tests/integration
+source "$(dirname "$0")/full-scale.sh"
+full_scale_setup powerloss
 /usr/bin/python3 -m unittest -v test_powerloss test_fault_ext4
-echo
-echo "== power-loss report (also in $report) =="
-cat "$report"
+full_scale_report power-loss

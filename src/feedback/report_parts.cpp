@@ -23,31 +23,13 @@ ScannedReport scan_report(std::string_view message, const ReportLimits& limits, 
 }
 
 std::string content_type_param(const mime::Part& part, std::string_view name) {
-  const auto value = mime::field_value(part, "Content-Type");
-  std::string_view rest(value);
-  // Parameters after the first ';'; quoted values may hold ';' (RFC 2045 §5.1).
-  auto semi = rest.find(';');
-  while (semi != std::string_view::npos) {
-    rest = rest.substr(semi + 1);
-    const auto eq = rest.find('=');
-    if (eq == std::string_view::npos) break;
-    const auto key = trim(rest.substr(0, eq));
-    rest = trim(rest.substr(eq + 1));
-    std::string v;
-    if (!rest.empty() && rest.front() == '"') {
-      std::size_t i = 1;
-      for (; i < rest.size() && rest[i] != '"'; ++i) {
-        if (rest[i] == '\\' && i + 1 < rest.size()) ++i;
-        v.push_back(rest[i]);
-      }
-      rest = i < rest.size() ? rest.substr(i + 1) : std::string_view();
-    } else {
-      v = std::string(trim(rest.substr(0, rest.find(';'))));
-    }
-    if (iequals(key, name)) return v;
-    semi = rest.find(';');
-  }
-  return {};
+  std::string found;
+  mime::for_each_parameter(mime::field_value(part, "Content-Type"), [&](std::string_view key, std::string v) {
+    if (!iequals(key, name)) return true;
+    found = std::move(v);
+    return false;
+  });
+  return found;
 }
 
 std::vector<const mime::Part*> parts_where(const mime::Part& root,

@@ -73,30 +73,11 @@ struct Scanner {
       part.type = to_lower(trim(media.substr(0, slash)));
       part.subtype = to_lower(trim(media.substr(slash + 1)));
     }
-    std::string_view rest = semi == std::string_view::npos ? std::string_view() : value.substr(semi + 1);
-    while (!rest.empty()) {
-      const auto eq = rest.find('=');
-      if (eq == std::string_view::npos) break;
-      const auto name = to_lower(trim(rest.substr(0, eq)));
-      rest = trim(rest.substr(eq + 1));
-      std::string v;
-      if (!rest.empty() && rest.front() == '"') {
-        std::size_t i = 1;
-        for (; i < rest.size() && rest[i] != '"'; ++i) {
-          if (rest[i] == '\\' && i + 1 < rest.size()) ++i;
-          v.push_back(rest[i]);
-        }
-        rest = i < rest.size() ? rest.substr(i + 1) : std::string_view();
-        const auto next = rest.find(';');
-        rest = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
-      } else {
-        const auto next = rest.find(';');
-        v = std::string(trim(rest.substr(0, next)));
-        rest = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
-      }
-      if (name == "boundary") part.boundary = v;
+    for_each_parameter(value, [&part](std::string_view name, std::string v) {
+      if (name == "boundary") part.boundary = std::move(v);
       if (name == "charset") part.charset = to_lower(v);
-    }
+      return true;
+    });
   }
 
   void classify(Part& part, bool digest_child) {
@@ -211,6 +192,32 @@ std::string field_value(const Part& part, std::string_view name) {
     if (iequals(it->name, name)) return it->value;
   }
   return {};
+}
+
+void for_each_parameter(std::string_view value,
+                        const std::function<bool(std::string_view name, std::string value)>& visit) {
+  const auto semi = value.find(';');
+  std::string_view rest = semi == std::string_view::npos ? std::string_view() : value.substr(semi + 1);
+  while (!rest.empty()) {
+    const auto eq = rest.find('=');
+    if (eq == std::string_view::npos) return;
+    const auto name = to_lower(trim(rest.substr(0, eq)));
+    rest = trim(rest.substr(eq + 1));
+    std::string v;
+    if (!rest.empty() && rest.front() == '"') {
+      std::size_t i = 1;
+      for (; i < rest.size() && rest[i] != '"'; ++i) {
+        if (rest[i] == '\\' && i + 1 < rest.size()) ++i;
+        v.push_back(rest[i]);
+      }
+      rest = i < rest.size() ? rest.substr(i + 1) : std::string_view();
+    } else {
+      v = std::string(trim(rest.substr(0, rest.find(';'))));
+    }
+    const auto next = rest.find(';');
+    rest = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
+    if (!visit(name, std::move(v))) return;
+  }
 }
 
 }  // namespace unsubrelay::mime

@@ -67,11 +67,31 @@ def make_users_file(directory, users):
     return path
 
 
-def client_tls_context():
+def client_tls_context(maximum=None, minimum=None, ciphers=None):
+    """A client context that trusts any certificate; ciphers may name weak TLS 1.2 suites
+    (security level 0), so that a test can check the server refuses them."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    if maximum and maximum < ssl.TLSVersion.TLSv1_2:
+        minimum = minimum or maximum  # really offer the old version, so that the server must refuse it
+    if minimum:
+        ctx.minimum_version = minimum
+    if maximum:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
     return ctx
+
+
+def http_request(connection, method, path, body=None, headers=None):
+    """One request on a fresh http.client connection, closed after: (status, headers, body bytes)."""
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        r = connection.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        connection.close()
 
 
 _running = []
@@ -183,13 +203,8 @@ class Relay:
     def http(self, method, path, body=None, headers=None):
         """One HTTP request to the relay's unsubscribe service: (status, headers, body bytes)."""
         import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, dict(r.getheaders()), r.read()
-        finally:
-            conn.close()
+        return http_request(http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10),
+                            method, path, body, headers)
 
     def outbox_files(self):
         return sorted(glob.glob(os.path.join(self.outbox, "*.eml")))

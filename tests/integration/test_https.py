@@ -14,29 +14,14 @@ import ssl
 import tempfile
 import unittest
 
-from relay import Relay, free_port, make_certificate, wait_until
+from relay import Relay, free_port, http_request, make_certificate, wait_until
+from relay import client_tls_context as client_context
 
 
 def https(port, method, path, body=None, headers=None, context=None):
     ctx = context or client_context()
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, dict(r.getheaders()), r.read()
-    finally:
-        conn.close()
-
-
-def client_context(maximum=None, ciphers=None):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if maximum:
-        ctx.maximum_version = maximum
-    if ciphers:
-        ctx.set_ciphers(ciphers)
-    return ctx
+    return http_request(http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx),
+                        method, path, body, headers)
 
 
 def peer_certificate(port, context=None):
@@ -82,8 +67,8 @@ class HttpsTest(unittest.TestCase):
         tls12 = ssl.TLSVersion.TLSv1_2
         for weak in ("AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"):
             with self.subTest(cipher=weak), self.assertRaises(ssl.SSLError):
-                peer_certificate(self.tls_port, client_context(tls12, weak))
-        _, cipher = peer_certificate(self.tls_port, client_context(tls12, "ECDHE-RSA-AES128-GCM-SHA256"))
+                peer_certificate(self.tls_port, client_context(tls12, ciphers=weak))
+        _, cipher = peer_certificate(self.tls_port, client_context(tls12, ciphers="ECDHE-RSA-AES128-GCM-SHA256"))
         self.assertEqual(cipher[0], "ECDHE-RSA-AES128-GCM-SHA256")
         _, cipher = peer_certificate(self.tls_port)
         self.assertEqual(cipher[1], "TLSv1.3")

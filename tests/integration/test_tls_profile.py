@@ -21,24 +21,12 @@ import unittest
 
 from fake_ses import FakeSes, make_ca, make_server_cert
 from relay import RawClient, Relay, free_port, wait_until
+from relay import client_tls_context as client_context
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 WEAK_TLS12 = ("AES128-SHA", "AES256-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA",
               "ECDHE-RSA-AES256-SHA384", "DHE-RSA-AES128-GCM-SHA256")
 STRONG_TLS12 = ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305")
-
-
-def client_context(maximum=None, minimum=None, ciphers=None):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if minimum:
-        ctx.minimum_version = minimum
-    if maximum:
-        ctx.maximum_version = maximum
-    if ciphers:
-        ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
-    return ctx
 
 
 def starttls(port, ctx):

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "feedback_fixtures.hpp"
 #include "unsubrelay/feedback/arf.hpp"
 #include "unsubrelay/feedback/locate.hpp"
 #include "unsubrelay/token/token.hpp"
@@ -14,17 +15,10 @@ namespace tk = unsubrelay::token;
 
 namespace {
 
-std::string read_fixture(const std::string& name) {
-  std::ifstream in(std::string(UNSUBRELAY_TEST_DATA) + "/feedback/" + name, std::ios::binary);
-  EXPECT_TRUE(in.good()) << name;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-const std::string t1 = "AQJmeAABAgMEBQYHCAkKCwwNDg8EMjIyMgQxMTExaSSBAAAAAADoNNL5XI7Fgu41PYpDr82x";
-const std::string t2 = "AQJmeAECAwQFBgcICQoLDA0ODxAEMjIyMgQxMTExaSSBAAAAAAC6tqCCK6FIPjPLR7HIBSLW";
-const std::string t3 = "AQJmeAIDBAUGBwgJCgsMDQ4PEBEEMzMzMwQ0NDQ0aSSBAAAAAAAwDOLP2f-YDpNEjtRwkARI";
+using feedback_fixtures::read_fixture;
+using feedback_fixtures::t1;
+using feedback_fixtures::t2;
+using feedback_fixtures::t3;
 
 fb::LocateOptions options() {
   fb::LocateOptions o;

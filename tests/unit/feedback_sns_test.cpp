@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "feedback_fixtures.hpp"
 #include "unsubrelay/feedback/ses.hpp"
 #include "unsubrelay/feedback/sns.hpp"
 #include "unsubrelay/feedback/sns_check.hpp"
@@ -22,13 +23,7 @@ namespace fb = unsubrelay::feedback;
 
 namespace {
 
-std::string read_fixture(const std::string& name) {
-  std::ifstream in(std::string(UNSUBRELAY_TEST_DATA) + "/feedback/" + name, std::ios::binary);
-  EXPECT_TRUE(in.good()) << name;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using feedback_fixtures::read_fixture;
 
 constexpr std::int64_t now = 1800000000;  // 2027-01-15
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,5 +57,12 @@ ScanResult scan(std::string_view message, const ScanLimits& limits = {});
 
 /// The value of a header field (last occurrence), "" when absent.
 std::string field_value(const Part& part, std::string_view name);
+
+/// Calls visit(name, value) for each parameter after the first ';' of a header
+/// value such as a Content-Type (RFC 2045 §5.1): names in lower case, quoted
+/// values unquoted (a quoted ';' stays in its value). Stops early when visit
+/// returns false.
+void for_each_parameter(std::string_view value,
+                        const std::function<bool(std::string_view name, std::string value)>& visit);
 
 }  // namespace unsubrelay::mime
