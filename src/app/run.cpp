@@ -115,7 +115,7 @@ int run_relay(const std::string& config_path) {
   setup_logging(cfg.log);
   const auto descriptors = apply_descriptor_budget(cfg);
 
-  const spool::Spool spool(cfg.spool.path);
+  const spool::Spool spool(cfg.spool.path, std::size_t{cfg.spool.memory_limit_mb} << 20);
   if (auto err = spool.init(); !err.empty()) {
     spdlog::critical("spool: {}", err);
     return 73;  // EX_CANTCREAT
@@ -181,7 +181,8 @@ int run_relay(const std::string& config_path) {
   delivery::QueueManager queue(io, disk, spool, *upstream, retry, cfg.smtp.hostname, &rewriter, store.get(),
                                cfg.unsubscribe.suppression);
   smtp::Server server(
-      io, disk, cfg, spool, [&queue](const std::string& id) { queue.enqueue(id); },
+      io, disk, cfg, spool,
+      [&queue](const std::string& id, std::unique_ptr<spool::OpenMessage> opened) { queue.enqueue(id, std::move(opened)); },
       [&service](const std::string& token, const std::string& ip, std::string& why) {
         return service.unsubscribe_by_token(token, "mailto", ip, why);
       });

@@ -286,6 +286,7 @@ void load_spool(Section& s, Spool& sp) {
   s.integer("max_age_hours", sp.max_age_hours, 1, 24 * 365);
   s.integer("retry_min_seconds", sp.retry_min_seconds, 1, 86400);
   s.integer("retry_max_seconds", sp.retry_max_seconds, 1, 86400);
+  s.integer("memory_limit_mb", sp.memory_limit_mb, 0, 65536);
   if (sp.retry_max_seconds < sp.retry_min_seconds) {
     s.error(s.raw("retry_max_seconds"), "spool.retry_max_seconds", "must not be less than retry_min_seconds");
   }

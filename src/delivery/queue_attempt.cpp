@@ -1,6 +1,7 @@
 // queue_attempt.cpp: one delivery attempt of one message, in named steps.
 //
-//   prepare        (disk pool) read the queue file and its state log, plan the
+//   prepare        (disk pool) read the queue file and its state log (unless
+//                  the SMTP session handed the message over in memory), plan the
 //                  campaign rendering, record the launch, and look up every
 //                  pending recipient's uid and suppression verdict: one batched
 //                  store call each for the whole message.
@@ -8,7 +9,8 @@
 //                  the upstream's connections; each copy:
 //     copy_outcome   decide: local transport, store unavailable, suppressed,
 //                    refused, or render_copy and send_copy to the upstream;
-//     record_outcome the log line, counters, the send record, the spool mark.
+//     record_outcome the log line, counters, the send record, the recipient's
+//                    mark in the queue file (in place, synced once per attempt).
 //   finish         expire what waited too long, then (disk pool) settle: record
 //                  the sends, bounce the failed, remove or defer the message.
 //
@@ -65,9 +67,9 @@ RecipientResult deferred_result(std::string reply) { return own_result(DeliveryS
 
 struct QueueManager::Attempt {
   std::string id;
-  std::optional<spool::QueuedMessage> message;  // nullopt: gone or quarantined
-  std::optional<std::string> content;           // nullopt: unreadable, retry later
-  std::optional<mime::RenderPlan> plan;         // views into content
+  std::shared_ptr<spool::OpenMessage> open;     // nullptr: gone, quarantined, or unreadable now
+  bool gone = false;                            // removed or quarantined: forget it
+  std::optional<mime::RenderPlan> plan;         // views into the content
   store::SendScope scope;
   std::vector<std::size_t> pending;             // the recipients (indexes) this attempt tries
   std::vector<std::string> uids;                // per recipient index; "" when not looked up
@@ -79,7 +81,9 @@ struct QueueManager::Attempt {
   std::string defer_reason;
   std::vector<store::Send> sends;  // recorded in one (group) transaction by settle()
 
-  const spool::QueueEnvelope& envelope() const { return message->envelope; }
+  spool::QueuedMessage& message() { return open->message; }
+  const spool::QueueEnvelope& envelope() const { return open->message.envelope; }
+  std::string_view content() const { return open->content(); }
   bool campaign() const { return plan && plan->rewritten(); }
 };
 
@@ -102,12 +106,13 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
   // coroutine (on the strand) only schedules, renders and talks to the upstream.
   Attempt a;
   a.id = id;
+  if (const auto it = entries_.find(id); it != entries_.end()) a.open = std::move(it->second.opened);
   co_await offload(disk_, [&] { prepare(a); });
-  if (!a.message) {
+  if (a.gone) {
     entries_.erase(id);
     co_return;
   }
-  if (!a.content) {
+  if (!a.open) {
     entries_[id].next_try = retry_at(now_seconds(), 1);
     co_return;
   }
@@ -116,8 +121,8 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
 }
 
 void QueueManager::prepare(Attempt& a) {
-  if (!load(a)) return;
-  const auto& state = a.message->state.recipients;
+  if (!a.open && !load(a)) return;
+  const auto& state = a.message().state.recipients;
   for (std::size_t i = 0; i < state.size(); ++i) {
     if (state[i] == spool::RecipientStatus::pending) a.pending.push_back(i);
   }
@@ -130,28 +135,25 @@ void QueueManager::prepare(Attempt& a) {
 
 bool QueueManager::load(Attempt& a) {
   std::string why;
-  bool unreadable = false;
-  a.message = spool_.load(a.id, &why, &unreadable);
-  if (!a.message) {
-    if (why == std::strerror(ENOENT)) {
-      spdlog::info("{}: removed from the queue by the operator", a.id);
-    } else if (unreadable) {
-      // An I/O error, not damage: deliver() logs it and retries with backoff.
-      throw std::runtime_error("cannot read queue file: " + why);
-    } else {
-      spool_.quarantine(a.id);
-      spdlog::error("{}: queue file damaged ({}), moved to corrupt/", a.id, why);
-    }
-    return false;
+  bool damaged = false;
+  a.open = spool_.open(a.id, &why, &damaged);
+  if (a.open) return true;
+  if (damaged) {
+    spool_.quarantine(a.id);
+    spdlog::error("{}: queue file damaged ({}), moved to corrupt/", a.id, why);
+    a.gone = true;
+  } else if (why == std::strerror(ENOENT)) {
+    spdlog::info("{}: removed from the queue by the operator", a.id);
+    a.gone = true;
+  } else {
+    spdlog::error("{}: cannot read queue file: {}", a.id, why);
   }
-  a.content = spool_.read_content(*a.message, &why);
-  if (!a.content) spdlog::error("{}: cannot read queue file: {}", a.id, why);
-  return a.content.has_value();
+  return false;
 }
 
 void QueueManager::plan_campaign(Attempt& a) {
   // Parsed once per attempt; each recipient's copy is then spliced from the plan.
-  a.plan = rewriter_->plan(*a.content, a.id);
+  a.plan = rewriter_->plan(a.content(), a.id);
   const auto& plan = *a.plan;
   for (const auto& note : plan.notes()) spdlog::warn("{}: MIME: {}", a.id, note);
   a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), plan.topic(), suppression_};
@@ -236,7 +238,7 @@ asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a
   CopyOutcome out;
   if (local_.transport && local_.accepts && local_.accepts(rcpt)) {
     // Braced lists inside a co_await expression trip g++ 12 ("array used as initializer").
-    OutboundCopy unchanged{a.id, i, a.envelope().sender, std::vector<std::string>(1, rcpt), *a.content};
+    OutboundCopy unchanged{a.id, i, a.envelope().sender, std::vector<std::string>(1, rcpt), a.content()};
     out.result = co_await send_copy(*local_.transport, std::move(unchanged));
   } else if (a.campaign() && a.uids[i].empty()) {
     // A campaign copy is never sent without the contact's uid: it waits for the store.
@@ -264,7 +266,7 @@ OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::str
     ++counters_.copies_rendered;
   }
   // The envelope sender is the message's; a per-copy VERP sender (issue 12) is chosen here.
-  return {a.id, i, env.sender, {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : *a.content};
+  return {a.id, i, env.sender, {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : a.content()};
 }
 
 asio::awaitable<RecipientResult> QueueManager::send_copy(Upstream& via, OutboundCopy copy) {
@@ -300,8 +302,8 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
   }
   switch (r.status) {
     case DeliveryStatus::sent:
-      // A few bytes appended, not synced here: once per attempt, in settle().
-      if (auto err = spool_.mark_delivered(a.id, i, now, r.upstream_id); !err.empty()) {
+      // One byte in the queue file, not synced here: once per attempt, in settle().
+      if (auto err = a.open->mark(i, spool::RecipientStatus::delivered); !err.empty()) {
         spdlog::error("{}: cannot record delivery to <{}>: {}", a.id, env.recipients[i], err);
       }
       if (!suppressed) ++counters_.delivered;
@@ -320,7 +322,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
 asio::awaitable<void> QueueManager::finish(Attempt& a) {
   const auto now = now_seconds();
   expire_deferred(a, now);
-  const auto attempts = a.message->state.attempts + 1;
+  const auto attempts = a.message().state.attempts + 1;
   const auto next = retry_at(now, attempts);
   std::string bounce_id;
   co_await offload(disk_, [&] { bounce_id = settle(a, now, attempts, next); });
@@ -351,22 +353,24 @@ std::string QueueManager::settle(Attempt& a, long long now, unsigned attempts, l
   }
   std::string bounce_id;
   if (!a.failed.empty()) {
-    bounce_id = queue_bounce(*a.message, a.failed, *a.content, now);
-    auto& state = a.message->state.recipients;
+    bounce_id = queue_bounce(a.message(), a.failed, a.content(), now);
+    const auto& state = a.message().state.recipients;
     for (const auto& f : a.failed) {
       for (std::size_t i = 0; i < state.size(); ++i) {
         if (f.address == a.envelope().recipients[i] && state[i] == spool::RecipientStatus::pending) {
-          spool_.mark_bounced(a.id, i, now);
-          state[i] = spool::RecipientStatus::bounced;
+          if (auto err = a.open->mark(i, spool::RecipientStatus::bounced); !err.empty()) {
+            spdlog::error("{}: cannot record the bounce of <{}>: {}", a.id, f.address, err);
+          }
         }
       }
     }
   }
   if (a.deferred.empty()) {
-    spool_.remove(a.id);
+    spool_.remove(a.message());
   } else {
-    spool_.sync_state(a.id);  // recipients delivered in this attempt stay delivered after a crash
-    spool_.mark_deferred(a.id, attempts, next, a.defer_reason);
+    // Recipients delivered or bounced in this attempt stay so after a crash.
+    if (auto err = a.open->sync(); !err.empty()) spdlog::error("{}: {}", a.id, err);
+    spool_.mark_deferred(a.message(), attempts, next, a.defer_reason);
   }
   return bounce_id;
 }

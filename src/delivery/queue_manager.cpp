@@ -67,9 +67,11 @@ void QueueManager::start(const std::vector<std::string>& recovered) {
   });
 }
 
-void QueueManager::enqueue(std::string id) {
-  asio::post(strand_, [this, id = std::move(id)] {
-    entries_[id].next_try = 0;
+void QueueManager::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> opened) {
+  asio::post(strand_, [this, id = std::move(id), opened = std::shared_ptr<spool::OpenMessage>(std::move(opened))] {
+    auto& entry = entries_[id];
+    entry.next_try = 0;
+    entry.opened = opened;
     wake_.cancel();
   });
 }

@@ -30,6 +30,7 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr auto idle_limit = std::chrono::seconds(10);  // SES drops idle sessions soon after; so do we
+constexpr auto reuse_without_probe = std::chrono::seconds(2);  // idle longer: RSET before reuse
 
 std::optional<std::string> read_secret(const std::string& path, std::string* error) {
   std::ifstream in(path);
@@ -70,27 +71,22 @@ class SmtpUpstream final : public Upstream {
     const auto executor = co_await asio::this_coro::executor;
     start_sweeper(executor);
     co_await pace(executor);
-
-    std::unique_ptr<smtp::ClientConnection> conn;
-    while (!idle_.empty() && !conn) {
-      conn = std::move(idle_.back());
-      idle_.pop_back();
-      if (!co_await conn->reset()) conn.reset();  // the server closed it meanwhile
-    }
-    if (!conn) {
+    for (int tries = 0;; ++tries) {
+      bool reused = false;
       std::string error;
-      conn = co_await smtp::ClientConnection::open(executor, tls_, settings_, error);
+      auto conn = co_await take_connection(executor, reused, error);
       if (!conn) {
         spdlog::warn("{}: upstream unavailable: {}", copy.queue_id, error);
         co_return all_deferred(copy.recipients.size(), "451 4.4.1 " + error, settings_.host);
       }
-      ++opened_;
-      spdlog::debug("upstream connection {} opened to {} ({} so far)", opened_, conn->relay(), opened_);
+      const auto tx = co_await conn->send(copy.sender, copy.recipients, copy.content);
+      // A reused connection the server had closed fails before any reply to
+      // MAIL: nothing was accepted, so the copy goes again on a new connection.
+      if (reused && !tx.mail && tries == 0) continue;
+      auto results = results_of(tx, copy.recipients.size(), conn->relay(), ses_);
+      if (conn->usable()) idle_.push_back(std::move(conn));
+      co_return results;
     }
-    const auto tx = co_await conn->send(copy.sender, copy.recipients, copy.content);
-    auto results = results_of(tx, copy.recipients.size(), conn->relay(), ses_);
-    if (conn->usable()) idle_.push_back(std::move(conn));
-    co_return results;
   }
 
   asio::awaitable<void> close() override {
@@ -100,6 +96,30 @@ class SmtpUpstream final : public Upstream {
   }
 
  private:
+  /// An idle connection, or a new one (nullptr and error when none can be opened).
+  asio::awaitable<std::unique_ptr<smtp::ClientConnection>> take_connection(asio::any_io_executor executor,
+                                                                           bool& reused, std::string& error) {
+    std::unique_ptr<smtp::ClientConnection> conn;
+    while (!idle_.empty() && !conn) {
+      conn = std::move(idle_.back());
+      idle_.pop_back();
+      // A connection that ended its last transaction moments ago is ready for
+      // MAIL (send() leaves it so, or resets it): no RSET round trip per copy.
+      // One idle longer is probed first; the server may have closed it.
+      const bool fresh = std::chrono::steady_clock::now() - conn->last_used() < reuse_without_probe;
+      if (!fresh && !co_await conn->reset()) conn.reset();
+    }
+    if (conn) {
+      reused = true;
+      co_return conn;
+    }
+    conn = co_await smtp::ClientConnection::open(executor, tls_, settings_, error);
+    if (!conn) co_return nullptr;
+    ++opened_;
+    spdlog::debug("upstream connection {} opened to {}", opened_, conn->relay());
+    co_return conn;
+  }
+
   /// Waits for a token of the rate limit.
   asio::awaitable<void> pace(asio::any_io_executor executor) {
     for (;;) {

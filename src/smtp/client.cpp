@@ -262,14 +262,7 @@ asio::awaitable<Transaction> ClientConnection::send(const std::string& sender,
 
   std::string mail = fmt::format("MAIL FROM:<{}>", sender);
   if (extensions_.size) mail += fmt::format(" SIZE={}", content.size());
-  if (extensions_.eightbitmime) {
-    for (unsigned char ch : content) {
-      if (ch >= 0x80) {
-        mail += " BODY=8BITMIME";
-        break;
-      }
-    }
-  }
+  if (extensions_.eightbitmime && has_8bit(content)) mail += " BODY=8BITMIME";
   mail += "\r\n";
 
   // RFC 2920: with PIPELINING, MAIL, every RCPT and DATA go in one write.

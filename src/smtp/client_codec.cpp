@@ -2,6 +2,7 @@
 #include "unsubrelay/smtp/client_codec.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include <charconv>
@@ -33,6 +34,19 @@ ReplyReader::Status ReplyReader::push(std::string_view line) {
 }
 
 ServerReply ReplyReader::take() { return std::exchange(current_, ServerReply{}); }
+
+bool has_8bit(std::string_view content) {
+  std::size_t i = 0;
+  for (; i + 8 <= content.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, content.data() + i, 8);
+    if (word & 0x8080808080808080ULL) return true;
+  }
+  for (; i < content.size(); ++i) {
+    if (static_cast<unsigned char>(content[i]) >= 0x80) return true;
+  }
+  return false;
+}
 
 std::string dot_stuff(std::string_view content) {
   // Whole runs between line ends are copied at once (memchr, memcpy): the

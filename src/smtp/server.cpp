@@ -205,7 +205,7 @@ struct ConnectionRunner {
       spdlog::info("{}: client={}, helo={}, from=<{}>, size={}, nrcpt={}{}", writer->id(), peer,
                    printable(env.helo, 100), printable(env.sender, 256), result.size, env.recipients.size(),
                    session.auth_user().empty() ? "" : ", sasl_username=" + printable(session.auth_user(), 100));
-      server.on_queued_(writer->id());
+      server.on_queued_(writer->id(), writer->opened());
     } else {
       ++server.counters_.messages_refused;
       spdlog::info("{}: refused from {}: {}", writer->id(), peer,

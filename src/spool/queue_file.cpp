@@ -27,13 +27,28 @@ bool to_int(std::string_view s, Int& out) {
 
 }  // namespace
 
-std::string encode_envelope(const QueueEnvelope& e) {
+char recipient_mark(RecipientStatus status) {
+  switch (status) {
+    case RecipientStatus::pending: return 'R';
+    case RecipientStatus::delivered: return 'D';
+    case RecipientStatus::bounced: return 'X';
+  }
+  return 'R';
+}
+
+std::string encode_envelope(const QueueEnvelope& e, std::vector<std::uint64_t>* offsets) {
   std::string out(queue_magic);
   out += fmt::format("T {}\nC {}\nH {}\n", e.arrival, one_line(e.client_address), one_line(e.helo));
   if (!e.auth_user.empty()) out += fmt::format("A {}\n", one_line(e.auth_user));
   if (e.body_8bit) out += "B 8BITMIME\n";
   out += fmt::format("S {}\n", one_line(e.sender));
-  for (const auto& r : e.recipients) out += fmt::format("R {}\n", one_line(r));
+  if (offsets) offsets->clear();
+  for (const auto& r : e.recipients) {
+    if (offsets) offsets->push_back(out.size());
+    out += "R ";
+    out += one_line(r);
+    out += '\n';
+  }
   out += "M\n";
   return out;
 }
@@ -54,6 +69,7 @@ std::optional<ParsedQueueFile> parse_queue_file(std::string_view head, std::stri
     const auto nl = head.find('\n', pos);
     if (nl == std::string_view::npos) return fail("truncated envelope records");
     const auto line = head.substr(pos, nl - pos);
+    const auto line_offset = pos;
     pos = nl + 1;
     if (line == "M") {
       have_content = true;
@@ -68,7 +84,15 @@ std::optional<ParsedQueueFile> parse_queue_file(std::string_view head, std::stri
       case 'A': q.envelope.auth_user = value; break;
       case 'B': q.envelope.body_8bit = value == "8BITMIME"; break;
       case 'S': q.envelope.sender = value; have_sender = true; break;
-      case 'R': q.envelope.recipients.emplace_back(value); break;
+      case 'R':
+      case 'D':
+      case 'X':
+        q.envelope.recipients.emplace_back(value);
+        q.marks.push_back(line[0] == 'R' ? RecipientStatus::pending
+                          : line[0] == 'D' ? RecipientStatus::delivered
+                                           : RecipientStatus::bounced);
+        q.recipient_offsets.push_back(line_offset);
+        break;
       default: return fail("unknown envelope record");
     }
   }
@@ -84,9 +108,10 @@ std::optional<ParsedQueueFile> parse_queue_file(std::string_view head, std::stri
   return q;
 }
 
-DeliveryState parse_state_log(std::string_view log, std::size_t recipient_count) {
+DeliveryState parse_state_log(std::string_view log, std::vector<RecipientStatus> marks) {
   DeliveryState s;
-  s.recipients.assign(recipient_count, RecipientStatus::pending);
+  const auto recipient_count = marks.size();
+  s.recipients = std::move(marks);
   std::size_t pos = 0;
   while (pos < log.size()) {
     const auto nl = log.find('\n', pos);

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <random>
 
@@ -34,14 +33,10 @@ std::string new_queue_id() {
                      static_cast<std::uint32_t>(rng()));
 }
 
-std::optional<std::string> read_range(const std::string& path, std::uint64_t offset, std::uint64_t length,
-                                      std::string* why, bool* unreadable = nullptr) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (why) *why = std::strerror(errno);
-    if (unreadable) *unreadable = true;
-    return std::nullopt;
-  }
+/// length bytes at offset of fd, or nullopt and why; unreadable is set on an
+/// I/O error (the file may be fine), not on a short file (damage).
+std::optional<std::string> pread_all(int fd, std::uint64_t offset, std::uint64_t length, std::string* why,
+                                     bool* unreadable = nullptr) {
   std::string out(length, '\0');
   std::uint64_t done = 0;
   while (done < length) {
@@ -50,24 +45,74 @@ std::optional<std::string> read_range(const std::string& path, std::uint64_t off
     if (n <= 0) {
       if (why) *why = n < 0 ? std::strerror(errno) : "unexpected end of file";
       if (unreadable && n < 0) *unreadable = true;
-      ::close(fd);
       return std::nullopt;
     }
     done += static_cast<std::uint64_t>(n);
   }
+  return out;
+}
+
+std::optional<std::string> read_range(const std::string& path, std::uint64_t offset, std::uint64_t length,
+                                      std::string* why) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (why) *why = std::strerror(errno);
+    return std::nullopt;
+  }
+  auto out = pread_all(fd, offset, length, why);
   ::close(fd);
   return out;
 }
 
+/// state/ID's text; "" and exists = false when there is none.
+std::string read_state_log(const std::string& path, bool& exists) {
+  exists = false;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  exists = true;
+  std::string log;
+  char buf[4096];
+  for (;;) {
+    const auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    log.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return log;
+}
+
 }  // namespace
 
-QueueWriter::QueueWriter(std::string root, std::string id, int fd)
-    : root_(std::move(root)), id_(std::move(id)), fd_(fd) {
+bool ContentBudget::reserve(std::size_t bytes) {
+  auto used = used_.load();
+  do {
+    if (used + bytes > limit_) return false;
+  } while (!used_.compare_exchange_weak(used, used + bytes));
+  return true;
+}
+
+QueueWriter::QueueWriter(std::string root, std::string id, int fd, QueueEnvelope envelope,
+                         std::shared_ptr<ContentBudget> budget)
+    : root_(std::move(root)), id_(std::move(id)), fd_(fd), envelope_(std::move(envelope)), budget_(std::move(budget)) {
   buffer_.reserve(write_buffer_size);
 }
 
 QueueWriter::~QueueWriter() {
   if (!committed_) abort();
+  if (keeping_) budget_->release(kept_.size());
+}
+
+void QueueWriter::keep(std::string_view bytes) {
+  if (!keeping_) return;
+  if (budget_->reserve(bytes.size())) {
+    kept_.append(bytes);
+    return;
+  }
+  // Over the memory bound: this message is read back from its file when delivered.
+  keeping_ = false;
+  budget_->release(kept_.size());
+  kept_ = std::string();
 }
 
 std::string QueueWriter::flush_buffer() {
@@ -78,6 +123,7 @@ std::string QueueWriter::flush_buffer() {
 
 std::string QueueWriter::append(std::string_view bytes) {
   if (fd_ < 0) return "queue file closed";
+  keep(bytes);
   content_length_ += bytes.size();
   if (buffer_.size() + bytes.size() > write_buffer_size) {
     if (auto err = flush_buffer(); !err.empty()) return err;
@@ -107,8 +153,57 @@ std::string QueueWriter::commit() {
 }
 
 std::optional<std::string> QueueWriter::content() {
+  if (keeping_) return kept_;
   if (fd_ < 0 || !flush_buffer().empty()) return std::nullopt;
   return read_range(root_ + "/incoming/" + id_, content_offset_, content_length_, nullptr);
+}
+
+std::unique_ptr<OpenMessage> QueueWriter::opened() {
+  if (!committed_ || !keeping_) return nullptr;
+  keeping_ = false;  // the reservation moves to the OpenMessage with the content
+  std::unique_ptr<OpenMessage> m(new OpenMessage(root_ + "/messages/" + id_, -1, std::move(kept_), budget_));
+  kept_ = std::string();
+  auto& q = m->message;
+  q.id = id_;
+  q.envelope = std::move(envelope_);
+  q.content_length = content_length_;
+  q.content_offset = content_offset_;
+  q.state.recipients.assign(q.envelope.recipients.size(), RecipientStatus::pending);
+  q.recipient_offsets = std::move(recipient_offsets_);
+  return m;
+}
+
+OpenMessage::OpenMessage(std::string path, int fd, std::string content, std::shared_ptr<ContentBudget> budget)
+    : path_(std::move(path)), fd_(fd), content_(std::move(content)), budget_(std::move(budget)) {}
+
+OpenMessage::~OpenMessage() {
+  if (fd_ >= 0) ::close(fd_);
+  if (budget_) budget_->release(content_.size());
+}
+
+std::string OpenMessage::mark(std::size_t index, RecipientStatus status) {
+  if (index >= message.recipient_offsets.size()) return "no such recipient";
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0) return fmt::format("open {}: {}", path_, std::strerror(errno));
+  }
+  const char c = recipient_mark(status);
+  for (;;) {
+    const auto n = ::pwrite(fd_, &c, 1, static_cast<off_t>(message.recipient_offsets[index]));
+    if (n == 1) break;
+    if (n < 0 && errno == EINTR) continue;
+    return fmt::format("mark {}: {}", path_, n < 0 ? std::strerror(errno) : "short write");
+  }
+  message.state.recipients[index] = status;
+  dirty_ = true;
+  return {};
+}
+
+std::string OpenMessage::sync() {
+  if (!dirty_) return {};
+  if (::fdatasync(fd_) != 0) return fmt::format("fdatasync {}: {}", path_, std::strerror(errno));
+  dirty_ = false;
+  return {};
 }
 
 void QueueWriter::abort() {
@@ -119,7 +214,8 @@ void QueueWriter::abort() {
   if (!committed_) ::unlink((root_ + "/incoming/" + id_).c_str());
 }
 
-Spool::Spool(std::string root) : root_(std::move(root)) {}
+Spool::Spool(std::string root, std::size_t memory_limit)
+    : root_(std::move(root)), budget_(std::make_shared<ContentBudget>(memory_limit)) {}
 
 std::string Spool::init() const {
   for (const char* sub : {"incoming", "messages", "state", "corrupt"}) {
@@ -146,8 +242,8 @@ std::unique_ptr<QueueWriter> Spool::create(const QueueEnvelope& envelope, std::s
       if (error) *error = fmt::format("create {}: {}", path, std::strerror(errno));
       return nullptr;
     }
-    std::unique_ptr<QueueWriter> w(new QueueWriter(root_, std::move(id), fd));
-    const auto records = encode_envelope(envelope);
+    std::unique_ptr<QueueWriter> w(new QueueWriter(root_, std::move(id), fd, envelope, budget_));
+    const auto records = encode_envelope(envelope, &w->recipient_offsets_);
     w->content_offset_ = records.size();
     if (auto err = write_all(fd, records); !err.empty()) {
       if (error) *error = fmt::format("write {}: {}", path, err);
@@ -176,35 +272,67 @@ std::optional<QueuedMessage> Spool::load(const std::string& id, std::string* why
     return std::nullopt;
   }
   const auto path = messages_dir() + "/" + id;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
     if (why) *why = std::strerror(errno);
     if (unreadable) *unreadable = true;
+    if (fd >= 0) ::close(fd);
     return std::nullopt;
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   // The envelope records fit in this much: 1000 recipients of at most 256 bytes.
-  const std::uint64_t head_max = std::min<std::uint64_t>(size, 512 * 1024);
-  auto head = read_range(path, 0, head_max, why, unreadable);
-  if (!head) return std::nullopt;
-  std::string tail;
-  if (size >= trailer_size) {
-    auto t = read_range(path, size - trailer_size, trailer_size, why, unreadable);
-    if (!t) return std::nullopt;
-    tail = std::move(*t);
-  }
-  const auto parsed = parse_queue_file(*head, tail, size, why);
+  const auto head = pread_all(fd, 0, std::min<std::uint64_t>(size, 512 * 1024), why, unreadable);
+  const auto tail =
+      size >= trailer_size ? pread_all(fd, size - trailer_size, trailer_size, why, unreadable) : std::string();
+  ::close(fd);
+  if (!head || !tail) return std::nullopt;
+  const auto parsed = parse_queue_file(*head, *tail, size, why);
   if (!parsed) return std::nullopt;
+  return with_state(id, *parsed);
+}
 
-  QueuedMessage m{id, parsed->envelope, parsed->content_length, parsed->content_offset, {}};
-  std::ifstream state_in(root_ + "/state/" + id, std::ios::binary);
-  std::string log((std::istreambuf_iterator<char>(state_in)), std::istreambuf_iterator<char>());
-  m.state = parse_state_log(log, m.envelope.recipients.size());
+QueuedMessage Spool::with_state(const std::string& id, const ParsedQueueFile& parsed) const {
+  QueuedMessage m{id, parsed.envelope, parsed.content_length, parsed.content_offset, {}, parsed.recipient_offsets,
+                  false};
+  const auto log = read_state_log(root_ + "/state/" + id, m.has_state_log);
+  m.state = parse_state_log(log, parsed.marks);
   return m;
 }
 
-std::optional<std::string> Spool::read_content(const QueuedMessage& message, std::string* why) const {
-  return read_range(messages_dir() + "/" + message.id, message.content_offset, message.content_length, why);
+std::unique_ptr<OpenMessage> Spool::open(const std::string& id, std::string* why, bool* damaged) const {
+  if (damaged) *damaged = false;
+  if (!valid_id(id)) {
+    if (why) *why = "not a queue id";
+    return nullptr;
+  }
+  const auto path = messages_dir() + "/" + id;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (why) *why = std::strerror(errno);
+    return nullptr;
+  }
+  std::unique_ptr<OpenMessage> m(new OpenMessage(path, fd, {}, nullptr));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    if (why) *why = std::strerror(errno);
+    return nullptr;
+  }
+  // The whole file in one read: records, content and end record.
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  auto file = pread_all(fd, 0, size, why);
+  if (!file) return nullptr;
+  const std::string_view all(*file);
+  const auto parsed = parse_queue_file(all, size >= trailer_size ? all.substr(size - trailer_size) : all, size, why);
+  if (!parsed) {
+    if (damaged) *damaged = true;
+    return nullptr;
+  }
+  m->message = with_state(id, *parsed);
+  file->erase(0, parsed->content_offset);
+  file->resize(parsed->content_length);
+  m->content_ = std::move(*file);
+  return m;
 }
 
 RecoveryReport Spool::recover() const {
@@ -244,35 +372,14 @@ std::string Spool::append_state(const std::string& id, std::string_view line, bo
   return err;
 }
 
-std::string Spool::mark_delivered(const std::string& id, std::size_t index, long long now,
-                                  std::string_view upstream_id) const {
-  // Not fsynced one by one: the queue manager syncs once per attempt (sync_state),
-  // or removes the message. A crash in between resends, never loses.
-  if (upstream_id.empty()) return append_state(id, fmt::format("D {} {}\n", index, now), false);
-  return append_state(id, fmt::format("D {} {} {}\n", index, now, upstream_id.substr(0, 200)), false);
-}
-
-std::string Spool::sync_state(const std::string& id) const {
-  const auto path = root_ + "/state/" + id;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd < 0) return {};  // nothing recorded yet
-  std::string err;
-  if (::fdatasync(fd) != 0) err = std::strerror(errno);
-  ::close(fd);
-  return err;
-}
-
-std::string Spool::mark_bounced(const std::string& id, std::size_t index, long long now) const {
-  return append_state(id, fmt::format("B {} {}\n", index, now), true);
-}
-
-std::string Spool::mark_deferred(const std::string& id, unsigned attempts, long long next_try,
+std::string Spool::mark_deferred(QueuedMessage& message, unsigned attempts, long long next_try,
                                  std::string_view reason) const {
   std::string clean(reason.substr(0, 300));
   for (auto& c : clean) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  return append_state(id, fmt::format("F {} {} {}\n", attempts, next_try, clean), false);
+  message.has_state_log = true;
+  return append_state(message.id, fmt::format("F {} {} {}\n", attempts, next_try, clean), false);
 }
 
 bool Spool::remove(const std::string& id) const {
@@ -283,6 +390,12 @@ bool Spool::remove(const std::string& id) const {
   // the unlink, the message comes back and is sent again (a duplicate, never a
   // loss), the same outcome as the unsynced delivered marks before it.
   return removed;
+}
+
+bool Spool::remove(const QueuedMessage& message) const {
+  // Only the files there are: one unlink for a message delivered at its first attempt.
+  if (message.has_state_log) return remove(message.id);
+  return valid_id(message.id) && ::unlink((messages_dir() + "/" + message.id).c_str()) == 0;
 }
 
 void Spool::quarantine(const std::string& id) const {

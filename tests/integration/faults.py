@@ -76,12 +76,19 @@ class Sink:
       lose_reply_every  read the whole message, then close without a reply
       lenient        after a refused MAIL FROM, still accept RCPT and DATA (as some
                      pipelining servers do): the client must then send an empty message
+      close_after_message  close the connection silently after each 250 to a message
+                     (a server that drops idle sessions, as SES does)
     A message counts as received when its 250 was sent, or its reply swallowed.
+    connections and verbs (a count per command) tell how the client used it.
     """
 
-    def __init__(self, delay=0.0, drop_every=0, throttle_every=0, lose_reply_every=0, lenient=False):
+    def __init__(self, delay=0.0, drop_every=0, throttle_every=0, lose_reply_every=0, lenient=False,
+                 close_after_message=False):
         self.delay, self.drop_every, self.throttle_every = delay, drop_every, throttle_every
         self.lenient = lenient
+        self.close_after_message = close_after_message
+        self.connections = 0
+        self.verbs = {}
         self.lose_reply_every = lose_reply_every
         self.lock = threading.Lock()
         self.received = []  # (rcpts, data)
@@ -134,6 +141,8 @@ class Sink:
             wfile.flush()
 
         say("220 sink.test ESMTP")
+        with self.lock:
+            self.connections += 1
         rcpts = []
         in_mail = False
         while True:
@@ -141,6 +150,8 @@ class Sink:
             if not line:
                 return
             verb = line[:4].upper()
+            with self.lock:
+                self.verbs[verb.decode(errors="replace")] = self.verbs.get(verb.decode(errors="replace"), 0) + 1
             if verb in (b"EHLO", b"HELO"):
                 wfile.write(b"250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 2000000000\r\n")
                 wfile.flush()
@@ -209,6 +220,9 @@ class Sink:
                     self.received.append((list(rcpts), bytes(data)))
                 say("250 2.0.0 Ok: queued")
                 rcpts, in_mail = [], False
+                if self.close_after_message:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
             elif verb == b"RSET":
                 rcpts, in_mail = [], False
                 say("250 2.0.0 Ok")

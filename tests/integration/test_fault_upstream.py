@@ -73,3 +73,33 @@ class UpstreamFaultTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ConnectionReuseTest(unittest.TestCase):
+    """Copies reuse the upstream connection without an RSET round trip each; a
+    connection the server closed meanwhile costs a new connection, never a deferral."""
+
+    def run_messages(self, sink, count):
+        relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": sink.port, "tls": "none",
+                                "max_connections": 1}, log={"level": "info"})
+        with relay:
+            for n in range(count):
+                send(relay.port, f"r{n}")
+                wait_until(lambda: sink.count() == n + 1, what=f"message {n} at the upstream")  # noqa: B023
+            wait_until(lambda: relay.spool_ids() == [], what="the spool to empty")
+            return relay.read_log()
+
+    def test_a_live_connection_is_reused_without_rset(self):
+        with Sink() as sink:
+            log = self.run_messages(sink, 5)
+        self.assertEqual(sink.connections, 1)
+        self.assertEqual(sink.verbs.get("RSET", 0), 0)
+        self.assertEqual(sink.verbs.get("MAIL"), 5)
+        self.assertNotIn("status=deferred", log)
+
+    def test_a_connection_closed_by_the_server_is_replaced_without_deferring(self):
+        with Sink(close_after_message=True) as sink:
+            log = self.run_messages(sink, 4)
+        self.assertEqual(sorted(sink.ids()), [f"r{n}" for n in range(4)])  # each exactly once
+        self.assertEqual(sink.connections, 4)
+        self.assertNotIn("status=deferred", log)

@@ -142,3 +142,13 @@ TEST(RateLimit, BurstThenPaced) {
   delivery::RateLimit unlimited(0, 0);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(unlimited.take(t0), delivery::RateLimit::Clock::duration::zero());
 }
+
+TEST(ClientCodec, EightBitIsFoundAtAnyPosition) {
+  EXPECT_FALSE(unsubrelay::smtp::has_8bit(""));
+  EXPECT_FALSE(unsubrelay::smtp::has_8bit(std::string(100, 'a')));
+  for (std::size_t at = 0; at < 20; ++at) {
+    std::string s(20, 'a');
+    s[at] = static_cast<char>(0xC3);
+    EXPECT_TRUE(unsubrelay::smtp::has_8bit(s)) << at;
+  }
+}

@@ -51,7 +51,8 @@ TEST(QueueFile, EveryTruncationIsDetected) {
 }
 
 TEST(StateLog, LastStateWinsAndFragmentsAreIgnored) {
-  const auto s = parse_state_log("D 1 100\nF 2 500 451 try later\nB 0 200\nD 9 1\nD 0", 3);
+  const auto s = parse_state_log("D 1 100\nF 2 500 451 try later\nB 0 200\nD 9 1\nD 0",
+                                 std::vector<RecipientStatus>(3, RecipientStatus::pending));
   ASSERT_EQ(s.recipients.size(), 3u);
   EXPECT_EQ(s.recipients[0], RecipientStatus::bounced);  // the fragment "D 0" is ignored
   EXPECT_EQ(s.recipients[1], RecipientStatus::delivered);
@@ -76,18 +77,89 @@ TEST(Spool, CommitLoadAndRemove) {
   const auto id = writer->id();
   EXPECT_TRUE(Spool::valid_id(id));
   ASSERT_EQ(spool.list_ids(), std::vector<std::string>{id});
+  auto open = spool.open(id, &err);
+  ASSERT_TRUE(open) << err;
+  EXPECT_EQ(open->content(), "Subject: y\r\n\r\n" + big);
+  EXPECT_EQ(open->mark(1, RecipientStatus::delivered), "");
+  EXPECT_EQ(open->sync(), "");
+  EXPECT_EQ(spool.mark_deferred(open->message, 1, 99, "451 later\r\ninjected"), "");
   auto m = spool.load(id, &err);
   ASSERT_TRUE(m) << err;
-  EXPECT_EQ(*spool.read_content(*m), "Subject: y\r\n\r\n" + big);
-  EXPECT_EQ(spool.mark_delivered(id, 1, 5), "");
-  EXPECT_EQ(spool.mark_deferred(id, 1, 99, "451 later\r\ninjected"), "");
-  m = spool.load(id);
+  EXPECT_EQ(m->state.recipients[0], RecipientStatus::pending);
   EXPECT_EQ(m->state.recipients[1], RecipientStatus::delivered);
   EXPECT_EQ(m->state.last_reason, "451 later  injected");
+  EXPECT_TRUE(m->has_state_log);
   EXPECT_TRUE(spool.remove(id));
   EXPECT_TRUE(spool.list_ids().empty());
   EXPECT_FALSE(spool.remove(id));
   EXPECT_FALSE(spool.remove("../../etc/passwd"));
+}
+
+// Postfix-style marks: each recipient's outcome is one byte in the queue file
+// itself, the file stays valid, and a state log from older versions still counts.
+TEST(Spool, RecipientsAreMarkedInPlace) {
+  TempDir dir;
+  Spool spool(dir.path.string());
+  ASSERT_EQ(spool.init(), "");
+  auto env = envelope();
+  env.recipients.push_back("d@example.org");
+  auto writer = spool.create(env, nullptr);
+  ASSERT_EQ(writer->append("Subject: z\r\n\r\nbody\r\n"), "");
+  ASSERT_EQ(writer->commit(), "");
+  const auto id = writer->id();
+  {
+    auto open = spool.open(id);
+    ASSERT_TRUE(open);
+    EXPECT_EQ(open->mark(0, RecipientStatus::delivered), "");
+    EXPECT_EQ(open->mark(2, RecipientStatus::bounced), "");
+    EXPECT_NE(open->mark(3, RecipientStatus::delivered), "");  // no such recipient
+  }
+  std::ifstream in(dir.path / "messages" / id, std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(file.find("\nD b@example.org\nR c@example.org\nX d@example.org\nM\n"), std::string::npos) << file;
+  auto m = spool.load(id);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->envelope.recipients, (std::vector<std::string>{"b@example.org", "c@example.org", "d@example.org"}));
+  EXPECT_EQ(m->state.recipients, (std::vector<RecipientStatus>{RecipientStatus::delivered, RecipientStatus::pending,
+                                                                RecipientStatus::bounced}));
+  EXPECT_FALSE(m->has_state_log);  // no second file for a message
+  std::ofstream(dir.path / "state" / id) << "D 1 100\n";  // a spool written by an older version
+  EXPECT_EQ(spool.open(id)->message.state.recipients[1], RecipientStatus::delivered);
+  EXPECT_EQ(spool.recover().queued, std::vector<std::string>{id});
+}
+
+// The SMTP session's content is handed over in memory within the bound, and
+// the bound is given back when the message is done with; past it, nothing is kept.
+TEST(Spool, ContentKeptInMemoryWithinTheBound) {
+  TempDir dir;
+  Spool spool(dir.path.string(), 1000);
+  ASSERT_EQ(spool.init(), "");
+  auto small = spool.create(envelope(), nullptr);
+  ASSERT_EQ(small->append("Subject: s\r\n\r\n"), "");
+  ASSERT_EQ(small->append(std::string(500, 's')), "");
+  EXPECT_EQ(spool.budget().used(), 514u);
+  auto big = spool.create(envelope(), nullptr);
+  ASSERT_EQ(big->append(std::string(600, 'b')), "");  // 514 + 600 > 1000: read back later instead
+  EXPECT_EQ(spool.budget().used(), 514u);
+  EXPECT_EQ(big->content(), std::string(600, 'b'));  // from the file
+  ASSERT_EQ(small->commit(), "");
+  ASSERT_EQ(big->commit(), "");
+  EXPECT_FALSE(big->opened());
+  auto opened = small->opened();
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(opened->content(), "Subject: s\r\n\r\n" + std::string(500, 's'));
+  EXPECT_EQ(opened->message.id, small->id());
+  EXPECT_EQ(opened->message.envelope.recipients.size(), 2u);
+  small.reset();
+  EXPECT_EQ(spool.budget().used(), 514u);  // held by the open message now
+  EXPECT_EQ(opened->mark(1, RecipientStatus::delivered), "");  // opens the committed file
+  EXPECT_EQ(opened->sync(), "");
+  EXPECT_EQ(spool.load(opened->message.id)->state.recipients[1], RecipientStatus::delivered);
+  EXPECT_TRUE(spool.remove(opened->message));
+  opened.reset();
+  EXPECT_EQ(spool.budget().used(), 0u);
+  big.reset();
+  EXPECT_EQ(spool.budget().used(), 0u);
 }
 
 TEST(Spool, AbortedWriterLeavesNothing) {

@@ -73,8 +73,9 @@ class QueueManager {
 
   /// Starts the scheduler with the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
-  /// A message was just committed to the spool: deliver it now.
-  void enqueue(std::string id);
+  /// A message was just committed to the spool: deliver it now, from memory
+  /// when the SMTP session handed over its content (spool::QueueWriter::opened).
+  void enqueue(std::string id, std::unique_ptr<spool::OpenMessage> opened = nullptr);
   /// Stops scheduling and waits for the deliveries in flight to finish.
   boost::asio::awaitable<void> drain();
 
@@ -83,6 +84,7 @@ class QueueManager {
  private:
   struct Entry {
     long long next_try = 0;
+    std::shared_ptr<spool::OpenMessage> opened;  // content still in memory, for the first attempt
   };
   struct Attempt;      // one delivery attempt of one message (queue_attempt.cpp)
   struct CopyOutcome;  // what happened to one recipient's copy

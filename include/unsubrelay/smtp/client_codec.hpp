@@ -38,6 +38,10 @@ class ReplyReader {
 /// CRLF added when missing, and the terminating ".\r\n".
 std::string dot_stuff(std::string_view content);
 
+/// Whether content has a byte over 127 (BODY=8BITMIME is then declared),
+/// eight bytes per step.
+bool has_8bit(std::string_view content);
+
 /// The keywords of an EHLO reply ("PIPELINING", "SIZE 10485760", "AUTH PLAIN LOGIN").
 struct Extensions {
   bool pipelining = false;

@@ -31,8 +31,9 @@ struct ServerCounters {
   std::atomic<std::uint64_t> messages_refused{0};
 };
 
-/// Called with the queue id of every message committed to the spool.
-using QueuedCallback = std::function<void(const std::string& queue_id)>;
+/// Called for every message committed to the spool, with the message still
+/// open and in memory when the spool's memory bound allowed keeping it (else null).
+using QueuedCallback = std::function<void(const std::string& queue_id, std::unique_ptr<spool::OpenMessage> opened)>;
 /// Called for each u+TOKEN@mailto_domain recipient once its message is in:
 /// records the unsubscribe; false and why when the token is not valid.
 using MailtoCallback = std::function<bool(const std::string& token, const std::string& client_ip, std::string& why)>;

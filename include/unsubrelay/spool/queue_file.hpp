@@ -15,6 +15,12 @@
 //   M\n
 //   <message content, CRLF lines, dot-unstuffed>
 //   END <content length, 20 digits>\n
+//
+// As Postfix's qmgr marks a recipient record done, a recipient's outcome is
+// written into the file in place: its record's type byte R becomes D
+// (delivered) or X (bounced, returned to the sender). One byte written over
+// one byte: a crash leaves either the old or the new letter, never a torn
+// record, and the end record still matches the file size.
 #pragma once
 
 #include <cstdint>
@@ -35,15 +41,24 @@ struct QueueEnvelope {
   std::vector<std::string> recipients;
 };
 
+/// Per-recipient delivery state.
+enum class RecipientStatus { pending, delivered, bounced };
+
+/// The type byte of a recipient record in that state: R, D or X.
+char recipient_mark(RecipientStatus status);
+
 inline constexpr std::string_view queue_magic = "UNSUBRELAY-QUEUE 1\n";
 inline constexpr std::size_t trailer_size = 25;  // "END " + 20 digits + "\n"
 
-/// The records before the content, ending with "M\n".
-std::string encode_envelope(const QueueEnvelope& envelope);
+/// The records before the content, ending with "M\n"; offsets (optional)
+/// receives where each recipient record's type byte is.
+std::string encode_envelope(const QueueEnvelope& envelope, std::vector<std::uint64_t>* offsets = nullptr);
 std::string encode_trailer(std::uint64_t content_length);
 
 struct ParsedQueueFile {
   QueueEnvelope envelope;
+  std::vector<RecipientStatus> marks;             // per recipient, from its record's type byte
+  std::vector<std::uint64_t> recipient_offsets;   // per recipient: where that byte is in the file
   std::uint64_t content_offset = 0;
   std::uint64_t content_length = 0;
 };
@@ -54,10 +69,8 @@ struct ParsedQueueFile {
 std::optional<ParsedQueueFile> parse_queue_file(std::string_view head, std::string_view tail,
                                                 std::uint64_t file_size, std::string* why);
 
-/// Per-recipient delivery state, kept in an append-only log beside the
-/// queue file so a restart never resends to recipients already delivered.
-enum class RecipientStatus { pending, delivered, bounced };
-
+/// Retry state, and the per-recipient state of spools written before the
+/// marks were kept in place, in an append-only log beside the queue file.
 struct DeliveryState {
   std::vector<RecipientStatus> recipients;
   unsigned attempts = 0;
@@ -65,8 +78,9 @@ struct DeliveryState {
   std::string last_reason;
 };
 
-/// Applies the lines of a state log ("D i t [upstream-id]", "B i t", "F attempts next reason").
+/// Applies the lines of a state log ("D i t [upstream-id]", "B i t", "F attempts next reason")
+/// over the recipients' marks (a log never makes a recipient pending again).
 /// An incomplete last line (a crash mid-append) is ignored.
-DeliveryState parse_state_log(std::string_view log, std::size_t recipient_count);
+DeliveryState parse_state_log(std::string_view log, std::vector<RecipientStatus> marks);
 
 }  // namespace unsubrelay::spool

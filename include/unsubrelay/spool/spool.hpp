@@ -1,8 +1,9 @@
 // spool.hpp: the durable queue on disk.
 //
 //   SPOOL/incoming/ID   being written; never acknowledged; removed at start-up
-//   SPOOL/messages/ID   acknowledged (250 sent); delivered until done
-//   SPOOL/state/ID      append-only per-recipient delivery log
+//   SPOOL/messages/ID   acknowledged (250 sent); delivered until done; each
+//                       recipient's outcome is marked in it in place
+//   SPOOL/state/ID      append-only log of deferrals (attempts, next try, reason)
 //   SPOOL/corrupt/ID    damaged queue files, kept for the operator, never sent
 //   SPOOL/flush         present = "retry every deferred message now" (queue flush)
 //
@@ -12,6 +13,7 @@
 // before the SMTP server may answer 250.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +23,26 @@
 #include "unsubrelay/spool/queue_file.hpp"
 
 namespace unsubrelay::spool {
+
+/// The bound on message content held in memory, shared by the SMTP sessions
+/// that keep what they receive and the queue manager that delivers it from
+/// memory on its first attempt (spool.memory_limit_mb). Past it, content is
+/// read back from the queue file instead: slower, never lost.
+class ContentBudget {
+ public:
+  explicit ContentBudget(std::size_t limit) : limit_(limit) {}
+  bool reserve(std::size_t bytes);
+  void release(std::size_t bytes) { used_ -= bytes; }
+  std::size_t used() const { return used_; }
+  std::size_t limit() const { return limit_; }
+
+ private:
+  std::atomic<std::size_t> used_{0};
+  std::size_t limit_;
+};
+
+struct QueuedMessage;
+class OpenMessage;
 
 /// One message being received; streams content to incoming/ID.
 class QueueWriter {
@@ -32,16 +54,21 @@ class QueueWriter {
   const std::string& id() const { return id_; }
   /// Appends content bytes (buffered). Returns "" or the error.
   std::string append(std::string_view bytes);
-  /// The content written so far, read back from the file (policy checks before commit).
+  /// The content written so far: kept in memory, or read back from the file
+  /// (policy checks before commit).
   std::optional<std::string> content();
   /// Writes the end record, fsyncs, renames into messages/, fsyncs the directory.
   std::string commit();
   void abort();
+  /// After commit: the message, open for its first delivery attempt, with its
+  /// content still in memory when the budget allowed keeping it.
+  std::unique_ptr<OpenMessage> opened();
 
  private:
   friend class Spool;
-  QueueWriter(std::string root, std::string id, int fd);
+  QueueWriter(std::string root, std::string id, int fd, QueueEnvelope envelope, std::shared_ptr<ContentBudget> budget);
   std::string flush_buffer();
+  void keep(std::string_view bytes);
 
   std::string root_;
   std::string id_;
@@ -50,6 +77,11 @@ class QueueWriter {
   std::uint64_t content_length_ = 0;
   std::uint64_t content_offset_ = 0;  // where the content starts in the file
   bool committed_ = false;
+  QueueEnvelope envelope_;
+  std::vector<std::uint64_t> recipient_offsets_;
+  std::shared_ptr<ContentBudget> budget_;
+  std::string kept_;     // the content, while the budget allows
+  bool keeping_ = true;
 };
 
 /// A queued message as read back from messages/ID.
@@ -59,6 +91,37 @@ struct QueuedMessage {
   std::uint64_t content_length = 0;
   std::uint64_t content_offset = 0;
   DeliveryState state;
+  std::vector<std::uint64_t> recipient_offsets;  // where each recipient's mark byte is
+  bool has_state_log = false;                    // state/ID exists
+};
+
+/// A queued message open for a delivery attempt: its envelope and state, its
+/// content in memory, and one descriptor through which each recipient's
+/// outcome is marked in the queue file in place (no file per message besides
+/// the queue file, no open per recipient).
+class OpenMessage {
+ public:
+  OpenMessage(const OpenMessage&) = delete;
+  OpenMessage& operator=(const OpenMessage&) = delete;
+  ~OpenMessage();
+
+  QueuedMessage message;
+  const std::string& content() const { return content_; }
+  /// Marks recipient index delivered or bounced in place. Not synced: sync()
+  /// once per attempt (or remove the message). Returns "" or the error.
+  std::string mark(std::size_t index, RecipientStatus status);
+  /// Makes the marks durable (fdatasync). Returns "" or the error.
+  std::string sync();
+
+ private:
+  friend class Spool;
+  friend class QueueWriter;
+  OpenMessage(std::string path, int fd, std::string content, std::shared_ptr<ContentBudget> budget);
+  std::string path_;
+  int fd_ = -1;  // opened at the first mark when the message came from the SMTP session
+  std::string content_;
+  std::shared_ptr<ContentBudget> budget_;  // holds content_.size() of it, when set
+  bool dirty_ = false;                     // marks written since the last sync()
 };
 
 struct RecoveryReport {
@@ -67,9 +130,12 @@ struct RecoveryReport {
   std::vector<std::string> quarantined;  // moved to corrupt/, with reasons
 };
 
+/// The default of spool.memory_limit_mb.
+inline constexpr std::size_t default_memory_limit = 64 * 1024 * 1024;
+
 class Spool {
  public:
-  explicit Spool(std::string root);
+  explicit Spool(std::string root, std::size_t memory_limit = default_memory_limit);
 
   const std::string& root() const { return root_; }
   std::string messages_dir() const { return root_ + "/messages"; }
@@ -84,24 +150,24 @@ class Spool {
   RecoveryReport recover() const;
 
   std::vector<std::string> list_ids() const;
+  /// The envelope and state (`queue list`, recovery): reads the records and the end record.
   /// unreadable: set when the failure was an I/O error (the file may be fine), not damage.
   std::optional<QueuedMessage> load(const std::string& id, std::string* why = nullptr,
                                     bool* unreadable = nullptr) const;
-  std::optional<std::string> read_content(const QueuedMessage& message, std::string* why = nullptr) const;
+  /// For a delivery attempt: one open and one read of the whole file. On
+  /// failure, damaged says whether the file itself is bad (quarantine it) rather
+  /// than unreadable now (retry later, never quarantined).
+  std::unique_ptr<OpenMessage> open(const std::string& id, std::string* why = nullptr, bool* damaged = nullptr) const;
 
   /// Appends one line to state/ID; durable when sync is set. Returns "" or the error.
   std::string append_state(const std::string& id, std::string_view line, bool sync) const;
-  /// upstream_id: the SES message id, kept for the store and bounce matching.
-  std::string mark_delivered(const std::string& id, std::size_t index, long long now,
-                             std::string_view upstream_id = {}) const;
-  std::string mark_bounced(const std::string& id, std::size_t index, long long now) const;
-  /// Makes the delivered marks of an attempt durable (one fdatasync per attempt).
-  std::string sync_state(const std::string& id) const;
-  std::string mark_deferred(const std::string& id, unsigned attempts, long long next_try,
+  /// Records a deferral (attempts so far, next try, the last reason) in state/ID.
+  std::string mark_deferred(QueuedMessage& message, unsigned attempts, long long next_try,
                             std::string_view reason) const;
 
   /// Removes a message and its state (done, or `queue delete`).
   bool remove(const std::string& id) const;
+  bool remove(const QueuedMessage& message) const;
   /// Moves a damaged message to corrupt/.
   void quarantine(const std::string& id) const;
 
@@ -110,9 +176,12 @@ class Spool {
   bool take_flush_request() const;
 
   static bool valid_id(std::string_view id);
+  const ContentBudget& budget() const { return *budget_; }
 
  private:
+  QueuedMessage with_state(const std::string& id, const ParsedQueueFile& parsed) const;
   std::string root_;
+  std::shared_ptr<ContentBudget> budget_;
 };
 
 }  // namespace unsubrelay::spool
