@@ -44,16 +44,18 @@ def start_relay(rdir, port, sink_port, sessions, tool, extra):
         json.dump(config, f)
     cmd = [BIN, "run", "-c", "relay.yaml"]
     if tool == "callgrind":
-        cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--callgrind-out-file=callgrind.out"] + cmd
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=callgrind.out"] + cmd
     relay = subprocess.Popen(cmd, cwd=rdir, stdout=open(os.path.join(rdir, "relay.log"), "w"),
                              stderr=subprocess.STDOUT)
-    for _ in range(600):
+    for _ in range(3000):  # valgrind takes minutes to start on a loaded machine
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return relay
         except OSError:
             time.sleep(0.1)
-    sys.exit("the relay did not start: see " + os.path.join(rdir, "relay.log"))
+    relay.kill()
+    relay.wait()
+    raise RuntimeError("the relay did not start: see " + os.path.join(rdir, "relay.log"))
 
 
 def main():
@@ -72,7 +74,11 @@ def main():
     message = campaign_file(work, args.size * 1024)
     sink = Sink(work)
     port = free_port()
-    relay = start_relay(work, port, sink.port, args.sessions, args.tool, json.loads(args.config))
+    try:
+        relay = start_relay(work, port, sink.port, args.sessions, args.tool, json.loads(args.config))
+    except RuntimeError as e:
+        sink.stop()
+        sys.exit(str(e))
     copies = args.messages * args.rcpts
     helper = None
     try:
