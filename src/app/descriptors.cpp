@@ -12,7 +12,8 @@ namespace unsubrelay::app {
 DescriptorBudget plan_descriptors(std::uint64_t open_files, const config::Config& cfg) {
   DescriptorBudget b;
   b.open_files = open_files;
-  b.reserve = DescriptorBudget::base_reserve + cfg.upstream.max_connections;
+  // Each upstream connection, and the queue file of the message it delivers.
+  b.reserve = DescriptorBudget::base_reserve + 2 * static_cast<std::uint64_t>(cfg.upstream.max_connections);
   b.smtp = 2 * static_cast<std::uint64_t>(cfg.smtp.limits.max_connections);
   b.wanted = b.reserve + b.smtp + cfg.http.max_connections;
   const std::uint64_t left = open_files > b.reserve + b.smtp ? open_files - b.reserve - b.smtp : 0;

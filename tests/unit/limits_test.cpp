@@ -15,12 +15,12 @@ TEST(DescriptorBudget, HttpGetsOnlyWhatSmtpAndTheReserveLeave) {
   cfg.smtp.limits.max_connections = 100;
   cfg.upstream.max_connections = 10;
   cfg.http.max_connections = 1000;
-  // reserve 128 + 10, SMTP 2 x 100: 1,024 leaves 686 for HTTP.
+  // reserve 128 + 2 x 10, SMTP 2 x 100: 1,024 leaves 676 for HTTP.
   auto b = app::plan_descriptors(1024, cfg);
-  EXPECT_EQ(b.reserve, 138u);
+  EXPECT_EQ(b.reserve, 148u);
   EXPECT_EQ(b.smtp, 200u);
-  EXPECT_EQ(b.http_connections, 686u);
-  EXPECT_EQ(b.wanted, 1338u);
+  EXPECT_EQ(b.http_connections, 676u);
+  EXPECT_EQ(b.wanted, 1348u);
   EXPECT_FALSE(b.enough());
   // Plenty of descriptors: http.max_connections itself.
   b = app::plan_descriptors(65536, cfg);
