@@ -7,10 +7,19 @@ Postfix's smtp-source drives three targets, each relaying to smtp-sink:
   unsubrelay  smtp-source -> unsubrelay (per-recipient rewriting, fsynced spool) -> smtp-sink
 The same realistic multipart campaign message (with placeholders) is sent to
 all three. Delivered recipients are counted at the sink: the run ends when the
-sink has seen every expected transaction. Reported: messages/s, recipients/s,
-CPU seconds per 1,000 recipients (whole machine, and the relay's own), peak RSS.
+sink has seen every expected transaction. Each run starts a fresh instance,
+sends --warmup messages and waits for them (Postfix's processes started, the
+relay's connections open), then measures --messages messages. Reported per
+cell, the median of --repeat interleaved runs: messages/s, recipients/s, CPU
+ms per delivered recipient (the whole machine, and the target's own: the
+relay's process, or Postfix's processes with what master reaped), peak RSS
+(PSS; Postfix summed over its processes).
+
+  python3 bench/postfix_compare.py --cells 10:1,100:10 --messages 2000
+  python3 bench/postfix_compare.py --smoke          # checks the script: NOT a figure
 """
 
+import argparse
 import json
 import os
 import re
@@ -59,10 +68,12 @@ def busy_jiffies():
     return sum(fields) - fields[3] - fields[4]  # minus idle and iowait
 
 
-def proc_cpu(pid):
+def proc_cpu(pid, children=False):
+    """utime + stime in seconds (and the reaped children's cutime + cstime when children)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kb(pids):
@@ -79,19 +90,53 @@ def rss_kb(pids):
     return total
 
 
+POSTFIX_UID = None
+
+
 def postfix_pids(directory):
-    out = subprocess.run(["ps", "-eo", "pid,user,args"], capture_output=True, text=True).stdout
+    """The private instance's master (from its pid file) and every process of user postfix."""
+    global POSTFIX_UID
+    if POSTFIX_UID is None:
+        import pwd
+        POSTFIX_UID = pwd.getpwnam("postfix").pw_uid
     pids = []
-    for line in out.splitlines()[1:]:
-        pid, user, args = line.split(None, 2)
-        if user == "postfix" or ("master" in args and directory in args):
-            pids.append(int(pid))
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid == POSTFIX_UID:
+                pids.append(int(name))
+        except OSError:
+            pass
+    master = postfix_master(directory)
+    if master and master not in pids:
+        pids.append(master)
     return pids
 
 
+def postfix_master(directory):
+    try:
+        with open(os.path.join(directory, "queue", "pid", "master.pid")) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def postfix_cpu(directory):
+    """Postfix's CPU so far: its live processes, plus the children master has reaped."""
+    master = postfix_master(directory)
+    total = 0.0
+    for pid in postfix_pids(directory):
+        try:
+            total += proc_cpu(pid, children=(pid == master))
+        except OSError:
+            pass  # exited between the listing and the read: its time goes to master's children
+    return total
+
+
 class Sink:
-    def __init__(self, work):
-        self.port = free_port()
+    def __init__(self, work, port=None):
+        self.port = port or free_port()
         self.out = open(os.path.join(work, f"sink-{self.port}.out"), "w+")
         self.proc = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{self.port}", "1024"],
                                      stdout=self.out, stderr=subprocess.STDOUT)
@@ -110,7 +155,55 @@ class Sink:
         self.out.close()
 
 
-def run_target(target, work, message, messages, rcpts):
+def start_relay(work, port, sink_port, extra=None, cpus=None):
+    """The Release relay: upstream kind smtp to the sink, SESSIONS connections, fsynced spool."""
+    rdir = tempfile.mkdtemp(prefix="relaybench-", dir=work)
+    config = {
+        "smtp": {"listen": [f"127.0.0.1:{port}"], "hostname": "bench.localdomain",
+                 "max_connections": 2000, "allow_networks": ["127.0.0.0/8"]},
+        "upstream": {"kind": "smtp", "host": "127.0.0.1", "port": sink_port, "tls": "none",
+                     "max_connections": SESSIONS},
+        "http": {"listen": [f"127.0.0.1:{free_port()}"]},
+        "unsubscribe": {"base_url": "https://unsub.example.com"},
+        "log": {"level": "warn"},
+    }
+    for key, value in (extra or {}).items():
+        config.setdefault(key, {}).update(value)
+    with open(os.path.join(rdir, "relay.yaml"), "w") as f:
+        json.dump(config, f)
+    cmd = [BIN, "run", "-c", "relay.yaml"]
+    if cpus:
+        cmd = ["taskset", "-c", cpus] + cmd
+    relay = subprocess.Popen(cmd, cwd=rdir, stdout=open(os.path.join(rdir, "relay.log"), "w"),
+                             stderr=subprocess.STDOUT)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return relay, rdir
+        except OSError:
+            time.sleep(0.05)
+    relay.kill()
+    relay.wait()
+    raise RuntimeError("the relay did not start: see " + os.path.join(rdir, "relay.log"))
+
+
+def send(dest, message, messages, rcpts):
+    """smtp-source: SESSIONS sessions, messages messages of rcpts distinct recipients each."""
+    return subprocess.Popen(["smtp-source", "-s", str(SESSIONS), "-m", str(messages), "-r", str(rcpts), "-N",
+                             "-f", "news@example.com", "-t", "rcpt@example.org", "-F", message,
+                             f"127.0.0.1:{dest}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for(sink, expected, deadline, sample=None):
+    while sink.messages() < expected and time.monotonic() < deadline:
+        if sample:
+            sample()
+        time.sleep(0.05)
+    return sink.messages() >= expected
+
+
+def run_target(target, work, message, messages, rcpts, warmup, options):
+    """One measured run of one target, after warmup messages through the same fresh instance."""
     sink = Sink(work)
     port = free_port()
     relay = None
@@ -118,7 +211,7 @@ def run_target(target, work, message, messages, rcpts):
     try:
         if target == "direct":
             dest = sink.port
-            expected = messages
+            per_message = 1
         elif target == "postfix":
             pf_dir = tempfile.mkdtemp(prefix="pfbench-", dir=work)
             os.chmod(pf_dir, 0o755)  # Postfix's daemons run as user postfix and must reach their queue
@@ -132,59 +225,58 @@ def run_target(target, work, message, messages, rcpts):
                            stderr=subprocess.DEVNULL)
             time.sleep(1)
             dest = port
-            expected = messages  # one transaction per message (all recipients share a domain)
+            # All recipients share a domain: one transaction per default_destination_recipient_limit (50).
+            limit = int(subprocess.run(["postconf", "-c", f"{pf_dir}/etc", "-h", "default_destination_recipient_limit"],
+                                       capture_output=True, text=True, check=True).stdout)
+            per_message = -(-rcpts // limit)
         else:
-            rdir = tempfile.mkdtemp(prefix="relaybench-", dir=work)
-            config = {
-                "smtp": {"listen": [f"127.0.0.1:{port}"], "hostname": "bench.localdomain",
-                         "max_connections": 2000, "allow_networks": ["127.0.0.0/8"]},
-                "upstream": {"kind": "smtp", "host": "127.0.0.1", "port": sink.port, "tls": "none",
-                             "max_connections": SESSIONS},
-                "http": {"listen": [f"127.0.0.1:{free_port()}"]},
-                "unsubscribe": {"base_url": "https://unsub.example.com"},
-                "log": {"level": "warn"},
-            }
-            with open(os.path.join(rdir, "relay.yaml"), "w") as f:
-                json.dump(config, f)
-            relay = subprocess.Popen([BIN, "run", "-c", "relay.yaml"], cwd=rdir,
-                                     stdout=open(os.path.join(rdir, "relay.log"), "w"), stderr=subprocess.STDOUT)
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            relay, _ = start_relay(work, port, sink.port, options.get("relay_config"), options.get("relay_cpus"))
             dest = port
-            expected = messages * rcpts  # one copy per recipient, each with its own link
+            per_message = rcpts  # one copy per recipient, each with its own link
+
+        deadline = time.monotonic() + options.get("timeout", 1800)
+        if warmup:
+            send(dest, message, warmup, rcpts).wait()
+            if not wait_for(sink, warmup * per_message, deadline):
+                raise RuntimeError(f"{target}: warm-up did not complete")
+        base = sink.messages()
+        expected = base + messages * per_message
+
+        def own_cpu():
+            if relay:
+                return proc_cpu(relay.pid)
+            return postfix_cpu(pf_dir) if pf_dir else 0.0
+
+        peak = [0]
+
+        def sample_rss():
+            now = time.monotonic()
+            if now - sample_rss.last >= 0.2:
+                sample_rss.last = now
+                if pf_dir:
+                    peak[0] = max(peak[0], rss_kb(postfix_pids(pf_dir)))
+                elif relay:
+                    peak[0] = max(peak[0], rss_kb([relay.pid]))
+        sample_rss.last = 0.0
 
         jiffies0 = busy_jiffies()
-        relay_cpu0 = proc_cpu(relay.pid) if relay else 0
-        peak_rss = 0
+        cpu0 = own_cpu()
         start = time.monotonic()
-        source = subprocess.Popen(["smtp-source", "-s", str(SESSIONS), "-m", str(messages), "-r", str(rcpts), "-N",
-                                   "-f", "news@example.com", "-t", "rcpt@example.org", "-F", message,
-                                   f"127.0.0.1:{dest}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = start + 600
-        while sink.messages() < expected and time.monotonic() < deadline:
-            if relay:
-                peak_rss = max(peak_rss, rss_kb([relay.pid]))
-            elif pf_dir:
-                peak_rss = max(peak_rss, rss_kb(postfix_pids(pf_dir)))
-            time.sleep(0.02)
+        source = send(dest, message, messages, rcpts)
+        complete = wait_for(sink, expected, deadline, sample_rss)
         elapsed = time.monotonic() - start
-        source.wait(timeout=60)
-        delivered = sink.messages()
+        cpu_own = own_cpu() - cpu0
         cpu_all = (busy_jiffies() - jiffies0) / os.sysconf("SC_CLK_TCK")
-        relay_cpu = (proc_cpu(relay.pid) - relay_cpu0) if relay else None
+        source.wait(timeout=60)
         if relay:
             with open(f"/proc/{relay.pid}/status") as f:
-                peak_rss = max(peak_rss, int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)))
-        recipients = messages * rcpts if delivered >= expected else None
-        return {"target": target, "seconds": elapsed, "complete": delivered >= expected,
-                "messages_per_s": messages / elapsed, "recipients_per_s": messages * rcpts / elapsed,
-                "cpu_per_1000": cpu_all * 1000 / (messages * rcpts),
-                "relay_cpu_per_1000": relay_cpu * 1000 / (messages * rcpts) if relay_cpu is not None else None,
-                "peak_rss_mb": peak_rss / 1024 if peak_rss else None, "recipients": recipients}
+                peak[0] = max(peak[0], int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)))
+        n = messages * rcpts
+        return {"target": target, "seconds": elapsed, "complete": complete,
+                "messages_per_s": messages / elapsed, "recipients_per_s": n / elapsed,
+                "cpu_ms_per_rcpt": cpu_all * 1000 / n,
+                "own_cpu_ms_per_rcpt": cpu_own * 1000 / n if target != "direct" else None,
+                "peak_rss_mb": peak[0] / 1024 if peak[0] else None}
     finally:
         if relay:
             relay.send_signal(signal.SIGTERM)
@@ -197,52 +289,75 @@ def run_target(target, work, message, messages, rcpts):
         sink.stop()
 
 
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", default="10:1,10:10,10:100,100:1,100:10,100:100",
+                    help="KB:recipients pairs, comma-separated (default: all six cells)")
+    ap.add_argument("--messages", type=int, default=2000, help="measured messages per run (default 2000)")
+    ap.add_argument("--warmup", type=int, default=200, help="messages sent and delivered before each run")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs per cell; the median is reported")
+    ap.add_argument("--targets", default="direct,postfix,unsubrelay")
+    ap.add_argument("--relay-config", default=None, help="JSON merged into the relay's configuration sections")
+    ap.add_argument("--relay-cpus", default=None, help="run the relay under taskset -c CPUS")
+    ap.add_argument("--smoke", action="store_true", help="20 messages, 1 run, no warm-up: checks the script, NOT a figure")
+    ap.add_argument("--quick", action="store_true", help="same as --smoke")
+    args = ap.parse_args()
+    if args.smoke or args.quick:
+        args.smoke, args.messages, args.warmup, args.repeat = True, 20, 0, 1
+    return args
+
+
+def print_table(rows, repeat):
+    print(f"\n| message | rcpt/msg | target | msgs/s | rcpts/s | CPU ms / rcpt (machine) | CPU ms / rcpt (own) "
+          f"| peak RSS MB | vs Postfix | vs direct | rcpts/s range of {repeat} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for size_kb, rcpts, results, spread in rows:
+        for t, r in results.items():
+            vs_pf = f"{r['recipients_per_s'] / results['postfix']['recipients_per_s']:.2f}" if "postfix" in results else "-"
+            vs_direct = f"{r['recipients_per_s'] / results['direct']['recipients_per_s']:.2f}" if "direct" in results else "-"
+            own = f"{r['own_cpu_ms_per_rcpt']:.3f}" if r["own_cpu_ms_per_rcpt"] is not None else "-"
+            rss = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-"
+            done = "" if r["complete"] else " (INCOMPLETE)"
+            print(f"| {size_kb} KB | {rcpts} | {t}{done} | {r['messages_per_s']:.0f} | {r['recipients_per_s']:.0f} "
+                  f"| {r['cpu_ms_per_rcpt']:.3f} | {own} | {rss} | {vs_pf} | {vs_direct} "
+                  f"| {spread[t][0]:.0f}-{spread[t][1]:.0f} |")
+
+
 def main():
-    if os.path.exists("/etc/postfix/main.cf"):
+    args = parse_args()
+    targets = args.targets.split(",")
+    if "postfix" in targets and os.path.exists("/etc/postfix/main.cf"):
         sys.exit("a Postfix configuration exists in /etc/postfix: this benchmark runs only on a machine without one")
-    quick = "--quick" in sys.argv
-    repeat = 1 if quick else 3
-    for arg in sys.argv[1:]:
-        if arg.startswith("--repeat="):
-            repeat = max(1, int(arg.split("=", 1)[1]))
+    options = {"relay_config": json.loads(args.relay_config) if args.relay_config else None,
+               "relay_cpus": args.relay_cpus}
+    if args.smoke:
+        print("SMOKE RUN: 20 messages, one run, no warm-up. It checks the script; it is NOT a figure.", flush=True)
     work = tempfile.mkdtemp(prefix="unsubrelay-bench-")
     os.chmod(work, 0o755)
     rows = []
     try:
-        for size in (10 * 1024, 100 * 1024):
-            message = campaign_file(work, size)
-            for rcpts in (1, 10):
-                messages = (200 if quick else 2000) // rcpts if size == 10 * 1024 else (100 if quick else 500) // rcpts
-                # Interleaved repeats, median by recipients/s: this 2-core VM's disk and CPU
-                # move single runs by +/-20%.
-                runs = {t: [] for t in ("direct", "postfix", "unsubrelay")}
-                for _ in range(repeat):
-                    for t in runs:
-                        runs[t].append(run_target(t, work, message, messages, rcpts))
-                results = {t: sorted(r, key=lambda x: x["recipients_per_s"])[len(r) // 2] for t, r in runs.items()}
-                spread = {t: (min(x["recipients_per_s"] for x in r), max(x["recipients_per_s"] for x in r))
-                          for t, r in runs.items()}
-                rows.append((size, rcpts, messages, results))
-                r = results
-                print(f"{size // 1024} KB x {rcpts} rcpt, {messages} msgs, median of {repeat}: " + ", ".join(
-                    f"{t} {r[t]['recipients_per_s']:.0f} rcpt/s (range {spread[t][0]:.0f}-{spread[t][1]:.0f})"
-                    f"{'' if all(x['complete'] for x in runs[t]) else ' (INCOMPLETE)'}"
-                    for t in r), flush=True)
+        for cell in args.cells.split(","):
+            size_kb, rcpts = (int(x) for x in cell.split(":"))
+            message = campaign_file(work, size_kb * 1024)
+            # Interleaved repeats, median by recipients/s: this 2-core VM's disk and CPU
+            # move single runs by +/-20%.
+            runs = {t: [] for t in targets}
+            for _ in range(args.repeat):
+                for t in targets:
+                    runs[t].append(run_target(t, work, message, args.messages, rcpts, args.warmup, options))
+            results = {t: sorted(r, key=lambda x: x["recipients_per_s"])[len(r) // 2] for t, r in runs.items()}
+            spread = {t: (min(x["recipients_per_s"] for x in r), max(x["recipients_per_s"] for x in r))
+                      for t, r in runs.items()}
+            rows.append((size_kb, rcpts, results, spread))
+            print(f"{size_kb} KB x {rcpts} rcpt, {args.messages} msgs after {args.warmup} warm-up, median of "
+                  f"{args.repeat}: " + ", ".join(
+                      f"{t} {results[t]['recipients_per_s']:.0f} rcpt/s"
+                      f"{'' if all(x['complete'] for x in runs[t]) else ' (INCOMPLETE)'}" for t in targets), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    print("\n| message | rcpt/msg | target | msgs/s | rcpts/s | CPU s / 1k rcpts (machine) | CPU s / 1k rcpts (relay) | peak RSS MB | vs Postfix | vs direct |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for size, rcpts, messages, results in rows:
-        for t in ("direct", "postfix", "unsubrelay"):
-            r = results[t]
-            vs_pf = r["recipients_per_s"] / results["postfix"]["recipients_per_s"]
-            vs_direct = r["recipients_per_s"] / results["direct"]["recipients_per_s"]
-            relay_cpu = f"{r['relay_cpu_per_1000']:.2f}" if r["relay_cpu_per_1000"] is not None else "-"
-            rss = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-"
-            done = "" if r["complete"] else " (incomplete)"
-            print(f"| {size // 1024} KB | {rcpts} | {t}{done} | {r['messages_per_s']:.0f} | {r['recipients_per_s']:.0f} "
-                  f"| {r['cpu_per_1000']:.2f} | {relay_cpu} | {rss} | {vs_pf:.2f} | {vs_direct:.2f} |")
+    print_table(rows, args.repeat)
+    if args.smoke:
+        print("\nSMOKE RUN: NOT A FIGURE.")
 
 
 if __name__ == "__main__":

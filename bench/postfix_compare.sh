@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # unsubrelay against Postfix with smtp-source / smtp-sink (docs/performance.md).
-#   ./bench/postfix_compare.sh [--quick] [--repeat=N]   (default: 3 runs per case, median)
+#   ./bench/postfix_compare.sh [--cells 10:1,100:100] [--messages 2000] [--warmup 200] [--repeat 3] [--smoke]
+#   (default: six cells, 10 KB and 100 KB x 1, 10, 100 recipients; median of 3 interleaved runs)
 # Installs the packages, builds a Release binary, runs bench/postfix_compare.py.
 # It needs root (Postfix's master) and a machine without a configured Postfix:
 # it writes /etc/postfix/main.cf for its private instance and removes it after.
