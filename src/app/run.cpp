@@ -27,6 +27,7 @@
 #include "unsubrelay/app/commands.hpp"
 #include "unsubrelay/app/descriptors.hpp"
 #include "unsubrelay/app/systemd_notify.hpp"
+#include "unsubrelay/common/certificate.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
@@ -51,6 +52,8 @@ void setup_logging(const config::Log& log) {
   if (log.format == "json") {
     // Messages are built with printable(), so they carry no quote-breaking control bytes.
     logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%v"})");
+  } else if (stderr_is_journal()) {
+    logger->set_formatter(journal_formatter());  // under systemd: the journal adds time and priority
   } else {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
   }
@@ -100,6 +103,24 @@ std::size_t spool_depth(const std::string& dir) {
     ++n;
   }
   return n;
+}
+
+/// The certificates the SMTP and HTTPS listeners serve, with their notAfter
+/// as read at start (unsubrelay_tls_certificate_expiry_timestamp_seconds).
+std::vector<common::ServedCertificate> served_certificates(const config::Config& cfg) {
+  std::vector<common::ServedCertificate> served;
+  auto add = [&](const char* listener, const std::optional<config::TlsFiles>& tls) {
+    if (!tls) return;
+    std::string err;
+    if (auto t = common::certificate_not_after(tls->cert, err)) {
+      served.push_back({listener, tls->cert, *t});
+    } else {
+      spdlog::warn("{}.tls.cert: no expiry metric: {}", listener, err);
+    }
+  };
+  add("smtp", cfg.smtp.tls);
+  if (!cfg.http.listen_tls.empty()) add("http", cfg.http.tls);
+  return served;
 }
 
 }  // namespace
@@ -192,6 +213,7 @@ int run_relay(const std::string& config_path) {
     return 71;  // EX_OSERR
   }
   queue.start(recovered.queued);
+  const auto served = served_certificates(cfg);  // for the certificate-expiry alert (docs/monitoring/)
   service.metrics().relay_metrics = [&] {
     const auto& in = server.counters();
     const auto& out = queue.counters();
@@ -210,6 +232,7 @@ int run_relay(const std::string& config_path) {
     m += out.upstream_latency.prometheus("unsubrelay_upstream_latency_seconds");
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
                      "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
+    m += common::certificate_expiry_metric(served);
     return m;
   };
   http::Server web(io, cfg.http, cfg.tls, service, descriptors.http_connections);

@@ -330,6 +330,8 @@ Response Service::metrics_page() {
   out += fmt::format("# HELP unsubrelay_http_requests_total HTTP requests served.\n"
                      "# TYPE unsubrelay_http_requests_total counter\nunsubrelay_http_requests_total {}\n",
                      metrics_.requests.load());
+  out += fmt::format("# HELP unsubrelay_store_up 1 when the store answers a query, 0 when it does not.\n"
+                     "# TYPE unsubrelay_store_up gauge\nunsubrelay_store_up {}\n", store_.healthy() ? 1 : 0);
   return {200, "text/plain; version=0.0.4; charset=utf-8", out, {}};
 }
 
