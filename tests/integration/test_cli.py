@@ -1,6 +1,7 @@
 """Command line, configuration errors, signals and systemd notification."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -165,16 +166,24 @@ class SignalTest(unittest.TestCase):
 
 class SystemdUnitTest(unittest.TestCase):
     def test_unit_verifies_and_is_hardened(self):
-        with open(os.path.join(REPO, "systemd", "unsubrelay.service")) as f:
+        # The unit CMake configured beside the binary (cmake/install.cmake), as the package installs it.
+        with open(os.path.join(os.path.dirname(os.path.abspath(BIN)), "systemd", "unsubrelay.service")) as f:
             unit = f.read()
-        for directive in ("Type=notify", "DynamicUser=yes", "ProtectSystem=strict", "StateDirectory=unsubrelay",
+        for directive in ("Type=notify", "User=unsubrelay", "ProtectSystem=strict", "StateDirectory=unsubrelay",
                           "NoNewPrivileges=yes", "CapabilityBoundingSet=\n", "ExecReload=/bin/kill -HUP $MAINPID"):
             self.assertIn(directive, unit)
+        self.assertNotIn("@", unit.replace("@system-service", "").replace("@privileged", "").replace("@resources", ""))
         # systemd's own parser checks every directive (the binary path must exist for it).
+        exec_bin = re.search(r"^ExecStart=(\S+) run", unit, re.M).group(1)
         path = os.path.join(tempfile.mkdtemp(), "unsubrelay.service")
         with open(path, "w") as f:
-            f.write(unit.replace("/usr/local/bin/unsubrelay", os.path.abspath(BIN)))
-        result = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+            f.write(unit.replace(exec_bin, os.path.abspath(BIN)))
+        # Documentation=man:unsubrelay(8): verify runs man, pointed at the repository's page.
+        manpath = tempfile.mkdtemp()
+        os.mkdir(os.path.join(manpath, "man8"))
+        os.symlink(os.path.join(REPO, "man", "unsubrelay.8"), os.path.join(manpath, "man8", "unsubrelay.8"))
+        result = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True,
+                                env={**os.environ, "MANPATH": manpath})
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stderr.strip(), "")
 
