@@ -25,6 +25,10 @@
 
 namespace unsubrelay::config {
 
+namespace detail {
+void load_feedback(Section& s, bool present, Feedback& f, Errors& errors);  // feedback.cpp
+}
+
 std::string Endpoint::to_string() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);
@@ -359,6 +363,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& source) {
       {"spool", [&](Section& s) { load_spool(s, r.config.spool); }},
       {"log", [&](Section& s) { load_log(s, r.config.log); }},
       {"tls", [&](Section& s) { load_tls(s, r.config.tls); }},
+      {"feedback", [&](Section& s) { load_feedback(s, top.present("feedback"), r.config.feedback, errors); }},
   };
   for (const auto& [name, load] : sections) {
     Section s(top.raw(name), name, errors);

@@ -161,6 +161,29 @@ struct Webhook {
   unsigned lease_seconds = 30;  // a fleet: how soon another relay takes over a stopped sender
 };
 
+/// feedback.ses_sns: Amazon SES notifications through SNS (POST /feedback/ses).
+struct SesSns {
+  std::vector<std::string> topic_arns;         // only these topics are taken
+  std::vector<std::string> cert_url_prefixes;  // SigningCertURL and SubscribeURL must start with one
+  std::string ca_file;                         // optional: CA bundle for those fetches
+  unsigned fetch_timeout_seconds = 10;         // one certificate or SubscribeURL fetch
+  std::size_t max_certificate_bytes = 65536;   // a signing certificate larger than this is refused
+};
+
+/// feedback: bounces and complaints (SPEC Part 2). Absent: the Part 1
+/// behaviour (no VERP, no feedback addresses, bounces never suppress).
+struct Feedback {
+  bool enabled = false;                         // the section is present
+  std::string return_path_domain;               // VERP: MAIL FROM <b+TOKEN@this>; "" = off
+  std::vector<std::string> complaint_addresses; // ARF reports (lower case)
+  bool forward_to_sender = true;
+  unsigned hard_bounce_limit = 0;               // 1 when the section is present; 0 = never suppress
+  unsigned soft_bounce_limit = 0;               // in a row; 0 = never
+  unsigned bounce_suppression_days = 0;         // 0 = until lifted
+  std::uint64_t max_report_bytes = 1048576;     // mail to a feedback address: 552 5.3.4 above it
+  std::optional<SesSns> ses_sns;
+};
+
 struct Log {
   std::string level = "info";
   std::string format = "text";
@@ -176,6 +199,7 @@ struct Config {
   Spool spool;
   std::vector<Dkim> dkim;
   std::vector<Webhook> webhooks;
+  Feedback feedback;
   Log log;
   Tls tls;
 };

@@ -1,0 +1,121 @@
+// feedback.cpp: the `feedback:` section (SPEC Part 2): VERP domain, complaint
+// addresses, bounce limits and SES notifications over SNS.
+//
+// Present, it switches the closed loop on with SPEC's defaults
+// (hard_bounce_limit 1, soft_bounce_limit 0, bounce_suppression_days 0,
+// forward_to_sender true); absent, the relay behaves as in Part 1.
+#include "section.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace unsubrelay::config::detail {
+
+namespace {
+
+/// A host name as DNS has it: labels of letters, digits and hyphens, dot-separated.
+bool valid_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    const auto c = static_cast<unsigned char>(d[i]);
+    if (c == '.') {
+      if (label == 0 || d[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    if (!std::isalnum(c) && c != '-') return false;
+    if (label == 0 && c == '-') return false;
+    if (++label > 63) return false;
+  }
+  return d.back() != '-';
+}
+
+/// local@domain, with a local part an MTA accepts unquoted.
+bool valid_address(std::string_view a) {
+  const auto at = a.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at > 64) return false;
+  for (char c : a.substr(0, at)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= ' ' || u >= 0x7f || std::string_view("\"(),:;<>@[\\]").find(c) != std::string_view::npos) return false;
+  }
+  return valid_domain(a.substr(at + 1));
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+/// "https://host/..." with a path: a bare "https://sns.amazonaws.com" would
+/// also match "https://sns.amazonaws.com.attacker.example/".
+bool valid_url_prefix(std::string_view p) {
+  if (!p.starts_with("https://")) return false;
+  const auto host_end = p.find('/', 8);
+  if (host_end == std::string_view::npos || host_end == 8) return false;
+  const auto host = p.substr(8, host_end - 8);
+  return host.find_first_of("@?#\\ ") == std::string_view::npos && p.find_first_of("?# \t") == std::string_view::npos;
+}
+
+void load_ses_sns(Section& s, SesSns& sns) {
+  s.strings("topic_arns", sns.topic_arns);
+  s.strings("cert_url_prefixes", sns.cert_url_prefixes);
+  readable_file(s, "ca_file", sns.ca_file);
+  s.integer("fetch_timeout_seconds", sns.fetch_timeout_seconds, 1, 120);
+  s.integer("max_certificate_bytes", sns.max_certificate_bytes, 4096, 1 << 20);
+  if (sns.topic_arns.empty()) {
+    s.error(s.raw("topic_arns"), s.path("topic_arns"), "at least one topic ARN is required (arn:aws:sns:...)");
+  }
+  for (std::size_t i = 0; i < sns.topic_arns.size(); ++i) {
+    if (!sns.topic_arns[i].starts_with("arn:")) {
+      s.error(s.raw("topic_arns")[i], fmt::format("{}[{}]", s.path("topic_arns"), i), "must be an ARN (arn:aws:sns:...)");
+    }
+  }
+  if (sns.cert_url_prefixes.empty()) {
+    s.error(s.raw("cert_url_prefixes"), s.path("cert_url_prefixes"),
+            "at least one prefix is required (https://sns.REGION.amazonaws.com/)");
+  }
+  for (std::size_t i = 0; i < sns.cert_url_prefixes.size(); ++i) {
+    if (!valid_url_prefix(sns.cert_url_prefixes[i])) {
+      s.error(s.raw("cert_url_prefixes")[i], fmt::format("{}[{}]", s.path("cert_url_prefixes"), i),
+              "must be https://HOST/ followed by an optional path (the host must end with a '/')");
+    }
+  }
+  s.finish();
+}
+
+}  // namespace
+
+void load_feedback(Section& s, bool present, Feedback& f, Errors& errors) {
+  if (!present) return;
+  f.enabled = true;
+  f.hard_bounce_limit = 1;
+  s.string("return_path_domain", f.return_path_domain);
+  f.return_path_domain = lower(f.return_path_domain);
+  if (s.present("return_path_domain") && !valid_domain(f.return_path_domain)) {
+    s.error(s.raw("return_path_domain"), s.path("return_path_domain"), "must be a domain name (bounces.example.com)");
+  }
+  s.strings("complaint_addresses", f.complaint_addresses);
+  for (std::size_t i = 0; i < f.complaint_addresses.size(); ++i) {
+    auto& a = f.complaint_addresses[i];
+    a = lower(a);
+    if (!valid_address(a)) {
+      s.error(s.raw("complaint_addresses")[i], fmt::format("{}[{}]", s.path("complaint_addresses"), i),
+              fmt::format("'{}' is not an address (fbl@example.com)", a));
+    }
+  }
+  s.boolean("forward_to_sender", f.forward_to_sender);
+  s.integer("hard_bounce_limit", f.hard_bounce_limit, 0, 1000);
+  s.integer("soft_bounce_limit", f.soft_bounce_limit, 0, 1000);
+  s.integer("bounce_suppression_days", f.bounce_suppression_days, 0, 36500);
+  s.integer("max_report_bytes", f.max_report_bytes, 65536, 64ull << 20);
+  if (s.present("ses_sns")) {
+    Section sns_section(s.raw("ses_sns"), s.path("ses_sns"), errors);
+    SesSns sns;
+    load_ses_sns(sns_section, sns);
+    f.ses_sns = std::move(sns);
+  }
+  s.finish();
+}
+
+}  // namespace unsubrelay::config::detail
