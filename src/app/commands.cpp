@@ -38,7 +38,9 @@ commands:
                               print a token's fields, or why it is invalid
   keygen [--id ID] [-o FILE]  write a new keys file (unsubscribe.keys_file) with one random key
   stats -c FILE [--campaign C] [--launch L]
-                              sent / delivered / deferred / bounced / suppressed / unsubscribed per launch
+                              sent / delivered / deferred / bounced / suppressed / unsubscribed per launch,
+                              with hard_bounced / soft_bounced / blocked / complaints / complaint_rate /
+                              sent_after_optout
   export -c FILE [--since TIME] [--format jsonl|csv]
                               subscription events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM
   version                     print the version
@@ -233,15 +235,21 @@ int stats_command(const Arguments& a, const config::Config& cfg) {
     std::cerr << "unsubrelay: store: " << store->last_error() << "\n";
     return 1;
   }
-  std::cout << fmt::format("{:<14} {:<20} {:<8} {:>8} {:>9} {:>8} {:>7} {:>10} {:>12} {:>7}\n", "email_id",
-                           "launch_list_id", "kind", "sent", "delivered", "deferred", "bounced", "suppressed",
-                           "unsubscribed", "rate");
+  // Part 1's columns, then Part 2's (SPEC: the JSON field names as labels).
+  std::cout << fmt::format("{:<14} {:<20} {:<8} {:>8} {:>9} {:>8} {:>7} {:>10} {:>12} {:>7} {:>12} {:>12} {:>7} "
+                           "{:>10} {:>14} {:>17}\n",
+                           "email_id", "launch_list_id", "kind", "sent", "delivered", "deferred", "bounced",
+                           "suppressed", "unsubscribed", "rate", "hard_bounced", "soft_bounced", "blocked",
+                           "complaints", "complaint_rate", "sent_after_optout");
   for (const auto& l : *launches) {
     const auto& c = l.counts;
     const double rate = c.delivered ? 100.0 * static_cast<double>(c.unsubscribed) / static_cast<double>(c.delivered) : 0;
-    std::cout << fmt::format("{:<14} {:<20} {:<8} {:>8} {:>9} {:>8} {:>7} {:>10} {:>12} {:>6.2f}%\n",
+    std::cout << fmt::format("{:<14} {:<20} {:<8} {:>8} {:>9} {:>8} {:>7} {:>10} {:>12} {:>6.2f}% {:>12} {:>12} "
+                             "{:>7} {:>10} {:>13.3f}% {:>17}\n",
                              printable(l.email_id, 14), printable(l.launch_list_id, 20), l.kind, c.sent, c.delivered,
-                             c.deferred, c.bounced, c.suppressed, c.unsubscribed, rate);
+                             c.deferred, c.bounced, c.suppressed, c.unsubscribed, rate, c.hard_bounced,
+                             c.soft_bounced, c.blocked, c.complaints, 100.0 * c.complaint_rate(),
+                             c.sent_after_optout);
   }
   return 0;
 }

@@ -205,9 +205,10 @@ Response Service::token_page(const Request& r, const std::string& token, bool re
     return one_click ? one_click_done : unsubscribed_page(false);
   }
   const std::string source = one_click ? "one-click" : "page";
-  const store::Event event{uid, claims->email_id, claims->launch_list_id,
-                           resubscribe ? store::Action::resubscribe : store::Action::unsubscribe, source,
-                           now_seconds(), r.client_ip, r.user_agent};
+  store::Event event{uid, claims->email_id, claims->launch_list_id,
+                     resubscribe ? store::Action::resubscribe : store::Action::unsubscribe, source,
+                     now_seconds(), r.client_ip, r.user_agent};
+  event.resubscribe_scope = scope;  // lifts what made the page say "unsubscribed"
   // Written (durably) before the answer: a crash after 200 never loses it.
   if (!store_.record_event(event)) {
     return one_click ? Response{503, "text/plain; charset=utf-8", "try again later\n", {{"Retry-After", "30"}}}
@@ -312,7 +313,13 @@ Response Service::summary(const Request&, const std::string& email_id, const std
                                {"bounced", s->bounced},
                                {"suppressed", s->suppressed},
                                {"unsubscribed", s->unsubscribed},
-                               {"unsubscribe_rate", rate}}}});
+                               {"unsubscribe_rate", rate},
+                               {"hard_bounced", s->hard_bounced},
+                               {"soft_bounced", s->soft_bounced},
+                               {"blocked", s->blocked},
+                               {"complaints", s->complaints},
+                               {"complaint_rate", s->complaint_rate()},
+                               {"sent_after_optout", s->sent_after_optout}}}});
 }
 
 Response Service::metrics_page() {

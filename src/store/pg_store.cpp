@@ -8,14 +8,13 @@
 // The connection, its failures and reconnects are pg_connection.hpp's.
 #include <pqxx/pqxx>
 
-#include <map>
-
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include "pg_connection.hpp"
+#include "pg_parts.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
-#include "pg_connection.hpp"
 
 namespace unsubrelay::store {
 
@@ -37,24 +36,35 @@ constexpr const char* migrations[] = {
        CREATE INDEX IF NOT EXISTS events_by_uid ON events (uid, id);)",
     R"(CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
        CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value BIGINT NOT NULL);)",
+    // Part 2: the suppression list (filled from each contact's latest event per
+    // campaign), bounces and complaints, the launch's sender, sent_after_optout.
+    R"(CREATE TABLE IF NOT EXISTS suppressions (address TEXT NOT NULL, scope TEXT NOT NULL,
+                                               scope_value TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL,
+                                               source TEXT NOT NULL, created BIGINT NOT NULL,
+                                               expires BIGINT NOT NULL DEFAULT 0,
+                                               PRIMARY KEY (address, scope, scope_value));
+       INSERT INTO suppressions (address, scope, scope_value, reason, source, created, expires)
+         SELECT c.address, 'campaign', e.email_id, 'unsubscribe', e.source, e.time, 0
+         FROM events e JOIN contacts c ON c.uid = e.uid
+         WHERE e.action = 'unsubscribe' AND e.id = (SELECT MAX(x.id) FROM events x WHERE x.uid = e.uid
+                                                    AND x.email_id = e.email_id)
+         ON CONFLICT DO NOTHING;
+       CREATE TABLE IF NOT EXISTS feedback (id BIGSERIAL PRIMARY KEY, address TEXT NOT NULL,
+                                            uid TEXT NOT NULL DEFAULT '', launch_list_id TEXT NOT NULL DEFAULT '',
+                                            email_id TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL,
+                                            status TEXT NOT NULL DEFAULT '', diagnostic TEXT NOT NULL DEFAULT '',
+                                            source TEXT NOT NULL, time BIGINT NOT NULL,
+                                            dedup_key TEXT NOT NULL UNIQUE);
+       CREATE INDEX IF NOT EXISTS feedback_by_address ON feedback (address, kind, time);
+       CREATE INDEX IF NOT EXISTS feedback_by_campaign ON feedback (email_id, launch_list_id);
+       CREATE INDEX IF NOT EXISTS feedback_by_contact ON feedback (uid, launch_list_id);
+       CREATE INDEX IF NOT EXISTS feedback_by_time ON feedback (time);
+       ALTER TABLE launches ADD COLUMN IF NOT EXISTS sender TEXT NOT NULL DEFAULT '';
+       ALTER TABLE sends ADD COLUMN IF NOT EXISTS after_optout BIGINT NOT NULL DEFAULT 0;
+       CREATE INDEX IF NOT EXISTS sends_by_upstream_id ON sends (upstream_id) WHERE upstream_id != '';
+       CREATE INDEX IF NOT EXISTS sends_by_uid ON sends (uid, updated);
+       CREATE INDEX IF NOT EXISTS sends_delivered_by_time ON sends (updated) WHERE status = 'delivered';)",
 };
-
-/// A PostgreSQL array literal of text values ({"a","b"}), for `= ANY($1::text[])`:
-/// libpqxx 6 binds no arrays.
-std::string text_array(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (const auto& v : values) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : v) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
 
 class PgStore final : public Store {
  public:
@@ -72,30 +82,15 @@ class PgStore final : public Store {
   }
 
   std::optional<std::string> uid_for(const std::string& address) override {
-    return run<std::string>([&](pqxx::work& w) { return uid_in(w, address); });
+    return run<std::string>([&](pqxx::work& w) { return pg::uid_in(w, address); });
   }
 
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
     return run<std::vector<std::string>>([&](pqxx::work& w) {
       std::vector<std::string> out;
-      for (const auto& a : addresses) out.push_back(uid_in(w, a));
+      for (const auto& a : addresses) out.push_back(pg::uid_in(w, a));
       return out;
     });
-  }
-
-  static std::string uid_in(pqxx::work& w, const std::string& address) {
-    std::string key = address;
-    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    {
-      auto r = w.exec_params("SELECT uid FROM contacts WHERE address = $1", key);
-      if (!r.empty()) return r[0][0].as<std::string>();
-      token::Uid uid{};
-      if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) throw std::runtime_error("RAND_bytes failed");
-      // Two relays may meet the same new address at once: the first insert wins, both read it back.
-      w.exec_params("INSERT INTO contacts (uid, address, created) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING",
-                    token::uid_text(uid), key, static_cast<long long>(std::time(nullptr)));
-      return w.exec_params("SELECT uid FROM contacts WHERE address = $1", key)[0][0].as<std::string>();
-    }
   }
 
   std::optional<std::string> address_of(const std::string& uid) override {
@@ -107,12 +102,12 @@ class PgStore final : public Store {
     return r ? *r : std::nullopt;
   }
 
-  bool record_launch(const std::string& launch, const std::string& email_id, long long now,
-                     const std::string& kind) override {
+  bool record_launch(const std::string& launch, const std::string& email_id, long long now, const std::string& kind,
+                     const std::string& sender) override {
     return run<bool>([&](pqxx::work& w) {
-             w.exec_params("INSERT INTO launches (launch_list_id, email_id, created, kind) VALUES ($1, $2, $3, $4) "
-                           "ON CONFLICT (launch_list_id) DO NOTHING",
-                           launch, email_id, now, kind);
+             w.exec_params("INSERT INTO launches (launch_list_id, email_id, created, kind, sender) VALUES ($1, $2, $3, "
+                           "$4, $5) ON CONFLICT (launch_list_id) DO NOTHING",
+                           launch, email_id, now, kind, sender);
              return true;
            })
         .value_or(false);
@@ -122,12 +117,13 @@ class PgStore final : public Store {
     return run<bool>([&](pqxx::work& w) {
              for (const auto& x : sends) {
                w.exec_params(
-                   "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (launch_list_id, uid) DO UPDATE SET "
-                   "queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
-                   "updated = excluded.updated, last_reply = excluded.last_reply",
+                   "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
+                   "after_optout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (launch_list_id, uid) DO UPDATE "
+                   "SET queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
+                   "updated = excluded.updated, last_reply = excluded.last_reply, "
+                   "after_optout = GREATEST(sends.after_optout, excluded.after_optout)",
                    x.launch_list_id, x.uid, x.queue_id, x.upstream_id, std::string(name(x.status)), x.time,
-                   x.last_reply.substr(0, 500));
+                   x.last_reply.substr(0, 500), x.after_optout ? 1LL : 0LL);
              }
              return true;
            })
@@ -180,47 +176,42 @@ class PgStore final : public Store {
                            e.uid, e.email_id, e.launch_list_id,
                            std::string(name(e.action)), e.source,
                            e.time, e.ip.substr(0, 64), e.user_agent.substr(0, 300));
+             pg::apply_event(w, e);  // the suppression list changes in the same transaction
              return true;  // committed (and so durable) before run() returns
            })
         .value_or(false);
   }
 
   std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) override {
-    return run<bool>([&](pqxx::work& w) {
-      auto r = email_id.empty()
-                   ? w.exec_params("SELECT action FROM events WHERE uid = $1 ORDER BY id DESC LIMIT 1", uid)
-                   : w.exec_params("SELECT action FROM events WHERE uid = $1 AND email_id = $2 ORDER BY id DESC "
-                                   "LIMIT 1",
-                                   uid, email_id);
-      return !r.empty() && r[0][0].as<std::string>() == "unsubscribe";
-    });
+    const auto now = static_cast<long long>(std::time(nullptr));
+    return run<bool>([&](pqxx::work& w) { return pg::unsubscribed(w, uid, email_id, now); });
   }
 
-  std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,
-                                                            const std::vector<SendRecipient>& recipients) override {
-    std::vector<SendVerdict> out(recipients.size());
-    if (!scope.campaign || scope.mode == config::Suppression::off || recipients.empty()) return out;
-    std::vector<std::string> uids;
-    for (const auto& r : recipients) uids.push_back(r.uid);
-    // One query for the whole recipient list: each contact's latest event.
-    const auto latest = run<std::map<std::string, std::string>>([&](pqxx::work& w) {
-      const auto r = scope.mode == config::Suppression::campaign
-                         ? w.exec_params("SELECT DISTINCT ON (uid) uid, action FROM events WHERE uid = ANY($1::text[]) "
-                                         "AND email_id = $2 ORDER BY uid, id DESC",
-                                         text_array(uids), scope.email_id)
-                         : w.exec_params("SELECT DISTINCT ON (uid) uid, action FROM events WHERE uid = ANY($1::text[]) "
-                                         "ORDER BY uid, id DESC",
-                                         text_array(uids));
-      std::map<std::string, std::string> found;
-      for (const auto& row : r) found.emplace(row[0].as<std::string>(), row[1].as<std::string>());
-      return found;
+  std::optional<std::vector<Suppression>> suppressions_for(const std::vector<std::string>& addresses,
+                                                          long long now) override {
+    return run<std::vector<Suppression>>([&](pqxx::work& w) { return pg::suppressions_for(w, addresses, now); });
+  }
+  bool suppress(const Suppression& entry) override {
+    return run<bool>([&](pqxx::work& w) {
+             pg::upsert(w, entry);
+             return true;
+           })
+        .value_or(false);
+  }
+  std::optional<FeedbackOutcome> record_feedback(const Feedback& report, const FeedbackPolicy& policy) override {
+    return run<FeedbackOutcome>([&](pqxx::work& w) { return pg::record_feedback(w, report, policy); });
+  }
+  std::optional<std::vector<SentCopy>> sent_copies(const std::string& upstream_id) override {
+    return run<std::vector<SentCopy>>([&](pqxx::work& w) { return pg::sent_copies(w, upstream_id); });
+  }
+  std::optional<std::string> launch_sender(const std::string& launch) override {
+    return run<std::string>([&](pqxx::work& w) {
+      const auto r = w.exec_params("SELECT sender FROM launches WHERE launch_list_id = $1", launch);
+      return r.empty() ? std::string() : r[0][0].as<std::string>();
     });
-    if (!latest) return std::nullopt;
-    for (std::size_t i = 0; i < recipients.size(); ++i) {
-      const auto it = latest->find(recipients[i].uid);
-      if (it != latest->end() && it->second == "unsubscribe") out[i] = {true, "unsubscribed"};
-    }
-    return out;
+  }
+  std::optional<FeedbackWindow> feedback_window(long long since) override {
+    return run<FeedbackWindow>([&](pqxx::work& w) { return pg::feedback_window(w, since); });
   }
 
   std::optional<Summary> summary(const std::string& email_id, const std::string& launch) override {
@@ -327,6 +318,7 @@ class PgStore final : public Store {
                            "launch_list_id = $2) AND action = 'unsubscribe'",
                            email_id, launch);
     out.unsubscribed = u[0][0].as<std::uint64_t>();
+    pg::feedback_summary(w, email_id, launch, out);
     return out;
   }
 
@@ -348,6 +340,22 @@ class PgStore final : public Store {
 };
 
 }  // namespace
+
+namespace pg {
+
+std::string uid_in(pqxx::work& w, const std::string& address) {
+  const auto key = normalise_address(address);
+  auto r = w.exec_params("SELECT uid FROM contacts WHERE address = $1", key);
+  if (!r.empty()) return r[0][0].as<std::string>();
+  token::Uid uid{};
+  if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  // Two relays may meet the same new address at once: the first insert wins, both read it back.
+  w.exec_params("INSERT INTO contacts (uid, address, created) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING",
+                token::uid_text(uid), key, static_cast<long long>(std::time(nullptr)));
+  return w.exec_params("SELECT uid FROM contacts WHERE address = $1", key)[0][0].as<std::string>();
+}
+
+}  // namespace pg
 
 std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error) {
   auto store = std::make_unique<PgStore>(url);

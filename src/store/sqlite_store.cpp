@@ -2,14 +2,14 @@
 // behind a mutex, prepared statements, versioned schema migrations.
 #include <sqlite3.h>
 
-#include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <unordered_map>
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include "sqlite_db.hpp"
+#include "sqlite_parts.hpp"
 #include "unsubrelay/spool/durable_file.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
@@ -46,88 +46,34 @@ constexpr const char* migrations[] = {
        CREATE INDEX events_by_uid ON events (uid, id);)",
     R"(CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
        CREATE TABLE cursors (name TEXT PRIMARY KEY, value BIGINT NOT NULL);)",
+    // Part 2: the suppression list (filled from each contact's latest event per
+    // campaign), bounces and complaints, the launch's sender, sent_after_optout.
+    R"(CREATE TABLE suppressions (address TEXT NOT NULL, scope TEXT NOT NULL, scope_value TEXT NOT NULL DEFAULT '',
+                                 reason TEXT NOT NULL, source TEXT NOT NULL, created BIGINT NOT NULL,
+                                 expires BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (address, scope, scope_value));
+       INSERT INTO suppressions (address, scope, scope_value, reason, source, created, expires)
+         SELECT c.address, 'campaign', e.email_id, 'unsubscribe', e.source, e.time, 0
+         FROM events e JOIN contacts c ON c.uid = e.uid
+         WHERE e.action = 'unsubscribe' AND e.id = (SELECT MAX(x.id) FROM events x WHERE x.uid = e.uid
+                                                    AND x.email_id = e.email_id);
+       CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, address TEXT NOT NULL, uid TEXT NOT NULL DEFAULT '',
+                              launch_list_id TEXT NOT NULL DEFAULT '', email_id TEXT NOT NULL DEFAULT '',
+                              kind TEXT NOT NULL, status TEXT NOT NULL DEFAULT '', diagnostic TEXT NOT NULL DEFAULT '',
+                              source TEXT NOT NULL, time BIGINT NOT NULL, dedup_key TEXT NOT NULL UNIQUE);
+       CREATE INDEX feedback_by_address ON feedback (address, kind, time);
+       CREATE INDEX feedback_by_campaign ON feedback (email_id, launch_list_id);
+       CREATE INDEX feedback_by_contact ON feedback (uid, launch_list_id);
+       CREATE INDEX feedback_by_time ON feedback (time);
+       ALTER TABLE launches ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+       ALTER TABLE sends ADD COLUMN after_optout BIGINT NOT NULL DEFAULT 0;
+       CREATE INDEX sends_by_upstream_id ON sends (upstream_id) WHERE upstream_id != '';
+       CREATE INDEX sends_by_uid ON sends (uid, updated);
+       CREATE INDEX sends_delivered_by_time ON sends (updated) WHERE status = 'delivered';)",
 };
 
-/// Statements of the mail path, compiled once per connection and reused:
-/// compiling each row's statement again was a third of the relay's
-/// instructions per copy (bench/relay_profile.py --tool callgrind).
-class StatementCache {
+class SqliteStore final : public Store, private SqliteDb {
  public:
-  explicit StatementCache(sqlite3* db) : db_(db) {}
-  StatementCache(const StatementCache&) = delete;
-  StatementCache& operator=(const StatementCache&) = delete;
-  ~StatementCache() {
-    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
-  }
-  /// The compiled statement for sql, or nullptr. Keyed by the text's address
-  /// (string literals), checked against the text itself.
-  sqlite3_stmt* get(const char* sql) {
-    auto& stmt = cache_[sql];
-    if (stmt && std::strcmp(sqlite3_sql(stmt), sql) != 0) {
-      sqlite3_finalize(stmt);
-      stmt = nullptr;
-    }
-    if (!stmt) sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-    return stmt;
-  }
-
- private:
-  sqlite3* db_;
-  std::unordered_map<const char*, sqlite3_stmt*> cache_;
-};
-
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  /// A cached statement: reset, not finalized, when done. One Statement per
-  /// cached text at a time (the store's mutex serialises callers).
-  Statement(StatementCache& cache, const char* sql) : stmt_(cache.get(sql)), cached_(true) {}
-  ~Statement() {
-    if (cached_) {
-      reset();
-    } else {
-      sqlite3_finalize(stmt_);
-    }
-  }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, long long v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  int step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
-  /// Ready to run again with new bindings (a statement prepared once, run per row).
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  long long integer(int col) const { return sqlite3_column_int64(stmt_, col); }
-  explicit operator bool() const { return stmt_ != nullptr; }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  bool cached_ = false;
-};
-
-constexpr const char* latest_event = "SELECT action FROM events WHERE uid = ? ORDER BY id DESC LIMIT 1";
-constexpr const char* latest_event_in_campaign =
-    "SELECT action FROM events WHERE uid = ? AND email_id = ? ORDER BY id DESC LIMIT 1";
-
-class SqliteStore final : public Store {
- public:
-  explicit SqliteStore(sqlite3* db) : db_(db), statements_(std::make_unique<StatementCache>(db)) {}
-  ~SqliteStore() override {
-    statements_.reset();  // finalized before the connection closes
-    sqlite3_close_v2(db_);
-  }
+  explicit SqliteStore(sqlite3* db) : SqliteDb(db) {}
 
   bool migrate(std::string& error) {
     if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") ||
@@ -153,7 +99,7 @@ class SqliteStore final : public Store {
 
   std::optional<std::string> uid_for(const std::string& address) override {
     std::lock_guard lock(mutex_);
-    return uid_locked(address);
+    return sqlite::uid_locked(*this, address);
   }
 
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
@@ -162,7 +108,7 @@ class SqliteStore final : public Store {
     std::vector<std::string> out;
     out.reserve(addresses.size());
     for (const auto& a : addresses) {
-      auto uid = uid_locked(a);
+      auto uid = sqlite::uid_locked(*this, a);
       if (!uid) {
         exec("ROLLBACK");
         return std::nullopt;
@@ -171,30 +117,6 @@ class SqliteStore final : public Store {
     }
     if (!exec("COMMIT")) return std::nullopt;
     return out;
-  }
-
- private:
-  std::optional<std::string> uid_locked(const std::string& address) {
-    std::string key = address;
-    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    {
-      Statement s(*statements_, "SELECT uid FROM contacts WHERE address = ?");
-      s.bind(1, key);
-      const int rc = s.step();
-      if (rc == SQLITE_ROW) return s.text(0);
-      if (rc != SQLITE_DONE) return fail();
-    }
-    token::Uid uid{};
-    if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) return std::nullopt;
-    const auto text = token::uid_text(uid);
-    Statement ins(*statements_, "INSERT INTO contacts (uid, address, created) VALUES (?, ?, strftime('%s','now')) "
-                       "ON CONFLICT (address) DO NOTHING");
-    ins.bind(1, text).bind(2, key);
-    if (ins.step() != SQLITE_DONE) return fail();
-    Statement again(*statements_, "SELECT uid FROM contacts WHERE address = ?");
-    again.bind(1, key);
-    if (again.step() == SQLITE_ROW) return again.text(0);
-    return fail();
   }
 
  public:
@@ -208,12 +130,12 @@ class SqliteStore final : public Store {
     return std::nullopt;
   }
 
-  bool record_launch(const std::string& launch, const std::string& email_id, long long now,
-                     const std::string& kind) override {
+  bool record_launch(const std::string& launch, const std::string& email_id, long long now, const std::string& kind,
+                     const std::string& sender) override {
     std::lock_guard lock(mutex_);
-    Statement s(*statements_, "INSERT INTO launches (launch_list_id, email_id, created, kind) VALUES (?, ?, ?, ?) "
+    Statement s(*statements_, "INSERT INTO launches (launch_list_id, email_id, created, kind, sender) VALUES (?, ?, ?, ?, ?) "
                      "ON CONFLICT (launch_list_id) DO NOTHING");
-    s.bind(1, launch).bind(2, email_id).bind(3, now).bind(4, kind);
+    s.bind(1, launch).bind(2, email_id).bind(3, now).bind(4, kind).bind(5, sender);
     return s.step() == SQLITE_DONE || failed();
   }
 
@@ -221,12 +143,14 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mutex_);
     if (!exec("BEGIN")) return false;
     for (const auto& x : sends) {
-      Statement s(*statements_, "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (launch_list_id, uid) DO UPDATE SET "
+      Statement s(*statements_, "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
+                       "after_optout) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (launch_list_id, uid) DO UPDATE SET "
                        "queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
-                       "updated = excluded.updated, last_reply = excluded.last_reply");
+                       "updated = excluded.updated, last_reply = excluded.last_reply, "
+                       "after_optout = MAX(sends.after_optout, excluded.after_optout)");
       s.bind(1, x.launch_list_id).bind(2, x.uid).bind(3, x.queue_id).bind(4, x.upstream_id);
       s.bind(5, std::string(name(x.status))).bind(6, x.time).bind(7, x.last_reply.substr(0, 500));
+      s.bind(8, x.after_optout ? 1LL : 0LL);
       if (s.step() != SQLITE_DONE) {
         failed();
         exec("ROLLBACK");
@@ -278,51 +202,48 @@ class SqliteStore final : public Store {
 
   bool record_event(const Event& e) override {
     std::lock_guard lock(mutex_);
+    if (!exec("BEGIN IMMEDIATE")) return false;
     Statement s(db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, e.uid).bind(2, e.email_id).bind(3, e.launch_list_id);
     s.bind(4, std::string(name(e.action)));
     s.bind(5, e.source).bind(6, e.time).bind(7, e.ip.substr(0, 64)).bind(8, e.user_agent.substr(0, 300));
-    return s.step() == SQLITE_DONE || failed();  // synchronous=FULL: durable once done
+    // The event and its suppression list change commit together (synchronous=FULL: durable once done).
+    if ((s.step() != SQLITE_DONE && !failed()) || !sqlite::apply_event_locked(*this, e) || !exec("COMMIT")) {
+      const auto error = last_error_;
+      exec("ROLLBACK");
+      last_error_ = error;
+      return false;
+    }
+    return true;
   }
 
   std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) override {
-    std::lock_guard lock(mutex_);
-    Statement s(db_, email_id.empty()
-                         ? "SELECT action FROM events WHERE uid = ? ORDER BY id DESC LIMIT 1"
-                         : "SELECT action FROM events WHERE uid = ? AND email_id = ? ORDER BY id DESC LIMIT 1");
-    s.bind(1, uid);
-    if (!email_id.empty()) s.bind(2, email_id);
-    const int rc = s.step();
-    if (rc == SQLITE_ROW) return s.text(0) == "unsubscribe";
-    if (rc == SQLITE_DONE) return false;
-    fail();
-    return std::nullopt;
+    return sqlite::unsubscribed(*this, uid, email_id, static_cast<long long>(std::time(nullptr)));
   }
 
-  std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,
-                                                            const std::vector<SendRecipient>& recipients) override {
-    std::vector<SendVerdict> out(recipients.size());
-    if (!scope.campaign || scope.mode == config::Suppression::off) return out;
-    const bool per_campaign = scope.mode == config::Suppression::campaign;
+  std::optional<std::vector<Suppression>> suppressions_for(const std::vector<std::string>& addresses,
+                                                          long long now) override {
+    return sqlite::suppressions_for(*this, addresses, now);
+  }
+  bool suppress(const Suppression& entry) override { return sqlite::suppress(*this, entry); }
+  std::optional<FeedbackOutcome> record_feedback(const Feedback& report, const FeedbackPolicy& policy) override {
+    return sqlite::record_feedback(*this, report, policy);
+  }
+  std::optional<std::vector<SentCopy>> sent_copies(const std::string& upstream_id) override {
+    return sqlite::sent_copies(*this, upstream_id);
+  }
+  std::optional<std::string> launch_sender(const std::string& launch) override {
     std::lock_guard lock(mutex_);
-    // One read transaction and one prepared statement for the whole recipient list.
-    if (!exec("BEGIN")) return std::nullopt;
-    Statement s(*statements_, per_campaign ? latest_event_in_campaign : latest_event);
-    for (std::size_t i = 0; i < recipients.size(); ++i) {
-      s.reset();
-      s.bind(1, recipients[i].uid);
-      if (per_campaign) s.bind(2, scope.email_id);
-      const int rc = s.step();
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        failed();
-        exec("ROLLBACK");
-        return std::nullopt;
-      }
-      if (rc == SQLITE_ROW && s.text(0) == "unsubscribe") out[i] = {true, "unsubscribed"};
-    }
-    exec("COMMIT");
-    return out;
+    Statement s(db_, "SELECT sender FROM launches WHERE launch_list_id = ?");
+    s.bind(1, launch);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return s.text(0);
+    if (rc == SQLITE_DONE) return std::string();
+    return fail();
+  }
+  std::optional<FeedbackWindow> feedback_window(long long since) override {
+    return sqlite::feedback_window(*this, since);
   }
 
   std::optional<Summary> summary(const std::string& email_id, const std::string& launch) override {
@@ -349,6 +270,7 @@ class SqliteStore final : public Store {
     u.bind(1, email_id).bind(2, launch).bind(3, launch);
     if (u.step() != SQLITE_ROW) return fail_summary();
     out.unsubscribed = static_cast<std::uint64_t>(u.integer(0));
+    if (!sqlite::feedback_summary_locked(*this, email_id, launch, out)) return std::nullopt;
     return out;
   }
 
@@ -433,23 +355,6 @@ class SqliteStore final : public Store {
   }
 
  private:
-  bool exec(const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-      last_error_ = msg ? msg : sqlite3_errmsg(db_);
-      sqlite3_free(msg);
-      return false;
-    }
-    return true;
-  }
-  bool failed() {
-    last_error_ = sqlite3_errmsg(db_);
-    return false;
-  }
-  std::nullopt_t fail() {
-    last_error_ = sqlite3_errmsg(db_);
-    return std::nullopt;
-  }
   std::optional<Summary> fail_summary() {
     last_error_ = sqlite3_errmsg(db_);
     return std::nullopt;
@@ -461,14 +366,35 @@ class SqliteStore final : public Store {
     for (const auto& a : args) s.bind(i++, a);
     return s.step() == SQLITE_ROW;
   }
-
-  sqlite3* db_;
-  std::unique_ptr<StatementCache> statements_;
-  mutable std::mutex mutex_;
-  std::string last_error_;
 };
 
 }  // namespace
+
+namespace sqlite {
+
+std::optional<std::string> uid_locked(SqliteDb& db, const std::string& address) {
+  const auto key = normalise_address(address);
+  {
+    Statement s(*db.statements_, "SELECT uid FROM contacts WHERE address = ?");
+    s.bind(1, key);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return s.text(0);
+    if (rc != SQLITE_DONE) return db.fail();
+  }
+  token::Uid uid{};
+  if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) return std::nullopt;
+  const auto text = token::uid_text(uid);
+  Statement ins(*db.statements_, "INSERT INTO contacts (uid, address, created) VALUES (?, ?, strftime('%s','now')) "
+                        "ON CONFLICT (address) DO NOTHING");
+  ins.bind(1, text).bind(2, key);
+  if (ins.step() != SQLITE_DONE) return db.fail();
+  Statement again(*db.statements_, "SELECT uid FROM contacts WHERE address = ?");
+  again.bind(1, key);
+  if (again.step() == SQLITE_ROW) return again.text(0);
+  return db.fail();
+}
+
+}  // namespace sqlite
 
 std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) {
   const auto dir = std::filesystem::path(path).parent_path();

@@ -12,59 +12,15 @@
 
 #include <pqxx/pqxx>
 
+#include "temp_store.hpp"
 #include "unsubrelay/store/group_commit.hpp"
 #include "unsubrelay/store/store.hpp"
 
 using namespace unsubrelay::store;
+using testing_support::backends;
+using testing_support::TempStore;
 
 namespace {
-
-// The same tests run against every backend: SQLite always, PostgreSQL when
-// UNSUBRELAY_TEST_PG_URL names a server (scripts/test.sh starts a private one).
-std::vector<std::string> backends() {
-  std::vector<std::string> b{"sqlite"};
-  if (std::getenv("UNSUBRELAY_TEST_PG_URL")) b.push_back("postgresql");
-  return b;
-}
-
-class TempStore {
- public:
-  explicit TempStore(const std::string& backend) : backend_(backend) {
-    char tmpl[] = "/tmp/unsubrelay-store-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    if (backend == "postgresql") {
-      // A fresh database per test, on the test server.
-      const std::string server = std::getenv("UNSUBRELAY_TEST_PG_URL");
-      database_ = "unsubrelay_t" + std::to_string(std::random_device{}());
-      pqxx::connection admin(server);
-      pqxx::nontransaction(admin).exec("CREATE DATABASE " + database_);
-      url_ = server.substr(0, server.rfind('/') + 1) + database_;
-    }
-    reopen();
-  }
-  ~TempStore() {
-    store.reset();
-    std::filesystem::remove_all(dir);
-    if (!database_.empty()) {
-      pqxx::connection admin(std::getenv("UNSUBRELAY_TEST_PG_URL"));
-      pqxx::nontransaction(admin).exec("DROP DATABASE IF EXISTS " + database_);
-    }
-  }
-  void reopen() {
-    store.reset();
-    std::string error;
-    store = backend_ == "postgresql" ? open_postgresql(url_, error) : open_sqlite((dir / "var" / "store.db").string(), error);
-    ASSERT_TRUE(store) << error;
-  }
-
-  std::filesystem::path dir;
-  std::unique_ptr<Store> store;
-
- private:
-  std::string backend_;
-  std::string database_;
-  std::string url_;
-};
 
 class StoreTest : public testing::TestWithParam<std::string> {};
 

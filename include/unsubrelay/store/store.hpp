@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/store/feedback.hpp"
+#include "unsubrelay/store/suppression.hpp"
 
 namespace unsubrelay::store {
 
@@ -28,6 +30,9 @@ struct Send {
   SendStatus status = SendStatus::queued;
   long long time = 0;
   std::string last_reply;
+  /// Handed upstream although an opt-out that applies to it was recorded
+  /// before (a render that raced the opt-out): sent_after_optout.
+  bool after_optout = false;
 };
 
 enum class Action { unsubscribe, resubscribe };
@@ -42,6 +47,10 @@ struct Event {
   long long time = 0;
   std::string ip;
   std::string user_agent;
+  /// What a resubscribe lifts, as unsubscribed() scopes it: "" = every
+  /// campaign entry of the contact (suppression: global), an email_id = that
+  /// campaign's entry and the all-campaigns ones (suppression: campaign).
+  std::string resubscribe_scope;
 };
 
 struct Summary {
@@ -51,6 +60,15 @@ struct Summary {
   std::uint64_t bounced = 0;
   std::uint64_t suppressed = 0;
   std::uint64_t unsubscribed = 0;  // unique contacts
+  // Part 2 (unique contacts per kind; SPEC "Statistics and compliance evidence").
+  std::uint64_t hard_bounced = 0;
+  std::uint64_t soft_bounced = 0;
+  std::uint64_t blocked = 0;
+  std::uint64_t complaints = 0;
+  std::uint64_t sent_after_optout = 0;  // copies
+  double complaint_rate() const {
+    return delivered ? static_cast<double>(complaints) / static_cast<double>(delivered) : 0.0;
+  }
 };
 
 struct LaunchSummary {
@@ -79,7 +97,7 @@ struct SendRecipient {
 /// May this recipient be sent this mail? When not, why (for the log and the sends table).
 struct SendVerdict {
   bool suppressed = false;
-  std::string reason;  // when suppressed: "unsubscribed"
+  std::string reason;  // when suppressed: "unsubscribed", or e.g. "hard_bounce from dsn on 2026-11-29"
 };
 
 /// One exported subscription event, with its storage id for paging.
@@ -98,25 +116,44 @@ class Store {
   virtual std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) = 0;
   virtual std::optional<std::string> address_of(const std::string& uid) = 0;
 
+  /// sender: the message's envelope sender, where forward_to_sender passes reports on.
   virtual bool record_launch(const std::string& launch_list_id, const std::string& email_id, long long now,
-                             const std::string& kind = "batch") = 0;
+                             const std::string& kind = "batch", const std::string& sender = "") = 0;
   virtual bool record_sends(const std::vector<Send>& sends) = 0;
   virtual bool launch_exists(const std::string& launch_list_id) = 0;
   virtual bool campaign_exists(const std::string& email_id) = 0;
   virtual bool launch_matches(const std::string& launch_list_id, const std::string& email_id) = 0;
 
-  /// Written durably before it returns true.
+  /// Written durably before it returns true, with its suppression list change
+  /// (an unsubscribe adds the email_id's entry, a resubscribe lifts entries).
   virtual bool record_event(const Event& event) = 0;
-  /// True when the contact's latest event (for this campaign, or any when
-  /// email_id is empty) is an unsubscribe.
+  /// True when an active entry stops the contact's campaign mail: any
+  /// campaign entry when email_id is empty (suppression: global), else that
+  /// email_id's or an all-campaigns entry.
   virtual std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) = 0;
   /// The send-time check: one call per message for all its pending recipients,
   /// one verdict each in order; nullopt when the store failed (the copies wait).
-  /// Today: campaign mail whose contact's latest event (any campaign under
-  /// suppression: global, this one under campaign) is an unsubscribe; nothing
-  /// under suppression: off or for transactional mail.
-  virtual std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,
-                                                                    const std::vector<SendRecipient>& recipients) = 0;
+  /// One suppressions_for() call, then store::applicable() per recipient:
+  /// bounce entries stop all mail, transactional included; the others only
+  /// campaign mail, as unsubscribe.suppression scopes them (suppression.hpp).
+  std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,
+                                                            const std::vector<SendRecipient>& recipients);
+
+  /// The send-time check: every active entry of these addresses (any case),
+  /// in one call for a whole message (design decision 2).
+  virtual std::optional<std::vector<Suppression>> suppressions_for(const std::vector<std::string>& addresses,
+                                                                  long long now) = 0;
+  /// Adds an entry or renews the one with the same address, scope and value.
+  virtual bool suppress(const Suppression& entry) = 0;
+
+  /// Records a bounce or complaint and applies it (feedback.hpp); nullopt when the store failed.
+  virtual std::optional<FeedbackOutcome> record_feedback(const Feedback& report, const FeedbackPolicy& policy) = 0;
+  /// The campaign copies the upstream accepted under this message id (SES's mail.messageId).
+  virtual std::optional<std::vector<SentCopy>> sent_copies(const std::string& upstream_id) = 0;
+  /// The envelope sender recorded with the launch: "" when none or unknown.
+  virtual std::optional<std::string> launch_sender(const std::string& launch_list_id) = 0;
+  /// Complaints recorded and campaign copies delivered since `since`.
+  virtual std::optional<FeedbackWindow> feedback_window(long long since) = 0;
   virtual std::optional<Summary> summary(const std::string& email_id, const std::string& launch_list_id) = 0;
 
   /// Per launch, newest first; empty filters match everything.

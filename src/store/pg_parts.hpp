@@ -1,0 +1,33 @@
+// pg_parts.hpp: the PostgreSQL store's concerns, one file each (private to src/store).
+//
+// PgStore (pg_store.cpp) forwards its Store methods here. Each function
+// takes the open transaction of PgConnection::run(); nothing here commits.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <string>
+#include <vector>
+
+#include "unsubrelay/store/store.hpp"
+
+namespace unsubrelay::store::pg {
+
+// pg_store.cpp
+std::string uid_in(pqxx::work& w, const std::string& address);
+
+// pg_suppression.cpp
+void upsert(pqxx::work& w, const Suppression& entry);
+/// The suppression list change an unsubscribe or resubscribe event makes.
+void apply_event(pqxx::work& w, const Event& event);
+std::vector<Suppression> suppressions_for(pqxx::work& w, const std::vector<std::string>& addresses, long long now);
+bool unsubscribed(pqxx::work& w, const std::string& uid, const std::string& email_id, long long now);
+
+// pg_feedback.cpp
+FeedbackOutcome record_feedback(pqxx::work& w, const Feedback& report, const FeedbackPolicy& policy);
+std::vector<SentCopy> sent_copies(pqxx::work& w, const std::string& upstream_id);
+FeedbackWindow feedback_window(pqxx::work& w, long long since);
+/// Adds the Part 2 counts of one campaign (or launch) to out.
+void feedback_summary(pqxx::work& w, const std::string& email_id, const std::string& launch, Summary& out);
+
+}  // namespace unsubrelay::store::pg

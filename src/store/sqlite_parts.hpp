@@ -1,0 +1,36 @@
+// sqlite_parts.hpp: the SQLite store's concerns, one file each (private to src/store).
+//
+// SqliteStore (sqlite_store.cpp) forwards its Store methods here. Functions
+// named *_locked expect the caller to hold db.mutex_ (and usually a
+// transaction); the others take the lock themselves.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sqlite_db.hpp"
+#include "unsubrelay/store/store.hpp"
+
+namespace unsubrelay::store::sqlite {
+
+// sqlite_store.cpp
+std::optional<std::string> uid_locked(SqliteDb& db, const std::string& address);
+
+// sqlite_suppression.cpp
+bool upsert_locked(SqliteDb& db, const Suppression& entry);
+/// The suppression list change an unsubscribe or resubscribe event makes.
+bool apply_event_locked(SqliteDb& db, const Event& event);
+std::optional<std::vector<Suppression>> suppressions_for(SqliteDb& db, const std::vector<std::string>& addresses,
+                                                        long long now);
+bool suppress(SqliteDb& db, const Suppression& entry);
+std::optional<bool> unsubscribed(SqliteDb& db, const std::string& uid, const std::string& email_id, long long now);
+
+// sqlite_feedback.cpp
+std::optional<FeedbackOutcome> record_feedback(SqliteDb& db, const Feedback& report, const FeedbackPolicy& policy);
+std::optional<std::vector<SentCopy>> sent_copies(SqliteDb& db, const std::string& upstream_id);
+std::optional<FeedbackWindow> feedback_window(SqliteDb& db, long long since);
+/// Adds the Part 2 counts of one campaign (or launch) to out; false when the store failed.
+bool feedback_summary_locked(SqliteDb& db, const std::string& email_id, const std::string& launch, Summary& out);
+
+}  // namespace unsubrelay::store::sqlite

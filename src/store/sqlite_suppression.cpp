@@ -1,0 +1,99 @@
+// sqlite_suppression.cpp: the suppression list on SQLite (suppression.hpp).
+#include <fmt/format.h>
+
+#include "sqlite_db.hpp"
+#include "sqlite_parts.hpp"
+
+namespace unsubrelay::store::sqlite {
+
+namespace {
+
+// Renewing an active entry keeps its first `created` (the evidence of when the
+// opt-out was taken) and never shortens it; an expired or lifted one starts over.
+constexpr const char* upsert_sql =
+    "INSERT INTO suppressions (address, scope, scope_value, reason, source, created, expires) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (address, scope, scope_value) DO UPDATE SET "
+    "reason = excluded.reason, source = excluded.source, "
+    "created = CASE WHEN suppressions.expires = 0 OR suppressions.expires > excluded.created "
+    "THEN suppressions.created ELSE excluded.created END, "
+    "expires = CASE WHEN NOT (suppressions.expires = 0 OR suppressions.expires > excluded.created) "
+    "THEN excluded.expires WHEN suppressions.expires = 0 OR excluded.expires = 0 THEN 0 "
+    "ELSE MAX(suppressions.expires, excluded.expires) END";
+
+constexpr std::size_t addresses_per_query = 400;  // below SQLite's 999 bound parameters
+
+Suppression row(const Statement& s) {
+  return {s.text(0), parse_scope(s.text(1)).value_or(Scope::campaigns), s.text(2), s.text(3), s.text(4),
+          s.integer(5), s.integer(6)};
+}
+
+}  // namespace
+
+bool upsert_locked(SqliteDb& db, const Suppression& e) {
+  Statement s(db.db_, upsert_sql);
+  s.bind(1, normalise_address(e.address)).bind(2, std::string(name(e.scope))).bind(3, e.scope_value);
+  s.bind(4, e.reason).bind(5, e.source).bind(6, e.created).bind(7, e.expires);
+  return s.step() == SQLITE_DONE || db.failed();
+}
+
+std::optional<std::vector<Suppression>> suppressions_for(SqliteDb& db, const std::vector<std::string>& addresses,
+                                                        long long now) {
+  std::lock_guard lock(db.mutex_);
+  std::vector<Suppression> out;
+  for (std::size_t at = 0; at < addresses.size(); at += addresses_per_query) {
+    const auto n = std::min(addresses_per_query, addresses.size() - at);
+    std::string sql =
+        "SELECT address, scope, scope_value, reason, source, created, expires FROM suppressions "
+        "WHERE (expires = 0 OR expires > ?1) AND address IN (";
+    for (std::size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
+    sql += ")";
+    Statement s(db.db_, sql.c_str());
+    s.bind(1, now);
+    for (std::size_t i = 0; i < n; ++i) s.bind(static_cast<int>(i + 2), normalise_address(addresses[at + i]));
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(row(s));
+    if (rc != SQLITE_DONE) return db.fail();
+  }
+  return out;
+}
+
+bool suppress(SqliteDb& db, const Suppression& entry) {
+  std::lock_guard lock(db.mutex_);
+  return upsert_locked(db, entry);
+}
+
+bool apply_event_locked(SqliteDb& db, const Event& e) {
+  std::string address;
+  {
+    Statement s(db.db_, "SELECT address FROM contacts WHERE uid = ?");
+    s.bind(1, e.uid);
+    const int rc = s.step();
+    if (rc == SQLITE_DONE) return true;  // no contact (erased): the event stands alone
+    if (rc != SQLITE_ROW) return db.failed();
+    address = s.text(0);
+  }
+  if (e.action == Action::unsubscribe) {
+    return upsert_locked(db, {address, Scope::campaign, e.email_id, "unsubscribe", e.source, e.time, 0});
+  }
+  // A resubscribe lifts what made unsubscribed(uid, resubscribe_scope) true.
+  Statement s(db.db_,
+              "UPDATE suppressions SET expires = ?1 WHERE address = ?2 AND (expires = 0 OR expires > ?1) AND "
+              "(scope = 'campaigns' OR (scope = 'campaign' AND (?3 = '' OR scope_value = ?3)))");
+  s.bind(1, e.time).bind(2, address).bind(3, e.resubscribe_scope);
+  return s.step() == SQLITE_DONE || db.failed();
+}
+
+std::optional<bool> unsubscribed(SqliteDb& db, const std::string& uid, const std::string& email_id, long long now) {
+  std::lock_guard lock(db.mutex_);
+  Statement s(db.db_,
+              "SELECT 1 FROM suppressions s JOIN contacts c ON c.address = s.address WHERE c.uid = ?1 AND "
+              "(s.expires = 0 OR s.expires > ?2) AND (s.scope = 'campaigns' OR (s.scope = 'campaign' AND "
+              "(?3 = '' OR s.scope_value = ?3))) LIMIT 1");
+  s.bind(1, uid).bind(2, now).bind(3, email_id);
+  const int rc = s.step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return db.fail();
+}
+
+}  // namespace unsubrelay::store::sqlite

@@ -1,0 +1,118 @@
+// suppression.cpp: which suppression entry stops a copy (pure, both backends share it).
+#include "unsubrelay/store/suppression.hpp"
+
+#include <cctype>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "unsubrelay/store/store.hpp"
+
+namespace unsubrelay::store {
+
+const char* name(Scope s) {
+  switch (s) {
+    case Scope::all_mail: return "all";
+    case Scope::campaigns: return "campaigns";
+    case Scope::campaign: return "campaign";
+    case Scope::topic: return "topic";
+  }
+  return "?";
+}
+
+std::optional<Scope> parse_scope(std::string_view text) {
+  for (auto s : {Scope::all_mail, Scope::campaigns, Scope::campaign, Scope::topic}) {
+    if (text == name(s)) return s;
+  }
+  return std::nullopt;
+}
+
+const char* name(FeedbackKind k) {
+  switch (k) {
+    case FeedbackKind::hard_bounce: return "hard_bounce";
+    case FeedbackKind::soft_bounce: return "soft_bounce";
+    case FeedbackKind::blocked: return "blocked";
+    case FeedbackKind::complaint: return "complaint";
+  }
+  return "?";
+}
+
+std::optional<FeedbackKind> parse_feedback_kind(std::string_view text) {
+  for (auto k : {FeedbackKind::hard_bounce, FeedbackKind::soft_bounce, FeedbackKind::blocked,
+                 FeedbackKind::complaint}) {
+    if (text == name(k)) return k;
+  }
+  return std::nullopt;
+}
+
+std::string normalise_address(std::string_view address) {
+  std::string out(address);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+namespace {
+
+bool stops(const Suppression& e, const CopyKind& copy, config::Suppression mode) {
+  if (e.scope == Scope::all_mail) return true;
+  if (!copy.campaign || mode == config::Suppression::off) return false;
+  switch (e.scope) {
+    case Scope::campaigns: return true;
+    // Part 1: an unsubscribe names its campaign; `global` widens it to all.
+    case Scope::campaign: return mode != config::Suppression::campaign || e.scope_value == copy.email_id;
+    case Scope::topic: return !copy.topic.empty() && e.scope_value == copy.topic;
+    case Scope::all_mail: break;
+  }
+  return false;
+}
+
+}  // namespace
+
+const Suppression* applicable(const std::vector<Suppression>& entries, const CopyKind& copy,
+                              config::Suppression mode) {
+  const Suppression* found = nullptr;
+  for (const auto& e : entries) {
+    if (!stops(e, copy, mode)) continue;
+    if (e.scope == Scope::all_mail) return &e;
+    if (!found) found = &e;
+  }
+  return found;
+}
+
+namespace {
+
+/// The log's words: Part 1's "unsubscribed", else what, from where, since when.
+std::string verdict_reason(const Suppression& e) {
+  if (e.reason == "unsubscribe") return "unsubscribed";
+  const auto t = static_cast<std::time_t>(e.created);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{} from {} on {:04}-{:02}-{:02}", e.reason, e.source, tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday);
+}
+
+}  // namespace
+
+std::optional<std::vector<SendVerdict>> Store::check_suppression(const SendScope& scope,
+                                                                 const std::vector<SendRecipient>& recipients) {
+  std::vector<SendVerdict> out(recipients.size());
+  if (recipients.empty()) return out;
+  std::vector<std::string> addresses;
+  addresses.reserve(recipients.size());
+  for (const auto& r : recipients) addresses.push_back(normalise_address(r.address));
+  const auto entries = suppressions_for(addresses, static_cast<long long>(std::time(nullptr)));
+  if (!entries) return std::nullopt;
+  if (entries->empty()) return out;
+  const CopyKind kind{scope.campaign, scope.email_id, scope.topic};
+  std::vector<Suppression> mine;
+  for (std::size_t i = 0; i < recipients.size(); ++i) {
+    mine.clear();
+    for (const auto& e : *entries) {
+      if (e.address == addresses[i]) mine.push_back(e);
+    }
+    if (const auto* stop = applicable(mine, kind, scope.mode)) out[i] = {true, verdict_reason(*stop)};
+  }
+  return out;
+}
+
+}  // namespace unsubrelay::store
