@@ -1,0 +1,67 @@
+// recorder.cpp: recording, logging and counting bounces and complaints.
+#include "unsubrelay/feedback/recorder.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/common/text.hpp"
+
+namespace unsubrelay::feedback {
+
+void FeedbackMetrics::count(const std::string& kind, const std::string& source) {
+  std::lock_guard lock(mutex_);
+  ++totals_[{kind, source}];
+}
+
+std::string FeedbackMetrics::prometheus() const {
+  std::string out =
+      "# HELP unsubrelay_feedback_total Bounces and complaints recorded (each report once), by kind and source.\n"
+      "# TYPE unsubrelay_feedback_total counter\n";
+  {
+    std::lock_guard lock(mutex_);
+    if (totals_.empty()) out += "unsubrelay_feedback_total{kind=\"hard_bounce\",source=\"dsn\"} 0\n";
+    for (const auto& [key, n] : totals_) {
+      out += fmt::format("unsubrelay_feedback_total{{kind=\"{}\",source=\"{}\"}} {}\n", key.first, key.second, n);
+    }
+  }
+  out += fmt::format(
+      "# HELP unsubrelay_complaint_rate Complaints per delivered campaign copy over the last 24 hours.\n"
+      "# TYPE unsubrelay_complaint_rate gauge\nunsubrelay_complaint_rate {}\n"
+      "# HELP unsubrelay_sent_after_optout_total Copies handed upstream after an applicable opt-out was recorded "
+      "(must stay 0).\n# TYPE unsubrelay_sent_after_optout_total counter\nunsubrelay_sent_after_optout_total {}\n",
+      complaint_rate.load(), sent_after_optout.load());
+  return out;
+}
+
+std::optional<store::FeedbackOutcome> Recorder::record(const store::Feedback& report, const std::string& context) {
+  const auto outcome = store_.record_feedback(report, policy_);
+  const auto who = report.address.empty() ? std::string("an unknown recipient")
+                                          : fmt::format("<{}>", printable(report.address, 256));
+  if (!outcome) {
+    spdlog::warn("{}: feedback: cannot record the {} of {} now (store: {}); kept for a later try", context,
+                 store::name(report.kind), who, store_.last_error());
+    return std::nullopt;
+  }
+  if (outcome->duplicate) {
+    spdlog::info("{}: feedback: {} of {} already recorded ({}), counted once", context, store::name(report.kind), who,
+                 printable(report.dedup_key, 120));
+    return outcome;
+  }
+  metrics_.count(store::name(report.kind), report.source);
+  std::string effect;
+  if (outcome->suppressed) {
+    const auto& s = *outcome->suppressed;
+    effect = s.scope == store::Scope::all_mail
+                 ? fmt::format(", suppressed for all mail ({}, {} of limit)", s.reason, outcome->count)
+                 : fmt::format(", unsubscribed from all campaigns ({})", s.reason);
+    if (s.expires) effect += ", until " + rfc5322_date(s.expires);
+  } else if (report.kind == store::FeedbackKind::hard_bounce || report.kind == store::FeedbackKind::soft_bounce) {
+    effect = fmt::format(", {} so far", outcome->count);
+  }
+  spdlog::info("{}: feedback: {} of {}, status={}, source={}, launch_list_id={}{} ({})", context,
+               store::name(report.kind), who, printable(report.status, 40), report.source,
+               printable(report.launch_list_id, 64), effect, printable(report.diagnostic, 200));
+  return outcome;
+}
+
+}  // namespace unsubrelay::feedback
