@@ -1,6 +1,7 @@
 // session.cpp: SMTP server session: command table, transitions, replies.
 #include "unsubrelay/smtp/session.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -35,6 +36,8 @@ void Session::reset_transaction() {
   envelope_.recipients.clear();
   envelope_.unsubscribe_tokens.clear();
   envelope_.body_8bit = false;
+  envelope_.declared_size = 0;
+  envelope_.feedback = false;
   if (in(state_, {S::mail, S::rcpt, S::data})) enter(S::ready);
 }
 
@@ -51,6 +54,11 @@ bool Session::auth_offered() const {
 }
 
 Reply Session::greeting() const { return plain_reply(220, policy_.hostname + " ESMTP unsubrelay"); }
+
+std::uint64_t Session::data_limit() const {
+  const auto limit = policy_.limits.max_message_bytes;
+  return envelope_.feedback ? std::min<std::uint64_t>(limit, policy_.max_report_bytes) : limit;
+}
 
 std::size_t Session::line_limit() const {
   if (in(state_, {S::auth_plain, S::auth_user, S::auth_pass})) return policy_.limits.max_auth_line;
@@ -146,6 +154,7 @@ Step Session::mail(std::string_view arg) {
   const auto parsed = parse_path_argument(arg, "FROM:", true);
   if (!parsed.value) return error(reply(501, "5.5.4", parsed.error));
   bool body_8bit = false;
+  std::uint64_t declared_size = 0;
   for (const auto& p : parsed.value->parameters) {
     if (p.keyword == "SIZE") {
       std::uint64_t size = 0;
@@ -156,6 +165,7 @@ Step Session::mail(std::string_view arg) {
       if (size > policy_.limits.max_message_bytes) {
         return error(reply(552, "5.3.4", "Message size exceeds fixed limit"));
       }
+      declared_size = size;
     } else if (p.keyword == "BODY") {
       if (iequals(p.value, "8BITMIME")) {
         body_8bit = true;
@@ -170,6 +180,8 @@ Step Session::mail(std::string_view arg) {
   }
   envelope_.sender = parsed.value->mailbox;
   envelope_.body_8bit = body_8bit;
+  envelope_.declared_size = declared_size;
+  envelope_.feedback = false;
   envelope_.recipients.clear();
   envelope_.unsubscribe_tokens.clear();
   enter(S::mail);
@@ -195,6 +207,9 @@ Step Session::rcpt(std::string_view arg) {
       return one(reply(250, "2.1.5", "Ok"));
     }
   }
+  if (const auto kind = policy_.feedback.classify(rcpt); kind != feedback::AddressKind::none) {
+    return feedback_rcpt(rcpt, kind);
+  }
   // Never an open relay: only trusted networks and authenticated clients relay.
   if (!policy_.client_trusted && auth_user_.empty()) {
     return error(reply(554, "5.7.1", fmt::format("<{}>: Relay access denied", printable(rcpt, 256))));
@@ -204,6 +219,28 @@ Step Session::rcpt(std::string_view arg) {
     return one(reply(452, "4.5.3", "Error: too many recipients"));
   }
   envelope_.recipients.push_back(rcpt);
+  enter(S::rcpt);
+  return one(reply(250, "2.1.5", "Ok"));
+}
+
+/// Bounces and complaints come from anyone (the Internet's MTAs): a feedback
+/// address is accepted without relay rights, as a final destination. Mixed
+/// with ordinary recipients (from a client allowed to relay), each recipient
+/// is routed on its own and the whole message is held to max_report_bytes.
+Step Session::feedback_rcpt(const std::string& rcpt, feedback::AddressKind kind) {
+  if (kind == feedback::AddressKind::verp &&
+      !(policy_.verp_valid && policy_.verp_valid(policy_.feedback.verp_token(rcpt)))) {
+    return error(reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: not a valid bounce address",
+                                                 printable(rcpt, 256))));
+  }
+  if (envelope_.declared_size > policy_.max_report_bytes) {
+    return error(reply(552, "5.3.4", "Message size exceeds fixed limit for feedback mail"));
+  }
+  if (envelope_.unsubscribe_tokens.size() + envelope_.recipients.size() >= policy_.limits.max_recipients) {
+    return one(reply(452, "4.5.3", "Error: too many recipients"));
+  }
+  envelope_.recipients.push_back(rcpt);
+  envelope_.feedback = true;
   enter(S::rcpt);
   return one(reply(250, "2.1.5", "Ok"));
 }

@@ -205,3 +205,75 @@ TEST(Auth, Base64AndPlain) {
   EXPECT_FALSE(decode_sasl_plain(base64_encode("no nuls")));
   EXPECT_FALSE(decode_sasl_plain(base64_encode(std::string("\0\0pw", 4))));
 }
+
+namespace {
+
+SessionPolicy feedback_policy() {
+  auto p = policy(false);  // a client outside allow_networks, not authenticated
+  p.limits.max_message_bytes = 50 * 1024 * 1024;
+  p.limits.max_errors = 100;
+  unsubrelay::config::Feedback f;
+  f.return_path_domain = "bounces.example.com";
+  f.complaint_addresses = {"fbl@example.com"};
+  p.feedback = unsubrelay::feedback::Addresses(f);
+  p.verp_valid = [](std::string_view token) { return token == "GOODTOKEN"; };
+  p.max_report_bytes = 1048576;
+  return p;
+}
+
+}  // namespace
+
+TEST(Session, FeedbackAddressesTakeMailFromAnyoneButNeverRelay) {
+  Session s(feedback_policy());
+  s.on_line("EHLO mx.isp.test");
+  EXPECT_EQ(code(s.on_line("MAIL FROM:<>")), 250);
+  EXPECT_EQ(code(s.on_line("RCPT TO:<b+GOODTOKEN@Bounces.Example.COM>")), 250);
+  EXPECT_EQ(code(s.on_line("RCPT TO:<FBL@example.com>")), 250);
+  // The same session cannot reach anyone else.
+  const auto relay = s.on_line("RCPT TO:<victim@elsewhere.example>");
+  EXPECT_EQ(code(relay), 554);
+  EXPECT_EQ(enhanced(relay), "5.7.1");
+  EXPECT_EQ(code(s.on_line("RCPT TO:<b+GOODTOKEN@elsewhere.example>")), 554);  // not our domain
+  EXPECT_EQ(code(s.on_line("RCPT TO:<fbl@example.com.elsewhere.example>")), 554);
+  EXPECT_EQ(s.envelope().recipients,
+            (std::vector<std::string>{"b+GOODTOKEN@Bounces.Example.COM", "FBL@example.com"}));
+  EXPECT_TRUE(s.envelope().feedback);
+  EXPECT_EQ(s.data_limit(), 1048576u);  // 1 MB, not max_message_bytes
+  EXPECT_EQ(code(s.on_line("DATA")), 354);
+}
+
+TEST(Session, AnInvalidVerpTokenIs550At5_1_1) {
+  Session s(feedback_policy());
+  s.on_line("EHLO mx.isp.test");
+  s.on_line("MAIL FROM:<>");
+  const auto bad = s.on_line("RCPT TO:<b+FORGED@bounces.example.com>");
+  EXPECT_EQ(code(bad), 550);
+  EXPECT_EQ(enhanced(bad), "5.1.1");
+  EXPECT_EQ(code(s.on_line("RCPT TO:<b+@bounces.example.com>")), 554);  // no token: not a VERP address at all
+  EXPECT_EQ(code(s.on_line("DATA")), 503);
+}
+
+TEST(Session, FeedbackMailDeclaredTooBigIsRefusedAtRcpt) {
+  Session s(feedback_policy());
+  s.on_line("EHLO mx.isp.test");
+  s.on_line("MAIL FROM:<> SIZE=2000000");
+  const auto r = s.on_line("RCPT TO:<fbl@example.com>");
+  EXPECT_EQ(code(r), 552);
+  EXPECT_EQ(enhanced(r), "5.3.4");
+  s.on_line("RSET");
+  s.on_line("MAIL FROM:<> SIZE=2000");
+  EXPECT_EQ(code(s.on_line("RCPT TO:<fbl@example.com>")), 250);
+}
+
+TEST(Session, TrustedClientsMixFeedbackAndOrdinaryRecipients) {
+  auto p = feedback_policy();
+  p.client_trusted = true;
+  Session s(p);
+  s.on_line("EHLO app.test");
+  s.on_line("MAIL FROM:<app@example.com>");
+  EXPECT_EQ(code(s.on_line("RCPT TO:<someone@example.org>")), 250);
+  EXPECT_FALSE(s.envelope().feedback);
+  EXPECT_EQ(s.data_limit(), 50u * 1024 * 1024);
+  EXPECT_EQ(code(s.on_line("RCPT TO:<fbl@example.com>")), 250);
+  EXPECT_EQ(s.data_limit(), 1048576u);  // the whole message is held to the feedback limit
+}

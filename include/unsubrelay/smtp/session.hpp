@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/feedback/addresses.hpp"
 #include "unsubrelay/smtp/reply.hpp"
 
 namespace unsubrelay::smtp {
@@ -45,6 +46,12 @@ struct SessionPolicy {
   /// unsubscribe.mailto_domain: u+TOKEN@this-domain is ours to take from anyone
   /// (it unsubscribes), never relayed.
   std::string mailto_domain;
+  /// feedback: b+TOKEN@return_path_domain and the complaint addresses are
+  /// taken from anyone and never relayed (the queue manager hands them to the
+  /// feedback processor); verp_valid checks a b+ token's signature.
+  feedback::Addresses feedback;
+  std::function<bool(std::string_view token)> verp_valid;
+  std::uint64_t max_report_bytes = 1048576;  // feedback.max_report_bytes: 552 5.3.4 above it
 };
 
 /// The envelope of the transaction in progress.
@@ -54,6 +61,8 @@ struct Envelope {
   std::vector<std::string> recipients;
   std::vector<std::string> unsubscribe_tokens;  // from u+TOKEN@mailto_domain recipients
   bool body_8bit = false;
+  std::uint64_t declared_size = 0;  // MAIL FROM SIZE=, 0 when not given
+  bool feedback = false;            // a recipient is a feedback address: max_report_bytes applies
 };
 
 enum class Action {
@@ -86,6 +95,8 @@ class Session {
   Step on_data_end(const DataOutcome& outcome);
   void on_tls_established();
 
+  /// The DATA size limit of the current transaction (smaller for feedback mail).
+  std::uint64_t data_limit() const;
   /// The longest line accepted in the current state, CRLF included.
   std::size_t line_limit() const;
   SessionState state() const { return state_; }
@@ -101,6 +112,7 @@ class Session {
   Step ehlo(std::string_view arg, bool extended);
   Step mail(std::string_view arg);
   Step rcpt(std::string_view arg);
+  Step feedback_rcpt(const std::string& rcpt, feedback::AddressKind kind);
   Step data(std::string_view arg);
   Step starttls(std::string_view arg);
   Step auth(std::string_view arg);
