@@ -30,11 +30,15 @@
 #include "unsubrelay/common/certificate.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/delivery/feedback_hooks.hpp"
+#include "unsubrelay/delivery/feedback_transport.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
+#include "unsubrelay/feedback/complaint_rate.hpp"
 #include "unsubrelay/dkim/signer.hpp"
 #include "unsubrelay/smtp/server.hpp"
 #include "embedded_page.hpp"
 #include "unsubrelay/http/server.hpp"
+#include "unsubrelay/http/ses_feedback.hpp"
 #include "unsubrelay/http/service.hpp"
 #include "unsubrelay/http/webhook.hpp"
 #include "unsubrelay/store/store.hpp"
@@ -201,6 +205,21 @@ int run_relay(const std::string& config_path) {
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
   delivery::QueueManager queue(io, disk, spool, *upstream, retry, cfg.smtp.hostname, &rewriter, store.get(),
                                cfg.unsubscribe.suppression);
+  // The feedback loop (docs/feedback.md): in-session bounces, VERP, sent_after_optout
+  // always; DSN/ARF intake (the local transport) with a feedback: section.
+  feedback::FeedbackMetrics feedback_metrics;
+  feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics);
+  delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
+  queue.set_feedback(&feedback_hooks);
+  std::unique_ptr<delivery::Upstream> feedback_transport;
+  if (cfg.feedback.enabled) {
+    feedback_transport =
+        delivery::make_feedback_transport(cfg.feedback, rewriter.keys(), feedback_recorder, *upstream, disk);
+    queue.set_local_transport({[addresses = feedback::Addresses(cfg.feedback)](std::string_view rcpt) {
+                                 return addresses.classify(rcpt) != feedback::AddressKind::none;
+                               },
+                               feedback_transport.get()});
+  }
   smtp::Server server(
       io, disk, cfg, spool,
       [&queue](const std::string& id, std::unique_ptr<spool::OpenMessage> opened) { queue.enqueue(id, std::move(opened)); },
@@ -208,6 +227,9 @@ int run_relay(const std::string& config_path) {
         return service.unsubscribe_by_token(token, "mailto", ip, why);
       });
   server.set_users(users);
+  server.set_verp_check([&rewriter](std::string_view token) {
+    return token::verify(token, rewriter.keys(), static_cast<std::uint32_t>(std::time(nullptr))).claims.has_value();
+  });
   if (auto start_err = server.start(); !start_err.empty()) {
     spdlog::critical("{}", start_err);
     return 71;  // EX_OSERR
@@ -230,11 +252,18 @@ int run_relay(const std::string& config_path) {
     counter("unsubrelay_bounced_total", "Recipients bounced.", out.bounced.load());
     counter("unsubrelay_suppressed_total", "Recipients suppressed (unsubscribed).", out.suppressed.load());
     m += out.upstream_latency.prometheus("unsubrelay_upstream_latency_seconds");
+    m += feedback_metrics.prometheus();
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
                      "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
     m += common::certificate_expiry_metric(served);
     return m;
   };
+  std::unique_ptr<http::SesFeedback> ses_feedback;
+  if (cfg.feedback.ses_sns) {
+    ses_feedback = std::make_unique<http::SesFeedback>(*cfg.feedback.ses_sns, feedback_recorder,
+                                                       http::ses_fetcher(*cfg.feedback.ses_sns));
+    service.set_ses_handler([&ses_feedback](const http::Request& r) { return ses_feedback->handle(r); });
+  }
   http::Server web(io, cfg.http, cfg.tls, service, descriptors.http_connections);
   if (auto web_err = web.start(); !web_err.empty()) {
     spdlog::critical("{}", web_err);
@@ -301,8 +330,14 @@ int run_relay(const std::string& config_path) {
   // 500 launches per short transaction, hourly; on-event launches and
   // subscription events stay. Runs on its own thread: never in the mail path.
   std::atomic<bool> stopping{false};
+  feedback::ComplaintRateWatch complaint_rate(*store, feedback_metrics);
   std::thread retention([&] {
+    auto next_rate = std::chrono::steady_clock::now();
     for (auto next = std::chrono::steady_clock::now(); !stopping;) {
+      if (std::chrono::steady_clock::now() >= next_rate) {  // the 24-hour complaint rate, every minute
+        complaint_rate.check(static_cast<long long>(std::time(nullptr)));
+        next_rate = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+      }
       if (std::chrono::steady_clock::now() >= next) {
         const auto cutoff = static_cast<long long>(std::time(nullptr)) - cfg.store.launch_retention_days * 86400LL;
         std::size_t total = 0;

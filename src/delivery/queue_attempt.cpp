@@ -31,6 +31,8 @@
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/delivery/bounce.hpp"
+#include "unsubrelay/delivery/feedback_hooks.hpp"
+#include "unsubrelay/feedback/locate.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
 
 namespace unsubrelay::delivery {
@@ -80,11 +82,17 @@ struct QueueManager::Attempt {
   std::vector<std::size_t> deferred;
   std::string defer_reason;
   std::vector<store::Send> sends;  // recorded in one (group) transaction by settle()
+  std::vector<std::string> send_addresses;  // the recipient of each send (sent_after_optout)
+  std::vector<store::Feedback> reports;     // bounces of this attempt (issue 12), recorded by settle()
 
   spool::QueuedMessage& message() { return open->message; }
   const spool::QueueEnvelope& envelope() const { return open->message.envelope; }
   std::string_view content() const { return open->content(); }
   bool campaign() const { return plan && plan->rewritten(); }
+  /// Recipient i's campaign copy, for the feedback hooks.
+  CampaignCopy copy_of(std::size_t i) const {
+    return {id, i, envelope().recipients[i], uids[i], plan->launch_list_id(), plan->email_id()};
+  }
 };
 
 struct QueueManager::CopyOutcome {
@@ -158,7 +166,8 @@ void QueueManager::plan_campaign(Attempt& a) {
   for (const auto& note : plan.notes()) spdlog::warn("{}: MIME: {}", a.id, note);
   a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), plan.topic(), suppression_};
   if (!plan.campaign()) return;
-  if (!store_->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind())) {
+  if (!store_->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind(),
+                            a.envelope().sender)) {
     spdlog::warn("{}: store: cannot record launch {}: {}", a.id, plan.launch_list_id(), store_->last_error());
   }
   spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", a.id, printable(plan.email_id(), 64),
@@ -265,8 +274,16 @@ OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::str
     rendered = rewriter_->copy(*a.plan, a.uids[i], now_seconds());
     ++counters_.copies_rendered;
   }
-  // The envelope sender is the message's; a per-copy VERP sender (issue 12) is chosen here.
-  return {a.id, i, env.sender, {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : a.content()};
+  // The envelope sender is the message's, or b+TOKEN@return_path_domain (VERP) for a campaign copy.
+  std::string sender = env.sender;
+  if (a.campaign() && feedback_ && feedback_->verp()) {
+    const auto& plan = *a.plan;
+    // The copy's own signed token, the one its unsubscribe URL carries.
+    const auto url =
+        rewriter_->url_for(a.uids[i], plan.email_id(), plan.launch_list_id(), now_seconds(), a.scope.topic);
+    sender = feedback_->envelope_sender(env.sender, feedback::url_token(url));
+  }
+  return {a.id, i, std::move(sender), {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : a.content()};
 }
 
 asio::awaitable<RecipientResult> QueueManager::send_copy(Upstream& via, OutboundCopy copy) {
@@ -299,6 +316,10 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
                     : r.status == DeliveryStatus::bounced ? store::SendStatus::bounced
                                                           : store::SendStatus::deferred;
     a.sends.push_back({a.plan->launch_list_id(), a.uids[i], a.id, r.upstream_id, st, now, r.reply});
+    a.send_addresses.push_back(env.recipients[i]);
+    if (feedback_ && !suppressed) {
+      if (auto report = feedback_->refusal(a.copy_of(i), r, now)) a.reports.push_back(std::move(*report));
+    }
   }
   switch (r.status) {
     case DeliveryStatus::sent:
@@ -343,14 +364,23 @@ void QueueManager::expire_deferred(Attempt& a, long long now) {
                         fmt::format("message expired after {} hours in the queue; last error: {}",
                                     retry_.max_age_hours, a.defer_reason)});
     spdlog::info("{}: to=<{}>, status=expired, returned to sender", a.id, a.envelope().recipients[i]);
+    if (feedback_ && a.campaign() && !a.uids[i].empty()) {
+      if (auto report = feedback_->expiry(a.copy_of(i), a.defer_reason, now)) {
+        a.reports.push_back(std::move(*report));
+      }
+    }
   }
   a.deferred.clear();
 }
 
 std::string QueueManager::settle(Attempt& a, long long now, unsigned attempts, long long next) {
+  if (feedback_ && !a.sends.empty()) {
+    feedback_->mark_after_optout(a.sends, a.send_addresses, {true, a.plan->email_id(), a.scope.topic}, now);
+  }
   if (!a.sends.empty() && !recorder_->record_sends(a.sends)) {
     spdlog::warn("{}: store: cannot record {} send(s): {}", a.id, a.sends.size(), store_->last_error());
   }
+  if (feedback_) feedback_->record(a.reports, a.id);
   std::string bounce_id;
   if (!a.failed.empty()) {
     bounce_id = queue_bounce(a.message(), a.failed, a.content(), now);

@@ -381,6 +381,10 @@ Response Service::handle(const Request& r) {
     return json_response(404, {{"replyCode", 2}, {"replyText", "No such endpoint"}});
   }
   if (path == "/metrics" && r.method == "GET") return metrics_page();
+  if (path == "/feedback/ses" && ses_handler_) {
+    if (r.method != "POST") return {405, "text/plain; charset=utf-8", "use POST\n", {{"Allow", "POST"}}};
+    return ses_handler_(r);
+  }
   if (path == "/healthz" && (r.method == "GET" || r.method == "HEAD")) return health();
   return {404, "text/plain; charset=utf-8", "not found\n", {}};
 }

@@ -80,9 +80,10 @@ struct ConnectionRunner {
   }
 
   /// nothing_to_queue: every recipient was an unsubscribe address (mailto:).
-  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer, bool nothing_to_queue) {
+  /// max_bytes: the session's data_limit() (feedback mail is held to feedback.max_report_bytes).
+  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer, bool nothing_to_queue, std::uint64_t max_bytes) {
     const auto& limits = server.config_.smtp.limits;
-    DotUnstuffer decoder({limits.max_message_bytes, limits.max_text_line});
+    DotUnstuffer decoder({max_bytes, limits.max_text_line});
     std::string chunk;
     std::string write_error;
     auto consume = [&](std::string_view bytes) {
@@ -185,7 +186,7 @@ struct ConnectionRunner {
     if (!co_await flush()) co_return false;
 
     c->in_data = true;
-    auto result = co_await receive_data(*writer, env.recipients.empty());
+    auto result = co_await receive_data(*writer, env.recipients.empty(), session.data_limit());
     c->in_data = false;
     c->idle_since_ms = steady_ms();
     size_buffer(command_chunk);
@@ -237,6 +238,11 @@ struct ConnectionRunner {
     for (const auto& net : cfg.allow_networks) policy.client_trusted |= net.contains(address);
     policy.tls_available = server.tls_.ready();
     if (server.on_mailto_) policy.mailto_domain = server.config_.unsubscribe.mailto_domain;
+    if (server.config_.feedback.enabled) {
+      policy.feedback = feedback::Addresses(server.config_.feedback);
+      policy.verp_valid = server.verp_valid_;
+      policy.max_report_bytes = server.config_.feedback.max_report_bytes;
+    }
     policy.tls_active = c->tls;
     if (cfg.auth) {
       policy.auth_available = true;

@@ -33,6 +33,8 @@
 
 namespace unsubrelay::delivery {
 
+class FeedbackHooks;
+
 /// Upstream latency per copy, as a Prometheus histogram (seconds).
 struct LatencyHistogram {
   static constexpr double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -70,6 +72,9 @@ class QueueManager {
     Upstream* transport = nullptr;
   };
   void set_local_transport(LocalTransport local) { local_ = std::move(local); }
+  /// The feedback loop (issue 12, feedback_hooks.hpp): VERP senders, in-session
+  /// bounce classification, soft bounces on expiry, sent_after_optout. Set before start().
+  void set_feedback(FeedbackHooks* hooks) { feedback_ = hooks; }
 
   /// Starts the scheduler with the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
@@ -123,6 +128,7 @@ class QueueManager {
   const spool::Spool& spool_;
   Upstream& upstream_;
   LocalTransport local_;
+  FeedbackHooks* feedback_ = nullptr;
   RetryPolicy retry_;
   std::string hostname_;
   const mime::Rewriter* rewriter_;

@@ -57,6 +57,8 @@ class Service {
   bool unsubscribe_by_token(const std::string& token, const std::string& source, const std::string& ip,
                             std::string& why);
   Metrics& metrics() { return metrics_; }
+  /// POST /feedback/ses (ses_feedback.hpp); without one the path is 404.
+  void set_ses_handler(std::function<Response(const Request&)> handler) { ses_handler_ = std::move(handler); }
 
  private:
   Response page(int status, const std::string& title, const std::string& content) const;
@@ -85,6 +87,7 @@ class Service {
   std::set<std::string> api_keys_;
   std::function<bool()> spool_healthy_;
   Metrics metrics_;
+  std::function<Response(const Request&)> ses_handler_;
 };
 
 /// A page_template without {{content}} is the operator's own scripted page (a

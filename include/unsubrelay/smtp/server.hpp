@@ -56,6 +56,9 @@ class Server {
 
   /// SIGHUP: swaps the users file used by new AUTH attempts.
   void set_users(std::shared_ptr<const UsersFile> users);
+  /// feedback: checks the signature of a b+TOKEN@return_path_domain
+  /// recipient's token (550 5.1.1 when false). Set before start().
+  void set_verp_check(std::function<bool(std::string_view token)> valid) { verp_valid_ = std::move(valid); }
   /// SIGHUP: loads smtp.tls again (same profile); new connections use it.
   /// "" or why the running certificate stays.
   std::string reload_tls(const config::Smtp& fresh);
@@ -76,6 +79,7 @@ class Server {
   const spool::Spool& spool_;
   QueuedCallback on_queued_;
   MailtoCallback on_mailto_;
+  std::function<bool(std::string_view token)> verp_valid_;
   TlsServerContext tls_;  // the tls profile (docs/tls.md), loaded at start and on SIGHUP
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::atomic<std::size_t> active_{0};

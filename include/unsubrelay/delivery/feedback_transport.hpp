@@ -1,0 +1,30 @@
+// feedback_transport.hpp: the local transport for feedback mail (COORD.md
+// design decision 3), as Postfix hands mail to its local delivery agent.
+//
+// The queue manager gives it each spooled copy addressed to
+// b+TOKEN@return_path_domain (a DSN) or to a complaint address (an ARF
+// report). It resolves the report (feedback/processor.hpp), records and
+// applies it through the Recorder (store work on the disk pool) and, with
+// forward_to_sender, passes the report unchanged to the launch's original
+// envelope sender through the upstream, from the null sender <>. When the
+// store (or the forward) fails the copy is deferred: it stays in the spool
+// and is tried again, and the de-duplication key makes the retry count once.
+#pragma once
+
+#include <memory>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/delivery/upstream.hpp"
+#include "unsubrelay/feedback/recorder.hpp"
+#include "unsubrelay/token/token.hpp"
+
+namespace unsubrelay::delivery {
+
+/// upstream: where forwarded reports go; recorder: the store's side.
+std::unique_ptr<Upstream> make_feedback_transport(const config::Feedback& settings, const token::KeySet& keys,
+                                                  feedback::Recorder& recorder, Upstream& upstream,
+                                                  boost::asio::thread_pool& disk);
+
+}  // namespace unsubrelay::delivery

@@ -1,0 +1,110 @@
+// feedback_transport.cpp: DSNs and ARF reports, from the spool to the store.
+#include "unsubrelay/delivery/feedback_transport.hpp"
+
+#include <ctime>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/common/offload.hpp"
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/feedback/processor.hpp"
+
+namespace unsubrelay::delivery {
+
+namespace {
+
+constexpr const char* relay_name = "feedback";
+
+/// What the disk-pool step found: the result, and where to forward (if anywhere).
+struct Applied {
+  RecipientResult result;
+  std::string forward_to;
+};
+
+RecipientResult deferred(std::string why) { return {DeliveryStatus::deferred, "451 4.3.0 " + why, relay_name, {}}; }
+
+class FeedbackTransport final : public Upstream {
+ public:
+  FeedbackTransport(const config::Feedback& settings, const token::KeySet& keys, feedback::Recorder& recorder,
+                    Upstream& upstream, boost::asio::thread_pool& disk)
+      : settings_(settings), addresses_(settings), keys_(keys), recorder_(recorder), upstream_(upstream),
+        disk_(disk) {}
+
+  boost::asio::awaitable<std::vector<RecipientResult>> deliver(OutboundCopy copy) override {
+    std::vector<RecipientResult> results;
+    for (const auto& rcpt : copy.recipients) {
+      auto applied = co_await offload(disk_, [&] { return apply(copy, rcpt); });
+      if (applied.result.status == DeliveryStatus::sent && !applied.forward_to.empty()) {
+        applied.result = co_await forward(copy, applied.forward_to, std::move(applied.result));
+      }
+      results.push_back(std::move(applied.result));
+    }
+    co_return results;
+  }
+
+  std::size_t concurrency() const override { return 4; }
+
+ private:
+  /// Disk pool: resolve, find the contact's address, record; where to forward.
+  Applied apply(const OutboundCopy& copy, const std::string& rcpt) {
+    const auto now = static_cast<long long>(std::time(nullptr));
+    auto resolved = feedback::resolve_report(copy.content, rcpt, addresses_, keys_, now, copy.queue_id);
+    if (!resolved.report) {
+      spdlog::info("{}: feedback: to=<{}>: {}", copy.queue_id, printable(rcpt, 256), resolved.how);
+      return {{DeliveryStatus::sent, "250 2.0.0 nothing to record: " + resolved.how, relay_name, {}}, {}};
+    }
+    auto& report = *resolved.report;
+    auto& store = recorder_.store();
+    if (report.address.empty() && !report.uid.empty()) {
+      const auto address = store.address_of(report.uid);
+      if (!address) return {deferred("store unavailable: " + store.last_error()), {}};
+      report.address = *address;  // "" for a uid this store does not know: recorded, applied to nobody
+    }
+    const auto outcome = recorder_.record(report, copy.queue_id);
+    if (!outcome) return {deferred("store unavailable: " + store.last_error()), {}};
+    Applied out{{DeliveryStatus::sent,
+                 fmt::format("250 2.0.0 {} recorded ({})", store::name(report.kind), resolved.how), relay_name, {}},
+                {}};
+    if (settings_.forward_to_sender && !report.launch_list_id.empty()) {
+      const auto sender = store.launch_sender(report.launch_list_id);
+      if (!sender) return {deferred("store unavailable: " + store.last_error()), {}};
+      if (addresses_.classify(*sender) == feedback::AddressKind::none) out.forward_to = *sender;  // never to ourselves
+    }
+    return out;
+  }
+
+  /// forward_to_sender: the report, unchanged, from <> to the launch's sender.
+  boost::asio::awaitable<RecipientResult> forward(const OutboundCopy& copy, const std::string& to,
+                                                  RecipientResult applied) {
+    OutboundCopy fwd{copy.queue_id, copy.copy_index, "", std::vector<std::string>(1, to), copy.content};
+    auto results = co_await upstream_.deliver(std::move(fwd));
+    const auto r = results.empty() ? deferred("no result") : results.front();
+    if (r.status == DeliveryStatus::deferred) {
+      // Tried again later; the report itself is recorded and will count once.
+      co_return deferred(fmt::format("report recorded, forwarding to <{}> deferred: {}", printable(to, 256),
+                                     printable(r.reply, 200)));
+    }
+    spdlog::info("{}: feedback: forwarded to <{}>, relay={}, status={} ({})", copy.queue_id, printable(to, 256),
+                 r.relay, r.status == DeliveryStatus::sent ? "sent" : "bounced", printable(r.reply, 200));
+    applied.reply += fmt::format(", forwarded to <{}>", printable(to, 256));
+    co_return applied;
+  }
+
+  const config::Feedback& settings_;
+  feedback::Addresses addresses_;
+  const token::KeySet& keys_;
+  feedback::Recorder& recorder_;
+  Upstream& upstream_;
+  boost::asio::thread_pool& disk_;
+};
+
+}  // namespace
+
+std::unique_ptr<Upstream> make_feedback_transport(const config::Feedback& settings, const token::KeySet& keys,
+                                                  feedback::Recorder& recorder, Upstream& upstream,
+                                                  boost::asio::thread_pool& disk) {
+  return std::make_unique<FeedbackTransport>(settings, keys, recorder, upstream, disk);
+}
+
+}  // namespace unsubrelay::delivery

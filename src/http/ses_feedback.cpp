@@ -1,0 +1,135 @@
+// ses_feedback.cpp: POST /feedback/ses (ses_feedback.hpp).
+#include "unsubrelay/http/ses_feedback.hpp"
+
+#include <ctime>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/feedback/ses.hpp"
+#include "unsubrelay/feedback/sns.hpp"
+#include "unsubrelay/feedback/sns_check.hpp"
+
+namespace unsubrelay::http {
+
+namespace {
+
+Response text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body) + "\n", {}}; }
+
+long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
+
+/// One recipient's report: the copy recorded under the SES message id, else the address alone.
+store::Feedback report_for(const std::string& address, const std::vector<store::SentCopy>& copies,
+                           const feedback::SesNotification& n, const std::string& sns_id) {
+  store::Feedback f;
+  f.address = store::normalise_address(address);
+  for (const auto& c : copies) {
+    if (store::normalise_address(c.address) == f.address) {
+      f.uid = c.uid;
+      f.launch_list_id = c.launch_list_id;
+      f.email_id = c.email_id;
+      break;
+    }
+  }
+  f.source = "ses";
+  f.time = now_seconds();
+  // SES's feedbackId names one bounce or complaint event: an SNS retry carries the same one.
+  f.dedup_key = fmt::format("ses:{}:{}", n.feedback_id.empty() ? sns_id : n.feedback_id, f.address);
+  return f;
+}
+
+}  // namespace
+
+feedback::Fetcher ses_fetcher(const config::SesSns& settings) {
+  feedback::FetchOptions options;
+  options.allowed_prefixes = settings.cert_url_prefixes;
+  options.ca_file = settings.ca_file;
+  options.limits.timeout = std::chrono::seconds(settings.fetch_timeout_seconds);
+  options.limits.max_body_bytes = settings.max_certificate_bytes;
+  return [options](const std::string& url) { return feedback::https_get(url, options); };
+}
+
+SesFeedback::SesFeedback(const config::SesSns& settings, feedback::Recorder& recorder, feedback::Fetcher fetcher)
+    : settings_(settings), recorder_(recorder), fetcher_(fetcher), certificates_(std::move(fetcher)) {}
+
+Response SesFeedback::handle(const Request& request) {
+  const auto parsed = feedback::parse_sns(request.body);
+  if (!parsed.message) {
+    spdlog::warn("feedback/ses: from {}: not an SNS delivery: {}", request.client_ip, parsed.error);
+    return text(400, "not an SNS message: " + parsed.error);
+  }
+  const auto& m = *parsed.message;
+  const auto check = feedback::check_sns(m, {settings_.topic_arns, settings_.cert_url_prefixes}, certificates_,
+                                         now_seconds());
+  if (!check.ok()) {
+    spdlog::warn("feedback/ses: from {}: refused ({}{}{}), topic {}, MessageId {}: nothing recorded",
+                 request.client_ip, feedback::describe(check.verdict),
+                 check.verdict == feedback::SnsVerdict::signature_invalid ? ": " : "",
+                 check.verdict == feedback::SnsVerdict::signature_invalid ? feedback::describe(check.signature) : "",
+                 printable(m.topic_arn, 200), printable(m.message_id, 100));
+    return text(403, "forbidden");
+  }
+  switch (m.type) {
+    case feedback::SnsType::subscription_confirmation: return confirm(m);
+    case feedback::SnsType::notification: return notification(m);
+    default:
+      spdlog::info("feedback/ses: {} for topic {} acknowledged", printable(m.type_text, 60), printable(m.topic_arn, 200));
+      return text(200, "ok");
+  }
+}
+
+Response SesFeedback::confirm(const feedback::SnsMessage& m) {
+  // check_sns() already held SubscribeURL to the allow-list; https_get checks it again.
+  const auto got = fetcher_(m.subscribe_url);
+  if (!got.ok()) {
+    spdlog::warn("feedback/ses: cannot confirm the subscription to {}: {} ({})", printable(m.topic_arn, 200),
+                 feedback::describe(got.error), printable(got.detail, 200));
+    return text(502, "subscription not confirmed");
+  }
+  spdlog::info("feedback/ses: subscription to {} confirmed", printable(m.topic_arn, 200));
+  return text(200, "subscription confirmed");
+}
+
+Response SesFeedback::notification(const feedback::SnsMessage& m) {
+  const auto parsed = feedback::parse_ses(m.message);
+  if (!parsed.notification) {
+    // Signed by AWS but not an SES notification: acknowledged, or SNS would retry it for days.
+    spdlog::warn("feedback/ses: MessageId {}: not an SES notification ({}): ignored", printable(m.message_id, 100),
+                 parsed.error);
+    return text(200, "ignored");
+  }
+  const auto& n = *parsed.notification;
+  if (n.kind != feedback::SesKind::bounce && n.kind != feedback::SesKind::complaint) return text(200, "ignored");
+  auto& store = recorder_.store();
+  const auto copies = n.message_id.empty() ? std::optional<std::vector<store::SentCopy>>(std::vector<store::SentCopy>{})
+                                           : store.sent_copies(n.message_id);
+  if (!copies) return text(503, "store unavailable");
+  std::vector<store::Feedback> reports;
+  if (n.kind == feedback::SesKind::bounce) {
+    const auto kind = feedback::classify_ses_bounce(n.bounce_type) == feedback::BounceKind::hard
+                          ? store::FeedbackKind::hard_bounce
+                          : store::FeedbackKind::soft_bounce;
+    for (const auto& b : n.bounced) {
+      auto f = report_for(b.email_address, *copies, n, m.message_id);
+      f.kind = kind;
+      f.status = b.status.empty() ? n.bounce_type : b.status;
+      f.diagnostic = b.diagnostic_code.empty() ? n.bounce_type + "/" + n.bounce_sub_type : b.diagnostic_code;
+      reports.push_back(std::move(f));
+    }
+  } else {
+    for (const auto& address : n.complained) {
+      auto f = report_for(address, *copies, n, m.message_id);
+      f.kind = store::FeedbackKind::complaint;
+      f.status = n.complaint_feedback_type;
+      f.diagnostic = "SES complaint " + n.complaint_sub_type;
+      reports.push_back(std::move(f));
+    }
+  }
+  for (const auto& f : reports) {
+    if (!recorder_.record(f, "ses " + printable(n.message_id, 80))) return text(503, "store unavailable");
+  }
+  return text(200, "ok");
+}
+
+}  // namespace unsubrelay::http

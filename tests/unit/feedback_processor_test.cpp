@@ -1,0 +1,120 @@
+// The pure core of the feedback transport: a report to one store::Feedback,
+// and only through a token that verifies.
+#include <gtest/gtest.h>
+
+#include "unsubrelay/feedback/processor.hpp"
+
+namespace fb = unsubrelay::feedback;
+namespace tk = unsubrelay::token;
+namespace st = unsubrelay::store;
+
+namespace {
+
+constexpr long long now = 1800000000;
+
+tk::KeySet keys() {
+  std::vector<std::string> errors;
+  return *tk::KeySet::from_keys({{"k1", std::string(32, 'q')}}, errors);
+}
+
+std::string token_for(const std::string& email_id, const std::string& launch) {
+  tk::Claims c;
+  c.uid.fill(7);
+  c.email_id = email_id;
+  c.launch_list_id = launch;
+  c.issued = static_cast<std::uint32_t>(now - 60);
+  return tk::sign(c, keys().signing());
+}
+
+fb::Addresses addresses() {
+  unsubrelay::config::Feedback f;
+  f.enabled = true;
+  f.return_path_domain = "bounces.example.com";
+  f.complaint_addresses = {"fbl@example.com"};
+  return fb::Addresses(f);
+}
+
+std::string dsn(const std::string& action, const std::string& status) {
+  return "From: MAILER-DAEMON@mx.example.org\r\nMIME-Version: 1.0\r\n"
+         "Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+         "--B\r\nContent-Type: text/plain\r\n\r\nsorry\r\n"
+         "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+         "Final-Recipient: rfc822; a@example.org\r\nAction: " + action + "\r\nStatus: " + status +
+         "\r\n\r\n--B--\r\n";
+}
+
+std::string arf(const std::string& returned_headers, const std::string& rcpt) {
+  return "From: fbl@provider.example\r\nMIME-Version: 1.0\r\n"
+         "Content-Type: multipart/report; report-type=feedback-report; boundary=F\r\n\r\n"
+         "--F\r\nContent-Type: text/plain\r\n\r\nabuse report\r\n"
+         "--F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: T/1\r\n"
+         "Version: 1\r\nOriginal-Rcpt-To: " + rcpt + "\r\n\r\n"
+         "--F\r\nContent-Type: text/rfc822-headers\r\n\r\n" + returned_headers + "\r\n--F--\r\n";
+}
+
+fb::Resolution resolve(const std::string& message, const std::string& rcpt) {
+  return fb::resolve_report(message, rcpt, addresses(), keys(), now, "Q1");
+}
+
+}  // namespace
+
+TEST(FeedbackProcessor, HardDsnToTheVerpAddressNamesTheTokensContact) {
+  const auto t = token_for("501", "9001");
+  const auto r = resolve(dsn("failed", "5.1.1"), "b+" + t + "@bounces.example.com");
+  ASSERT_TRUE(r.report);
+  EXPECT_EQ(r.report->kind, st::FeedbackKind::hard_bounce);
+  EXPECT_EQ(r.report->status, "5.1.1");
+  EXPECT_EQ(r.report->launch_list_id, "9001");
+  EXPECT_EQ(r.report->email_id, "501");
+  EXPECT_EQ(r.report->source, "dsn");
+  EXPECT_FALSE(r.report->uid.empty());
+  EXPECT_EQ(r.report->dedup_key, "dsn:9001:" + r.report->uid + ":hard_bounce");
+}
+
+TEST(FeedbackProcessor, DelayedPolicyAndUnreadableDsns) {
+  const auto rcpt = "b+" + token_for("501", "9001") + "@bounces.example.com";
+  EXPECT_EQ(resolve(dsn("delayed", "4.2.2"), rcpt).report->kind, st::FeedbackKind::soft_bounce);
+  EXPECT_EQ(resolve(dsn("failed", "5.7.1"), rcpt).report->kind, st::FeedbackKind::blocked);
+  EXPECT_FALSE(resolve(dsn("delivered", "2.0.0"), rcpt).report);
+  // No parseable status: the VERP token still names the contact, as a soft bounce.
+  const auto r = resolve("Subject: out of office\r\n\r\nI am away.\r\n", rcpt);
+  ASSERT_TRUE(r.report);
+  EXPECT_EQ(r.report->kind, st::FeedbackKind::soft_bounce);
+  EXPECT_FALSE(r.report->uid.empty());
+}
+
+TEST(FeedbackProcessor, ForgedVerpTokenNamesNobody) {
+  auto t = token_for("501", "9001");
+  t.back() = t.back() == 'A' ? 'B' : 'A';
+  const auto r = resolve(dsn("failed", "5.1.1"), "b+" + t + "@bounces.example.com");
+  ASSERT_TRUE(r.report);
+  EXPECT_TRUE(r.report->uid.empty());
+  EXPECT_TRUE(r.report->address.empty());
+  EXPECT_EQ(r.report->dedup_key, "dsn:nobody:Q1");
+}
+
+TEST(FeedbackProcessor, ArfRedactedToTheListUnsubscribeHeader) {
+  const auto t = token_for("521", "9201");
+  const auto r = resolve(arf("List-Unsubscribe: <https://unsub.example.com/u/" + t + ">", "xxxxx@example.org"),
+                         "FBL@example.com");
+  ASSERT_TRUE(r.report);
+  EXPECT_EQ(r.report->kind, st::FeedbackKind::complaint);
+  EXPECT_EQ(r.report->launch_list_id, "9201");
+  EXPECT_EQ(r.report->status, "abuse");
+  EXPECT_NE(r.how.find("list_unsubscribe"), std::string::npos) << r.how;
+}
+
+TEST(FeedbackProcessor, ArfWithABadTokenNeverFallsBackToTheRecipient) {
+  auto t = token_for("521", "9201");
+  t[t.size() - 2] = t[t.size() - 2] == 'x' ? 'y' : 'x';
+  const auto r = resolve(arf("List-Unsubscribe: <https://unsub.example.com/u/" + t + ">", "victim@example.org"),
+                         "fbl@example.com");
+  ASSERT_TRUE(r.report);
+  EXPECT_TRUE(r.report->address.empty());
+  EXPECT_TRUE(r.report->uid.empty());
+  // Without any token, an unredacted Original-Rcpt-To is the last resort.
+  const auto plain = resolve(arf("Subject: hi", "someone@example.org"), "fbl@example.com");
+  ASSERT_TRUE(plain.report);
+  EXPECT_EQ(plain.report->address, "someone@example.org");
+  EXPECT_FALSE(resolve("Subject: not a report\r\n\r\nhello\r\n", "fbl@example.com").report);
+}
