@@ -1,0 +1,174 @@
+"""POST /feedback/ses through the real relay: SNS deliveries signed here
+(SignatureVersion 2) with a certificate a local HTTPS server serves under a
+test CA (https_fixture.py), a campaign sent through a fake SES (fake_ses.py)
+so the SES message ids are real ones the relay recorded."""
+
+import base64
+import json
+import os
+import smtplib
+import subprocess
+import sys
+import tempfile
+import unittest
+import uuid
+
+from fake_ses import FakeSes, make_ca, make_server_cert
+from relay import Relay, wait_until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
+
+
+def campaign(email_id, launch):
+    return (f"From: News <news@example.com>\r\nTo: list@example.org\r\nSubject: news {launch}\r\n"
+            f"X-Campaign-Id: {email_id}\r\nX-Launch-List-Id: {launch}\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain\r\n\r\nHello.\r\n\r\nUnsubscribe: *|UNSUBSCRIBE|*\r\n").encode()
+
+
+class SesFeedbackTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.files = tempfile.mkdtemp(prefix="unsubrelay-sns-")
+        ca_key, cls.ca = make_ca(cls.files, "ca")
+        cls.cert, cls.key = make_server_cert(cls.files, ca_key, cls.ca)
+        # The SNS signing certificate and its key (what AWS keeps secret).
+        cls.sign_key = os.path.join(cls.files, "sign-key.pem")
+        cls.sign_cert = os.path.join(cls.files, "sign-cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=sns.amazonaws.com", "-keyout", cls.sign_key, "-out", cls.sign_cert],
+                       check=True, capture_output=True)
+        for name, value in (("user", "AKIATEST"), ("password", "ses-secret")):
+            with open(os.path.join(cls.files, name), "w") as f:
+                f.write(value + "\n")
+        cls.port_file = os.path.join(cls.files, "https.port")
+        cls.https = subprocess.Popen([sys.executable, os.path.join(HERE, "https_fixture.py"), cls.cert, cls.key,
+                                      cls.port_file, cls.sign_cert])
+        cls.https_port = int(wait_until(lambda: os.path.exists(cls.port_file) and open(cls.port_file).read()))
+        cls.base = f"https://localhost:{cls.https_port}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.https.kill()
+        cls.https.wait()
+
+    def fetched(self):
+        with open(self.port_file + ".log") as f:
+            return f.read().splitlines()
+
+    def sign(self, fields):
+        """SignatureVersion 2: SHA256withRSA over AWS's canonical string."""
+        names = (["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+                 if fields["Type"] == "Notification" else
+                 ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"])
+        text = "".join(f"{n}\n{fields[n]}\n" for n in names if n in fields)
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.sign_key], input=text.encode(),
+                             check=True, capture_output=True).stdout
+        fields["SignatureVersion"] = "2"
+        fields["Signature"] = base64.b64encode(sig).decode()
+        return fields
+
+    def envelope(self, kind, message, topic=TOPIC, cert_url=None, **more):
+        fields = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": topic, "Message": message,
+                  "Timestamp": "2026-11-29T12:00:00.000Z",
+                  "SigningCertURL": cert_url or f"{self.base}/certs/cert.pem", **more}
+        return self.sign(fields)
+
+    def notification(self, body, **kw):
+        return self.envelope("Notification", json.dumps(body), **kw)
+
+    def post(self, relay, fields):
+        status, _, body = relay.http("POST", "/feedback/ses", json.dumps(fields).encode(),
+                                     {"Content-Type": "text/plain; charset=UTF-8",
+                                      "x-amz-sns-message-type": fields["Type"]})
+        return status
+
+    def bounce(self, message_id, address, feedback_id, bounce_type="Permanent"):
+        return {"notificationType": "Bounce",
+                "bounce": {"bounceType": bounce_type, "bounceSubType": "General", "feedbackId": feedback_id,
+                           "bouncedRecipients": [{"emailAddress": address, "action": "failed", "status": "5.1.1",
+                                                  "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
+                           "timestamp": "2026-11-29T12:00:00.000Z"},
+                "mail": {"messageId": message_id, "source": "news@example.com", "destination": [address]}}
+
+    def test_subscription_bounce_complaint_replay_and_forgeries(self):
+        with FakeSes(self.cert, self.key) as ses:
+            upstream = {"kind": "ses", "host": "localhost", "port": ses.port, "tls": "starttls", "ca_file": self.ca,
+                        "username_file": os.path.join(self.files, "user"),
+                        "password_file": os.path.join(self.files, "password")}
+            extra = {"unsubscribe": {"base_url": "https://unsub.example.com"},
+                     "feedback": {"ses_sns": {"topic_arns": [TOPIC], "cert_url_prefixes": [f"{self.base}/"],
+                                              "ca_file": self.ca}}}
+            with Relay(extra=extra, upstream=upstream) as relay:
+                with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                    s.sendmail("news@example.com", ["gone@example.org", "angry@example.org"],
+                               campaign("601", "9601"))
+                wait_until(lambda: len(ses.handler.messages) == 2, what="both copies at SES")
+                ids = {m.rcpt_tos[0]: m.message_id for m in ses.handler.messages}
+                # The sends (with SES's message ids) are recorded before the queue file goes.
+                wait_until(lambda: ": removed" in relay.read_log(), what="the campaign settled")
+
+                # The subscription is confirmed by fetching SubscribeURL (allow-listed).
+                confirm = self.envelope("SubscriptionConfirmation", "You have chosen to subscribe...",
+                                        Token="tok123", SubscribeURL=f"{self.base}/confirm?Token=tok123")
+                self.assertEqual(self.post(relay, confirm), 200)
+                self.assertIn("/confirm?Token=tok123", self.fetched())
+
+                # A permanent bounce, matched through the SES message id recorded at send time.
+                bounce = self.notification(self.bounce(ids["gone@example.org"], "gone@example.org", "fb-1"))
+                self.assertEqual(self.post(relay, bounce), 200)
+                wait_until(lambda: "feedback: hard_bounce of <gone@example.org>, status=5.1.1, source=ses, "
+                           "launch_list_id=9601" in relay.read_log(), what="the SES bounce recorded")
+                # SNS retries: the same notification again counts once.
+                self.assertEqual(self.post(relay, bounce), 200)
+                wait_until(lambda: "already recorded" in relay.read_log(), what="the replay noticed")
+                stats = relay.cli("stats", "--launch", "9601")
+                header, row = stats.stdout.splitlines()[:2]
+                counts = dict(zip(header.split(), row.split()))
+                self.assertEqual(counts["hard_bounced"], "1")
+
+                complaint = self.notification({
+                    "notificationType": "Complaint",
+                    "complaint": {"feedbackId": "fb-2", "complaintFeedbackType": "abuse",
+                                  "complainedRecipients": [{"emailAddress": "angry@example.org"}],
+                                  "timestamp": "2026-11-29T12:00:00.000Z"},
+                    "mail": {"messageId": ids["angry@example.org"], "destination": ["angry@example.org"]}})
+                self.assertEqual(self.post(relay, complaint), 200)
+                wait_until(lambda: "feedback: complaint of <angry@example.org>" in relay.read_log())
+
+                # Forgeries: 403 and nothing recorded, nothing fetched from an unlisted URL.
+                tampered = self.notification(self.bounce(ids["angry@example.org"], "angry@example.org", "fb-3"))
+                tampered["Message"] = tampered["Message"].replace("fb-3", "fb-4")
+                self.assertEqual(self.post(relay, tampered), 403)
+                unlisted_topic = self.notification(self.bounce("x", "other@example.org", "fb-5"),
+                                                   topic="arn:aws:sns:us-east-1:666:evil")
+                self.assertEqual(self.post(relay, unlisted_topic), 403)
+                evil_cert = f"https://127.0.0.1:{self.https_port}/certs/cert.pem"
+                self.assertEqual(self.post(relay, self.notification(self.bounce("x", "other@example.org", "fb-6"),
+                                                                    cert_url=evil_cert)), 403)
+                evil_confirm = self.envelope("SubscriptionConfirmation", "subscribe", Token="t2",
+                                             SubscribeURL="https://evil.example/confirm?Token=t2")
+                self.assertEqual(self.post(relay, evil_confirm), 403)
+                self.assertEqual(self.post(relay, {"Type": "Notification"}), 400)
+                log = relay.read_log()
+                self.assertNotIn("of <other@example.org>", log)
+                self.assertNotIn("hard_bounce of <angry@example.org>", log)
+                self.assertEqual([line for line in self.fetched() if not line.startswith("#")],
+                                 ["/certs/cert.pem", "/confirm?Token=tok123"])
+                status, _, metrics = relay.http("GET", "/metrics")
+                self.assertIn(b'unsubrelay_feedback_total{kind="hard_bounce",source="ses"} 1', metrics)
+                self.assertIn(b'unsubrelay_feedback_total{kind="complaint",source="ses"} 1', metrics)
+                self.assertIn(b"unsubrelay_sent_after_optout_total 0", metrics)
+
+                # The next campaign skips the bounced and the complaining contact.
+                with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                    s.sendmail("news@example.com", ["gone@example.org", "angry@example.org", "new@example.org"],
+                               campaign("602", "9602"))
+                wait_until(lambda: any("new@example.org" in m.rcpt_tos for m in ses.handler.messages))
+                wait_until(lambda: "status=suppressed (complaint" in relay.read_log() and
+                           "status=suppressed (hard_bounce" in relay.read_log(), what="both suppressed")
+                self.assertEqual(len(ses.handler.messages), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
