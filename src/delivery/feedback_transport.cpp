@@ -50,8 +50,8 @@ class FeedbackTransport final : public Upstream {
   Applied apply(const OutboundCopy& copy, const std::string& rcpt) {
     const auto now = static_cast<long long>(std::time(nullptr));
     auto resolved = feedback::resolve_report(copy.content, rcpt, addresses_, keys_, now, copy.queue_id);
+    spdlog::info("{}: feedback: to=<{}>: {}", copy.queue_id, printable(rcpt, 256), resolved.how);
     if (!resolved.report) {
-      spdlog::info("{}: feedback: to=<{}>: {}", copy.queue_id, printable(rcpt, 256), resolved.how);
       return {{DeliveryStatus::sent, "250 2.0.0 nothing to record: " + resolved.how, relay_name, {}}, {}};
     }
     auto& report = *resolved.report;

@@ -169,7 +169,7 @@ class FeedbackMailTest(unittest.TestCase):
             send(relay.port, ["angry@example.org", "calm@example.org"], campaign("521", "9201"))
             wait_until(lambda: copies_to(relay, "angry@example.org") and copies_to(relay, "calm@example.org"))
             copy = copies_to(relay, "angry@example.org")[0].decode()
-            list_unsubscribe = re.search(r"^List-Unsubscribe: .*(?:\r\n[ \t].*)*", copy, re.M).group(0)
+            list_unsubscribe = re.search(r"^List-Unsubscribe: [^\r\n]*(?:\r\n[ \t][^\r\n]*)*", copy, re.M).group(0)
             # RFC 6590 redaction: the reporter kept only the List-Unsubscribe header.
             send(relay.port, [FBL], arf(list_unsubscribe + "\r\n"), sender="")
             wait_until(lambda: "feedback: complaint of <angry@example.org>" in relay.read_log(),

@@ -101,7 +101,7 @@ TEST(FeedbackProcessor, ArfRedactedToTheListUnsubscribeHeader) {
   EXPECT_EQ(r.report->kind, st::FeedbackKind::complaint);
   EXPECT_EQ(r.report->launch_list_id, "9201");
   EXPECT_EQ(r.report->status, "abuse");
-  EXPECT_NE(r.how.find("list_unsubscribe"), std::string::npos) << r.how;
+  EXPECT_NE(r.how.find("list-unsubscribe"), std::string::npos) << r.how;
 }
 
 TEST(FeedbackProcessor, ArfWithABadTokenNeverFallsBackToTheRecipient) {
