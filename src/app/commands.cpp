@@ -43,6 +43,8 @@ commands:
                               sent_after_optout
   export -c FILE [--since TIME] [--format jsonl|csv]
                               subscription events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM
+  suppression list|add|remove|import -c FILE ...
+                              manage the suppression list (docs/suppression.md)
   version                     print the version
 )";
 
@@ -340,6 +342,7 @@ int keygen(const Arguments& a) {
 }  // namespace
 
 int main_with_args(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "suppression") return suppression_main(args);
   const auto a = parse_arguments(args);
   if (!a || a->words.empty() || a->words[0] == "help" || a->words[0] == "--help" || a->words[0] == "-h") {
     std::cerr << usage_text;

@@ -159,6 +159,7 @@ Response Service::token_page(const Request& r, const std::string& token, bool re
                             "emails.</p>",
                             mime::html_escape(token::describe(error))));
   }
+  if (!resubscribe && preference_request(r)) return preference_page(r, *claims, token);
   const auto uid = token::uid_text(claims->uid);
   const auto address = store_.address_of(uid);
   const auto masked = address ? mask_address(*address) : std::string("your address");
@@ -209,6 +210,7 @@ Response Service::token_page(const Request& r, const std::string& token, bool re
                      resubscribe ? store::Action::resubscribe : store::Action::unsubscribe, source,
                      now_seconds(), r.client_ip, r.user_agent};
   event.resubscribe_scope = scope;  // lifts what made the page say "unsubscribed"
+  if (one_click) event.topic = claims->topic;  // a topic's copy leaves that topic only (SPEC Part 2)
   // Written (durably) before the answer: a crash after 200 never loses it.
   if (!store_.record_event(event)) {
     return one_click ? Response{503, "text/plain; charset=utf-8", "try again later\n", {{"Retry-After", "30"}}}
@@ -373,6 +375,9 @@ Response Service::handle(const Request& r) {
       return resp;
     }
     if (path == "/api/v2/email/unsubscribe" && r.method == "POST") return emarsys_unsubscribe(r);
+    if (path == "/api/v1/suppressions" || path.starts_with("/api/v1/suppressions/")) {
+      return suppression_route(r, path.substr(20), query);
+    }
     const std::string prefix = "/api/v2/email/", suffix = "/responses/summary";
     if (path.starts_with(prefix) && path.ends_with(suffix) && path.size() > prefix.size() + suffix.size() &&
         r.method == "GET") {

@@ -124,7 +124,8 @@ nlohmann::json event_json(const store::Event& e, const std::string& email) {
           {"email_id", e.email_id},
           {"launch_list_id", e.launch_list_id},
           {"ip", e.ip},
-          {"user_agent", e.user_agent}};
+          {"user_agent", e.user_agent},
+          {"topic", e.topic}};
 }
 
 void WebhookSender::pause(std::chrono::milliseconds d) const {

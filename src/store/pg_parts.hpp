@@ -23,6 +23,12 @@ void apply_event(pqxx::work& w, const Event& event);
 std::vector<Suppression> suppressions_for(pqxx::work& w, const std::vector<std::string>& addresses, long long now);
 bool unsubscribed(pqxx::work& w, const std::string& uid, const std::string& email_id, long long now);
 
+// pg_suppression_list.cpp (suppression_list.hpp)
+SuppressionPage list_suppressions(pqxx::work& w, const SuppressionQuery& query, long long now);
+std::size_t add_suppressions(pqxx::work& w, const std::vector<Suppression>& entries, long long now);
+std::size_t lift_suppressions(pqxx::work& w, const std::string& address, const std::string& topic,
+                              const std::string& source, long long now);
+
 // pg_feedback.cpp
 FeedbackOutcome record_feedback(pqxx::work& w, const Feedback& report, const FeedbackPolicy& policy);
 std::vector<SentCopy> sent_copies(pqxx::work& w, const std::string& upstream_id);

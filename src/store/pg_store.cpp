@@ -64,6 +64,10 @@ constexpr const char* migrations[] = {
        CREATE INDEX IF NOT EXISTS sends_by_upstream_id ON sends (upstream_id) WHERE upstream_id != '';
        CREATE INDEX IF NOT EXISTS sends_by_uid ON sends (uid, updated);
        CREATE INDEX IF NOT EXISTS sends_delivered_by_time ON sends (updated) WHERE status = 'delivered';)",
+    // Issue 13: an event's topic; the suppression list paged by created (suppression_list.hpp).
+    R"(ALTER TABLE events ADD COLUMN IF NOT EXISTS topic TEXT NOT NULL DEFAULT '';
+       CREATE INDEX IF NOT EXISTS suppressions_by_created
+         ON suppressions (created, address COLLATE "C", scope COLLATE "C", scope_value COLLATE "C");)",
 };
 
 class PgStore final : public Store {
@@ -171,11 +175,11 @@ class PgStore final : public Store {
 
   bool record_event(const Event& e) override {
     return run<bool>([&](pqxx::work& w) {
-             w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent) "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent, "
+                           "topic) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                            e.uid, e.email_id, e.launch_list_id,
                            std::string(name(e.action)), e.source,
-                           e.time, e.ip.substr(0, 64), e.user_agent.substr(0, 300));
+                           e.time, e.ip.substr(0, 64), e.user_agent.substr(0, 300), e.topic);
              pg::apply_event(w, e);  // the suppression list changes in the same transaction
              return true;  // committed (and so durable) before run() returns
            })
@@ -190,6 +194,16 @@ class PgStore final : public Store {
   std::optional<std::vector<Suppression>> suppressions_for(const std::vector<std::string>& addresses,
                                                           long long now) override {
     return run<std::vector<Suppression>>([&](pqxx::work& w) { return pg::suppressions_for(w, addresses, now); });
+  }
+  std::optional<SuppressionPage> list_suppressions(const SuppressionQuery& q, long long now) override {
+    return run<SuppressionPage>([&](pqxx::work& w) { return pg::list_suppressions(w, q, now); });
+  }
+  std::optional<std::size_t> add_suppressions(const std::vector<Suppression>& entries, long long now) override {
+    return run<std::size_t>([&](pqxx::work& w) { return pg::add_suppressions(w, entries, now); });
+  }
+  std::optional<std::size_t> lift_suppressions(const std::string& address, const std::string& topic,
+                                               const std::string& source, long long now) override {
+    return run<std::size_t>([&](pqxx::work& w) { return pg::lift_suppressions(w, address, topic, source, now); });
   }
   bool suppress(const Suppression& entry) override {
     return run<bool>([&](pqxx::work& w) {
@@ -239,7 +253,7 @@ class PgStore final : public Store {
                                                        std::size_t limit) override {
     return run<std::vector<StoredEvent>>([&](pqxx::work& w) {
       std::vector<StoredEvent> out;
-      auto r = w.exec_params("SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent FROM "
+      auto r = w.exec_params("SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent, topic FROM "
                              "events WHERE time >= $1 AND id > $2 ORDER BY id LIMIT $3",
                              since, after_id, static_cast<long long>(limit));
       for (const auto& row : r) {
@@ -247,7 +261,7 @@ class PgStore final : public Store {
                        {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
                         row[4].as<std::string>() == "unsubscribe" ? Action::unsubscribe : Action::resubscribe,
                         row[5].as<std::string>(), row[6].as<long long>(), row[7].as<std::string>(),
-                        row[8].as<std::string>()}});
+                        row[8].as<std::string>(), "", row[9].as<std::string>()}});
       }
       return out;
     });

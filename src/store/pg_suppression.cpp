@@ -58,6 +58,16 @@ void apply_event(pqxx::work& w, const Event& e) {
   const auto r = w.exec_params("SELECT address FROM contacts WHERE uid = $1", e.uid);
   if (r.empty()) return;  // no contact (erased): the event stands alone
   const auto address = r[0][0].as<std::string>();
+  if (!e.topic.empty()) {  // a topic's switch (issue 13): that topic's entry only
+    if (e.action == Action::unsubscribe) {
+      upsert(w, {address, Scope::topic, e.topic, "unsubscribe", e.source, e.time, 0});
+    } else {
+      w.exec_params("UPDATE suppressions SET expires = $1 WHERE address = $2 AND (expires = 0 OR expires > $1) AND "
+                    "scope = 'topic' AND scope_value = $3",
+                    e.time, address, e.topic);
+    }
+    return;
+  }
   if (e.action == Action::unsubscribe) {
     upsert(w, {address, Scope::campaign, e.email_id, "unsubscribe", e.source, e.time, 0});
     return;

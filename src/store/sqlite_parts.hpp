@@ -26,6 +26,12 @@ std::optional<std::vector<Suppression>> suppressions_for(SqliteDb& db, const std
 bool suppress(SqliteDb& db, const Suppression& entry);
 std::optional<bool> unsubscribed(SqliteDb& db, const std::string& uid, const std::string& email_id, long long now);
 
+// sqlite_suppression_list.cpp (suppression_list.hpp)
+std::optional<SuppressionPage> list_suppressions(SqliteDb& db, const SuppressionQuery& query, long long now);
+std::optional<std::size_t> add_suppressions(SqliteDb& db, const std::vector<Suppression>& entries, long long now);
+std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& address, const std::string& topic,
+                                             const std::string& source, long long now);
+
 // sqlite_feedback.cpp
 std::optional<FeedbackOutcome> record_feedback(SqliteDb& db, const Feedback& report, const FeedbackPolicy& policy);
 std::optional<std::vector<SentCopy>> sent_copies(SqliteDb& db, const std::string& upstream_id);

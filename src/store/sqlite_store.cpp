@@ -69,6 +69,9 @@ constexpr const char* migrations[] = {
        CREATE INDEX sends_by_upstream_id ON sends (upstream_id) WHERE upstream_id != '';
        CREATE INDEX sends_by_uid ON sends (uid, updated);
        CREATE INDEX sends_delivered_by_time ON sends (updated) WHERE status = 'delivered';)",
+    // Issue 13: an event's topic; the suppression list paged by created (suppression_list.hpp).
+    R"(ALTER TABLE events ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+       CREATE INDEX suppressions_by_created ON suppressions (created, address, scope, scope_value);)",
 };
 
 class SqliteStore final : public Store, private SqliteDb {
@@ -203,11 +206,12 @@ class SqliteStore final : public Store, private SqliteDb {
   bool record_event(const Event& e) override {
     std::lock_guard lock(mutex_);
     if (!exec("BEGIN IMMEDIATE")) return false;
-    Statement s(db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement s(db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent, topic) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, e.uid).bind(2, e.email_id).bind(3, e.launch_list_id);
     s.bind(4, std::string(name(e.action)));
     s.bind(5, e.source).bind(6, e.time).bind(7, e.ip.substr(0, 64)).bind(8, e.user_agent.substr(0, 300));
+    s.bind(9, e.topic);
     // The event and its suppression list change commit together (synchronous=FULL: durable once done).
     if ((s.step() != SQLITE_DONE && !failed()) || !sqlite::apply_event_locked(*this, e) || !exec("COMMIT")) {
       const auto error = last_error_;
@@ -227,6 +231,16 @@ class SqliteStore final : public Store, private SqliteDb {
     return sqlite::suppressions_for(*this, addresses, now);
   }
   bool suppress(const Suppression& entry) override { return sqlite::suppress(*this, entry); }
+  std::optional<SuppressionPage> list_suppressions(const SuppressionQuery& q, long long now) override {
+    return sqlite::list_suppressions(*this, q, now);
+  }
+  std::optional<std::size_t> add_suppressions(const std::vector<Suppression>& entries, long long now) override {
+    return sqlite::add_suppressions(*this, entries, now);
+  }
+  std::optional<std::size_t> lift_suppressions(const std::string& address, const std::string& topic,
+                                               const std::string& source, long long now) override {
+    return sqlite::lift_suppressions(*this, address, topic, source, now);
+  }
   std::optional<FeedbackOutcome> record_feedback(const Feedback& report, const FeedbackPolicy& policy) override {
     return sqlite::record_feedback(*this, report, policy);
   }
@@ -300,7 +314,7 @@ class SqliteStore final : public Store, private SqliteDb {
   std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
                                                        std::size_t limit) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent FROM events "
+    Statement s(db_, "SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent, topic FROM events "
                      "WHERE time >= ? AND id > ? ORDER BY id LIMIT ?");
     s.bind(1, since).bind(2, after_id).bind(3, static_cast<long long>(limit));
     std::vector<StoredEvent> out;
@@ -309,7 +323,7 @@ class SqliteStore final : public Store, private SqliteDb {
       out.push_back({s.integer(0),
                      {s.text(1), s.text(2), s.text(3),
                       s.text(4) == "unsubscribe" ? Action::unsubscribe : Action::resubscribe, s.text(5), s.integer(6),
-                      s.text(7), s.text(8)}});
+                      s.text(7), s.text(8), "", s.text(9)}});
     }
     if (rc != SQLITE_DONE) {
       last_error_ = sqlite3_errmsg(db_);

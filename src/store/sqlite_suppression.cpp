@@ -72,6 +72,15 @@ bool apply_event_locked(SqliteDb& db, const Event& e) {
     if (rc != SQLITE_ROW) return db.failed();
     address = s.text(0);
   }
+  if (!e.topic.empty()) {  // a topic's switch (issue 13): that topic's entry only
+    if (e.action == Action::unsubscribe) {
+      return upsert_locked(db, {address, Scope::topic, e.topic, "unsubscribe", e.source, e.time, 0});
+    }
+    Statement s(db.db_, "UPDATE suppressions SET expires = ?1 WHERE address = ?2 AND (expires = 0 OR expires > ?1) "
+                        "AND scope = 'topic' AND scope_value = ?3");
+    s.bind(1, e.time).bind(2, address).bind(3, e.topic);
+    return s.step() == SQLITE_DONE || db.failed();
+  }
   if (e.action == Action::unsubscribe) {
     return upsert_locked(db, {address, Scope::campaign, e.email_id, "unsubscribe", e.source, e.time, 0});
   }

@@ -12,4 +12,7 @@ int main_with_args(const std::vector<std::string>& args);
 /// `run -c FILE`: the relay in the foreground until SIGTERM.
 int run_relay(const std::string& config_path);
 
+/// `suppression list|add|remove|import` (suppression_commands.cpp): args as main_with_args gets them.
+int suppression_main(const std::vector<std::string>& args);
+
 }  // namespace unsubrelay::app

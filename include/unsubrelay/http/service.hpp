@@ -73,6 +73,14 @@ class Service {
   void add_cors(const Request& r, Response& out) const;
   // page_script.cpp: GET /js/unsubscribe.js.
   Response page_script(const Request& r);
+  // preference_route.cpp: /u/TOKEN as the preference page (unsubscribe.topics).
+  bool preference_request(const Request& r) const;
+  Response preference_page(const Request& r, const token::Claims& claims, const std::string& token);
+  // suppression_api.cpp: /api/v1/suppressions.
+  Response suppression_route(const Request& r, const std::string& rest, const std::string& query);
+  Response list_suppressions(const std::map<std::string, std::string>& params);
+  Response put_suppression(const Request& r, const std::string& address);
+  Response import_suppressions(const Request& r);
   Response emarsys_unsubscribe(const Request& r);
   Response summary(const Request& r, const std::string& email_id, const std::string& query);
   Response metrics_page();

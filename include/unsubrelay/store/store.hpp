@@ -16,6 +16,7 @@
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/store/feedback.hpp"
 #include "unsubrelay/store/suppression.hpp"
+#include "unsubrelay/store/suppression_list.hpp"
 
 namespace unsubrelay::store {
 
@@ -51,6 +52,9 @@ struct Event {
   /// campaign entry of the contact (suppression: global), an email_id = that
   /// campaign's entry and the all-campaigns ones (suppression: campaign).
   std::string resubscribe_scope;
+  /// The topic the change is about (issue 13): an unsubscribe adds that topic's
+  /// entry, a resubscribe lifts it; "" = not about one topic.
+  std::string topic;
 };
 
 struct Summary {
@@ -154,6 +158,16 @@ class Store {
   virtual std::optional<std::string> launch_sender(const std::string& launch_list_id) = 0;
   /// Complaints recorded and campaign copies delivered since `since`.
   virtual std::optional<FeedbackWindow> feedback_window(long long since) = 0;
+  /// Suppression list management (suppression_list.hpp): active entries of an
+  /// address, or paged by created.
+  virtual std::optional<SuppressionPage> list_suppressions(const SuppressionQuery& query, long long now) = 0;
+  /// Adds or renews entries in one transaction, with an unsubscribe event
+  /// (the entry's source and topic) for each that was not active; how many were.
+  virtual std::optional<std::size_t> add_suppressions(const std::vector<Suppression>& entries, long long now) = 0;
+  /// Lifts the address's active entries (only its `topic` entry when set),
+  /// each recorded as a resubscribe event from `source`; how many.
+  virtual std::optional<std::size_t> lift_suppressions(const std::string& address, const std::string& topic,
+                                                       const std::string& source, long long now) = 0;
   virtual std::optional<Summary> summary(const std::string& email_id, const std::string& launch_list_id) = 0;
 
   /// Per launch, newest first; empty filters match everything.

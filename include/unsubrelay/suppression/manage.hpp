@@ -1,0 +1,65 @@
+// manage.hpp: suppression list management shared by the HTTP API and the CLI.
+//
+// Importer streams an opt-out list into the store: the pure parser
+// (import.hpp) reads it chunk by chunk, good rows go to the store in batches
+// of store::import_batch_rows (one transaction each), bad rows are counted
+// and the first max_reported_errors are kept with their line numbers. Memory
+// stays flat whatever the input size. A store failure stops the import and
+// the report says how far it got: batches before it are applied, nothing
+// after it, and running the same import again is harmless (idempotent).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "unsubrelay/store/store.hpp"
+#include "unsubrelay/suppression/import.hpp"
+
+namespace unsubrelay::suppression {
+
+constexpr std::size_t max_reported_errors = 1000;
+
+struct ImportReport {
+  Format format = Format::unknown;
+  std::size_t rows = 0;      // good rows applied
+  std::size_t added = 0;     // of which new entries (the others renewed one already there)
+  std::size_t bad_rows = 0;
+  std::vector<RowError> errors;  // the first max_reported_errors bad rows
+  std::string fatal;         // why reading stopped before the end ("" when it did not)
+  std::string store_error;   // the store failed: rows read after `rows` were not applied
+
+  bool ok() const { return fatal.empty() && store_error.empty(); }
+};
+
+class Importer {
+ public:
+  Importer(store::Store& store, std::vector<std::string> topics, std::string source, long long now);
+  /// Feeds the next bytes; false once the import has stopped (fatal or store error).
+  bool push(std::string_view bytes);
+  /// The input ended: applies the last batch.
+  ImportReport finish();
+
+ private:
+  void take(ImportOutput& out);
+  bool flush();
+
+  store::Store& store_;
+  ImportParser parser_;
+  std::string source_;
+  long long now_;
+  std::vector<store::Suppression> batch_;
+  ImportReport report_;
+};
+
+/// The entry an imported row makes: its topic's entry, else all mail for
+/// bounces and all campaigns for the rest; created = the row's, else now.
+store::Suppression entry_of(const ImportRow& row, const std::string& source, long long now);
+
+nlohmann::json report_json(const ImportReport& report);
+nlohmann::json entry_json(const store::Suppression& entry);
+
+}  // namespace unsubrelay::suppression

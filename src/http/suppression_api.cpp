@@ -1,0 +1,172 @@
+// suppression_api.cpp: /api/v1/suppressions (SPEC Part 2, "Suppression list
+// management"): list and page, add, lift, import. The bearer key is checked
+// by Service::handle before any of these run.
+#include <ctime>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "unsubrelay/common/json.hpp"
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/http/service.hpp"
+#include "unsubrelay/store/suppression_list.hpp"
+#include "unsubrelay/suppression/manage.hpp"
+
+namespace unsubrelay::http {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t import_chunk_bytes = 64 * 1024;
+
+Response reply(int status, const json& body) {
+  return {status, "application/json", json_text(body), {{"Cache-Control", "no-store"}}};
+}
+
+Response bad_request(const std::string& why) { return reply(400, {{"error", why}}); }
+
+Response store_failed(store::Store& store) {
+  return {503, "application/json", json_text({{"error", "store unavailable: " + store.last_error()}}),
+          {{"Cache-Control", "no-store"}, {"Retry-After", "30"}}};
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> query_map(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    out[percent_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+  }
+  return out;
+}
+
+long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
+
+}  // namespace
+
+Response Service::suppression_route(const Request& r, const std::string& rest, const std::string& query) {
+  if (rest.empty() || rest == "/") {
+    if (r.method != "GET") return reply(405, {{"error", "use GET"}});
+    return list_suppressions(query_map(query));
+  }
+  if (rest == "/import") {
+    if (r.method != "POST") return reply(405, {{"error", "use POST"}});
+    return import_suppressions(r);
+  }
+  const auto address_text = percent_decode(std::string_view(rest).substr(1));
+  std::string why;
+  const auto address = suppression::normalise_address(address_text, why);
+  if (!address) return bad_request(fmt::format("'{}' is not an address: {}", printable(address_text, 100), why));
+  const auto params = query_map(query);
+  if (r.method == "PUT") return put_suppression(r, *address);
+  if (r.method == "DELETE") {
+    const auto topic = params.count("topic") ? params.at("topic") : std::string();
+    if (!topic.empty() && !config_.unsubscribe.find_topic(topic)) {
+      return bad_request(fmt::format("topic '{}' is not one of unsubscribe.topics", printable(topic, 64)));
+    }
+    const auto lifted = store_.lift_suppressions(*address, topic, "api", now_seconds());
+    if (!lifted) return store_failed(store_);
+    if (*lifted == 0) return reply(404, {{"error", "not suppressed"}, {"address", *address}});
+    return reply(200, {{"address", *address}, {"lifted", *lifted}});
+  }
+  if (r.method == "GET") return list_suppressions({{"address", *address}});
+  return reply(405, {{"error", "use GET, PUT or DELETE"}});
+}
+
+Response Service::list_suppressions(const std::map<std::string, std::string>& params) {
+  store::SuppressionQuery q;
+  auto param = [&](const char* key) { return params.count(key) ? params.at(key) : std::string(); };
+  if (!param("address").empty()) {
+    std::string why;
+    const auto address = suppression::normalise_address(param("address"), why);
+    if (!address) return bad_request("address: " + why);
+    q.address = *address;
+  }
+  if (!param("since").empty()) {
+    const auto since = suppression::parse_time(param("since"));
+    if (!since) return bad_request("since: unix seconds or an ISO 8601 date/time");
+    q.since = *since;
+  }
+  if (!param("limit").empty()) {
+    const auto& text = param("limit");
+    if (text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos || std::stoul(text) == 0 ||
+        std::stoul(text) > store::max_page_limit) {
+      return bad_request(fmt::format("limit: 1 to {}", store::max_page_limit));
+    }
+    q.limit = std::stoul(text);
+  }
+  q.cursor = param("cursor");
+  if (!q.cursor.empty() && !store::decode_cursor(q.cursor)) return bad_request("cursor: not one this API returned");
+  const auto page = store_.list_suppressions(q, now_seconds());
+  if (!page) return store_failed(store_);
+  json entries = json::array();
+  for (const auto& e : page->entries) entries.push_back(suppression::entry_json(e));
+  json out = {{"suppressions", entries}};
+  if (q.address.empty()) out["next_cursor"] = page->next_cursor;
+  return reply(200, out);
+}
+
+Response Service::put_suppression(const Request& r, const std::string& address) {
+  json body = json::object();
+  if (!trim(r.body).empty()) {
+    try {
+      body = json::parse(r.body);
+    } catch (const json::exception&) {
+      return bad_request("the body is not JSON: {\"reason\": \"manual\", \"topic\": \"...\"}");
+    }
+  }
+  if (!body.is_object()) return bad_request("the body must be a JSON object");
+  auto text = [&](const char* key) {
+    return body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : std::string();
+  };
+  suppression::ImportRow row;
+  row.address = address;
+  row.reason = suppression::Reason::manual;
+  if (!text("reason").empty()) {
+    const auto reason = suppression::parse_reason(text("reason"));
+    if (!reason) return bad_request(fmt::format("reason '{}' is unknown", printable(text("reason"), 40)));
+    row.reason = *reason;
+  }
+  row.topic = text("topic");
+  if (!row.topic.empty() && !config_.unsubscribe.find_topic(row.topic)) {
+    return bad_request(fmt::format("topic '{}' is not one of unsubscribe.topics", printable(row.topic, 64)));
+  }
+  const auto entry = suppression::entry_of(row, "api", now_seconds());
+  const auto added = store_.add_suppressions({entry}, entry.created);
+  if (!added) return store_failed(store_);
+  return reply(*added ? 201 : 200, {{"added", *added == 1}, {"entry", suppression::entry_json(entry)}});
+}
+
+Response Service::import_suppressions(const Request& r) {
+  std::vector<std::string> topics;
+  for (const auto& t : config_.unsubscribe.topics) topics.push_back(t.id);
+  suppression::Importer importer(store_, std::move(topics), "import", now_seconds());
+  std::string_view body(r.body);
+  for (std::size_t at = 0; at < body.size(); at += import_chunk_bytes) {
+    if (!importer.push(body.substr(at, import_chunk_bytes))) break;
+  }
+  const auto report = importer.finish();
+  const int status = !report.store_error.empty() ? 503 : !report.fatal.empty() ? 400 : 200;
+  return reply(status, suppression::report_json(report));
+}
+
+}  // namespace unsubrelay::http
