@@ -5,12 +5,16 @@
 # reporting wall time and peak RSS (GNU time) of each run, then imports the
 # same file again (idempotent: 0 new). Release build. Root or the postgres account.
 #   ./bench/import_bench.sh [ROWS]
+#   UNSUBRELAY_BIN=build/debug/unsubrelay ./bench/import_bench.sh 2000   # a quick try
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNSUBRELAY_TESTS=OFF >/dev/null
-ninja -C build/release unsubrelay >/dev/null
-bin="$(pwd)/build/release/unsubrelay"
+bin=${UNSUBRELAY_BIN:-}  # another binary (e.g. a debug build, to try the script with few rows)
+if [ -z "$bin" ]; then
+  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNSUBRELAY_TESTS=OFF >/dev/null
+  ninja -C build/release unsubrelay >/dev/null
+  bin="$(pwd)/build/release/unsubrelay"
+fi
 dir=$(mktemp -d /tmp/unsubrelay-import-bench-XXXXXX)
 chmod 755 "$dir"
 trap 'rm -rf "$dir"' EXIT
