@@ -1,6 +1,7 @@
 // text.cpp: escaping for logs, ASCII case folding and RFC 5322 dates.
 #include "unsubrelay/common/text.hpp"
 
+#include <cctype>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -66,6 +67,34 @@ std::string rfc5322_date(long long unix_seconds) {
   // %z gives +hhmm as RFC 5322 §3.3 wants; the names are always English in the C locale.
   const auto n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
   return std::string(buf, n);
+}
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> parse_form(std::string_view text) {
+  std::map<std::string, std::string> out;
+  while (!text.empty()) {
+    const auto amp = text.find('&');
+    const auto pair = text.substr(0, amp);
+    const auto eq = pair.find('=');
+    out[url_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+    text = amp == std::string_view::npos ? std::string_view() : text.substr(amp + 1);
+  }
+  return out;
 }
 
 }  // namespace unsubrelay

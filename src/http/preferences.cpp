@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/codec.hpp"
 
 namespace unsubrelay::http {
@@ -34,22 +35,6 @@ constexpr const char* style = R"(<style>
 @media (prefers-reduced-motion: reduce) { .prefs .topic input, .prefs .topic input::after { transition: none; } }
 </style>
 )";
-
-std::string url_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 std::string topic_row(const TopicState& t, bool all_off) {
   const auto id = html_escape(t.id);

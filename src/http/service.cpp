@@ -26,34 +26,6 @@ Response emarsys_error(int code, const std::string& text) {
   return json_response(400, {{"replyCode", code}, {"replyText", text}, {"data", ""}});
 }
 
-std::string url_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> parse_form(std::string_view body) {
-  std::map<std::string, std::string> out;
-  while (!body.empty()) {
-    const auto amp = body.find('&');
-    const auto pair = body.substr(0, amp);
-    const auto eq = pair.find('=');
-    out[url_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
-    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
-  }
-  return out;
-}
-
 /// A JSON value as the Emarsys API takes it: strings, and numbers sent as numbers.
 std::string field_text(const json& body, const char* key) {
   if (!body.is_object() || !body.contains(key)) return {};

@@ -31,34 +31,6 @@ Response store_failed(store::Store& store) {
           {{"Cache-Control", "no-store"}, {"Retry-After", "30"}}};
 }
 
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> query_map(std::string_view query) {
-  std::map<std::string, std::string> out;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const auto pair = query.substr(0, amp);
-    const auto eq = pair.find('=');
-    out[percent_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-  }
-  return out;
-}
-
 long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 }  // namespace
@@ -66,17 +38,17 @@ long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 Response Service::suppression_route(const Request& r, const std::string& rest, const std::string& query) {
   if (rest.empty() || rest == "/") {
     if (r.method != "GET") return reply(405, {{"error", "use GET"}});
-    return list_suppressions(query_map(query));
+    return list_suppressions(parse_form(query));
   }
   if (rest == "/import") {
     if (r.method != "POST") return reply(405, {{"error", "use POST"}});
     return import_suppressions(r);
   }
-  const auto address_text = percent_decode(std::string_view(rest).substr(1));
+  const auto address_text = url_decode(std::string_view(rest).substr(1));
   std::string why;
   const auto address = suppression::normalise_address(address_text, why);
   if (!address) return bad_request(fmt::format("'{}' is not an address: {}", printable(address_text, 100), why));
-  const auto params = query_map(query);
+  const auto params = parse_form(query);
   if (r.method == "PUT") return put_suppression(r, *address);
   if (r.method == "DELETE") {
     const auto topic = params.count("topic") ? params.at("topic") : std::string();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -28,5 +29,12 @@ std::string_view trim(std::string_view text);
 
 /// RFC 5322 date-time in the local time zone, for Received: and Date: headers.
 std::string rfc5322_date(long long unix_seconds);
+
+/// Decodes application/x-www-form-urlencoded text: '+' is a space, %XX a byte
+/// (a malformed escape is kept as it stands).
+std::string url_decode(std::string_view text);
+
+/// "a=1&b=2" (a query string or a form body) as a map; a repeated name keeps its last value.
+std::map<std::string, std::string> parse_form(std::string_view text);
 
 }  // namespace unsubrelay
