@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "unsubrelay/app/commands.hpp"
+#include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
@@ -62,7 +63,6 @@ std::string option(const Args& a, const char* key) {
   return it == a.options.end() ? std::string() : it->second;
 }
 
-long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 int list(const Args& a, store::Store& s) {
   store::SuppressionQuery q;

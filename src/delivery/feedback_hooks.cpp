@@ -85,12 +85,8 @@ void FeedbackHooks::mark_after_optout(std::vector<store::Send>& sends, const std
   if (!entries) return;  // unknown: nothing is claimed either way
   for (std::size_t i = 0; i < sends.size(); ++i) {
     if (sends[i].status != store::SendStatus::delivered) continue;
-    std::vector<store::Suppression> mine;
     const auto address = store::normalise_address(addresses[i]);
-    for (const auto& e : *entries) {
-      if (e.address == address && e.created < sends[i].time) mine.push_back(e);
-    }
-    if (const auto* stop = store::applicable(mine, kind, mode_)) {
+    if (const auto* stop = store::applicable_to(*entries, address, kind, mode_, sends[i].time)) {
       sends[i].after_optout = true;
       ++recorder_->metrics().sent_after_optout;
       spdlog::error("{}: to=<{}>: handed upstream after an opt-out recorded at {} ({}, source {}): sent_after_optout",

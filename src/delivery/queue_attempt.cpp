@@ -28,6 +28,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/delivery/bounce.hpp"
@@ -40,8 +41,6 @@ namespace unsubrelay::delivery {
 namespace asio = boost::asio;
 
 namespace {
-
-long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 const char* status_name(DeliveryStatus s) {
   switch (s) {

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/delivery/bounce.hpp"
@@ -19,12 +20,6 @@
 namespace unsubrelay::delivery {
 
 namespace asio = boost::asio;
-
-namespace {
-
-long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
-
-}  // namespace
 
 void LatencyHistogram::observe(double seconds) {
   for (std::size_t i = 0; i < std::size(bounds); ++i) {

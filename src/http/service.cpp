@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/codec.hpp"
@@ -15,8 +16,6 @@ namespace unsubrelay::http {
 using nlohmann::json;
 
 namespace {
-
-long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 Response json_response(int status, const json& body) {
   return {status, "application/json", json_text(body), {{"Cache-Control", "no-store"}}};

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/feedback/ses.hpp"
 #include "unsubrelay/feedback/sns.hpp"
@@ -17,7 +18,6 @@ namespace {
 
 Response text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body) + "\n", {}}; }
 
-long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 /// One recipient's report: the copy recorded under the SES message id, else the address alone.
 store::Feedback report_for(const std::string& address, const std::vector<store::SentCopy>& copies,

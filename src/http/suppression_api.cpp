@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/http/service.hpp"
@@ -31,7 +32,6 @@ Response store_failed(store::Store& store) {
           {{"Cache-Control", "no-store"}, {"Retry-After", "30"}}};
 }
 
-long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "connection.hpp"
+#include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/render_plan.hpp"
@@ -19,8 +20,6 @@ constexpr std::size_t read_chunk = 64 * 1024;   // DATA
 constexpr std::size_t command_chunk = 4 * 1024;  // commands: 1,000 idle sessions stay small
 
 namespace {
-
-long long now_seconds() { return static_cast<long long>(std::time(nullptr)); }
 
 /// A queue file that could not be written or committed: the client keeps the
 /// message and retries. A full disk (or quota) is 452 4.3.1, as in Postfix's

@@ -1,11 +1,11 @@
 // suppression.cpp: which suppression entry stops a copy (pure, both backends share it).
 #include "unsubrelay/store/suppression.hpp"
 
-#include <cctype>
 #include <ctime>
 
 #include <fmt/format.h>
 
+#include "unsubrelay/common/text.hpp"
 #include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::store {
@@ -45,11 +45,7 @@ std::optional<FeedbackKind> parse_feedback_kind(std::string_view text) {
   return std::nullopt;
 }
 
-std::string normalise_address(std::string_view address) {
-  std::string out(address);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string normalise_address(std::string_view address) { return to_lower(address); }
 
 namespace {
 
@@ -66,17 +62,31 @@ bool stops(const Suppression& e, const CopyKind& copy, config::Suppression mode)
   return false;
 }
 
-}  // namespace
-
-const Suppression* applicable(const std::vector<Suppression>& entries, const CopyKind& copy,
-                              config::Suppression mode) {
+/// The first entry keep() accepts that stops the copy; an all_mail entry wins.
+template <class Keep>
+const Suppression* first_stop(const std::vector<Suppression>& entries, const CopyKind& copy,
+                              config::Suppression mode, Keep keep) {
   const Suppression* found = nullptr;
   for (const auto& e : entries) {
-    if (!stops(e, copy, mode)) continue;
+    if (!keep(e) || !stops(e, copy, mode)) continue;
     if (e.scope == Scope::all_mail) return &e;
     if (!found) found = &e;
   }
   return found;
+}
+
+}  // namespace
+
+const Suppression* applicable(const std::vector<Suppression>& entries, const CopyKind& copy,
+                              config::Suppression mode) {
+  return first_stop(entries, copy, mode, [](const Suppression&) { return true; });
+}
+
+const Suppression* applicable_to(const std::vector<Suppression>& entries, std::string_view address,
+                                 const CopyKind& copy, config::Suppression mode, long long recorded_before) {
+  return first_stop(entries, copy, mode, [&](const Suppression& e) {
+    return e.address == address && e.created < recorded_before;
+  });
 }
 
 namespace {
@@ -104,13 +114,10 @@ std::optional<std::vector<SendVerdict>> Store::check_suppression(const SendScope
   if (!entries) return std::nullopt;
   if (entries->empty()) return out;
   const CopyKind kind{scope.campaign, scope.email_id, scope.topic};
-  std::vector<Suppression> mine;
   for (std::size_t i = 0; i < recipients.size(); ++i) {
-    mine.clear();
-    for (const auto& e : *entries) {
-      if (e.address == addresses[i]) mine.push_back(e);
+    if (const auto* stop = applicable_to(*entries, addresses[i], kind, scope.mode)) {
+      out[i] = {true, verdict_reason(*stop)};
     }
-    if (const auto* stop = applicable(mine, kind, scope.mode)) out[i] = {true, verdict_reason(*stop)};
   }
   return out;
 }

@@ -137,7 +137,7 @@ class Store {
   virtual std::optional<bool> unsubscribed(const std::string& uid, const std::string& email_id) = 0;
   /// The send-time check: one call per message for all its pending recipients,
   /// one verdict each in order; nullopt when the store failed (the copies wait).
-  /// One suppressions_for() call, then store::applicable() per recipient:
+  /// One suppressions_for() call, then store::applicable_to() per recipient:
   /// bounce entries stop all mail, transactional included; the others only
   /// campaign mail, as unsubscribe.suppression scopes them (suppression.hpp).
   std::optional<std::vector<SendVerdict>> check_suppression(const SendScope& scope,

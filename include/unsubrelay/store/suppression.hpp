@@ -9,6 +9,7 @@
 // Lifting an entry sets its expiry to now, so its history stays.
 #pragma once
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,12 @@ struct CopyKind {
 /// the copy's address. An all_mail entry wins, so a bounce is what the log names.
 const Suppression* applicable(const std::vector<Suppression>& entries, const CopyKind& copy,
                               config::Suppression mode);
+
+/// The same among the entries of several addresses: only those of address (normalised)
+/// recorded before recorded_before count.
+const Suppression* applicable_to(const std::vector<Suppression>& entries, std::string_view address,
+                                 const CopyKind& copy, config::Suppression mode,
+                                 long long recorded_before = std::numeric_limits<long long>::max());
 
 /// Lower case, as addresses are kept (contacts and the suppression list).
 std::string normalise_address(std::string_view address);
