@@ -35,19 +35,30 @@ for t in smtp token mime config http feedback import; do
   cp tests/data/fuzz/"$t"-* "build/fuzz/corpus/$t/" 2>/dev/null || true
 done
 
-for target in "${targets[@]}"; do
+# One target per core at a time: each libFuzzer run uses one thread.
+run_target() {
+  local target=$1 leaks=1 dict=()
   # mimetic 0.9.8 leaks on its own parse errors (DEPENDENCIES.md): no leak check where it runs.
-  leaks=1
   [ "$target" = mime ] && leaks=0
-  echo "fuzz_$target: ${seconds}s"
-  dict=()
   [ -f "tests/fuzz/dict/$target.dict" ] && dict=(-dict="tests/fuzz/dict/$target.dict")
   ASAN_OPTIONS="detect_leaks=$leaks" ./build/fuzz/tests/fuzz/fuzz_$target "${dict[@]}" \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -print_final_stats=0 \
-    -artifact_prefix="$findings/$target-" "build/fuzz/corpus/$target" 2>&1 | grep -E "^Done|DONE|ERROR|SUMMARY" || true
+    -artifact_prefix="$findings/$target-" "build/fuzz/corpus/$target" >"build/fuzz/$target.log" 2>&1 || true
+  echo "fuzz_$target: ${seconds}s"
+  grep -E "^Done|DONE|ERROR|SUMMARY" "build/fuzz/$target.log" || true
+}
+jobs_max=$(nproc)
+for target in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  run_target "$target" &
+done
+wait
+failed=0
+for target in "${targets[@]}"; do
   if ls "$findings/$target-"* >/dev/null 2>&1; then
-    echo "fuzz_$target found a problem: $(ls "$findings/$target-"*)" >&2
-    exit 1
+    echo "fuzz_$target found a problem: $(ls "$findings/$target-"*) (log: build/fuzz/$target.log)" >&2
+    failed=1
   fi
 done
+[ "$failed" = 0 ] || exit 1
 echo "fuzzing: no crash, leak or timeout"
