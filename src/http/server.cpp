@@ -22,6 +22,7 @@
 
 #include "unsubrelay/common/accept_pause.hpp"
 #include "unsubrelay/common/listener.hpp"
+#include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/delivery/rate_limit.hpp"
@@ -45,6 +46,12 @@ constexpr std::size_t max_evicting = 32;  // evictions in flight: descriptors ab
 constexpr auto eviction_poll = std::chrono::milliseconds(1);
 constexpr auto full_poll = std::chrono::milliseconds(20);
 constexpr auto tls_shutdown_timeout = std::chrono::seconds(2);
+/// Threads that run Service::handle. A request may block on the store (an
+/// unsubscribe waits for its commit) or on an SNS certificate fetch (up to
+/// feedback.ses_sns.fetch_timeout_seconds): never on the io threads, which
+/// also serve SMTP. At most this many requests are handled at once; the others
+/// wait their turn with their connection open.
+constexpr std::size_t handler_threads = 16;
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -111,6 +118,7 @@ struct Server::Impl {
   std::mutex slots_mutex;
   std::set<std::shared_ptr<Slot>> slots;
   std::atomic<std::int64_t> last_full_log_ms{0};
+  asio::thread_pool handlers{handler_threads};  // declared last: joined first
 
   bool allow(const std::string& client) {
     std::lock_guard lock(limits_mutex);
@@ -144,9 +152,23 @@ struct Server::Impl {
     return client;
   }
 
+  /// Service::handle on the handler pool; a throw is a 500.
+  asio::awaitable<Response> handle(const Request& r) {
+    auto response = co_await offload(handlers, [this, &r]() -> Response {
+      try {
+        return service.handle(r);
+      } catch (const std::exception& e) {
+        spdlog::error("http: {} {}: {}", r.method, printable(r.target, 100), e.what());
+        return {500, "text/plain; charset=utf-8", "internal error\n", {}};
+      }
+    });
+    co_return response;  // not `co_return co_await`: g++ 12 miscompiles it (see smtp/client.cpp)
+  }
+
   /// The response to one request (or to a refused one: 400, 413, 431, 429).
-  bhttp::response<bhttp::string_body> answer(bhttp::request<bhttp::string_body>& request, int refusal,
-                                             const std::string& why, const asio::ip::address& peer, bool tls) {
+  asio::awaitable<bhttp::response<bhttp::string_body>> answer(bhttp::request<bhttp::string_body>& request,
+                                                              int refusal, const std::string& why,
+                                                              const asio::ip::address& peer, bool tls) {
     Request r;
     if (!refusal) {
       r.client_ip = client_ip(peer, std::string(request["X-Forwarded-For"]));
@@ -170,13 +192,13 @@ struct Server::Impl {
       r.origin = std::string(request[bhttp::field::origin]);  // CORS (http/page_api.cpp)
       r.host = std::string(request[bhttp::field::host]);
       r.body = std::move(request.body());
-      try {
-        response = service.handle(r);
-      } catch (const std::exception& e) {
-        spdlog::error("http: {} {}: {}", r.method, printable(r.target, 100), e.what());
-        response = {500, "text/plain; charset=utf-8", "internal error\n", {}};
-      }
+      response = co_await handle(r);
     }
+    co_return to_beast(std::move(response), request, refusal, r.method == "HEAD", tls);
+  }
+
+  bhttp::response<bhttp::string_body> to_beast(Response response, const bhttp::request<bhttp::string_body>& request,
+                                               int refusal, bool head_request, bool tls) const {
     bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(response.status),
                                             request.version() ? request.version() : 11};
     out.set(bhttp::field::server, "unsubrelay");
@@ -185,7 +207,7 @@ struct Server::Impl {
     if (tls && config.hsts_max_age_seconds > 0) {
       out.set(bhttp::field::strict_transport_security, fmt::format("max-age={}", config.hsts_max_age_seconds));
     }
-    const bool head = !refusal && r.method == "HEAD";
+    const bool head = !refusal && head_request;
     out.body() = head ? std::string() : std::move(response.body);
     out.keep_alive(!refusal && request.keep_alive());
     out.prepare_payload();
@@ -211,7 +233,9 @@ struct Server::Impl {
         if (slot.evicting) spdlog::debug("http: {} closed: max_connections reached", config::unmap(peer).to_string());
         co_return;
       }
-      auto out = answer(parser.get(), refusal, ec ? ec.message() : std::string(), peer, tls);
+      // No temporaries in a co_await's full expression: g++ 12 destroys them twice.
+      const std::string why = ec ? ec.message() : std::string();
+      auto out = co_await answer(parser.get(), refusal, why, peer, tls);
       beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(config.timeout_seconds));
       co_await bhttp::async_write(stream, out, asio::redirect_error(use_awaitable, ec));
       if (ec || !out.keep_alive()) co_return;

@@ -45,7 +45,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(302, b"", [("Location", "https://sns.us-east-1.amazonaws.com.evil.example/")])
         elif self.path == "/certs/big":
             self.answer(200, b"x" * (2 * 1024 * 1024))
-        elif self.path == "/certs/hang":
+        elif self.path.startswith("/certs/hang"):
             time.sleep(120)
         elif self.path.startswith("/confirm?"):
             self.answer(200, b"<ConfirmSubscriptionResponse><ConfirmSubscriptionResult>"

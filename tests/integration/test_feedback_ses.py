@@ -10,6 +10,8 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 import uuid
 
@@ -92,6 +94,7 @@ class SesFeedbackTest(unittest.TestCase):
                 "mail": {"messageId": message_id, "source": "news@example.com", "destination": [address]}}
 
     def test_subscription_bounce_complaint_replay_and_forgeries(self):
+        fetched_before = len(self.fetched())
         with FakeSes(self.cert, self.key) as ses:
             upstream = {"kind": "ses", "host": "localhost", "port": ses.port, "tls": "starttls", "ca_file": self.ca,
                         "username_file": os.path.join(self.files, "user"),
@@ -153,7 +156,7 @@ class SesFeedbackTest(unittest.TestCase):
                 log = relay.read_log()
                 self.assertNotIn("of <other@example.org>", log)
                 self.assertNotIn("hard_bounce of <angry@example.org>", log)
-                self.assertEqual([line for line in self.fetched() if not line.startswith("#")],
+                self.assertEqual([line for line in self.fetched()[fetched_before:] if not line.startswith("#")],
                                  ["/certs/cert.pem", "/confirm?Token=tok123"])
                 status, _, metrics = relay.http("GET", "/metrics")
                 self.assertIn(b'unsubrelay_feedback_total{kind="hard_bounce",source="ses"} 1', metrics)
@@ -168,6 +171,37 @@ class SesFeedbackTest(unittest.TestCase):
                 wait_until(lambda: "status=suppressed (complaint" in relay.read_log() and
                            "status=suppressed (hard_bounce" in relay.read_log(), what="both suppressed")
                 self.assertEqual(len(ses.handler.messages), 3)
+
+    def test_hanging_certificate_fetches_block_neither_smtp_nor_http(self):
+        """Eight notifications whose certificate URL never answers (allow-listed: an attacker can make
+        such URLs on the real SNS host too) hold eight handlers for fetch_timeout_seconds. SMTP,
+        /healthz and a one-click unsubscribe are still answered at once: the fetches never run on
+        the io threads (at most 8 of them)."""
+        extra = {"unsubscribe": {"base_url": "https://unsub.example.com"},
+                 "feedback": {"ses_sns": {"topic_arns": [TOPIC], "cert_url_prefixes": [f"{self.base}/"],
+                                          "ca_file": self.ca, "fetch_timeout_seconds": 6}}}
+        with Relay(extra=extra) as relay:
+            statuses = []
+            def hang(i):
+                fields = self.notification(self.bounce(f"m{i}", f"h{i}@example.org", f"fb-h{i}"),
+                                           cert_url=f"{self.base}/certs/hang?{i}")
+                statuses.append(self.post(relay, fields))
+            threads = [threading.Thread(target=hang, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            wait_until(lambda: sum(line.startswith("/certs/hang") for line in self.fetched()) >= 8,
+                       what="eight fetches hanging")
+            started = time.monotonic()
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                s.sendmail("shop@example.com", ["someone@example.org"], b"Subject: receipt\r\n\r\nThanks.\r\n")
+            status, _, _ = relay.http("GET", "/healthz")
+            self.assertEqual(status, 200)
+            answered = time.monotonic() - started
+            for t in threads:
+                t.join()
+            self.assertLess(answered, 3.0, "SMTP and /healthz waited for the certificate fetches")
+            self.assertEqual(statuses, [403] * 8)
+            self.assertIn("someone@example.org", relay.read_log())
 
 
 if __name__ == "__main__":
