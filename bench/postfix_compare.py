@@ -32,7 +32,7 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BIN = os.environ.get("UNSUBRELAY_BIN", os.path.join(REPO, "build", "release", "unsubrelay"))
+BIN = os.path.abspath(os.environ.get("UNSUBRELAY_BIN", os.path.join(REPO, "build", "release", "unsubrelay")))
 SESSIONS = 20
 
 
