@@ -5,20 +5,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "config_errors.hpp"
 #include "unsubrelay/config/config.hpp"
 
 using namespace unsubrelay::config;
-
-namespace {
-
-bool has_error(const LoadResult& r, const std::string& path, int line, const std::string& text) {
-  for (const auto& e : r.errors) {
-    if (e.path == path && e.line == line && e.message.find(text) != std::string::npos) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 TEST(Config, EmptyFileGivesTheEmbeddedDefaults) {
   const auto r = load_text("");

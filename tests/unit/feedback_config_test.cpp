@@ -1,20 +1,10 @@
 // feedback_config_test.cpp: the `feedback:` section: defaults, values, every error with its line.
 #include <gtest/gtest.h>
 
+#include "config_errors.hpp"
 #include "unsubrelay/config/config.hpp"
 
 using namespace unsubrelay::config;
-
-namespace {
-
-bool has_error(const LoadResult& r, const std::string& path, int line, const std::string& text) {
-  for (const auto& e : r.errors) {
-    if (e.path == path && e.line == line && e.message.find(text) != std::string::npos) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 TEST(FeedbackConfig, AbsentMeansPart1) {
   const auto r = load_text("");
