@@ -45,6 +45,8 @@ commands:
                               subscription events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM
   suppression list|add|remove|import -c FILE ...
                               manage the suppression list (docs/suppression.md)
+  contact show|erase -c FILE ADDRESS
+                              everything held about an address, or erase it (docs/suppression.md)
   version                     print the version
 )";
 
@@ -343,6 +345,7 @@ int keygen(const Arguments& a) {
 
 int main_with_args(const std::vector<std::string>& args) {
   if (!args.empty() && args[0] == "suppression") return suppression_main(args);
+  if (!args.empty() && args[0] == "contact") return contact_main(args);
   const auto a = parse_arguments(args);
   if (!a || a->words.empty() || a->words[0] == "help" || a->words[0] == "--help" || a->words[0] == "-h") {
     std::cerr << usage_text;

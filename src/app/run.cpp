@@ -185,6 +185,8 @@ int run_relay(const std::string& config_path) {
     spdlog::critical("{}", err);
     return 78;
   }
+  // Erased addresses stay suppressed as keyed hashes (store/contact.hpp).
+  store->set_erasure_keys(store::ErasureKeys(*keys));
   const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers,
                                 cfg.upstream.kind == config::UpstreamKind::ses);
 

@@ -14,6 +14,7 @@
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/store/suppression_list.hpp"
 #include "unsubrelay/suppression/manage.hpp"
 
@@ -87,7 +88,11 @@ int list(const Args& a, store::Store& s) {
     return exit_usage;
   }
   for (;;) {
-    const auto page = s.list_suppressions(q, now_seconds());
+    // One address: its entries and those of its hashed forms (an erased address).
+    auto page = q.address.empty() ? s.list_suppressions(q, now_seconds()) : std::optional<store::SuppressionPage>();
+    if (!q.address.empty()) {
+      if (auto entries = s.suppressions_of(q.address, now_seconds())) page = store::SuppressionPage{*entries, ""};
+    }
     if (!page) {
       std::cerr << "unsubrelay: store: " << s.last_error() << "\n";
       return 1;
@@ -205,7 +210,11 @@ int suppression_main(const std::vector<std::string>& args) {
     std::cerr << "unsubrelay: " << err << "\n";
     return 1;
   }
-  if (sub == "list") return list(*a, *store);
+  if (sub == "list") {
+    // The relay's keys, when there are any, so an erased address's hashed entries are found too.
+    if (auto keys = mime::load_keys(cfg.unsubscribe, err, false)) store->set_erasure_keys(store::ErasureKeys(*keys));
+    return list(*a, *store);
+  }
   if (sub == "import") return import(*a, *store, cfg, a->words[2]);
   std::string why;
   const auto address = suppression::normalise_address(a->words[2], why);

@@ -181,29 +181,33 @@ void QueueManager::look_up_recipients(Attempt& a) {
   const auto& env = a.envelope();
   std::vector<store::SendRecipient> recipients;
   for (auto i : a.pending) recipients.push_back({env.recipients[i], {}});
-  if (a.campaign()) {
-    // Every pending recipient's uid in one store transaction, shared with the
-    // other deliveries in flight (group commit), not one per recipient.
-    std::vector<std::string> addresses;
-    for (const auto& r : recipients) addresses.push_back(r.address);
-    const auto found = recorder_->uids_for(addresses);
-    if (!found) {
-      a.store_error = store_->last_error();
-      a.verdicts.assign(a.verdicts.size(), std::nullopt);
-      return;
-    }
-    for (std::size_t k = 0; k < a.pending.size(); ++k) recipients[k].uid = a.uids[a.pending[k]] = (*found)[k];
-  }
   // Whom not to send to: one call for the whole message (COORD.md design decision 2).
   const auto verdicts = store_->check_suppression(a.scope, recipients);
-  for (std::size_t k = 0; k < a.pending.size(); ++k) {
-    if (verdicts) {
-      a.verdicts[a.pending[k]] = (*verdicts)[k];
-    } else {
-      a.verdicts[a.pending[k]].reset();
-    }
+  if (!verdicts) {
+    a.store_error = store_->last_error();
+    a.verdicts.assign(a.verdicts.size(), std::nullopt);
+    return;
   }
-  if (!verdicts) a.store_error = store_->last_error();
+  for (std::size_t k = 0; k < a.pending.size(); ++k) a.verdicts[a.pending[k]] = (*verdicts)[k];
+  if (!a.campaign()) return;
+  // Every pending recipient's uid in one store transaction, shared with the
+  // other deliveries in flight (group commit), not one per recipient. An
+  // erased address gets none: no contact is made for it again, no send recorded.
+  std::vector<std::string> addresses;
+  std::vector<std::size_t> which;
+  for (std::size_t k = 0; k < a.pending.size(); ++k) {
+    if ((*verdicts)[k].erased) continue;
+    addresses.push_back(recipients[k].address);
+    which.push_back(a.pending[k]);
+  }
+  if (addresses.empty()) return;
+  const auto found = recorder_->uids_for(addresses);
+  if (!found) {
+    a.store_error = store_->last_error();
+    a.verdicts.assign(a.verdicts.size(), std::nullopt);
+    return;
+  }
+  for (std::size_t k = 0; k < which.size(); ++k) a.uids[which[k]] = (*found)[k];
 }
 
 asio::awaitable<void> QueueManager::send_copies(Attempt& a) {
@@ -248,8 +252,9 @@ asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a
     // Braced lists inside a co_await expression trip g++ 12 ("array used as initializer").
     OutboundCopy unchanged{a.id, i, a.envelope().sender, std::vector<std::string>(1, rcpt), a.content()};
     out.result = co_await send_copy(*local_.transport, std::move(unchanged));
-  } else if (a.campaign() && a.uids[i].empty()) {
+  } else if (a.campaign() && a.uids[i].empty() && !(a.verdicts[i] && a.verdicts[i]->erased)) {
     // A campaign copy is never sent without the contact's uid: it waits for the store.
+    // (An erased address has none on purpose: its hashed entry suppresses it below.)
     out.result = deferred_result("451 4.3.0 internal error: store unavailable: " + a.store_error);
   } else if (!a.verdicts[i]) {
     out.result = deferred_result("451 4.3.0 internal error: store unavailable: " + a.store_error);

@@ -349,6 +349,7 @@ Response Service::handle(const Request& r) {
     if (path == "/api/v1/suppressions" || path.starts_with("/api/v1/suppressions/")) {
       return suppression_route(r, path.substr(20), query);
     }
+    if (path.starts_with("/api/v1/contacts/") && path.size() > 17) return contact_route(r, path.substr(17));
     const std::string prefix = "/api/v2/email/", suffix = "/responses/summary";
     if (path.starts_with(prefix) && path.ends_with(suffix) && path.size() > prefix.size() + suffix.size() &&
         r.method == "GET") {

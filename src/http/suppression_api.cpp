@@ -88,7 +88,12 @@ Response Service::list_suppressions(const std::map<std::string, std::string>& pa
   }
   q.cursor = param("cursor");
   if (!q.cursor.empty() && !store::decode_cursor(q.cursor)) return bad_request("cursor: not one this API returned");
-  const auto page = store_.list_suppressions(q, now_seconds());
+  // One address: its entries and those of its hashed forms (an erased address).
+  auto page = q.address.empty() ? store_.list_suppressions(q, now_seconds()) : std::optional<store::SuppressionPage>();
+  if (!q.address.empty()) {
+    auto entries = store_.suppressions_of(q.address, now_seconds());
+    if (entries) page = store::SuppressionPage{std::move(*entries), ""};
+  }
   if (!page) return store_failed(store_);
   json entries = json::array();
   for (const auto& e : page->entries) entries.push_back(suppression::entry_json(e));

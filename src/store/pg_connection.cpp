@@ -41,6 +41,22 @@ pqxx::connection& PgConnection::connection() {
   return *conn_;
 }
 
+std::string PgConnection::run_outside(const std::vector<std::string>& statements) {
+  std::lock_guard lock(mutex_);
+  std::string failures;
+  for (const auto& sql : statements) {
+    try {
+      pqxx::nontransaction n(connection());
+      n.exec(sql);
+    } catch (const std::exception& e) {
+      if (!failures.empty()) failures += "; ";
+      failures += sql + ": " + one_line(e.what());
+      if (conn_ && !conn_->is_open()) conn_.reset();
+    }
+  }
+  return failures;
+}
+
 std::string PgConnection::last_error() const {
   std::lock_guard lock(mutex_);
   return last_error_;

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace unsubrelay::store {
 
@@ -44,6 +45,10 @@ class PgConnection {
     }
     return std::nullopt;
   }
+
+  /// Runs each statement on its own, outside a transaction (VACUUM, CHECKPOINT),
+  /// going on after a failure; the failures, one line each ("" when none).
+  std::string run_outside(const std::vector<std::string>& statements);
 
   /// The open connection, for start-up work such as migrations (no retry).
   pqxx::connection& connection();

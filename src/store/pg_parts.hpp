@@ -29,6 +29,14 @@ std::size_t add_suppressions(pqxx::work& w, const std::vector<Suppression>& entr
 std::size_t lift_suppressions(pqxx::work& w, const std::string& address, const std::string& topic,
                               const std::string& source, long long now);
 
+// pg_contact.cpp (contact.hpp)
+ContactRecord contact(pqxx::work& w, const std::string& address);
+/// The erasure's writes; touched: the tables whose old tuples now hold its bytes.
+EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std::string& hashed,
+                           const std::string& source, long long now, std::vector<std::string>& touched);
+/// The statements that rewrite those tables (each outside a transaction).
+std::vector<std::string> compaction(const std::vector<std::string>& touched);
+
 // pg_feedback.cpp
 FeedbackOutcome record_feedback(pqxx::work& w, const Feedback& report, const FeedbackPolicy& policy);
 std::vector<SentCopy> sent_copies(pqxx::work& w, const std::string& upstream_id);

@@ -259,7 +259,7 @@ class PgStore final : public Store {
       for (const auto& row : r) {
         out.push_back({row[0].as<long long>(),
                        {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
-                        row[4].as<std::string>() == "unsubscribe" ? Action::unsubscribe : Action::resubscribe,
+                        parse_action(row[4].as<std::string>()),
                         row[5].as<std::string>(), row[6].as<long long>(), row[7].as<std::string>(),
                         row[8].as<std::string>(), "", row[9].as<std::string>()}});
       }
@@ -278,6 +278,31 @@ class PgStore final : public Store {
       }
       return static_cast<std::size_t>(ids.size());
     });
+  }
+
+  std::optional<ContactRecord> contact(const std::string& address) override {
+    return run<ContactRecord>([&](pqxx::work& w) { return pg::contact(w, address); });
+  }
+
+  std::optional<EraseOutcome> erase_contact(const std::string& address, const std::string& hashed,
+                                            const std::string& source, long long now) override {
+    std::vector<std::string> touched;
+    bool superuser = false;
+    auto out = run<EraseOutcome>([&](pqxx::work& w) {
+      superuser = w.exec("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0].as<bool>();
+      return pg::erase_contact(w, address, hashed, source, now, touched);
+    });
+    if (!out || !out->found) return out;
+    // Bounded: each rewrite waits at most lock_timeout for its table's lock.
+    auto statements = pg::compaction(touched);
+    statements.insert(statements.begin(), "SET lock_timeout = '10s'");
+    statements.push_back("RESET lock_timeout");
+    out->compact_note = db_.run_outside(statements);
+    // Without superuser rights VACUUM skips pg_statistic with a mere warning.
+    if (!superuser) out->compact_note += std::string(out->compact_note.empty() ? "" : "; ") +
+                                         "pg_statistic not compacted: the store's role is not a superuser";
+    out->compacted = out->compact_note.empty();
+    return out;
   }
 
   bool healthy() override {

@@ -32,6 +32,11 @@ std::optional<std::size_t> add_suppressions(SqliteDb& db, const std::vector<Supp
 std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& address, const std::string& topic,
                                              const std::string& source, long long now);
 
+// sqlite_contact.cpp (contact.hpp)
+std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address);
+std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& address, const std::string& hashed,
+                                          const std::string& source, long long now);
+
 // sqlite_feedback.cpp
 std::optional<FeedbackOutcome> record_feedback(SqliteDb& db, const Feedback& report, const FeedbackPolicy& policy);
 std::optional<std::vector<SentCopy>> sent_copies(SqliteDb& db, const std::string& upstream_id);

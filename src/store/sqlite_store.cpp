@@ -16,7 +16,18 @@
 
 namespace unsubrelay::store {
 
-const char* name(Action a) { return a == Action::unsubscribe ? "unsubscribe" : "resubscribe"; }
+const char* name(Action a) {
+  switch (a) {
+    case Action::unsubscribe: return "unsubscribe";
+    case Action::resubscribe: return "resubscribe";
+    case Action::erase: return "erase";
+  }
+  return "?";
+}
+
+Action parse_action(std::string_view text) {
+  return text == "unsubscribe" ? Action::unsubscribe : text == "erase" ? Action::erase : Action::resubscribe;
+}
 
 const char* name(SendStatus s) {
   switch (s) {
@@ -79,7 +90,9 @@ class SqliteStore final : public Store, private SqliteDb {
   explicit SqliteStore(sqlite3* db) : SqliteDb(db) {}
 
   bool migrate(std::string& error) {
-    if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") ||
+    // secure_delete: freed cells and pages are zeroed, so an erased address
+    // leaves no bytes behind (docs/suppression.md, "Personal data").
+    if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;") ||
         !exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")) {
       error = last_error_;
       return false;
@@ -322,7 +335,7 @@ class SqliteStore final : public Store, private SqliteDb {
     while ((rc = s.step()) == SQLITE_ROW) {
       out.push_back({s.integer(0),
                      {s.text(1), s.text(2), s.text(3),
-                      s.text(4) == "unsubscribe" ? Action::unsubscribe : Action::resubscribe, s.text(5), s.integer(6),
+                      parse_action(s.text(4)), s.text(5), s.integer(6),
                       s.text(7), s.text(8), "", s.text(9)}});
     }
     if (rc != SQLITE_DONE) {
@@ -355,6 +368,14 @@ class SqliteStore final : public Store, private SqliteDb {
     }
     if (!exec("COMMIT")) return std::nullopt;
     return ids.size();
+  }
+
+  std::optional<ContactRecord> contact(const std::string& address) override {
+    return sqlite::contact(*this, address);
+  }
+  std::optional<EraseOutcome> erase_contact(const std::string& address, const std::string& hashed,
+                                            const std::string& source, long long now) override {
+    return sqlite::erase_contact(*this, address, hashed, source, now);
   }
 
   bool healthy() override {

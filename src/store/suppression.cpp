@@ -107,16 +107,30 @@ std::optional<std::vector<SendVerdict>> Store::check_suppression(const SendScope
                                                                  const std::vector<SendRecipient>& recipients) {
   std::vector<SendVerdict> out(recipients.size());
   if (recipients.empty()) return out;
+  // Each address and its hashed forms (an erased address, contact.hpp), all in one call.
+  const auto& keys = erasure_keys();
   std::vector<std::string> addresses;
-  addresses.reserve(recipients.size());
+  addresses.reserve(recipients.size() * (1 + keys.size()));
   for (const auto& r : recipients) addresses.push_back(normalise_address(r.address));
+  for (std::size_t i = 0; i < recipients.size(); ++i) {
+    for (auto& form : keys.forms(addresses[i])) addresses.push_back(std::move(form));
+  }
   const auto entries = suppressions_for(addresses, static_cast<long long>(std::time(nullptr)));
   if (!entries) return std::nullopt;
   if (entries->empty()) return out;
   const CopyKind kind{scope.campaign, scope.email_id, scope.topic};
+  const std::size_t per_address = keys.size();
   for (std::size_t i = 0; i < recipients.size(); ++i) {
     if (const auto* stop = applicable_to(*entries, addresses[i], kind, scope.mode)) {
       out[i] = {true, verdict_reason(*stop)};
+      continue;
+    }
+    for (std::size_t k = 0; k < per_address; ++k) {
+      const auto& form = addresses[recipients.size() + i * per_address + k];
+      if (const auto* stop = applicable_to(*entries, form, kind, scope.mode)) {
+        out[i] = {true, verdict_reason(*stop) + " (erased address)", true};
+        break;
+      }
     }
   }
   return out;

@@ -18,7 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string error;
     const auto path = std::filesystem::temp_directory_path() / "unsubrelay-fuzz-http.db";
     std::filesystem::remove(path);
-    return store::open_sqlite(path.string(), error);
+    auto s = store::open_sqlite(path.string(), error);
+    s->set_erasure_keys(store::ErasureKeys(keys));  // DELETE /api/v1/contacts/... erases for real
+    return s;
   }();
   static http::Service service(cfg, keys, *db, "<title>{{title}}</title>{{content}}", {"key"}, [] { return true; });
 

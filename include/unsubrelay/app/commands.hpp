@@ -14,5 +14,7 @@ int run_relay(const std::string& config_path);
 
 /// `suppression list|add|remove|import` (suppression_commands.cpp): args as main_with_args gets them.
 int suppression_main(const std::vector<std::string>& args);
+/// `unsubrelay contact show|erase` (contact_commands.cpp).
+int contact_main(const std::vector<std::string>& args);
 
 }  // namespace unsubrelay::app

@@ -81,6 +81,8 @@ class Service {
   Response list_suppressions(const std::map<std::string, std::string>& params);
   Response put_suppression(const Request& r, const std::string& address);
   Response import_suppressions(const Request& r);
+  // contact_api.cpp: /api/v1/contacts/ADDRESS (personal data).
+  Response contact_route(const Request& r, const std::string& rest);
   Response emarsys_unsubscribe(const Request& r);
   Response summary(const Request& r, const std::string& email_id, const std::string& query);
   Response metrics_page();

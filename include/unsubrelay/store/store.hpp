@@ -11,9 +11,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/store/contact.hpp"
 #include "unsubrelay/store/feedback.hpp"
 #include "unsubrelay/store/suppression.hpp"
 #include "unsubrelay/store/suppression_list.hpp"
@@ -36,8 +38,11 @@ struct Send {
   bool after_optout = false;
 };
 
-enum class Action { unsubscribe, resubscribe };
-const char* name(Action a);  // "unsubscribe" | "resubscribe": stored, exported, posted
+/// erase: the contact's personal data was erased (contact.hpp); the event names
+/// its uid (or the keyed hash), never the address.
+enum class Action { unsubscribe, resubscribe, erase };
+const char* name(Action a);  // "unsubscribe" | "resubscribe" | "erase": stored, exported, posted
+Action parse_action(std::string_view text);
 
 struct Event {
   std::string uid;
@@ -102,6 +107,7 @@ struct SendRecipient {
 struct SendVerdict {
   bool suppressed = false;
   std::string reason;  // when suppressed: "unsubscribed", or e.g. "hard_bounce from dsn on 2026-11-29"
+  bool erased = false;  // stopped by an erased address's hashed entry: record nothing about it
 };
 
 /// One exported subscription event, with its storage id for paging.
@@ -189,8 +195,29 @@ class Store {
   virtual std::optional<long long> cursor(const std::string& name) = 0;
   virtual bool set_cursor(const std::string& name, long long value) = 0;
 
+  /// Personal data (contact.hpp): everything held about the address; an
+  /// empty record when nothing is.
+  virtual std::optional<ContactRecord> contact(const std::string& address) = 0;
+  /// Erases the address in one transaction (its active entries kept under
+  /// `hashed`, an erase event from `source`), then overwrites or rewrites the
+  /// freed bytes. found = false (and nothing changed) when nothing was held.
+  virtual std::optional<EraseOutcome> erase_contact(const std::string& address, const std::string& hashed,
+                                                    const std::string& source, long long now) = 0;
+  /// erase_contact with the hash of the first erasure key; nullopt when the
+  /// store failed. The caller sets the keys first (erasure_keys().empty()).
+  std::optional<EraseOutcome> erase(const std::string& address, const std::string& source, long long now);
+  /// A single lookup: the active entries of the address and of its hashed
+  /// forms (an erased address), in one query.
+  std::optional<std::vector<Suppression>> suppressions_of(const std::string& address, long long now);
+  /// The keys erased addresses are hashed with (the relay's unsubscribe keys).
+  void set_erasure_keys(ErasureKeys keys) { erasure_keys_ = std::move(keys); }
+  const ErasureKeys& erasure_keys() const { return erasure_keys_; }
+
   virtual bool healthy() = 0;
   virtual std::string last_error() const = 0;
+
+ private:
+  ErasureKeys erasure_keys_;
 };
 
 std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error);

@@ -61,5 +61,9 @@ store::Suppression entry_of(const ImportRow& row, const std::string& source, lon
 
 nlohmann::json report_json(const ImportReport& report);
 nlohmann::json entry_json(const store::Suppression& entry);
+/// Personal data (contact_json.cpp): GET /api/v1/contacts/ADDRESS and
+/// `unsubrelay contact show` print this; an erasure's summary.
+nlohmann::json contact_json(const store::ContactRecord& record);
+nlohmann::json erase_json(const std::string& address, const store::EraseOutcome& outcome);
 
 }  // namespace unsubrelay::suppression

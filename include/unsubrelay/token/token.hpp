@@ -40,6 +40,8 @@ class KeySet {
 
   const Key& signing() const { return keys_.front(); }
   const Key* find(std::string_view id) const;
+  /// Every key, the signing one first.
+  const std::vector<Key>& keys() const { return keys_; }
 
  private:
   std::vector<Key> keys_;

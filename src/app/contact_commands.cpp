@@ -1,0 +1,99 @@
+// contact_commands.cpp: `unsubrelay contact show|erase -c FILE ADDRESS`
+// (SPEC Part 2, "Personal data"), the CLI twin of /api/v1/contacts/ADDRESS:
+// same store calls, same JSON, same erase event (source "cli").
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "unsubrelay/app/commands.hpp"
+#include "unsubrelay/common/clock.hpp"
+#include "unsubrelay/common/json.hpp"
+#include "unsubrelay/common/text.hpp"
+#include "unsubrelay/config/config.hpp"
+#include "unsubrelay/mime/rewriter.hpp"
+#include "unsubrelay/store/store.hpp"
+#include "unsubrelay/suppression/manage.hpp"
+
+namespace unsubrelay::app {
+
+namespace {
+
+constexpr int exit_usage = 64;
+constexpr int exit_config = 78;
+constexpr const char* usage =
+    "usage: unsubrelay contact show -c FILE ADDRESS\n"
+    "       unsubrelay contact erase -c FILE ADDRESS\n";
+
+int show(store::Store& s, const std::string& address) {
+  const auto record = s.contact(address);
+  if (!record) {
+    std::cerr << "unsubrelay: store: " << s.last_error() << "\n";
+    return 1;
+  }
+  if (record->empty()) {
+    std::cerr << fmt::format("unsubrelay: nothing is held about {}\n", address);
+    return 1;
+  }
+  std::cout << suppression::contact_json(*record).dump(2) << "\n";
+  return 0;
+}
+
+int erase(store::Store& s, const config::Config& cfg, const std::string& address) {
+  std::string err;
+  // The relay's keys: erased entries must hash as the relay checks them.
+  const auto keys = mime::load_keys(cfg.unsubscribe, err, true);
+  if (!keys) {
+    std::cerr << "unsubrelay: " << err << "\n";
+    return exit_config;
+  }
+  s.set_erasure_keys(store::ErasureKeys(*keys));
+  const auto outcome = s.erase(address, "cli", now_seconds());
+  if (!outcome) {
+    std::cerr << "unsubrelay: store: " << s.last_error() << "\n";
+    return 1;
+  }
+  if (!outcome->found) {
+    std::cerr << fmt::format("unsubrelay: nothing is held about {}\n", address);
+    return 1;
+  }
+  std::cout << json_text(suppression::erase_json(address, *outcome)) << "\n";
+  if (!outcome->compacted) std::cerr << "unsubrelay: warning: " << outcome->compact_note << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int contact_main(const std::vector<std::string>& args) {
+  std::string config_path, operand;
+  std::size_t words = 0;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (++words == 2) {
+      operand = args[i];
+    }
+  }
+  const auto sub = args.size() > 1 ? args[1] : std::string();
+  if (config_path.empty() || words != 2 || (sub != "show" && sub != "erase")) {
+    std::cerr << usage;
+    return exit_usage;
+  }
+  auto result = config::load_file(config_path);
+  for (const auto& e : result.errors) std::cerr << e.to_string(config_path) << "\n";
+  if (!result.ok()) return exit_config;
+  std::string why;
+  const auto address = suppression::normalise_address(operand, why);
+  if (!address) {
+    std::cerr << fmt::format("unsubrelay: '{}' is not an address: {}\n", printable(operand, 100), why);
+    return exit_usage;
+  }
+  std::string err;
+  auto store = store::open(result.config.store, err);
+  if (!store) {
+    std::cerr << "unsubrelay: " << err << "\n";
+    return 1;
+  }
+  return sub == "show" ? show(*store, *address) : erase(*store, result.config, *address);
+}
+
+}  // namespace unsubrelay::app

@@ -1,0 +1,126 @@
+// pg_contact.cpp: personal data on PostgreSQL (contact.hpp): show everything
+// held about an address, erase it. A DELETE or UPDATE leaves the old tuple's
+// bytes in the table and index files, and a plain VACUUM only marks that
+// space free (it is not zeroed): the tables an erasure touched are rewritten
+// with VACUUM FULL afterwards (compaction(), run outside the transaction).
+#include "pg_parts.hpp"
+
+namespace unsubrelay::store::pg {
+
+namespace {
+
+constexpr const char* feedback_of = "address = $1 OR ($2 != '' AND uid = $2)";
+
+void read_sends(pqxx::work& w, ContactRecord& out) {
+  for (const auto& row : w.exec_params(
+           "SELECT s.launch_list_id, COALESCE(l.email_id, ''), s.queue_id, s.upstream_id, s.status, s.updated, "
+           "s.last_reply, s.after_optout FROM sends s LEFT JOIN launches l ON l.launch_list_id = s.launch_list_id "
+           "WHERE s.uid = $1 ORDER BY s.updated, s.launch_list_id",
+           out.uid)) {
+    out.sends.push_back({row[1].as<std::string>(), row[0].as<std::string>(), row[2].as<std::string>(),
+                         row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<long long>(),
+                         row[6].as<std::string>(), row[7].as<long long>() != 0});
+  }
+}
+
+void read_events(pqxx::work& w, ContactRecord& out) {
+  for (const auto& row : w.exec_params("SELECT id, action, source, time, email_id, launch_list_id, topic, ip, "
+                                       "user_agent FROM events WHERE uid = $1 ORDER BY id",
+                                       out.uid)) {
+    out.events.push_back({row[0].as<long long>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                          row[3].as<long long>(), row[4].as<std::string>(), row[5].as<std::string>(),
+                          row[6].as<std::string>(), row[7].as<std::string>(), row[8].as<std::string>()});
+  }
+}
+
+void read_suppressions(pqxx::work& w, ContactRecord& out) {
+  for (const auto& row : w.exec_params("SELECT address, scope, scope_value, reason, source, created, expires "
+                                       "FROM suppressions WHERE address = $1 ORDER BY created, scope, scope_value",
+                                       out.address)) {
+    out.suppressions.push_back({row[0].as<std::string>(),
+                                parse_scope(row[1].as<std::string>()).value_or(Scope::campaigns),
+                                row[2].as<std::string>(), row[3].as<std::string>(), row[4].as<std::string>(),
+                                row[5].as<long long>(), row[6].as<long long>()});
+  }
+}
+
+void read_feedback(pqxx::work& w, ContactRecord& out) {
+  for (const auto& row : w.exec_params(std::string("SELECT address, uid, launch_list_id, email_id, kind, status, "
+                                                   "diagnostic, source, time, dedup_key FROM feedback WHERE ") +
+                                           feedback_of + " ORDER BY id",
+                                       out.address, out.uid)) {
+    out.feedback.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                            row[3].as<std::string>(),
+                            parse_feedback_kind(row[4].as<std::string>()).value_or(FeedbackKind::soft_bounce),
+                            row[5].as<std::string>(), row[6].as<std::string>(), row[7].as<std::string>(),
+                            row[8].as<long long>(), row[9].as<std::string>()});
+  }
+}
+
+}  // namespace
+
+ContactRecord contact(pqxx::work& w, const std::string& address) {
+  ContactRecord out;
+  out.address = normalise_address(address);
+  const auto r = w.exec_params("SELECT uid, created FROM contacts WHERE address = $1", out.address);
+  if (!r.empty()) {
+    out.uid = r[0][0].as<std::string>();
+    out.created = r[0][1].as<long long>();
+    read_sends(w, out);
+    read_events(w, out);
+  }
+  read_suppressions(w, out);
+  read_feedback(w, out);
+  return out;
+}
+
+EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std::string& hashed,
+                           const std::string& source, long long now, std::vector<std::string>& touched) {
+  // Locks the address's contact row first, so two relays erasing it at once take turns.
+  w.exec_params("SELECT 1 FROM contacts WHERE address = $1 FOR UPDATE", normalise_address(address));
+  const auto held = contact(w, address);
+  EraseOutcome out;
+  out.hashed = hashed;
+  out.uid = held.uid;
+  out.found = !held.empty();
+  if (!out.found) return out;
+  for (auto e : held.suppressions) {
+    if (!e.active(now)) continue;
+    e.address = hashed;
+    upsert(w, e);
+    ++out.kept;
+  }
+  const auto& a = held.address;
+  const auto& uid = held.uid;
+  out.feedback = w.exec_params(std::string("UPDATE feedback SET address = '', diagnostic = '', "
+                                           "dedup_key = 'erased:' || id WHERE ") + feedback_of,
+                               a, uid).affected_rows();
+  if (!uid.empty()) {
+    out.events = w.exec_params("UPDATE events SET ip = '', user_agent = '' WHERE uid = $1 AND "
+                               "(ip != '' OR user_agent != '')", uid).affected_rows();
+  }
+  const auto sends = w.exec_params("UPDATE sends SET last_reply = '' WHERE uid = $1 AND "
+                                   "strpos(lower(last_reply), $2) > 0", uid, a).affected_rows();
+  w.exec_params("DELETE FROM suppressions WHERE address = $1", a);
+  w.exec_params("DELETE FROM contacts WHERE address = $1", a);
+  w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time) "
+                "VALUES ($1, '', '', 'erase', $2, $3)", erase_subject(out), source, now);
+  touched = {"suppressions"};
+  if (!uid.empty()) touched.push_back("contacts");
+  if (out.events) touched.push_back("events");
+  if (out.feedback) touched.push_back("feedback");
+  if (sends) touched.push_back("sends");
+  return out;
+}
+
+std::vector<std::string> compaction(const std::vector<std::string>& touched) {
+  std::vector<std::string> out;
+  for (const auto& table : touched) out.push_back("VACUUM (FULL, ANALYZE) " + table);
+  // ANALYZE replaced the tables' statistics, whose samples may have held the
+  // address: their old rows go too (a superuser's or the catalog owner's right).
+  out.push_back("VACUUM FULL pg_catalog.pg_statistic");
+  out.push_back("CHECKPOINT");
+  return out;
+}
+
+}  // namespace unsubrelay::store::pg

@@ -1,0 +1,188 @@
+// sqlite_contact.cpp: personal data on SQLite (contact.hpp): show everything
+// held about an address, erase it. The connection runs with secure_delete on
+// (sqlite_store.cpp), so freed cells and pages are zeroed as they are freed;
+// after an erasure the WAL is checkpointed and truncated, so neither the free
+// space nor old WAL frames keep the bytes.
+#include <chrono>
+#include <thread>
+
+#include "sqlite_db.hpp"
+#include "sqlite_parts.hpp"
+
+namespace unsubrelay::store::sqlite {
+
+namespace {
+
+constexpr int checkpoint_attempts = 50;  // 5 s while a reader (the other process) holds the WAL
+constexpr const char* feedback_of =
+    "address = ?1 OR (?2 != '' AND uid = ?2)";  // the address's rows, and its contact's
+
+bool read_contact_locked(SqliteDb& db, ContactRecord& out) {
+  Statement s(db.db_, "SELECT uid, created FROM contacts WHERE address = ?");
+  s.bind(1, out.address);
+  const int rc = s.step();
+  if (rc == SQLITE_ROW) {
+    out.uid = s.text(0);
+    out.created = s.integer(1);
+  }
+  return rc == SQLITE_ROW || rc == SQLITE_DONE || db.failed();
+}
+
+bool read_sends_locked(SqliteDb& db, ContactRecord& out) {
+  Statement s(db.db_, "SELECT s.launch_list_id, COALESCE(l.email_id, ''), s.queue_id, s.upstream_id, s.status, "
+                      "s.updated, s.last_reply, s.after_optout FROM sends s LEFT JOIN launches l "
+                      "ON l.launch_list_id = s.launch_list_id WHERE s.uid = ? ORDER BY s.updated, s.launch_list_id");
+  s.bind(1, out.uid);
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    out.sends.push_back({s.text(1), s.text(0), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6),
+                         s.integer(7) != 0});
+  }
+  return rc == SQLITE_DONE || db.failed();
+}
+
+bool read_events_locked(SqliteDb& db, ContactRecord& out) {
+  Statement s(db.db_, "SELECT id, action, source, time, email_id, launch_list_id, topic, ip, user_agent "
+                      "FROM events WHERE uid = ? ORDER BY id");
+  s.bind(1, out.uid);
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    out.events.push_back({s.integer(0), s.text(1), s.text(2), s.integer(3), s.text(4), s.text(5), s.text(6),
+                          s.text(7), s.text(8)});
+  }
+  return rc == SQLITE_DONE || db.failed();
+}
+
+bool read_suppressions_locked(SqliteDb& db, ContactRecord& out) {
+  Statement s(db.db_, "SELECT address, scope, scope_value, reason, source, created, expires FROM suppressions "
+                      "WHERE address = ? ORDER BY created, scope, scope_value");
+  s.bind(1, out.address);
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    out.suppressions.push_back({s.text(0), parse_scope(s.text(1)).value_or(Scope::campaigns), s.text(2), s.text(3),
+                                s.text(4), s.integer(5), s.integer(6)});
+  }
+  return rc == SQLITE_DONE || db.failed();
+}
+
+bool read_feedback_locked(SqliteDb& db, ContactRecord& out) {
+  Statement s(db.db_, (std::string("SELECT address, uid, launch_list_id, email_id, kind, status, diagnostic, source, "
+                                   "time, dedup_key FROM feedback WHERE ") +
+                       feedback_of + " ORDER BY id")
+                          .c_str());
+  s.bind(1, out.address).bind(2, out.uid);
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    out.feedback.push_back({s.text(0), s.text(1), s.text(2), s.text(3),
+                            parse_feedback_kind(s.text(4)).value_or(FeedbackKind::soft_bounce), s.text(5), s.text(6),
+                            s.text(7), s.integer(8), s.text(9)});
+  }
+  return rc == SQLITE_DONE || db.failed();
+}
+
+bool read_all_locked(SqliteDb& db, ContactRecord& out) {
+  if (!read_contact_locked(db, out)) return false;
+  if (!out.uid.empty() && (!read_sends_locked(db, out) || !read_events_locked(db, out))) return false;
+  return read_suppressions_locked(db, out) && read_feedback_locked(db, out);
+}
+
+/// Runs one statement with two text parameters; how many rows it changed, -1 on error.
+long long change_locked(SqliteDb& db, const std::string& sql, const std::string& a, const std::string& b) {
+  Statement s(db.db_, sql.c_str());
+  s.bind(1, a);
+  if (sql.find("?2") != std::string::npos) s.bind(2, b);
+  if (s.step() != SQLITE_DONE) {
+    db.failed();
+    return -1;
+  }
+  return sqlite3_changes(db.db_);
+}
+
+/// The erasure's writes, inside the caller's transaction.
+bool erase_locked(SqliteDb& db, const ContactRecord& held, const std::string& hashed, const std::string& source,
+                  long long now, EraseOutcome& out) {
+  for (auto e : held.suppressions) {
+    if (!e.active(now)) continue;
+    e.address = hashed;
+    if (!upsert_locked(db, e)) return false;
+    ++out.kept;
+  }
+  const auto& a = held.address;
+  const auto& uid = held.uid;
+  const long long feedback = change_locked(
+      db, std::string("UPDATE feedback SET address = '', diagnostic = '', dedup_key = 'erased:' || id WHERE ") +
+              feedback_of, a, uid);
+  const long long events = uid.empty() ? 0
+                                       : change_locked(db, "UPDATE events SET ip = '', user_agent = '' WHERE uid = ?1 "
+                                                           "AND (ip != '' OR user_agent != '')", uid, "");
+  if (feedback < 0 || events < 0 || change_locked(db, "DELETE FROM suppressions WHERE address = ?1", a, "") < 0 ||
+      change_locked(db, "UPDATE sends SET last_reply = '' WHERE uid = ?1 AND instr(lower(last_reply), ?2) > 0",
+                    uid, a) < 0 ||
+      change_locked(db, "DELETE FROM contacts WHERE address = ?1", a, "") < 0) {
+    return false;
+  }
+  out.feedback = static_cast<std::size_t>(feedback);
+  out.events = static_cast<std::size_t>(events);
+  Statement ev(db.db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time) "
+                       "VALUES (?, '', '', 'erase', ?, ?)");
+  ev.bind(1, erase_subject(out)).bind(2, source).bind(3, now);
+  return ev.step() == SQLITE_DONE || db.failed();
+}
+
+/// Moves every WAL frame into the database and truncates the WAL to zero bytes.
+void checkpoint_locked(SqliteDb& db, EraseOutcome& out) {
+  for (int i = 0; i < checkpoint_attempts; ++i) {
+    Statement s(db.db_, "PRAGMA wal_checkpoint(TRUNCATE)");
+    if (s.step() == SQLITE_ROW && s.integer(0) == 0) {
+      out.compacted = true;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  out.compact_note = "the WAL could not be truncated (another connection was reading): run the erase again";
+}
+
+}  // namespace
+
+std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address) {
+  std::lock_guard lock(db.mutex_);
+  ContactRecord out;
+  out.address = normalise_address(address);
+  if (!db.exec("BEGIN")) return std::nullopt;
+  const bool ok = read_all_locked(db, out);
+  db.exec("COMMIT");
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& address, const std::string& hashed,
+                                          const std::string& source, long long now) {
+  std::lock_guard lock(db.mutex_);
+  ContactRecord held;
+  held.address = normalise_address(address);
+  EraseOutcome out;
+  out.hashed = hashed;
+  if (!db.exec("BEGIN IMMEDIATE")) return std::nullopt;
+  if (!read_all_locked(db, held)) {
+    const auto error = db.last_error_;
+    db.exec("ROLLBACK");
+    db.last_error_ = error;
+    return std::nullopt;
+  }
+  out.found = !held.empty();
+  out.uid = held.uid;
+  if (!out.found) {
+    db.exec("ROLLBACK");
+    return out;
+  }
+  if (!erase_locked(db, held, hashed, source, now, out) || !db.exec("COMMIT")) {
+    const auto error = db.last_error_;
+    db.exec("ROLLBACK");
+    db.last_error_ = error;
+    return std::nullopt;
+  }
+  checkpoint_locked(db, out);
+  return out;
+}
+
+}  // namespace unsubrelay::store::sqlite
