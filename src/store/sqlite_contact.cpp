@@ -13,7 +13,8 @@ namespace unsubrelay::store::sqlite {
 
 namespace {
 
-constexpr int checkpoint_attempts = 50;  // 5 s while a reader (the other process) holds the WAL
+// Each attempt waits up to the busy timeout (5 s) for a reader in another process to finish.
+constexpr int checkpoint_attempts = 3;
 constexpr const char* feedback_of =
     "address = ?1 OR (?2 != '' AND uid = ?2)";  // the address's rows, and its contact's
 
