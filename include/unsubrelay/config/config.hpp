@@ -144,7 +144,7 @@ struct Spool {
   unsigned max_age_hours = 120;        // Postfix maximal_queue_lifetime = 5d
   unsigned retry_min_seconds = 300;    // Postfix minimal_backoff_time
   unsigned retry_max_seconds = 4000;   // Postfix maximal_backoff_time
-  unsigned memory_limit_mb = 64;       // message content kept in memory for first attempts
+  unsigned memory_limit_mb = 8;        // message content kept in memory for first attempts
 };
 
 struct Dkim {

@@ -131,7 +131,7 @@ struct RecoveryReport {
 };
 
 /// The default of spool.memory_limit_mb.
-inline constexpr std::size_t default_memory_limit = 64 * 1024 * 1024;
+inline constexpr std::size_t default_memory_limit = 8 * 1024 * 1024;
 
 class Spool {
  public:
