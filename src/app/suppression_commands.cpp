@@ -142,7 +142,7 @@ int remove(const Args& a, store::Store& s, const config::Config& cfg, const std:
     std::cerr << fmt::format("unsubrelay: topic '{}' is not one of unsubscribe.topics\n", printable(topic, 64));
     return exit_usage;
   }
-  const auto lifted = s.lift_suppressions(address, topic, "cli", now_seconds());
+  const auto lifted = s.lift(address, topic, "cli", now_seconds());  // an erased address's too
   if (!lifted) {
     std::cerr << "unsubrelay: store: " << s.last_error() << "\n";
     return 1;
@@ -210,11 +210,9 @@ int suppression_main(const std::vector<std::string>& args) {
     std::cerr << "unsubrelay: " << err << "\n";
     return 1;
   }
-  if (sub == "list") {
-    // The relay's keys, when there are any, so an erased address's hashed entries are found too.
-    if (auto keys = mime::load_keys(cfg.unsubscribe, err, false)) store->set_erasure_keys(store::ErasureKeys(*keys));
-    return list(*a, *store);
-  }
+  // The relay's keys, when there are any, so an erased address's hashed entries are found (and lifted) too.
+  if (auto keys = mime::load_keys(cfg.unsubscribe, err, false)) store->set_erasure_keys(store::ErasureKeys(*keys));
+  if (sub == "list") return list(*a, *store);
   if (sub == "import") return import(*a, *store, cfg, a->words[2]);
   std::string why;
   const auto address = suppression::normalise_address(a->words[2], why);

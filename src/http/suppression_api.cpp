@@ -55,7 +55,7 @@ Response Service::suppression_route(const Request& r, const std::string& rest, c
     if (!topic.empty() && !config_.unsubscribe.find_topic(topic)) {
       return bad_request(fmt::format("topic '{}' is not one of unsubscribe.topics", printable(topic, 64)));
     }
-    const auto lifted = store_.lift_suppressions(*address, topic, "api", now_seconds());
+    const auto lifted = store_.lift(*address, topic, "api", now_seconds());  // an erased address's too
     if (!lifted) return store_failed(store_);
     if (*lifted == 0) return reply(404, {{"error", "not suppressed"}, {"address", *address}});
     return reply(200, {{"address", *address}, {"lifted", *lifted}});

@@ -58,6 +58,15 @@ std::optional<EraseOutcome> Store::erase(const std::string& address, const std::
   return erase_contact(normalise_address(address), erasure_keys_.hash(address), source, now);
 }
 
+std::optional<std::size_t> Store::lift(const std::string& address, const std::string& topic,
+                                      const std::string& source, long long now) {
+  const auto plain = lift_suppressions(address, topic, source, now);
+  if (!plain || erasure_keys_.empty()) return plain;
+  const auto erased = lift_erased(erasure_keys_.forms(address), topic, source, now);
+  if (!erased) return std::nullopt;
+  return *plain + *erased;
+}
+
 std::optional<std::vector<Suppression>> Store::suppressions_of(const std::string& address, long long now) {
   auto addresses = erasure_keys_.forms(address);
   addresses.insert(addresses.begin(), normalise_address(address));

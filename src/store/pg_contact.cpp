@@ -113,6 +113,26 @@ EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std:
   return out;
 }
 
+std::size_t lift_erased(pqxx::work& w, const std::vector<std::string>& hashed, const std::string& topic,
+                        const std::string& source, long long now) {
+  std::size_t lifted = 0;
+  for (const auto& h : hashed) {
+    const auto rows = w.exec_params("UPDATE suppressions SET expires = $2 WHERE address = $1 AND "
+                                    "(expires = 0 OR expires > $2) AND ($3 = '' OR (scope = 'topic' AND "
+                                    "scope_value = $3)) RETURNING scope, scope_value",
+                                    h, now, topic);
+    for (const auto& row : rows) {
+      const auto scope = row[0].as<std::string>(), value = row[1].as<std::string>();
+      w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time, topic) "
+                    "VALUES ($1, $2, '', 'resubscribe', $3, $4, $5)",
+                    h, scope == "campaign" ? value : std::string(), source, now,
+                    scope == "topic" ? value : std::string());
+    }
+    lifted += rows.size();
+  }
+  return lifted;
+}
+
 std::vector<std::string> compaction(const std::vector<std::string>& touched) {
   std::vector<std::string> out;
   for (const auto& table : touched) out.push_back("VACUUM (FULL, ANALYZE) " + table);

@@ -34,6 +34,8 @@ ContactRecord contact(pqxx::work& w, const std::string& address);
 /// The erasure's writes; touched: the tables whose old tuples now hold its bytes.
 EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std::string& hashed,
                            const std::string& source, long long now, std::vector<std::string>& touched);
+std::size_t lift_erased(pqxx::work& w, const std::vector<std::string>& hashed, const std::string& topic,
+                        const std::string& source, long long now);
 /// The statements that rewrite those tables (each outside a transaction).
 std::vector<std::string> compaction(const std::vector<std::string>& touched);
 

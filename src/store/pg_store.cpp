@@ -305,6 +305,11 @@ class PgStore final : public Store {
     return out;
   }
 
+  std::optional<std::size_t> lift_erased(const std::vector<std::string>& hashed, const std::string& topic,
+                                         const std::string& source, long long now) override {
+    return run<std::size_t>([&](pqxx::work& w) { return pg::lift_erased(w, hashed, topic, source, now); });
+  }
+
   bool healthy() override {
     return run<bool>([](pqxx::work& w) { return !w.exec("SELECT 1").empty(); }).value_or(false);
   }

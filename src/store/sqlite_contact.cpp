@@ -143,7 +143,45 @@ void checkpoint_locked(SqliteDb& db, EraseOutcome& out) {
   out.compact_note = "the WAL could not be truncated (another connection was reading): run the erase again";
 }
 
+/// Lifts the active entries kept under one hashed form, each with its resubscribe event.
+bool lift_hashed_locked(SqliteDb& db, const std::string& hashed, const std::string& topic, const std::string& source,
+                        long long now, std::size_t& lifted) {
+  ContactRecord held;
+  held.address = hashed;
+  if (!read_suppressions_locked(db, held)) return false;
+  for (const auto& e : held.suppressions) {
+    if (!e.active(now) || (!topic.empty() && (e.scope != Scope::topic || e.scope_value != topic))) continue;
+    Statement s(db.db_, "UPDATE suppressions SET expires = ? WHERE address = ? AND scope = ? AND scope_value = ?");
+    s.bind(1, now).bind(2, hashed).bind(3, std::string(name(e.scope))).bind(4, e.scope_value);
+    Statement ev(db.db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, topic) "
+                         "VALUES (?, ?, '', 'resubscribe', ?, ?, ?)");
+    ev.bind(1, hashed).bind(2, e.scope == Scope::campaign ? e.scope_value : std::string());
+    ev.bind(3, source).bind(4, now).bind(5, e.scope == Scope::topic ? e.scope_value : std::string());
+    if (s.step() != SQLITE_DONE || ev.step() != SQLITE_DONE) return db.failed();
+    ++lifted;
+  }
+  return true;
+}
+
 }  // namespace
+
+std::optional<std::size_t> lift_erased(SqliteDb& db, const std::vector<std::string>& hashed, const std::string& topic,
+                                       const std::string& source, long long now) {
+  std::lock_guard lock(db.mutex_);
+  if (hashed.empty()) return 0;
+  if (!db.exec("BEGIN IMMEDIATE")) return std::nullopt;
+  std::size_t lifted = 0;
+  for (const auto& h : hashed) {
+    if (!lift_hashed_locked(db, h, topic, source, now, lifted)) {
+      const auto error = db.last_error_;
+      db.exec("ROLLBACK");
+      db.last_error_ = error;
+      return std::nullopt;
+    }
+  }
+  if (!db.exec("COMMIT")) return std::nullopt;
+  return lifted;
+}
 
 std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address) {
   std::lock_guard lock(db.mutex_);

@@ -36,6 +36,8 @@ std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& ad
 std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address);
 std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& address, const std::string& hashed,
                                           const std::string& source, long long now);
+std::optional<std::size_t> lift_erased(SqliteDb& db, const std::vector<std::string>& hashed, const std::string& topic,
+                                       const std::string& source, long long now);
 
 // sqlite_feedback.cpp
 std::optional<FeedbackOutcome> record_feedback(SqliteDb& db, const Feedback& report, const FeedbackPolicy& policy);

@@ -377,6 +377,10 @@ class SqliteStore final : public Store, private SqliteDb {
                                             const std::string& source, long long now) override {
     return sqlite::erase_contact(*this, address, hashed, source, now);
   }
+  std::optional<std::size_t> lift_erased(const std::vector<std::string>& hashed, const std::string& topic,
+                                         const std::string& source, long long now) override {
+    return sqlite::lift_erased(*this, hashed, topic, source, now);
+  }
 
   bool healthy() override {
     std::lock_guard lock(mutex_);

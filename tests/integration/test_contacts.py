@@ -12,8 +12,10 @@ import re
 import smtplib
 import subprocess
 import tempfile
+import threading
 import unittest
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from relay import Relay, wait_until
 
@@ -43,10 +45,30 @@ class ContactsBase:
         api_keys = os.path.join(keys, "api-keys")
         with open(api_keys, "w") as f:
             f.write(API_KEY + "\n")
+        secret = os.path.join(keys, "webhook-secret")
+        with open(secret, "w") as f:
+            f.write("contacts-secret\n")
+        self.posted = []  # raw webhook bodies
+        posted = self.posted
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self):
+                posted.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
         self.relay = Relay(extra={
             "http": {"api_keys_file": api_keys, "requests_per_minute": 100000},
             "unsubscribe": {"base_url": "https://u.example"},
             "store": self.store_settings(),
+            "webhooks": [{"url": f"http://127.0.0.1:{server.server_port}/events", "secret_file": secret}],
         }).start()
 
     def tearDown(self):
@@ -130,6 +152,12 @@ class ContactsBase:
                          [("erase", "api", uid, "")])
         self.assertNotIn(lower, export.stdout)
         self.assertNotIn(agent, export.stdout)
+        # The webhook gets the same erase event, without the address or the user agent.
+        wait_until(lambda: any(json.loads(b)["action"] == "erase" for b in self.posted), what="the erase webhook")
+        erase = [b for b in self.posted if json.loads(b)["action"] == "erase"]
+        self.assertEqual([(json.loads(b)["uid"], json.loads(b)["email"]) for b in erase], [(uid, "")])
+        self.assertNotIn(lower.encode(), erase[0])
+        self.assertNotIn(agent.encode(), erase[0])
 
         # Later mail to the address is still suppressed: the upstream gets only the other copy.
         files = self.send([address, "keep@example.org"], "701")
@@ -163,6 +191,10 @@ class ContactsBase:
         events = [json.loads(line) for line in self.relay.cli("export", "--since", "0").stdout.splitlines()]
         self.assertIn(("erase", "cli"), [(e["action"], e["source"]) for e in events])
         self.assertEqual(self.held_bytes(address), [])
+        # The operator can still lift an erased address's entries by its name.
+        removed = self.relay.cli("suppression", "remove", address)
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertEqual(len(self.send([address], "802")), 1)
 
 
 class SqliteContactsTest(ContactsBase, unittest.TestCase):

@@ -123,6 +123,32 @@ TEST_P(ContactStoreTest, RotationKeepsErasedEntriesWhileTheOldKeyIsListed) {
   EXPECT_FALSE((*s.check_suppression(campaign("1"), {{"dan@example.org", ""}}))[0].suppressed);
 }
 
+TEST_P(ContactStoreTest, AnErasedAddressCanBeLiftedByName) {
+  TempStore t(GetParam());
+  auto& s = *t.store;
+  s.set_erasure_keys(ErasureKeys(keys({k1})));
+  ASSERT_TRUE(s.suppress({"fay@example.org", Scope::topic, "offers", "manual", "api", 10, 0}));
+  ASSERT_TRUE(s.suppress({"fay@example.org", Scope::campaigns, "", "manual", "api", 10, 0}));
+  ASSERT_TRUE(s.erase("fay@example.org", "api", 20)->kept == 2);
+  EXPECT_EQ(s.lift("Fay@example.org", "offers", "api", 30), 1u);  // one topic's entry
+  EXPECT_EQ(s.suppressions_of("fay@example.org", 31)->size(), 1u);
+  EXPECT_EQ(s.lift("fay@example.org", "", "cli", 40), 1u);  // the rest
+  EXPECT_FALSE((*s.check_suppression(campaign("1"), {{"fay@example.org", ""}}))[0].suppressed);
+  EXPECT_EQ(s.lift("fay@example.org", "", "cli", 50), 0u);
+  const auto events = s.events_since(0, 0, 100);
+  ASSERT_TRUE(events);
+  // suppress() records no event: the erase (naming the hash, there was no contact) and the two lifts.
+  ASSERT_EQ(events->size(), 3u);
+  const auto hash = ErasureKeys(keys({k1})).hash("fay@example.org");
+  EXPECT_EQ((*events)[0].event.action, Action::erase);
+  EXPECT_EQ((*events)[0].event.uid, hash);
+  EXPECT_EQ((*events)[1].event.action, Action::resubscribe);
+  EXPECT_EQ((*events)[1].event.topic, "offers");
+  EXPECT_EQ((*events)[2].event.uid, hash);
+  EXPECT_EQ((*events)[2].event.source, "cli");
+  EXPECT_FALSE(s.address_of(hash));  // no contact was made for the hash
+}
+
 TEST_P(ContactStoreTest, FeedbackRowsAreAnonymised) {
   TempStore t(GetParam());
   auto& s = *t.store;

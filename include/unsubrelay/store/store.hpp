@@ -206,6 +206,15 @@ class Store {
   /// erase_contact with the hash of the first erasure key; nullopt when the
   /// store failed. The caller sets the keys first (erasure_keys().empty()).
   std::optional<EraseOutcome> erase(const std::string& address, const std::string& source, long long now);
+  /// Lifts the active entries kept under these hashed forms of an erased
+  /// address (only its `topic` entry when set), each recorded as a
+  /// resubscribe event naming the hash; how many.
+  virtual std::optional<std::size_t> lift_erased(const std::vector<std::string>& hashed, const std::string& topic,
+                                                 const std::string& source, long long now) = 0;
+  /// lift_suppressions() and lift_erased() for the address's hashed forms:
+  /// what DELETE /api/v1/suppressions/ADDRESS and `suppression remove` do.
+  std::optional<std::size_t> lift(const std::string& address, const std::string& topic, const std::string& source,
+                                  long long now);
   /// A single lookup: the active entries of the address and of its hashed
   /// forms (an erased address), in one query.
   std::optional<std::vector<Suppression>> suppressions_of(const std::string& address, long long now);
