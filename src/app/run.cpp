@@ -110,7 +110,7 @@ std::size_t spool_depth(const std::string& dir) {
 }
 
 /// The certificates the SMTP and HTTPS listeners serve, with their notAfter
-/// as read at start (unsubrelay_tls_certificate_expiry_timestamp_seconds).
+/// (unsubrelay_tls_certificate_expiry_timestamp_seconds).
 std::vector<common::ServedCertificate> served_certificates(const config::Config& cfg) {
   std::vector<common::ServedCertificate> served;
   auto add = [&](const char* listener, const std::optional<config::TlsFiles>& tls) {
@@ -237,7 +237,7 @@ int run_relay(const std::string& config_path) {
     return 71;  // EX_OSERR
   }
   queue.start(recovered.queued);
-  const auto served = served_certificates(cfg);  // for the certificate-expiry alert (docs/monitoring/)
+  common::CertificateExpiry served(served_certificates(cfg));  // for the certificate-expiry alert (docs/monitoring/)
   service.metrics().relay_metrics = [&] {
     const auto& in = server.counters();
     const auto& out = queue.counters();
@@ -257,7 +257,7 @@ int run_relay(const std::string& config_path) {
     m += feedback_metrics.prometheus();
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
                      "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
-    m += common::certificate_expiry_metric(served);
+    m += served.metric();
     return m;
   };
   std::unique_ptr<http::SesFeedback> ses_feedback;
@@ -287,8 +287,14 @@ int run_relay(const std::string& config_path) {
           bool ok = true;
           auto fresh = load_users(again.config, ok);
           if (ok) server.set_users(fresh);
-          for (const auto& tls_err : {server.reload_tls(again.config.smtp), web.reload_tls(again.config.http)}) {
-            if (!tls_err.empty()) spdlog::error("reload: {}; the running certificate stays in force", tls_err);
+          const auto fresh_certificates = served_certificates(again.config);
+          for (const auto& [listener, tls_err] : {std::pair{"smtp", server.reload_tls(again.config.smtp)},
+                                                  std::pair{"http", web.reload_tls(again.config.http)}}) {
+            if (!tls_err.empty()) {
+              spdlog::error("reload: {}; the running certificate stays in force", tls_err);
+            } else {
+              served.replace(listener, fresh_certificates);
+            }
           }
           spdlog::set_level(spdlog::level::from_str(again.config.log.level));
           spdlog::info("reloaded: users file, TLS certificates and log level (listeners and spool need a restart)");

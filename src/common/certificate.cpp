@@ -53,12 +53,25 @@ std::string certificate_expiry_metric(const std::vector<ServedCertificate>& cert
   if (certificates.empty()) return {};
   std::string m =
       "# HELP unsubrelay_tls_certificate_expiry_timestamp_seconds notAfter of each served TLS certificate, "
-      "as loaded at start.\n# TYPE unsubrelay_tls_certificate_expiry_timestamp_seconds gauge\n";
+      "as in force (loaded at start or by the last reload).\n# TYPE unsubrelay_tls_certificate_expiry_timestamp_seconds gauge\n";
   for (const auto& c : certificates) {
     m += fmt::format("unsubrelay_tls_certificate_expiry_timestamp_seconds{{listener=\"{}\",path=\"{}\"}} {}\n",
                      c.listener, label_value(c.path), c.not_after);
   }
   return m;
+}
+
+void CertificateExpiry::replace(const std::string& listener, const std::vector<ServedCertificate>& fresh) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(served_, [&](const ServedCertificate& c) { return c.listener == listener; });
+  for (const auto& c : fresh) {
+    if (c.listener == listener) served_.push_back(c);
+  }
+}
+
+std::string CertificateExpiry::metric() const {
+  std::lock_guard lock(mutex_);
+  return certificate_expiry_metric(served_);
 }
 
 }  // namespace unsubrelay::common

@@ -43,16 +43,24 @@ def wait_until(predicate, timeout=20.0, interval=0.05, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def make_certificate(directory, name="localhost"):
-    """A self-signed certificate and key for 127.0.0.1 / localhost."""
+def make_certificate(directory, name="localhost", days=2):
+    """A self-signed certificate and key for 127.0.0.1 / localhost, valid for days."""
     cert = os.path.join(directory, "cert.pem")
     key = os.path.join(directory, "key.pem")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
          "-subj", f"/CN={name}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
          "-keyout", key, "-out", cert],
         check=True, capture_output=True)
     return cert, key
+
+
+def not_after(pem):
+    """notAfter of a PEM certificate in unix seconds, as openssl reads it."""
+    end = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-enddate", "-dateopt", "iso_8601"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(subprocess.run(["date", "-u", "-d", end.split("=", 1)[1].strip(), "+%s"],
+                              capture_output=True, text=True, check=True).stdout)
 
 
 def make_users_file(directory, users):

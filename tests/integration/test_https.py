@@ -7,6 +7,7 @@ for loopback behind a proxy.
 """
 
 import http.client
+import re
 import shutil
 import signal
 import socket
@@ -14,7 +15,7 @@ import ssl
 import tempfile
 import unittest
 
-from relay import Relay, free_port, http_request, make_certificate, wait_until
+from relay import Relay, free_port, http_request, make_certificate, not_after, wait_until
 from relay import client_tls_context as client_context
 
 
@@ -73,10 +74,17 @@ class HttpsTest(unittest.TestCase):
         _, cipher = peer_certificate(self.tls_port)
         self.assertEqual(cipher[1], "TLSv1.3")
 
+    def expiry_metric(self):
+        status, _, body = https(self.tls_port, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        match = re.search(rb'unsubrelay_tls_certificate_expiry_timestamp_seconds\{listener="http",[^}]*\} (\d+)', body)
+        self.assertTrue(match, body[-2000:])
+        return int(match.group(1))
+
     def test_sighup_loads_a_new_certificate_and_keeps_the_old_one_on_error(self):
         first, _ = peer_certificate(self.tls_port)
         other = tempfile.mkdtemp(prefix="unsubrelay-https-2-")
-        cert2, key2 = make_certificate(other, "second.test")
+        cert2, key2 = make_certificate(other, "second.test", days=30)  # the renewal outlives the first
         shutil.copy(cert2, self.cert)
         shutil.copy(key2, self.key)
         self.relay.proc.send_signal(signal.SIGHUP)
@@ -84,6 +92,8 @@ class HttpsTest(unittest.TestCase):
                             what="the new certificate")
         with open(cert2) as f:
             self.assertEqual(second, ssl.PEM_cert_to_DER_cert(f.read()))
+        # The expiry gauge follows the certificate in force (the expiry alert clears after a reload).
+        self.assertEqual(self.expiry_metric(), not_after(cert2))
         # A broken file at the next SIGHUP: the running certificate stays.
         with open(self.cert, "w") as f:
             f.write("not a certificate\n")
@@ -91,6 +101,7 @@ class HttpsTest(unittest.TestCase):
         wait_until(lambda: "the running certificate stays in force" in self.relay.read_log(),
                    what="the reload error in the log")
         self.assertEqual(peer_certificate(self.tls_port)[0], second)
+        self.assertEqual(self.expiry_metric(), not_after(cert2))
         status, _, _ = https(self.tls_port, "GET", "/healthz")
         self.assertEqual(status, 200)
 

@@ -12,7 +12,7 @@ import tempfile
 import unittest
 import uuid
 
-from relay import REPO, Relay, free_port, make_certificate
+from relay import REPO, Relay, free_port, make_certificate, not_after
 
 MONITORING = os.path.join(REPO, "docs", "monitoring")
 RULES = os.path.join(MONITORING, "unsubrelay-alerts.yml")
@@ -57,13 +57,6 @@ def sample(metrics_text, name_with_labels):
     if not m:
         raise AssertionError(f"{name_with_labels} not in /metrics:\n{metrics_text}")
     return float(m.group(1))
-
-
-def not_after(pem):
-    end = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-enddate", "-dateopt", "iso_8601"],
-                         capture_output=True, text=True, check=True).stdout
-    return int(subprocess.run(["date", "-u", "-d", end.split("=", 1)[1].strip(), "+%s"],
-                              capture_output=True, text=True, check=True).stdout)
 
 
 class PromtoolTest(unittest.TestCase):

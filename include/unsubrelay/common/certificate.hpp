@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,5 +24,20 @@ struct ServedCertificate {
 
 /// The Prometheus gauge for these certificates ("" when there are none).
 std::string certificate_expiry_metric(const std::vector<ServedCertificate>& certificates);
+
+/// The certificates in force, as /metrics reports them: read at start, and a
+/// listener's entry replaced when SIGHUP put its new certificate in force.
+/// Thread-safe (/metrics is answered on the HTTP handler threads).
+class CertificateExpiry {
+ public:
+  explicit CertificateExpiry(std::vector<ServedCertificate> served) : served_(std::move(served)) {}
+  /// Drops listener's entries and adds those of fresh that are listener's.
+  void replace(const std::string& listener, const std::vector<ServedCertificate>& fresh);
+  std::string metric() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<ServedCertificate> served_;
+};
 
 }  // namespace unsubrelay::common
