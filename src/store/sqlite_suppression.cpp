@@ -30,7 +30,7 @@ Suppression row(const Statement& s) {
 }  // namespace
 
 bool upsert_locked(SqliteDb& db, const Suppression& e) {
-  Statement s(db.db_, upsert_sql);
+  Statement s(*db.statements_, upsert_sql);  // cached: an import runs it once per row
   s.bind(1, normalise_address(e.address)).bind(2, std::string(name(e.scope))).bind(3, e.scope_value);
   s.bind(4, e.reason).bind(5, e.source).bind(6, e.created).bind(7, e.expires);
   return s.step() == SQLITE_DONE || db.failed();

@@ -43,6 +43,6 @@ std::optional<CursorKey> decode_cursor(std::string_view cursor);
 
 /// Bounds of one management call.
 constexpr std::size_t max_page_limit = 1000;
-constexpr std::size_t import_batch_rows = 5000;  // rows per transaction
+constexpr std::size_t import_batch_rows = 50000;  // rows per transaction
 
 }  // namespace unsubrelay::store
