@@ -17,6 +17,8 @@ namespace unsubrelay::store::pg {
 std::string uid_in(pqxx::work& w, const std::string& address);
 
 // pg_suppression.cpp
+/// The DO UPDATE SET clause of the suppression upsert (ON CONFLICT (address, scope, scope_value)).
+extern const char* const upsert_update_sql;
 void upsert(pqxx::work& w, const Suppression& entry);
 /// The suppression list change an unsubscribe or resubscribe event makes.
 void apply_event(pqxx::work& w, const Event& event);

@@ -3,19 +3,21 @@
 
 namespace unsubrelay::store::pg {
 
-namespace {
-
 // As in sqlite_suppression.cpp: renewing an active entry keeps its first
 // `created` and never shortens it; an expired or lifted one starts over.
-constexpr const char* upsert_sql =
-    "INSERT INTO suppressions (address, scope, scope_value, reason, source, created, expires) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (address, scope, scope_value) DO UPDATE SET "
+const char* const upsert_update_sql =
     "reason = excluded.reason, source = excluded.source, "
     "created = CASE WHEN suppressions.expires = 0 OR suppressions.expires > excluded.created "
     "THEN suppressions.created ELSE excluded.created END, "
     "expires = CASE WHEN NOT (suppressions.expires = 0 OR suppressions.expires > excluded.created) "
     "THEN excluded.expires WHEN suppressions.expires = 0 OR excluded.expires = 0 THEN 0 "
     "ELSE GREATEST(suppressions.expires, excluded.expires) END";
+
+namespace {
+
+constexpr const char* upsert_insert_sql =
+    "INSERT INTO suppressions (address, scope, scope_value, reason, source, created, expires) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (address, scope, scope_value) DO UPDATE SET ";
 
 /// A text[] literal for = ANY($n): one round trip for a whole recipient list.
 std::string text_array(const std::vector<std::string>& items) {
@@ -35,8 +37,8 @@ std::string text_array(const std::vector<std::string>& items) {
 }  // namespace
 
 void upsert(pqxx::work& w, const Suppression& e) {
-  w.exec_params(upsert_sql, normalise_address(e.address), std::string(name(e.scope)), e.scope_value, e.reason, e.source,
-                e.created, e.expires);
+  w.exec_params(std::string(upsert_insert_sql) + upsert_update_sql, normalise_address(e.address),
+                std::string(name(e.scope)), e.scope_value, e.reason, e.source, e.created, e.expires);
 }
 
 std::vector<Suppression> suppressions_for(pqxx::work& w, const std::vector<std::string>& addresses, long long now) {
