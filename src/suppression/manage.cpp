@@ -26,9 +26,10 @@ store::Suppression entry_of(const ImportRow& row, const std::string& source, lon
   return e;
 }
 
-Importer::Importer(store::Store& store, std::vector<std::string> topics, std::string source, long long now)
-    : store_(store), parser_(std::move(topics)), source_(std::move(source)), now_(now) {
-  batch_.reserve(store::import_batch_rows);
+Importer::Importer(store::Store& store, std::vector<std::string> topics, std::string source, long long now,
+                   std::size_t batch_rows)
+    : store_(store), parser_(std::move(topics)), source_(std::move(source)), now_(now), batch_rows_(batch_rows) {
+  batch_.reserve(batch_rows_);
 }
 
 void Importer::take(ImportOutput& out) {
@@ -61,7 +62,7 @@ bool Importer::push(std::string_view bytes) {
   ImportOutput out;
   parser_.push(bytes, out);
   take(out);
-  if (batch_.size() >= store::import_batch_rows && !flush()) return false;
+  if (batch_.size() >= batch_rows_ && !flush()) return false;
   return parser_.fatal().empty();
 }
 

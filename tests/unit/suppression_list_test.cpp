@@ -2,6 +2,7 @@
 // import) on every store backend, and the paging cursor.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "temp_store.hpp"
@@ -68,6 +69,45 @@ TEST_P(SuppressionListTest, AddRecordsAnEventOnlyWhenNewAndLiftRecordsOne) {
   EXPECT_FALSE((*verdicts)[1].suppressed);
 }
 
+// One batch as an import makes it: new entries, one already there (same or
+// another reason), the same key twice, a lifted one, an address that already
+// has a contact, two entries of one new address. Events only for what became active.
+TEST_P(SuppressionListTest, ABatchRecordsWhatBecameActiveOnce) {
+  TempStore t(GetParam());
+  auto& s = *t.store;
+  ASSERT_EQ(s.add_suppressions({manual("a@x.org", 100), manual("l@x.org", 100)}, 100), 2u);
+  ASSERT_EQ(s.lift_suppressions("l@x.org", "", "api", 150), 1u);
+  const auto carol = *s.uid_for("c@x.org");  // a contact from an earlier send
+  const std::vector<Suppression> batch = {manual("a@x.org", 200), manual("b@x.org", 200),
+                                          manual("B@X.ORG", 201),  manual("l@x.org", 200),
+                                          manual("c@x.org", 200), manual("d@x.org", 200, "offers"),
+                                          manual("d@x.org", 200)};
+  EXPECT_EQ(s.add_suppressions(batch, 200), 5u);  // b, l (again), c, d twice
+  auto events = *s.events_since(0, 0, 100);
+  ASSERT_EQ(events.size(), 8u);  // a, l, l lifted, then the five
+  std::map<std::string, std::vector<Event>> by_address;
+  for (std::size_t i = 3; i < events.size(); ++i) by_address[*s.address_of(events[i].event.uid)].push_back(events[i].event);
+  ASSERT_EQ(by_address.size(), 4u);
+  EXPECT_EQ(by_address["b@x.org"].size(), 1u);
+  EXPECT_EQ(by_address["l@x.org"].size(), 1u);
+  ASSERT_EQ(by_address["c@x.org"].size(), 1u);
+  EXPECT_EQ(by_address["c@x.org"][0].uid, carol);
+  ASSERT_EQ(by_address["d@x.org"].size(), 2u);
+  EXPECT_EQ(by_address["d@x.org"][0].action, Action::unsubscribe);
+  EXPECT_EQ(by_address["d@x.org"][0].topic + by_address["d@x.org"][1].topic, "offers");
+  EXPECT_EQ(s.list_suppressions({"d@x.org", 0, "", 10}, 300)->entries.size(), 2u);
+
+  EXPECT_EQ(s.add_suppressions(batch, 300), 0u);  // idempotent
+  auto renewed = manual("a@x.org", 300);
+  renewed.reason = "complaint";
+  EXPECT_EQ(s.add_suppressions({renewed}, 300), 0u);
+  EXPECT_EQ(s.events_since(0, 0, 100)->size(), 8u);
+  const auto a = s.list_suppressions({"a@x.org", 0, "", 10}, 300)->entries;
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].reason, "complaint");
+  EXPECT_EQ(a[0].created, 100);  // the first opt-out's time stays
+}
+
 TEST_P(SuppressionListTest, PagingVisitsEveryEntryOnceInOrder) {
   TempStore t(GetParam());
   std::vector<Suppression> batch;
@@ -92,7 +132,7 @@ TEST_P(SuppressionListTest, ImporterStreamsBatchesAndReportsBadRows) {
   std::string csv = "email,reason,topic\n";
   for (int i = 0; i < 6000; ++i) csv += "u" + std::to_string(i) + "@x.org,complaint,\n";
   csv += "broken,manual,\nz@x.org,hard_bounce,\nq@x.org,manual,gardening\n";
-  sup::Importer importer(*t.store, {"offers"}, "import", 5000);
+  sup::Importer importer(*t.store, {"offers"}, "import", 5000, 1000);  // seven batches
   for (std::size_t at = 0; at < csv.size(); at += 777) ASSERT_TRUE(importer.push(std::string_view(csv).substr(at, 777)));
   const auto r = importer.finish();
   EXPECT_TRUE(r.ok()) << r.fatal << r.store_error;
@@ -106,7 +146,7 @@ TEST_P(SuppressionListTest, ImporterStreamsBatchesAndReportsBadRows) {
   ASSERT_EQ(z.size(), 1u);
   EXPECT_EQ(z[0].scope, Scope::all_mail);
   EXPECT_EQ(z[0].source, "import");
-  sup::Importer again(*t.store, {"offers"}, "import", 5001);
+  sup::Importer again(*t.store, {"offers"}, "import", 5001, 1000);
   again.push(csv);
   EXPECT_EQ(again.finish().added, 0u);
 }

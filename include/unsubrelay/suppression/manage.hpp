@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unsubrelay/store/store.hpp"
+#include "unsubrelay/store/suppression_list.hpp"
 #include "unsubrelay/suppression/import.hpp"
 
 namespace unsubrelay::suppression {
@@ -37,7 +38,9 @@ struct ImportReport {
 
 class Importer {
  public:
-  Importer(store::Store& store, std::vector<std::string> topics, std::string source, long long now);
+  /// batch_rows: rows per store call (one transaction); tests make it small.
+  Importer(store::Store& store, std::vector<std::string> topics, std::string source, long long now,
+           std::size_t batch_rows = store::import_batch_rows);
   /// Feeds the next bytes; false once the import has stopped (fatal or store error).
   bool push(std::string_view bytes);
   /// The input ended: applies the last batch.
@@ -51,6 +54,7 @@ class Importer {
   ImportParser parser_;
   std::string source_;
   long long now_;
+  std::size_t batch_rows_;
   std::vector<store::Suppression> batch_;
   ImportReport report_;
 };
