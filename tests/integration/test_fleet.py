@@ -35,8 +35,10 @@ class FleetTest(unittest.TestCase):
         subprocess.run(["psql", os.environ["UNSUBRELAY_TEST_PG_URL"], "-q", "-c",
                         f"DROP DATABASE IF EXISTS {self.database}"], check=False)
 
-    def relay(self, keys_file=None, webhooks=None):
+    def relay(self, keys_file=None, webhooks=None, api_keys_file=None):
         extra = {"store": {"kind": "postgresql", "url": self.url}, "unsubscribe": {"base_url": "https://u.example"}}
+        if api_keys_file:
+            extra["http"] = {"api_keys_file": api_keys_file}
         if keys_file:
             extra["unsubscribe"]["keys_file"] = keys_file
         if webhooks:
@@ -78,6 +80,40 @@ class FleetTest(unittest.TestCase):
             stats = r.cli("stats", "--campaign", "200").stdout
             row = [l for l in stats.splitlines() if l.startswith("200")][0].split()
             self.assertEqual(row[3:8], ["1", "1", "0", "0", "1"])  # sent delivered deferred bounced suppressed
+
+    def test_an_import_on_one_relay_suppresses_on_another(self):
+        api_keys = os.path.join(tempfile.mkdtemp(), "api-keys")
+        with open(api_keys, "w") as f:
+            f.write("fleet-api-key-0123456789abcdef\n")
+        a = self.relay(api_keys_file=api_keys).start()
+        b = self.relay().start()
+        # Relay A takes the import (with one bad row, reported with its line; the good ones are kept).
+        body = "email,reason\ncarol@example.org,complaint\nnot-an-address,unsubscribe\nerin@example.org,\n"
+        code, _, data = a.http("POST", "/api/v1/suppressions/import", body,
+                               {"Authorization": "Bearer fleet-api-key-0123456789abcdef", "Content-Type": "text/csv"})
+        self.assertEqual(code, 200, data)
+        report = json.loads(data)
+        self.assertEqual((report["rows"], report["added"], report["bad_rows"]), (2, 2, 1))
+        self.assertEqual(report["errors"][0]["line"], 3)
+
+        # Relay B, sharing only the store, holds the imported addresses back and sends the others.
+        with smtplib.SMTP("127.0.0.1", b.port, timeout=30) as s:
+            s.sendmail("news@example.com", ["carol@example.org", "dave@example.org", "erin@example.org"],
+                       campaign("400", "L-I"))
+        wait_until(lambda: b.spool_ids() == [] and len(b.outbox_files()) == 1, what="B's spool to empty")
+        delivered = []
+        for path in b.outbox_files():
+            with open(path, "rb") as f:
+                delivered.append(re.search(rb"^Delivered-To: (.+)\r\n", f.read(), re.M).group(1).decode())
+        self.assertEqual(delivered, ["dave@example.org"])
+        log = b.read_log()
+        self.assertRegex(log, r"to=<carol@example.org>, .*status=suppressed \(complaint from import")
+        self.assertRegex(log, r"to=<erin@example.org>, .*status=suppressed \(import from import")
+        # B exports the import's events, as any relay of the fleet would.
+        out = b.cli("export", "--since", "0")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        imported = [json.loads(l) for l in out.stdout.splitlines() if '"import"' in l]
+        self.assertEqual(sorted(e["email"] for e in imported), ["carol@example.org", "erin@example.org"])
 
     def test_webhooks_are_sent_once_by_the_fleet_and_taken_over(self):
         received = []
