@@ -7,6 +7,7 @@ manager or call stop() in tearDown.
 
 import atexit
 import glob
+import http.server
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 
@@ -61,6 +63,27 @@ def not_after(pem):
                          capture_output=True, text=True, check=True).stdout
     return int(subprocess.run(["date", "-u", "-d", end.split("=", 1)[1].strip(), "+%s"],
                               capture_output=True, text=True, check=True).stdout)
+
+
+def start_webhook_receiver(test):
+    """A local HTTP server that answers every POST with 204 and keeps its raw
+    body; stopped at the test's cleanup. Returns (port, bodies)."""
+    bodies = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    test.addCleanup(server.server_close)
+    test.addCleanup(server.shutdown)
+    return server.server_port, bodies
 
 
 def make_users_file(directory, users):

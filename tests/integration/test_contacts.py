@@ -12,12 +12,10 @@ import re
 import smtplib
 import subprocess
 import tempfile
-import threading
 import unittest
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from relay import Relay, wait_until
+from relay import Relay, start_webhook_receiver, wait_until
 
 API_KEY = "contacts-test-key-0123456789abcdef"
 AUTH = {"Authorization": "Bearer " + API_KEY}
@@ -48,27 +46,12 @@ class ContactsBase:
         secret = os.path.join(keys, "webhook-secret")
         with open(secret, "w") as f:
             f.write("contacts-secret\n")
-        self.posted = []  # raw webhook bodies
-        posted = self.posted
-
-        class Receiver(BaseHTTPRequestHandler):
-            def do_POST(self):
-                posted.append(self.rfile.read(int(self.headers["Content-Length"])))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        server = HTTPServer(("127.0.0.1", 0), Receiver)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
+        webhook_port, self.posted = start_webhook_receiver(self)  # raw webhook bodies
         self.relay = Relay(extra={
             "http": {"api_keys_file": api_keys, "requests_per_minute": 100000},
             "unsubscribe": {"base_url": "https://u.example"},
             "store": self.store_settings(),
-            "webhooks": [{"url": f"http://127.0.0.1:{server.server_port}/events", "secret_file": secret}],
+            "webhooks": [{"url": f"http://127.0.0.1:{webhook_port}/events", "secret_file": secret}],
         }).start()
 
     def tearDown(self):

@@ -6,13 +6,11 @@ import re
 import smtplib
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from relay import BIN, Relay, wait_until
+from relay import BIN, Relay, start_webhook_receiver, wait_until
 
 
 def campaign(email_id, launch):
@@ -116,26 +114,11 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(sorted(e["email"] for e in imported), ["carol@example.org", "erin@example.org"])
 
     def test_webhooks_are_sent_once_by_the_fleet_and_taken_over(self):
-        received = []
-
-        class Receiver(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        server = HTTPServer(("127.0.0.1", 0), Receiver)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
+        webhook_port, bodies = start_webhook_receiver(self)
         secret = os.path.join(tempfile.mkdtemp(), "secret")
         with open(secret, "w") as f:
             f.write("fleet-secret\n")
-        hooks = [{"url": f"http://127.0.0.1:{server.server_port}/events", "secret_file": secret, "lease_seconds": 3}]
+        hooks = [{"url": f"http://127.0.0.1:{webhook_port}/events", "secret_file": secret, "lease_seconds": 3}]
 
         keys = os.path.join(tempfile.mkdtemp(), "fleet-keys.yaml")
         subprocess.run([BIN, "keygen", "--id", "fleet1", "-o", keys], check=True, capture_output=True)
@@ -152,9 +135,9 @@ class FleetTest(unittest.TestCase):
         # Two relays, one receiver: each event arrives once, whichever relay took the click.
         self.assertEqual(a.http("POST", links[0], "List-Unsubscribe=One-Click", form)[0], 200)
         self.assertEqual(b.http("POST", links[1], "List-Unsubscribe=One-Click", form)[0], 200)
-        wait_until(lambda: len(received) >= 2, timeout=30, what="two events at the receiver")
+        wait_until(lambda: len(bodies) >= 2, timeout=30, what="two events at the receiver")
         time.sleep(3)  # long enough for a second sender to have sent them again
-        self.assertEqual(sorted(e["email"] for e in received), ["p0@example.org", "p1@example.org"])
+        self.assertEqual(sorted(json.loads(b)["email"] for b in bodies), ["p0@example.org", "p1@example.org"])
         senders = [r for r in (a, b) if "this relay is now the sender" in r.read_log()]
         self.assertEqual(len(senders), 1, "exactly one relay holds the webhook")
 
@@ -162,10 +145,10 @@ class FleetTest(unittest.TestCase):
         sender, other = senders[0], (b if senders[0] is a else a)
         sender.kill9()
         self.assertEqual(other.http("POST", links[2], "List-Unsubscribe=One-Click", form)[0], 200)
-        wait_until(lambda: len(received) >= 3, timeout=30, what="the third event after the take-over")
+        wait_until(lambda: len(bodies) >= 3, timeout=30, what="the third event after the take-over")
         time.sleep(1)
-        self.assertEqual([e["email"] for e in received][2:], ["p2@example.org"])
-        self.assertEqual(len(received), 3)
+        self.assertEqual([json.loads(b)["email"] for b in bodies][2:], ["p2@example.org"])
+        self.assertEqual(len(bodies), 3)
         self.assertIn("this relay is now the sender", other.read_log())
 
 
