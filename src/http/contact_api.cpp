@@ -10,19 +10,16 @@
 #include "unsubrelay/http/service.hpp"
 #include "unsubrelay/suppression/manage.hpp"
 
+#include "json_response.hpp"
+
 namespace unsubrelay::http {
 
 using nlohmann::json;
 
 namespace {
 
-Response reply(int status, const json& body) {
-  return {status, "application/json", json_text(body), {{"Cache-Control", "no-store"}}};
-}
-
-Response store_failed(store::Store& store) {
-  return {503, "application/json", json_text({{"error", "store unavailable: " + store.last_error()}}),
-          {{"Cache-Control", "no-store"}, {"Retry-After", "30"}}};
+Response not_held(const std::string& address) {
+  return json_response(404, {{"error", "nothing is held about this address"}, {"address", address}});
 }
 
 }  // namespace
@@ -31,24 +28,28 @@ Response Service::contact_route(const Request& r, const std::string& rest) {
   const auto text = url_decode(rest);
   std::string why;
   const auto address = suppression::normalise_address(text, why);
-  if (!address) return reply(400, {{"error", fmt::format("'{}' is not an address: {}", printable(text, 100), why)}});
+  if (!address) {
+    return json_response(400, {{"error", fmt::format("'{}' is not an address: {}", printable(text, 100), why)}});
+  }
   if (r.method == "GET") {
     const auto record = store_.contact(*address);
-    if (!record) return store_failed(store_);
-    if (record->empty()) return reply(404, {{"error", "nothing is held about this address"}, {"address", *address}});
-    return reply(200, suppression::contact_json(*record));
+    if (!record) return store_unavailable(store_);
+    if (record->empty()) return not_held(*address);
+    return json_response(200, suppression::contact_json(*record));
   }
   if (r.method != "DELETE") return {405, "application/json", json_text({{"error", "use GET or DELETE"}}),
                                     {{"Allow", "GET, DELETE"}}};
-  if (store_.erasure_keys().empty()) return reply(500, {{"error", "no unsubscribe keys to hash erased addresses with"}});
+  if (store_.erasure_keys().empty()) {
+    return json_response(500, {{"error", "no unsubscribe keys to hash erased addresses with"}});
+  }
   const auto outcome = store_.erase(*address, "api", now_seconds());
-  if (!outcome) return store_failed(store_);
-  if (!outcome->found) return reply(404, {{"error", "nothing is held about this address"}, {"address", *address}});
+  if (!outcome) return store_unavailable(store_);
+  if (!outcome->found) return not_held(*address);
   // The log names the uid or the hash, never the address it no longer holds.
   spdlog::info("contact erased: subject={}, source=api, suppressions_kept={}, compacted={}{}",
                store::erase_subject(*outcome), outcome->kept, outcome->compacted ? "yes" : "no",
                outcome->compact_note.empty() ? "" : " (" + outcome->compact_note + ")");
-  return reply(200, suppression::erase_json(*address, *outcome));
+  return json_response(200, suppression::erase_json(*address, *outcome));
 }
 
 }  // namespace unsubrelay::http

@@ -16,15 +16,13 @@
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/http/service.hpp"
 
+#include "json_response.hpp"
+
 namespace unsubrelay::http {
 
 using nlohmann::json;
 
 namespace {
-
-Response json_answer(int status, const json& body) {
-  return {status, "application/json", json_text(body), {{"Cache-Control", "no-store"}}};
-}
 
 /// host[:port] of an origin (scheme://host[:port]).
 std::string_view origin_host(std::string_view origin) {
@@ -73,10 +71,10 @@ Response Service::token_route(const Request& r, const std::string& rest) {
   } else if ((action == "unsubscribe" || action == "resubscribe") && r.method == "POST") {
     out = token_action(r, token, action == "resubscribe");
   } else if (action.empty() || action == "unsubscribe" || action == "resubscribe") {
-    out = json_answer(405, {{"error", "method not allowed"}});
+    out = json_response(405, {{"error", "method not allowed"}});
     out.headers.emplace_back("Allow", action.empty() ? "GET, HEAD, OPTIONS" : "POST, OPTIONS");
   } else {
-    out = json_answer(404, {{"error", "no such action (unsubscribe | resubscribe)"}});
+    out = json_response(404, {{"error", "no such action (unsubscribe | resubscribe)"}});
   }
   add_cors(r, out);
   return out;
@@ -86,15 +84,15 @@ Response Service::token_action(const Request& r, const std::string& token, bool 
   token::TokenError error{};
   const auto claims = check_token(token, error);
   if (!claims) {
-    return json_answer(error == token::TokenError::unknown_key ? 404 : 400, {{"error", token::describe(error)}});
+    return json_response(error == token::TokenError::unknown_key ? 404 : 400, {{"error", token::describe(error)}});
   }
   if (foreign_origin(r)) {
-    return json_answer(403, {{"error", "this page's origin may not use the API (unsubscribe.page_origins)"}});
+    return json_response(403, {{"error", "this page's origin may not use the API (unsubscribe.page_origins)"}});
   }
   const auto uid = token::uid_text(claims->uid);
   const auto scope = config_.unsubscribe.suppression == config::Suppression::campaign ? claims->email_id : "";
   const auto state = store_.unsubscribed(uid, scope);
-  if (!state) return json_answer(503, {{"error", "store unavailable, try again"}});
+  if (!state) return json_response(503, {{"error", "store unavailable, try again"}});
   // Idempotent: asking for the state the contact is already in records nothing.
   if (*state != resubscribe) return token_api(token);
   store::Event event;
@@ -107,7 +105,7 @@ Response Service::token_action(const Request& r, const std::string& token, bool 
   event.ip = r.client_ip;
   event.user_agent = r.user_agent;
   if (!store_.record_event(event)) {
-    auto out = json_answer(503, {{"error", "store unavailable, try again"}});
+    auto out = json_response(503, {{"error", "store unavailable, try again"}});
     out.headers.emplace_back("Retry-After", "30");
     return out;
   }

@@ -11,15 +11,13 @@
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/codec.hpp"
 
+#include "json_response.hpp"
+
 namespace unsubrelay::http {
 
 using nlohmann::json;
 
 namespace {
-
-Response json_response(int status, const json& body) {
-  return {status, "application/json", json_text(body), {{"Cache-Control", "no-store"}}};
-}
 
 Response emarsys_error(int code, const std::string& text) {
   return json_response(400, {{"replyCode", code}, {"replyText", text}, {"data", ""}});

@@ -13,6 +13,8 @@
 #include "unsubrelay/store/suppression_list.hpp"
 #include "unsubrelay/suppression/manage.hpp"
 
+#include "json_response.hpp"
+
 namespace unsubrelay::http {
 
 using nlohmann::json;
@@ -21,27 +23,19 @@ namespace {
 
 constexpr std::size_t import_chunk_bytes = 64 * 1024;
 
-Response reply(int status, const json& body) {
-  return {status, "application/json", json_text(body), {{"Cache-Control", "no-store"}}};
-}
+Response bad_request(const std::string& why) { return json_response(400, {{"error", why}}); }
 
-Response bad_request(const std::string& why) { return reply(400, {{"error", why}}); }
-
-Response store_failed(store::Store& store) {
-  return {503, "application/json", json_text({{"error", "store unavailable: " + store.last_error()}}),
-          {{"Cache-Control", "no-store"}, {"Retry-After", "30"}}};
-}
 
 
 }  // namespace
 
 Response Service::suppression_route(const Request& r, const std::string& rest, const std::string& query) {
   if (rest.empty() || rest == "/") {
-    if (r.method != "GET") return reply(405, {{"error", "use GET"}});
+    if (r.method != "GET") return json_response(405, {{"error", "use GET"}});
     return list_suppressions(parse_form(query));
   }
   if (rest == "/import") {
-    if (r.method != "POST") return reply(405, {{"error", "use POST"}});
+    if (r.method != "POST") return json_response(405, {{"error", "use POST"}});
     return import_suppressions(r);
   }
   const auto address_text = url_decode(std::string_view(rest).substr(1));
@@ -56,12 +50,12 @@ Response Service::suppression_route(const Request& r, const std::string& rest, c
       return bad_request(fmt::format("topic '{}' is not one of unsubscribe.topics", printable(topic, 64)));
     }
     const auto lifted = store_.lift(*address, topic, "api", now_seconds());  // an erased address's too
-    if (!lifted) return store_failed(store_);
-    if (*lifted == 0) return reply(404, {{"error", "not suppressed"}, {"address", *address}});
-    return reply(200, {{"address", *address}, {"lifted", *lifted}});
+    if (!lifted) return store_unavailable(store_);
+    if (*lifted == 0) return json_response(404, {{"error", "not suppressed"}, {"address", *address}});
+    return json_response(200, {{"address", *address}, {"lifted", *lifted}});
   }
   if (r.method == "GET") return list_suppressions({{"address", *address}});
-  return reply(405, {{"error", "use GET, PUT or DELETE"}});
+  return json_response(405, {{"error", "use GET, PUT or DELETE"}});
 }
 
 Response Service::list_suppressions(const std::map<std::string, std::string>& params) {
@@ -94,12 +88,12 @@ Response Service::list_suppressions(const std::map<std::string, std::string>& pa
     auto entries = store_.suppressions_of(q.address, now_seconds());
     if (entries) page = store::SuppressionPage{std::move(*entries), ""};
   }
-  if (!page) return store_failed(store_);
+  if (!page) return store_unavailable(store_);
   json entries = json::array();
   for (const auto& e : page->entries) entries.push_back(suppression::entry_json(e));
   json out = {{"suppressions", entries}};
   if (q.address.empty()) out["next_cursor"] = page->next_cursor;
-  return reply(200, out);
+  return json_response(200, out);
 }
 
 Response Service::put_suppression(const Request& r, const std::string& address) {
@@ -129,8 +123,8 @@ Response Service::put_suppression(const Request& r, const std::string& address) 
   }
   const auto entry = suppression::entry_of(row, "api", now_seconds());
   const auto added = store_.add_suppressions({entry}, entry.created);
-  if (!added) return store_failed(store_);
-  return reply(*added ? 201 : 200, {{"added", *added == 1}, {"entry", suppression::entry_json(entry)}});
+  if (!added) return store_unavailable(store_);
+  return json_response(*added ? 201 : 200, {{"added", *added == 1}, {"entry", suppression::entry_json(entry)}});
 }
 
 Response Service::import_suppressions(const Request& r) {
@@ -143,7 +137,7 @@ Response Service::import_suppressions(const Request& r) {
   }
   const auto report = importer.finish();
   const int status = !report.store_error.empty() ? 503 : !report.fatal.empty() ? 400 : 200;
-  return reply(status, suppression::report_json(report));
+  return json_response(status, suppression::report_json(report));
 }
 
 }  // namespace unsubrelay::http
