@@ -9,7 +9,6 @@
 #include <pqxx/pqxx>
 
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include "pg_connection.hpp"
 #include "pg_parts.hpp"
@@ -391,11 +390,11 @@ std::string uid_in(pqxx::work& w, const std::string& address) {
   const auto key = normalise_address(address);
   auto r = w.exec_params("SELECT uid FROM contacts WHERE address = $1", key);
   if (!r.empty()) return r[0][0].as<std::string>();
-  token::Uid uid{};
-  if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  const auto uid = token::random_uid_text();
+  if (!uid) throw std::runtime_error("RAND_bytes failed");
   // Two relays may meet the same new address at once: the first insert wins, both read it back.
   w.exec_params("INSERT INTO contacts (uid, address, created) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING",
-                token::uid_text(uid), key, static_cast<long long>(std::time(nullptr)));
+                *uid, key, static_cast<long long>(std::time(nullptr)));
   return w.exec_params("SELECT uid FROM contacts WHERE address = $1", key)[0][0].as<std::string>();
 }
 

@@ -7,7 +7,6 @@
 #include <unordered_set>
 
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include "pg_parts.hpp"
 #include "unsubrelay/store/suppression_list.hpp"
@@ -142,9 +141,9 @@ std::unordered_map<std::string, std::string> contacts_of(pqxx::work& w, const st
                                                          long long now) {
   std::vector<std::string> uids;
   for (std::size_t i = 0; i < addresses.size(); ++i) {
-    token::Uid uid{};
-    if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) throw std::runtime_error("RAND_bytes failed");
-    uids.push_back(token::uid_text(uid));
+    auto uid = token::random_uid_text();
+    if (!uid) throw std::runtime_error("RAND_bytes failed");
+    uids.push_back(std::move(*uid));
   }
   std::unordered_map<std::string, std::string> out;
   for (const auto& row : w.exec_params("INSERT INTO contacts (uid, address, created) SELECT u, a, $3 FROM "

@@ -173,10 +173,7 @@ std::optional<std::size_t> lift_erased(SqliteDb& db, const std::vector<std::stri
   std::size_t lifted = 0;
   for (const auto& h : hashed) {
     if (!lift_hashed_locked(db, h, topic, source, now, lifted)) {
-      const auto error = db.last_error_;
-      db.exec("ROLLBACK");
-      db.last_error_ = error;
-      return std::nullopt;
+      return db.rollback();
     }
   }
   if (!db.exec("COMMIT")) return std::nullopt;
@@ -203,10 +200,7 @@ std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& addre
   out.hashed = hashed;
   if (!db.exec("BEGIN IMMEDIATE")) return std::nullopt;
   if (!read_all_locked(db, held)) {
-    const auto error = db.last_error_;
-    db.exec("ROLLBACK");
-    db.last_error_ = error;
-    return std::nullopt;
+    return db.rollback();
   }
   out.found = !held.empty();
   out.uid = held.uid;
@@ -215,10 +209,7 @@ std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& addre
     return out;
   }
   if (!erase_locked(db, held, hashed, source, now, out) || !db.exec("COMMIT")) {
-    const auto error = db.last_error_;
-    db.exec("ROLLBACK");
-    db.last_error_ = error;
-    return std::nullopt;
+    return db.rollback();
   }
   checkpoint_locked(db, out);
   return out;

@@ -113,6 +113,13 @@ class SqliteDb {
     last_error_ = sqlite3_errmsg(db_);
     return std::nullopt;
   }
+  /// Rolls the open transaction back, keeping the error that made it fail.
+  std::nullopt_t rollback() {
+    const auto error = last_error_;
+    exec("ROLLBACK");
+    last_error_ = error;
+    return std::nullopt;
+  }
 
   sqlite3* db_;
   std::unique_ptr<StatementCache> statements_;  // the mail path's statements

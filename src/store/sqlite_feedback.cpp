@@ -125,10 +125,7 @@ std::optional<FeedbackOutcome> record_feedback(SqliteDb& db, const Feedback& rep
     }
   }
   if (!ok || !db.exec("COMMIT")) {
-    const auto error = db.last_error_;
-    db.exec("ROLLBACK");
-    db.last_error_ = error;
-    return std::nullopt;
+    return db.rollback();
   }
   return out;
 }

@@ -6,7 +6,6 @@
 #include <mutex>
 
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include "sqlite_db.hpp"
 #include "sqlite_parts.hpp"
@@ -227,9 +226,7 @@ class SqliteStore final : public Store, private SqliteDb {
     s.bind(9, e.topic);
     // The event and its suppression list change commit together (synchronous=FULL: durable once done).
     if ((s.step() != SQLITE_DONE && !failed()) || !sqlite::apply_event_locked(*this, e) || !exec("COMMIT")) {
-      const auto error = last_error_;
-      exec("ROLLBACK");
-      last_error_ = error;
+      rollback();
       return false;
     }
     return true;
@@ -420,12 +417,11 @@ std::optional<std::string> uid_locked(SqliteDb& db, const std::string& address) 
     if (rc == SQLITE_ROW) return s.text(0);
     if (rc != SQLITE_DONE) return db.fail();
   }
-  token::Uid uid{};
-  if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) return std::nullopt;
-  const auto text = token::uid_text(uid);
+  const auto text = token::random_uid_text();
+  if (!text) return std::nullopt;
   Statement ins(*db.statements_, "INSERT INTO contacts (uid, address, created) VALUES (?, ?, strftime('%s','now')) "
                         "ON CONFLICT (address) DO NOTHING");
-  ins.bind(1, text).bind(2, key);
+  ins.bind(1, *text).bind(2, key);
   if (ins.step() != SQLITE_DONE) return db.fail();
   Statement again(*db.statements_, "SELECT uid FROM contacts WHERE address = ?");
   again.bind(1, key);

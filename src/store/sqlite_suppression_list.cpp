@@ -4,7 +4,6 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include "sqlite_db.hpp"
 #include "sqlite_parts.hpp"
@@ -103,12 +102,12 @@ bool record_fresh_locked(SqliteDb& db, std::vector<Fresh>& fresh, long long now)
       fresh[i].uid = fresh[i - 1].uid;  // same contact
       continue;
     }
-    token::Uid uid{};
-    if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) {
+    auto uid = token::random_uid_text();
+    if (!uid) {
       db.last_error_ = "RAND_bytes failed";
       return false;
     }
-    fresh[i].uid = token::uid_text(uid);
+    fresh[i].uid = std::move(*uid);
   }
   std::stable_sort(fresh.begin(), fresh.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
   std::string drawn, stored;  // the previous entry's drawn uid, and its contact's
@@ -160,12 +159,6 @@ std::optional<SuppressionPage> list_suppressions(SqliteDb& db, const Suppression
 std::optional<std::size_t> add_suppressions(SqliteDb& db, const std::vector<Suppression>& entries, long long now) {
   std::lock_guard lock(db.mutex_);
   if (!db.exec("BEGIN IMMEDIATE")) return std::nullopt;
-  auto rollback = [&]() -> std::optional<std::size_t> {
-    const auto error = db.last_error_;
-    db.exec("ROLLBACK");
-    db.last_error_ = error;
-    return std::nullopt;
-  };
   std::vector<Suppression> batch(entries);
   for (auto& e : batch) e.address = normalise_address(e.address);
   // Address order: the suppressions and contacts indexes are walked forwards.
@@ -173,10 +166,10 @@ std::optional<std::size_t> add_suppressions(SqliteDb& db, const std::vector<Supp
   std::vector<Fresh> fresh;
   for (const auto& e : batch) {
     const auto change = add_one_locked(db, e, now);
-    if (!change) return rollback();
+    if (!change) return db.rollback();
     if (*change == Change::add) fresh.push_back({"", &e});  // renewed ones record nothing new
   }
-  if (!record_fresh_locked(db, fresh, now) || !db.exec("COMMIT")) return rollback();
+  if (!record_fresh_locked(db, fresh, now) || !db.exec("COMMIT")) return db.rollback();
   return fresh.size();
 }
 
@@ -185,12 +178,6 @@ std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& ad
   std::lock_guard lock(db.mutex_);
   const auto key = normalise_address(address);
   if (!db.exec("BEGIN IMMEDIATE")) return std::nullopt;
-  auto rollback = [&]() -> std::optional<std::size_t> {
-    const auto error = db.last_error_;
-    db.exec("ROLLBACK");
-    db.last_error_ = error;
-    return std::nullopt;
-  };
   std::vector<Suppression> lifted;
   {
     Statement s(db.db_, fmt::format("SELECT {} FROM suppressions WHERE address = ?1 AND (expires = 0 OR expires > ?2) "
@@ -202,7 +189,7 @@ std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& ad
     while ((rc = s.step()) == SQLITE_ROW) lifted.push_back(entry_of(s));
     if (rc != SQLITE_DONE) {
       db.failed();
-      return rollback();
+      return db.rollback();
     }
   }
   for (const auto& e : lifted) {
@@ -210,12 +197,12 @@ std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& ad
     s.bind(1, now).bind(2, key).bind(3, std::string(name(e.scope))).bind(4, e.scope_value);
     if (s.step() != SQLITE_DONE) {
       db.failed();
-      return rollback();
+      return db.rollback();
     }
     const auto uid = uid_locked(db, key);
-    if (!uid || !insert_event_locked(db, *uid, e, Action::resubscribe, source, now)) return rollback();
+    if (!uid || !insert_event_locked(db, *uid, e, Action::resubscribe, source, now)) return db.rollback();
   }
-  if (!db.exec("COMMIT")) return rollback();
+  if (!db.exec("COMMIT")) return db.rollback();
   return lifted.size();
 }
 

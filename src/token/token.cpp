@@ -261,6 +261,12 @@ std::string uid_text(const Uid& uid) {
   return base64url_encode(std::string_view(reinterpret_cast<const char*>(uid.data()), uid.size()));
 }
 
+std::optional<std::string> random_uid_text() {
+  Uid uid{};
+  if (RAND_bytes(uid.data(), static_cast<int>(uid.size())) != 1) return std::nullopt;
+  return uid_text(uid);
+}
+
 std::optional<Uid> parse_uid(std::string_view text) {
   const auto raw = base64url_decode(text);
   if (!raw || raw->size() != 16) return std::nullopt;

@@ -75,6 +75,8 @@ std::string sign(const Claims& claims, const Key& key);
 Verified verify(std::string_view token_or_url, const KeySet& keys, std::uint32_t now);
 
 std::string uid_text(const Uid& uid);  // base64url, 22 characters
+/// A new contact's uid: 16 random bytes as uid_text; nullopt when the CSPRNG failed.
+std::optional<std::string> random_uid_text();
 std::optional<Uid> parse_uid(std::string_view text);
 
 /// HMAC-SHA256 (OpenSSL 3 EVP_MAC); tokens and webhook signatures both use it.
