@@ -69,6 +69,17 @@ std::string rfc5322_date(long long unix_seconds) {
   return std::string(buf, n);
 }
 
+std::string hex(std::span<const unsigned char> bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 0x0f];
+  }
+  return out;
+}
+
 std::string url_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {

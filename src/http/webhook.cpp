@@ -110,9 +110,7 @@ int post(const Url& url, const std::string& body, const std::string& signature, 
 }  // namespace
 
 std::string webhook_signature(const std::string& secret, const std::string& body) {
-  std::string hex;
-  for (const auto byte : token::hmac_sha256(secret, body)) hex += fmt::format("{:02x}", byte);
-  return "sha256=" + hex;
+  return "sha256=" + hex(token::hmac_sha256(secret, body));
 }
 
 nlohmann::json event_json(const store::Event& e, const std::string& email) {

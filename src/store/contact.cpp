@@ -4,8 +4,7 @@
 
 #include <stdexcept>
 
-#include <fmt/format.h>
-
+#include "unsubrelay/common/text.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
 
@@ -21,17 +20,16 @@ constexpr std::string_view derivation_label = "unsubrelay erased address v1";
 ErasureKeys::ErasureKeys(const token::KeySet& keys) {
   for (const auto& k : keys.keys()) {
     const auto derived = token::hmac_sha256(k.secret, derivation_label);
-    keys_.push_back({k.id, std::string(reinterpret_cast<const char*>(derived.data()), derived.size())});
+    // Lower case throughout (hex, the key id folded): the store folds every
+    // address it keeps or looks up, so the hashed form must survive that.
+    keys_.push_back({std::string(prefix) + normalise_address(k.id) + ":",
+                     std::string(reinterpret_cast<const char*>(derived.data()), derived.size())});
   }
 }
 
 std::string ErasureKeys::form(const Key& key, std::string_view address) {
-  // Lower case throughout (hex, the key id folded): the store folds every
-  // address it keeps or looks up, so the hashed form must survive that.
-  const auto mac = token::hmac_sha256(key.secret, normalise_address(address));
-  std::string out = std::string(prefix) + normalise_address(key.id) + ":";
-  for (unsigned char c : mac) out += fmt::format("{:02x}", c);
-  return out;
+  // Run for every recipient and key at send time: one HMAC, no formatting.
+  return key.prefix + hex(token::hmac_sha256(key.secret, normalise_address(address)));
 }
 
 std::string ErasureKeys::hash(std::string_view address) const {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "unsubrelay/common/text.hpp"
 #include "unsubrelay/token/token.hpp"
 
 using namespace unsubrelay::token;
@@ -54,6 +55,21 @@ TEST(Token, UidText) {
   EXPECT_EQ(uid_text(*uid), "OBD4hymEG9yJEftINDvuZA");
   EXPECT_FALSE(parse_uid("short"));
   EXPECT_FALSE(parse_uid("OBD4hymEG9yJEftINDvuZA==="));
+}
+
+TEST(Token, RandomUidTextIsANewParsableUid) {
+  const auto a = random_uid_text(), b = random_uid_text();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->size(), 22u);
+  EXPECT_TRUE(parse_uid(*a));
+  EXPECT_NE(*a, *b);
+}
+
+TEST(Token, HmacSha256AsHexMatchesRfc4231) {
+  // RFC 4231, test case 2 (webhook signatures and erased-address hashes are this, in hex).
+  EXPECT_EQ(unsubrelay::hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(unsubrelay::hex(std::span<const unsigned char>()), "");
 }
 
 TEST(Token, EveryTamperedByteIsRefused) {

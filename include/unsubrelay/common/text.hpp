@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,9 @@ std::string_view trim(std::string_view text);
 
 /// RFC 5322 date-time in the local time zone, for Received: and Date: headers.
 std::string rfc5322_date(long long unix_seconds);
+
+/// Bytes as lower-case hexadecimal, two digits each (HMACs in signatures and hashes).
+std::string hex(std::span<const unsigned char> bytes);
 
 /// Decodes application/x-www-form-urlencoded text: '+' is a space, %XX a byte
 /// (a malformed escape is kept as it stands).

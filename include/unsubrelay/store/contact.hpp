@@ -48,7 +48,7 @@ class ErasureKeys {
 
  private:
   struct Key {
-    std::string id;
+    std::string prefix;  // "erased:keyid:", the id folded to lower case
     std::string secret;
   };
   static std::string form(const Key& key, std::string_view address);
