@@ -26,10 +26,15 @@ std::vector<Suppression> suppressions_for(pqxx::work& w, const std::vector<std::
 bool unsubscribed(pqxx::work& w, const std::string& uid, const std::string& email_id, long long now);
 
 // pg_suppression_list.cpp (suppression_list.hpp)
+/// The event of one entry's change (the scope's campaign or topic).
+void insert_event(pqxx::work& w, const std::string& uid, const Suppression& entry, Action action,
+                  const std::string& source, long long now);
 SuppressionPage list_suppressions(pqxx::work& w, const SuppressionQuery& query, long long now);
-std::size_t add_suppressions(pqxx::work& w, const std::vector<Suppression>& entries, long long now);
 std::size_t lift_suppressions(pqxx::work& w, const std::string& address, const std::string& topic,
                               const std::string& source, long long now);
+
+// pg_suppression_import.cpp
+std::size_t add_suppressions(pqxx::work& w, const std::vector<Suppression>& entries, long long now);
 
 // pg_contact.cpp (contact.hpp)
 ContactRecord contact(pqxx::work& w, const std::string& address);
