@@ -6,6 +6,7 @@
 // accept: no advisory locks, no stored procedures, no LISTEN/NOTIFY; upserts
 // with ON CONFLICT; BIGSERIAL ids; migrations that are safe to race.
 // The connection, its failures and reconnects are pg_connection.hpp's.
+#include <atomic>
 #include <pqxx/pqxx>
 
 #include <fmt/format.h>
@@ -69,9 +70,13 @@ constexpr const char* migrations[] = {
          ON suppressions (created, address COLLATE "C", scope COLLATE "C", scope_value COLLATE "C");)",
 };
 
+/// Held by each migration step's transaction (released at its end; a
+/// transaction-level lock works through PgBouncer's transaction pooling).
+constexpr const char* migration_lock = "SELECT pg_advisory_xact_lock(7262389440140181299)";
+
 class PgStore final : public Store {
  public:
-  explicit PgStore(std::string url) : db_(std::move(url)) {}
+  explicit PgStore(const std::string& url) : db_(url), bulk_{PgConnection(url), PgConnection(url)} {}
 
   bool open(std::string& error) {
     try {
@@ -197,8 +202,14 @@ class PgStore final : public Store {
   std::optional<SuppressionPage> list_suppressions(const SuppressionQuery& q, long long now) override {
     return run<SuppressionPage>([&](pqxx::work& w) { return pg::list_suppressions(w, q, now); });
   }
+  /// An import keeps two batches in flight (suppression/manage.hpp): each
+  /// runs on a connection of its own, so two server processes share the
+  /// work, and the relay's own calls on db_ never wait behind a batch.
   std::optional<std::size_t> add_suppressions(const std::vector<Suppression>& entries, long long now) override {
-    return run<std::size_t>([&](pqxx::work& w) { return pg::add_suppressions(w, entries, now); });
+    auto& db = bulk_[next_bulk_++ % std::size(bulk_)];
+    auto out = db.run<std::size_t>([&](pqxx::work& w) { return pg::add_suppressions(w, entries, now); });
+    if (!out) remember_failure(&db);
+    return out;
   }
   std::optional<std::size_t> lift_suppressions(const std::string& address, const std::string& topic,
                                                const std::string& source, long long now) override {
@@ -313,21 +324,28 @@ class PgStore final : public Store {
     return run<bool>([](pqxx::work& w) { return !w.exec("SELECT 1").empty(); }).value_or(false);
   }
 
-  std::string last_error() const override { return db_.last_error(); }
+  std::string last_error() const override {
+    std::lock_guard lock(failed_mutex_);
+    return failed_->last_error();
+  }
 
  private:
   void migrate() {
     {
       pqxx::work w(db_.connection());
+      w.exec(migration_lock);
       w.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)");
       w.commit();
     }
     for (std::size_t v = 0; v < std::size(migrations); ++v) {
-      // Safe to race with another relay starting: every statement is IF NOT
-      // EXISTS, and the version row is an upsert.
+      // Safe to race with another relay starting: each step holds the
+      // migration lock (two concurrent CREATE TABLE IF NOT EXISTS can both
+      // try to create the table: a unique violation in pg_type), every
+      // statement is IF NOT EXISTS, and the version row is an upsert.
       for (int attempt = 0;; ++attempt) {
         try {
           pqxx::work w(db_.connection());
+          w.exec(migration_lock);
           auto done = w.exec_params("SELECT 1 FROM schema_version WHERE version = $1", static_cast<long long>(v + 1));
           if (!done.empty()) break;
           w.exec(migrations[v]);
@@ -376,10 +394,21 @@ class PgStore final : public Store {
 
   template <typename T, typename F>
   std::optional<T> run(F&& f) {
-    return db_.template run<T>(std::forward<F>(f));
+    auto out = db_.template run<T>(std::forward<F>(f));
+    if (!out) remember_failure(&db_);
+    return out;
+  }
+
+  void remember_failure(const PgConnection* db) {
+    std::lock_guard lock(failed_mutex_);
+    failed_ = db;
   }
 
   PgConnection db_;
+  PgConnection bulk_[2];  // add_suppressions only, connected on first use
+  std::atomic<unsigned> next_bulk_{0};
+  mutable std::mutex failed_mutex_;
+  const PgConnection* failed_ = &db_;  // the connection whose error last_error() reports
 };
 
 }  // namespace

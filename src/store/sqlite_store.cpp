@@ -96,20 +96,30 @@ class SqliteStore final : public Store, private SqliteDb {
       error = last_error_;
       return false;
     }
-    long long version = 0;
-    {
-      Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
-      if (s.step() == SQLITE_ROW) version = s.integer(0);
-    }
-    for (long long v = version; v < static_cast<long long>(std::size(migrations)); ++v) {
-      if (!exec("BEGIN") || !exec(migrations[v]) ||
+    for (long long v = 0; v < static_cast<long long>(std::size(migrations)); ++v) {
+      // The version is read under the write lock (BEGIN IMMEDIATE): a relay
+      // and a command opening a new file at once must not both migrate it.
+      if (!exec("BEGIN IMMEDIATE")) {
+        error = fmt::format("schema migration {}: {}", v + 1, last_error_);
+        return false;
+      }
+      if (version() > v) {
+        exec("COMMIT");
+        continue;
+      }
+      if (!exec(migrations[v]) ||
           !exec(fmt::format("INSERT INTO schema_version (version) VALUES ({})", v + 1).c_str()) || !exec("COMMIT")) {
-        exec("ROLLBACK");
+        rollback();
         error = fmt::format("schema migration {}: {}", v + 1, last_error_);
         return false;
       }
     }
     return true;
+  }
+
+  long long version() {
+    Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    return s.step() == SQLITE_ROW ? s.integer(0) : 0;
   }
 
   std::optional<std::string> uid_for(const std::string& address) override {

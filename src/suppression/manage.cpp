@@ -32,47 +32,76 @@ Importer::Importer(store::Store& store, std::vector<std::string> topics, std::st
   batch_.reserve(batch_rows_);
 }
 
-void Importer::take(ImportOutput& out) {
+bool Importer::take(ImportOutput& out) {
   for (auto& e : out.errors) {
     ++report_.bad_rows;
     if (report_.errors.size() < max_reported_errors) report_.errors.push_back(std::move(e));
   }
-  for (const auto& row : out.rows) batch_.push_back(entry_of(row, source_, now_));
-  out.rows.clear();
   out.errors.clear();
+  bool ok = true;
+  for (const auto& row : out.rows) {
+    batch_.push_back(entry_of(row, source_, now_));
+    if (batch_.size() == batch_rows_ && !flush()) {
+      ok = false;  // the store failed: the rest is not applied (the report says from where)
+      break;
+    }
+  }
+  out.rows.clear();
+  return ok;
 }
 
 bool Importer::flush() {
-  if (batch_.empty() || !report_.store_error.empty()) return report_.store_error.empty();
-  const auto added = store_.add_suppressions(batch_, now_);
-  if (!added) {
-    report_.store_error = fmt::format("store: {} (the {} rows read after the first {} were not applied)",
-                                      store_.last_error(), batch_.size(), report_.rows);
-    batch_.clear();
-    return false;
-  }
-  report_.rows += batch_.size();
-  report_.added += *added;
-  batch_.clear();
+  if (in_flight_.size() == max_in_flight) settle_oldest();
+  if (batch_.empty() || !store_failure_.empty()) return store_failure_.empty();
+  Pending p{{}, read_, batch_.size()};
+  p.added = std::async(std::launch::async, [this, batch = std::move(batch_)] {
+    return store_.add_suppressions(batch, now_);
+  });
+  read_ += p.rows;
+  in_flight_.push_back(std::move(p));
+  batch_ = {};
+  batch_.reserve(batch_rows_);
   return true;
 }
 
+void Importer::settle_oldest() {
+  auto p = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  const auto added = p.added.get();
+  if (added) {
+    report_.rows += p.rows;
+    report_.added += *added;
+    return;
+  }
+  if (store_failure_.empty()) store_failure_ = store_.last_error();
+  lost_.emplace_back(p.first + 1, p.first + p.rows);
+}
+
+void Importer::settle_all() {
+  while (!in_flight_.empty()) settle_oldest();
+  if (store_failure_.empty()) return;
+  std::string lost;
+  for (const auto& [first, last] : lost_) lost += fmt::format("good rows {}-{}, ", first, last);
+  report_.store_error = fmt::format("store: {} (not applied: {}and any good row after {}, counted in file order; "
+                                    "the import stopped there)",
+                                    store_failure_, lost, read_);
+  batch_.clear();
+}
+
 bool Importer::push(std::string_view bytes) {
-  if (!report_.store_error.empty() || !parser_.fatal().empty()) return false;
+  if (!store_failure_.empty() || !parser_.fatal().empty()) return false;
   ImportOutput out;
   parser_.push(bytes, out);
-  take(out);
-  if (batch_.size() >= batch_rows_ && !flush()) return false;
-  return parser_.fatal().empty();
+  return take(out) && parser_.fatal().empty();
 }
 
 ImportReport Importer::finish() {
   ImportOutput out;
-  if (report_.store_error.empty()) {
+  if (store_failure_.empty()) {
     parser_.finish(out);
-    take(out);
-    flush();
+    if (take(out)) flush();
   }
+  settle_all();
   report_.format = parser_.format();
   report_.fatal = parser_.fatal();
   return report_;

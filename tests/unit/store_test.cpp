@@ -122,6 +122,25 @@ TEST_P(StoreTest, ReopenKeepsDataAndSchema) {
   EXPECT_TRUE(t.store->healthy());
 }
 
+// Relays of a fleet starting at once against a new database: each migrates
+// (PostgreSQL once failed with a unique violation in pg_type on the
+// schema_version table that two of them created at the same moment).
+TEST_P(StoreTest, StoresOpeningAtOnceOnANewDatabaseAllMigrate) {
+  for (int round = 0; round < 3; ++round) {
+    TempStore t(GetParam(), false);
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> openers;
+    for (auto& error : errors) {
+      openers.emplace_back([&] {
+        const auto s = GetParam() == "postgresql" ? open_postgresql(t.pg_url(), error) : open_sqlite(t.sqlite_path(), error);
+        if (s && !s->uid_for("a@example.org")) error = s->last_error();
+      });
+    }
+    for (auto& o : openers) o.join();
+    for (const auto& error : errors) EXPECT_EQ(error, "");
+  }
+}
+
 TEST_P(StoreTest, LaunchListsEventsAndRetention) {
   TempStore t(GetParam());
   ASSERT_TRUE(t.store->record_launch("old-batch", "100", 1000));

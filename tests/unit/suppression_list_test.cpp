@@ -1,6 +1,7 @@
 // suppression_list_test.cpp: managing the suppression list (list, add, lift,
 // import) on every store backend, and the paging cursor.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <map>
 #include <set>
@@ -22,6 +23,25 @@ Suppression manual(const std::string& address, long long created, const std::str
 }
 
 class SuppressionListTest : public testing::TestWithParam<std::string> {};
+
+/// Makes every write of a suppression for `address` fail, as a store error would.
+void refuse_address(const TempStore& t, const std::string& backend, const std::string& address) {
+  if (backend == "postgresql") {
+    pqxx::connection c(t.pg_url());
+    pqxx::work w(c);
+    w.exec("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.address = " + w.quote(address) +
+           " THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
+    w.exec("CREATE TRIGGER refuse BEFORE INSERT ON suppressions FOR EACH ROW EXECUTE FUNCTION refuse()");
+    w.commit();
+    return;
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(t.sqlite_path().c_str(), &db), SQLITE_OK);
+  const auto sql = "CREATE TRIGGER refuse BEFORE INSERT ON suppressions WHEN NEW.address = '" + address +
+                   "' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
 
 }  // namespace
 
@@ -153,6 +173,31 @@ TEST_P(SuppressionListTest, ImporterStreamsBatchesAndReportsBadRows) {
   sup::Importer again(*t.store, {"offers"}, "import", 5001, 1000);
   again.push(csv);
   EXPECT_EQ(again.finish().added, 0u);
+}
+
+// Two batches are in flight at once: when one fails, the report names its
+// rows, and a batch already handed to the other writer is still applied.
+TEST_P(SuppressionListTest, ImporterNamesTheRowsAStoreFailureLeftOut) {
+  TempStore t(GetParam());
+  refuse_address(t, GetParam(), "u2499@x.org");  // good row 2500: the third batch of 1,000
+  std::string csv = "email\n";
+  for (int i = 0; i < 3500; ++i) csv += "u" + std::to_string(i) + "@x.org\n";
+  sup::Importer importer(*t.store, {}, "import", 5000, 1000);
+  importer.push(csv);
+  const auto r = importer.finish();
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.store_error.find("not applied: good rows 2001-3000, and any good row after 3500"), std::string::npos) << r.store_error;
+  EXPECT_NE(r.store_error.find("refused by the test"), std::string::npos) << r.store_error;
+  EXPECT_EQ(r.rows, 2500u);  // batches 1, 2 and 4
+  const auto held = [&](int i) {
+    return !t.store->list_suppressions({"u" + std::to_string(i) + "@x.org", 0, "", 10}, 6000)->entries.empty();
+  };
+  EXPECT_TRUE(held(0));
+  EXPECT_TRUE(held(1999));
+  EXPECT_FALSE(held(2000));
+  EXPECT_FALSE(held(2999));
+  EXPECT_TRUE(held(3000));
+  EXPECT_TRUE(held(3499));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SuppressionListTest, testing::ValuesIn(backends()),

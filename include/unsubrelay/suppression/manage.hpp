@@ -3,13 +3,18 @@
 // Importer streams an opt-out list into the store: the pure parser
 // (import.hpp) reads it chunk by chunk, good rows go to the store in batches
 // of store::import_batch_rows (one transaction each), bad rows are counted
-// and the first max_reported_errors are kept with their line numbers. Memory
-// stays flat whatever the input size. A store failure stops the import and
-// the report says how far it got: batches before it are applied, nothing
-// after it, and running the same import again is harmless (idempotent).
+// and the first max_reported_errors are kept with their line numbers. Two
+// batches are in flight at once (a writer thread each) while the next is
+// read: on PostgreSQL each has its own connection and server process. Memory
+// stays flat whatever the input size (three batches at most). A store
+// failure stops the import and the report names the rows that were not
+// applied; running the same import again is harmless (idempotent).
 #pragma once
 
 #include <cstddef>
+#include <deque>
+#include <future>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,7 +36,7 @@ struct ImportReport {
   std::size_t bad_rows = 0;
   std::vector<RowError> errors;  // the first max_reported_errors bad rows
   std::string fatal;         // why reading stopped before the end ("" when it did not)
-  std::string store_error;   // the store failed: rows read after `rows` were not applied
+  std::string store_error;   // the store failed: which good rows were not applied
 
   bool ok() const { return fatal.empty() && store_error.empty(); }
 };
@@ -47,8 +52,20 @@ class Importer {
   ImportReport finish();
 
  private:
-  void take(ImportOutput& out);
+  /// A batch handed to a writer thread: good rows first + 1 .. first + rows.
+  struct Pending {
+    std::future<std::optional<std::size_t>> added;
+    std::size_t first = 0;
+    std::size_t rows = 0;
+  };
+  static constexpr std::size_t max_in_flight = 2;
+
+  /// Counts the bad rows, batches the good ones; false once the store failed.
+  bool take(ImportOutput& out);
+  /// Hands the batch to a writer (after settling the oldest when two are in flight).
   bool flush();
+  void settle_oldest();
+  void settle_all();
 
   store::Store& store_;
   ImportParser parser_;
@@ -56,6 +73,10 @@ class Importer {
   long long now_;
   std::size_t batch_rows_;
   std::vector<store::Suppression> batch_;
+  std::deque<Pending> in_flight_;
+  std::size_t read_ = 0;                                   // good rows handed to writers
+  std::vector<std::pair<std::size_t, std::size_t>> lost_;  // good rows not applied (first, last)
+  std::string store_failure_;                              // the store's first error
   ImportReport report_;
 };
 
