@@ -211,6 +211,7 @@ class PgStore final : public Store {
     if (!out) remember_failure(&db);
     return out;
   }
+  std::size_t import_writers() const override { return std::size(bulk_); }
   std::optional<std::size_t> lift_suppressions(const std::string& address, const std::string& topic,
                                                const std::string& source, long long now) override {
     return run<std::size_t>([&](pqxx::work& w) { return pg::lift_suppressions(w, address, topic, source, now); });

@@ -1,6 +1,8 @@
 // manage.cpp: streaming an import into the store, and the JSON of entries (manage.hpp).
 #include "unsubrelay/suppression/manage.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "unsubrelay/store/suppression_list.hpp"
@@ -51,7 +53,7 @@ bool Importer::take(ImportOutput& out) {
 }
 
 bool Importer::flush() {
-  if (in_flight_.size() == max_in_flight) settle_oldest();
+  if (in_flight_.size() >= std::max<std::size_t>(store_.import_writers(), 1)) settle_oldest();
   if (batch_.empty() || !store_failure_.empty()) return store_failure_.empty();
   Pending p{{}, read_, batch_.size()};
   p.added = std::async(std::launch::async, [this, batch = std::move(batch_)] {

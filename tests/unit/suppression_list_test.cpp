@@ -175,8 +175,8 @@ TEST_P(SuppressionListTest, ImporterStreamsBatchesAndReportsBadRows) {
   EXPECT_EQ(again.finish().added, 0u);
 }
 
-// Two batches are in flight at once: when one fails, the report names its
-// rows, and a batch already handed to the other writer is still applied.
+// When a batch fails, the report names its rows and the import stops; on
+// PostgreSQL a batch already handed to the other writer is still applied.
 TEST_P(SuppressionListTest, ImporterNamesTheRowsAStoreFailureLeftOut) {
   TempStore t(GetParam());
   refuse_address(t, GetParam(), "u2499@x.org");  // good row 2500: the third batch of 1,000
@@ -186,9 +186,12 @@ TEST_P(SuppressionListTest, ImporterNamesTheRowsAStoreFailureLeftOut) {
   importer.push(csv);
   const auto r = importer.finish();
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(r.store_error.find("not applied: good rows 2001-3000, and any good row after 3500"), std::string::npos) << r.store_error;
+  const bool two_writers = t.store->import_writers() == 2;
+  const std::string lost = two_writers ? "good rows 2001-3000, and any good row after 3500"  // batch 4 was in flight
+                                       : "good rows 2001-3000, and any good row after 3000";
+  EXPECT_NE(r.store_error.find("not applied: " + lost), std::string::npos) << r.store_error;
   EXPECT_NE(r.store_error.find("refused by the test"), std::string::npos) << r.store_error;
-  EXPECT_EQ(r.rows, 2500u);  // batches 1, 2 and 4
+  EXPECT_EQ(r.rows, two_writers ? 2500u : 2000u);
   const auto held = [&](int i) {
     return !t.store->list_suppressions({"u" + std::to_string(i) + "@x.org", 0, "", 10}, 6000)->entries.empty();
   };
@@ -196,8 +199,8 @@ TEST_P(SuppressionListTest, ImporterNamesTheRowsAStoreFailureLeftOut) {
   EXPECT_TRUE(held(1999));
   EXPECT_FALSE(held(2000));
   EXPECT_FALSE(held(2999));
-  EXPECT_TRUE(held(3000));
-  EXPECT_TRUE(held(3499));
+  EXPECT_EQ(held(3000), two_writers);
+  EXPECT_EQ(held(3499), two_writers);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SuppressionListTest, testing::ValuesIn(backends()),

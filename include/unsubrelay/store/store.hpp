@@ -170,6 +170,9 @@ class Store {
   /// Adds or renews entries in one transaction, with an unsubscribe event
   /// (the entry's source and topic) for each that was not active; how many were.
   virtual std::optional<std::size_t> add_suppressions(const std::vector<Suppression>& entries, long long now) = 0;
+  /// How many add_suppressions calls the store runs at once (an import keeps
+  /// that many batches in flight): one writer on SQLite.
+  virtual std::size_t import_writers() const { return 1; }
   /// Lifts the address's active entries (only its `topic` entry when set),
   /// each recorded as a resubscribe event from `source`; how many.
   virtual std::optional<std::size_t> lift_suppressions(const std::string& address, const std::string& topic,

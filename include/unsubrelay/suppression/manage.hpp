@@ -3,10 +3,11 @@
 // Importer streams an opt-out list into the store: the pure parser
 // (import.hpp) reads it chunk by chunk, good rows go to the store in batches
 // of store::import_batch_rows (one transaction each), bad rows are counted
-// and the first max_reported_errors are kept with their line numbers. Two
-// batches are in flight at once (a writer thread each) while the next is
-// read: on PostgreSQL each has its own connection and server process. Memory
-// stays flat whatever the input size (three batches at most). A store
+// and the first max_reported_errors are kept with their line numbers. While
+// the next batch is read, the store writes as many as it can at once
+// (Store::import_writers: one on SQLite; two on PostgreSQL, each with its own
+// connection and server process), a thread each. Memory stays flat whatever
+// the input size (import_writers + 1 batches at most). A store
 // failure stops the import and the report names the rows that were not
 // applied; running the same import again is harmless (idempotent).
 #pragma once
@@ -58,7 +59,6 @@ class Importer {
     std::size_t first = 0;
     std::size_t rows = 0;
   };
-  static constexpr std::size_t max_in_flight = 2;
 
   /// Counts the bad rows, batches the good ones; false once the store failed.
   bool take(ImportOutput& out);
