@@ -32,7 +32,7 @@
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/delivery/feedback_hooks.hpp"
 #include "unsubrelay/delivery/feedback_transport.hpp"
-#include "unsubrelay/delivery/queue_manager.hpp"
+#include "unsubrelay/delivery/queue_shards.hpp"
 #include "unsubrelay/feedback/complaint_rate.hpp"
 #include "unsubrelay/dkim/signer.hpp"
 #include "unsubrelay/smtp/server.hpp"
@@ -151,15 +151,19 @@ int run_relay(const std::string& config_path) {
                recovered.queued.size(), recovered.incomplete_removed);
 
   std::string err;
-  std::unique_ptr<delivery::Upstream> upstream;
-  if (cfg.upstream.kind == config::UpstreamKind::directory) {
-    upstream = delivery::make_directory_upstream(cfg.upstream, &err);
-  } else {
-    upstream = delivery::make_smtp_upstream(cfg.upstream, cfg.smtp.hostname, &err, cfg.tls);
-  }
-  if (!upstream) {
-    spdlog::critical("upstream: {}", err);
-    return 78;
+  // One upstream (connection pool) per delivery shard, each with its share of the limits.
+  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
+  const auto shards = delivery::shard_count(cfg.upstream);
+  const auto per_shard = delivery::shard_settings(cfg.upstream, shards);
+  for (std::size_t i = 0; i < shards; ++i) {
+    auto upstream = cfg.upstream.kind == config::UpstreamKind::directory
+                        ? delivery::make_directory_upstream(per_shard, &err)
+                        : delivery::make_smtp_upstream(per_shard, cfg.smtp.hostname, &err, cfg.tls);
+    if (!upstream) {
+      spdlog::critical("upstream: {}", err);
+      return 78;
+    }
+    upstreams.push_back(std::move(upstream));
   }
 
   bool users_ok = true;
@@ -205,22 +209,23 @@ int run_relay(const std::string& config_path) {
   // at once, so the file system commits them together (common/offload.hpp).
   asio::thread_pool disk(32);
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
-  delivery::QueueManager queue(io, disk, spool, *upstream, retry, cfg.smtp.hostname, &rewriter, store.get(),
-                               cfg.unsubscribe.suppression);
+  delivery::QueueShards queue(std::move(upstreams), disk, spool, retry, cfg.smtp.hostname, &rewriter, store.get(),
+                              cfg.unsubscribe.suppression);
   // The feedback loop (docs/feedback.md): in-session bounces, VERP, sent_after_optout
   // always; DSN/ARF intake (the local transport) with a feedback: section.
   feedback::FeedbackMetrics feedback_metrics;
   feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics);
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
-  std::unique_ptr<delivery::Upstream> feedback_transport;
   if (cfg.feedback.enabled) {
-    feedback_transport =
-        delivery::make_feedback_transport(cfg.feedback, rewriter.keys(), feedback_recorder, *upstream, disk);
-    queue.set_local_transport({[addresses = feedback::Addresses(cfg.feedback)](std::string_view rcpt) {
-                                 return addresses.classify(rcpt) != feedback::AddressKind::none;
-                               },
-                               feedback_transport.get()});
+    // One transport per delivery thread: reports it forwards go out through that thread's upstream.
+    queue.set_local_transport(
+        [addresses = feedback::Addresses(cfg.feedback)](std::string_view rcpt) {
+          return addresses.classify(rcpt) != feedback::AddressKind::none;
+        },
+        [&](delivery::Upstream& upstream) {
+          return delivery::make_feedback_transport(cfg.feedback, rewriter.keys(), feedback_recorder, upstream, disk);
+        });
   }
   smtp::Server server(
       io, disk, cfg, spool,
@@ -327,11 +332,11 @@ int run_relay(const std::string& config_path) {
   };
   wait_signal();
 
-  spdlog::info("unsubrelay ready: upstream {}, spool {}",
+  spdlog::info("unsubrelay ready: upstream {}, spool {}, {} delivery thread(s)",
                cfg.upstream.kind == config::UpstreamKind::directory
                    ? "directory " + cfg.upstream.directory
                    : fmt::format("{}:{}", cfg.upstream.host, cfg.upstream.port),
-               cfg.spool.path);
+               cfg.spool.path, queue.size());
   sd_notify("READY=1");
 
   // Retention: batch launch data older than store.launch_retention_days goes,

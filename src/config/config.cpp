@@ -120,6 +120,7 @@ void load_upstream(Section& s, Upstream& u) {
   readable_file(s, "password_file", u.password_file);
   s.integer("max_connections", u.max_connections, 1, 1000);
   s.number("max_messages_per_second", u.max_messages_per_second, 0, 1e6);
+  s.integer("delivery_threads", u.delivery_threads, 0, 64);
   s.string("directory", u.directory);
   if (u.kind != UpstreamKind::directory && u.host.empty()) {
     s.error(s.raw("kind"), "upstream.host", "is required for kind smtp and ses");

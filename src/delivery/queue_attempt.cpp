@@ -104,7 +104,8 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
     QueueManager* self;
     std::string id;
     ~Done() {
-      self->in_flight_.erase(id);
+      if (const auto it = self->entries_.find(id); it != self->entries_.end()) it->second.in_flight = false;
+      --self->in_flight_;
       self->wake_.cancel();
     }
   } done{this, id};
@@ -120,7 +121,7 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
     co_return;
   }
   if (!a.open) {
-    entries_[id].next_try = retry_at(now_seconds(), 1);
+    schedule_at(id, retry_at(now_seconds(), 1));
     co_return;
   }
   co_await send_copies(a);
@@ -214,7 +215,7 @@ asio::awaitable<void> QueueManager::send_copies(Attempt& a) {
   // Copies of one message go out in parallel over the upstream's connections,
   // at most upstream.concurrency() over all messages; all of it on the strand.
   std::size_t running = 0;
-  asio::steady_timer copy_done(strand_);  // cancelled as each copy finishes
+  asio::steady_timer all_done(strand_);  // cancelled when the last copy finishes
   for (auto i : a.pending) {
     co_await acquire_copy_slot();
     ++running;
@@ -223,15 +224,14 @@ asio::awaitable<void> QueueManager::send_copies(Attempt& a) {
                        a.deferred.push_back(i);
                        a.defer_reason = "451 4.3.0 internal error";
                      }
-                     --running;
                      release_copy_slot();
-                     copy_done.cancel();
+                     if (--running == 0) all_done.cancel();
                    }));
   }
-  while (running > 0) {  // every copy of this attempt has its outcome
-    copy_done.expires_at(asio::steady_timer::time_point::max());
+  while (running > 0) {  // every copy of this attempt has its outcome (checked and awaited on the strand)
+    all_done.expires_at(asio::steady_timer::time_point::max());
     boost::system::error_code ec;
-    co_await copy_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
 }
 
@@ -276,7 +276,7 @@ OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::str
   const auto& env = a.envelope();
   if (a.campaign()) {
     rendered = rewriter_->copy(*a.plan, a.uids[i], now_seconds());
-    ++counters_.copies_rendered;
+    ++counters_->copies_rendered;
   }
   // The envelope sender is the message's, or b+TOKEN@return_path_domain (VERP) for a campaign copy.
   std::string sender = env.sender;
@@ -293,7 +293,7 @@ OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::str
 asio::awaitable<RecipientResult> QueueManager::send_copy(Upstream& via, OutboundCopy copy) {
   const auto started = std::chrono::steady_clock::now();
   auto results = co_await via.deliver(std::move(copy));
-  counters_.upstream_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  counters_->upstream_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (results.empty()) co_return deferred_result("451 4.3.0 no result");
   co_return std::move(results.front());
 }
@@ -307,7 +307,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
     spdlog::info("{}: to=<{}>, delay={}, status=suppressed ({}, suppression: {})", a.id, env.recipients[i],
                  now - env.arrival, outcome.suppressed,
                  suppression_ == config::Suppression::campaign ? "campaign" : "global");
-    ++counters_.suppressed;
+    ++counters_->suppressed;
   } else {
     // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
     spdlog::info("{}: to=<{}>, relay={}, delay={}, status={} ({}){}", a.id, env.recipients[i], r.relay,
@@ -331,7 +331,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
       if (auto err = a.open->mark(i, spool::RecipientStatus::delivered); !err.empty()) {
         spdlog::error("{}: cannot record delivery to <{}>: {}", a.id, env.recipients[i], err);
       }
-      if (!suppressed) ++counters_.delivered;
+      if (!suppressed) ++counters_->delivered;
       break;
     case DeliveryStatus::bounced:
       a.failed.push_back({env.recipients[i], enhanced_of(r.reply, "5.0.0"), r.reply});
@@ -339,7 +339,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
     case DeliveryStatus::deferred:
       a.deferred.push_back(i);
       a.defer_reason = r.reply;
-      ++counters_.deferred;
+      ++counters_->deferred;
       break;
   }
 }
@@ -351,13 +351,19 @@ asio::awaitable<void> QueueManager::finish(Attempt& a) {
   const auto next = retry_at(now, attempts);
   std::string bounce_id;
   co_await offload(disk_, [&] { bounce_id = settle(a, now, attempts, next); });
-  counters_.bounced += a.failed.size();
-  if (!bounce_id.empty()) entries_[bounce_id].next_try = 0;
+  counters_->bounced += a.failed.size();
+  if (!bounce_id.empty()) {
+    if (owns(bounce_id)) {
+      make_due(bounce_id, entries_[bounce_id]);
+    } else {
+      shard_.route(bounce_id);
+    }
+  }
   if (a.deferred.empty()) {
     entries_.erase(a.id);
     spdlog::info("{}: removed", a.id);
   } else {
-    entries_[a.id].next_try = next;
+    schedule_at(a.id, next);
   }
 }
 

@@ -51,13 +51,29 @@ QueueManager::QueueManager(asio::io_context& io, asio::thread_pool& disk, const 
       rewriter_(rewriter && store ? rewriter : nullptr),
       store_(rewriter && store ? store : nullptr),
       suppression_(suppression),
-      recorder_(store_ ? std::make_unique<store::DeliveryRecorder>(*store_) : nullptr),
-      wake_(strand_),
-      slot_free_(strand_) {}
+      own_recorder_(store_ ? std::make_unique<store::DeliveryRecorder>(*store_) : nullptr),
+      recorder_(own_recorder_.get()),
+      wake_(strand_) {}
+
+void QueueManager::set_shard(Shard shard) {
+  shard_ = std::move(shard);
+  if (shard_.counters) counters_ = shard_.counters;
+  if (shard_.recorder && store_) recorder_ = shard_.recorder;
+}
+
+std::size_t QueueManager::shard_of(const std::string& id, std::size_t count) {
+  return count <= 1 ? 0 : std::hash<std::string>{}(id) % count;
+}
+
+void QueueManager::flush() {
+  asio::post(strand_, [this] { rescan(); });
+}
 
 void QueueManager::start(const std::vector<std::string>& recovered) {
   asio::post(strand_, [this, recovered] {
-    for (const auto& id : recovered) entries_.emplace(id, Entry{});
+    for (const auto& id : recovered) {
+      if (owns(id)) make_due(id, entries_[id]);
+    }
     asio::co_spawn(strand_, schedule_loop(), asio::detached);
   });
 }
@@ -67,6 +83,7 @@ void QueueManager::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> o
     auto& entry = entries_[id];
     entry.next_try = 0;
     entry.opened = opened;
+    make_due(id, entry);
     wake_.cancel();
   });
 }
@@ -74,26 +91,67 @@ void QueueManager::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> o
 void QueueManager::rescan() {
   // `queue flush`: everything retries now, and files that appeared in the
   // spool behind our back (restored by an operator) are picked up.
-  for (const auto& id : spool_.list_ids()) entries_.emplace(id, Entry{});
-  for (auto& [id, entry] : entries_) entry.next_try = 0;
+  for (const auto& id : spool_.list_ids()) {
+    if (owns(id)) entries_.try_emplace(id);
+  }
+  for (auto& [id, entry] : entries_) {
+    entry.next_try = 0;
+    make_due(id, entry);
+  }
+  wake_.cancel();
   spdlog::info("queue flush: {} message(s) scheduled for immediate delivery", entries_.size());
+}
+
+void QueueManager::make_due(const std::string& id, Entry& entry) {
+  if (entry.ready || entry.in_flight) return;
+  entry.ready = true;
+  ready_.push_back(id);
+}
+
+void QueueManager::schedule_at(const std::string& id, long long when) {
+  const auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  it->second.next_try = when;
+  waiting_.emplace(when, id);
+}
+
+void QueueManager::start_due() {
+  const auto now = now_seconds();
+  // Deferred messages whose time has come join the due ones (a record whose
+  // next try has changed since, by a flush or a later deferral, is stale).
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    const auto node = waiting_.extract(waiting_.begin());
+    const auto it = entries_.find(node.mapped());
+    if (it != entries_.end() && it->second.next_try == node.key()) make_due(it->first, it->second);
+  }
+  // At most upstream.concurrency() messages in flight; their copies share the copy slots.
+  while (!ready_.empty() && in_flight_ < upstream_.concurrency()) {
+    const auto id = std::move(ready_.front());
+    ready_.pop_front();
+    const auto it = entries_.find(id);
+    if (it == entries_.end()) continue;
+    it->second.ready = false;
+    if (it->second.in_flight) continue;
+    it->second.in_flight = true;
+    ++in_flight_;
+    asio::co_spawn(strand_, deliver(id), asio::detached);
+  }
 }
 
 asio::awaitable<void> QueueManager::schedule_loop() {
   while (!stopping_) {
-    if (spool_.take_flush_request()) rescan();
-    const auto now = now_seconds();
-    long long next_wake = now + 1;  // poll the flush request once a second
-    for (auto& [id, entry] : entries_) {
-      if (in_flight_.count(id)) continue;
-      if (entry.next_try <= now) {
-        if (in_flight_.size() >= upstream_.concurrency()) break;
-        in_flight_.insert(id);
-        asio::co_spawn(strand_, deliver(id), asio::detached);
+    // One manager watches for `queue flush` and tells its siblings.
+    if (shard_.index == 0 && spool_.take_flush_request()) {
+      if (shard_.flush_all) {
+        shard_.flush_all();
       } else {
-        next_wake = std::min(next_wake, entry.next_try);
+        rescan();
       }
     }
+    start_due();
+    const auto now = now_seconds();
+    long long next_wake = now + 1;  // poll the flush request once a second
+    if (!waiting_.empty()) next_wake = std::min(next_wake, waiting_.begin()->first);
     wake_.expires_after(std::chrono::seconds(std::max<long long>(0, next_wake - now)));
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -113,7 +171,7 @@ asio::awaitable<void> QueueManager::deliver(std::string id) {
     const auto now = now_seconds();
     const auto next = retry_at(now, 1);
     spdlog::error("{}: delivery attempt failed: {}; retry in {} s", id, failure, next - now);
-    if (entries_.count(id)) entries_[id].next_try = next;
+    schedule_at(id, next);
   }
 }
 
@@ -126,17 +184,24 @@ long long QueueManager::retry_at(long long now, unsigned attempts) const {
 asio::awaitable<void> QueueManager::acquire_copy_slot() {
   // At most upstream.concurrency() copies in flight over all messages: the
   // upstream opens a connection per copy that finds none idle.
-  while (copies_in_flight_ >= upstream_.concurrency()) {
-    slot_free_.expires_at(asio::steady_timer::time_point::max());
-    boost::system::error_code ec;
-    co_await slot_free_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (copies_in_flight_ < upstream_.concurrency() && slot_waiters_.empty()) {
+    ++copies_in_flight_;
+    co_return;
   }
-  ++copies_in_flight_;
+  asio::steady_timer handed_over(strand_, asio::steady_timer::time_point::max());
+  slot_waiters_.push_back(&handed_over);
+  boost::system::error_code ec;
+  co_await handed_over.async_wait(asio::redirect_error(asio::use_awaitable, ec));  // cancelled: the slot is ours
 }
 
 void QueueManager::release_copy_slot() {
-  --copies_in_flight_;
-  slot_free_.cancel();
+  if (slot_waiters_.empty()) {
+    --copies_in_flight_;
+    return;
+  }
+  auto* next = slot_waiters_.front();  // the slot passes to it, still counted
+  slot_waiters_.pop_front();
+  next->cancel();
 }
 
 std::string QueueManager::queue_bounce(const spool::QueuedMessage& message, const std::vector<FailedRecipient>& failed,
@@ -166,7 +231,7 @@ asio::awaitable<void> QueueManager::drain() {
   stopping_ = true;
   wake_.cancel();
   asio::steady_timer poll(strand_);
-  while (!in_flight_.empty()) {
+  while (in_flight_ > 0) {
     poll.expires_after(std::chrono::milliseconds(20));
     boost::system::error_code ec;
     co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ec));

@@ -61,13 +61,15 @@ struct ClientConnection::Impl {
     return fmt::format("{} {}: {}", during, relay, ec.message());
   }
 
-  asio::awaitable<bool> write(std::string_view bytes, std::string& error) {
+  /// Writes bytes, then more (one gathered write).
+  asio::awaitable<bool> write(std::string_view bytes, std::string& error, std::string_view more = {}) {
     arm(settings.command_timeout);
     error_code ec;
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(bytes), asio::buffer(more)};
     if (tls) {
-      co_await asio::async_write(stream, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(stream, buffers, asio::redirect_error(use_awaitable, ec));
     } else {
-      co_await asio::async_write(stream.next_layer(), asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(stream.next_layer(), buffers, asio::redirect_error(use_awaitable, ec));
     }
     disarm();
     if (ec) error = describe(ec, "lost connection with");
@@ -305,8 +307,15 @@ asio::awaitable<Transaction> ClientConnection::send(const std::string& sender,
   if (t.data && t.data->code == 354) {
     // With pipelining the server may say 354 although every RCPT failed:
     // RFC 2920 §3.1 says to send an empty message to close the DATA phase.
-    const std::string payload = any_accepted ? dot_stuff(content) : std::string(".\r\n");
-    if (!co_await impl.write(payload, t.failure)) {
+    bool written = false;
+    if (!any_accepted) {
+      written = co_await impl.write(".\r\n", t.failure);
+    } else if (!needs_stuffing(content)) {
+      written = co_await impl.write(content, t.failure, ".\r\n");  // as it is: no copy per recipient
+    } else {
+      written = co_await impl.write(dot_stuff(content), t.failure);
+    }
+    if (!written) {
       usable_ = false;
       co_return t;
     }

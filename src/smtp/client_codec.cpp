@@ -35,8 +35,27 @@ ReplyReader::Status ReplyReader::push(std::string_view line) {
 
 ServerReply ReplyReader::take() { return std::exchange(current_, ServerReply{}); }
 
+bool needs_stuffing(std::string_view c) {
+  if (c.size() < 2 || c.front() == '.' || !c.ends_with("\r\n")) return true;
+  const char* const begin = c.data();
+  const char* const end = begin + c.size();
+  std::size_t lf = 0, cr = 0;
+  for (const char* q = begin; (q = static_cast<const char*>(std::memchr(q, '\n', end - q))) != nullptr; ++q) {
+    if (q == begin || q[-1] != '\r' || (q + 1 < end && q[1] == '.')) return true;
+    ++lf;
+  }
+  // Every LF has its CR: as many CRs as LFs means no bare CR either.
+  for (const char* q = begin; (q = static_cast<const char*>(std::memchr(q, '\r', end - q))) != nullptr; ++q) ++cr;
+  return cr != lf;
+}
+
 bool has_8bit(std::string_view content) {
   std::size_t i = 0;
+  for (; i + 32 <= content.size(); i += 32) {  // four words per test
+    std::uint64_t w[4];
+    std::memcpy(w, content.data() + i, 32);
+    if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ULL) return true;
+  }
   for (; i + 8 <= content.size(); i += 8) {
     std::uint64_t word;
     std::memcpy(&word, content.data() + i, 8);

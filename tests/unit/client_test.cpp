@@ -152,3 +152,11 @@ TEST(ClientCodec, EightBitIsFoundAtAnyPosition) {
     EXPECT_TRUE(unsubrelay::smtp::has_8bit(s)) << at;
   }
 }
+
+TEST(ClientCodec, ContentNeedingNoStuffingIsExactlyWhatDotStuffLeavesAlone) {
+  for (const std::string c : {"a\r\nb\r\n", "", "a", "a\r\n", ".a\r\n", "a\r\n.b\r\n", "a\nb\r\n", "a\rb\r\n",
+                              "a\r\n\r\n", "a\r\nb", "a\r\n..\r\n", "\r\n", "a\r\r\n", "x.y\r\n"}) {
+    const bool unchanged = dot_stuff(c) == c + ".\r\n";
+    EXPECT_EQ(needs_stuffing(c), !unchanged) << testing::PrintToString(c);
+  }
+}

@@ -71,6 +71,7 @@ struct Upstream {
   std::string password_file;
   std::size_t max_connections = 10;
   double max_messages_per_second = 0;  // 0 = unlimited
+  std::size_t delivery_threads = 0;    // 0 = one per core (1 to 8)
   std::string directory = "var/outbox";
 };
 

@@ -2,18 +2,21 @@
 //
 // It keeps the set of queued messages in memory, delivers the due ones
 // through the upstream with at most upstream.concurrency() copies in flight,
-// records each recipient's outcome in the spool's state log, retries
-// deferrals with exponential backoff and bounces what is refused or too old.
-// All of its state lives on one strand; enqueue() may be called from any thread.
+// records each recipient's outcome in its queue file, retries deferrals with
+// exponential backoff and bounces what is refused or too old. All of its state
+// lives on one strand; enqueue() may be called from any thread. Several of
+// them, each on its own thread with its own share of the queue ids, deliver
+// in parallel (queue_shards.hpp).
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -76,6 +79,23 @@ class QueueManager {
   /// bounce classification, soft bounces on expiry, sent_after_optout. Set before start().
   void set_feedback(FeedbackHooks* hooks) { feedback_ = hooks; }
 
+  /// This manager as shard index of count (QueueShards): it keeps the queue ids
+  /// owns() says, hands others (the bounces it queues) to route, and shares
+  /// counters and the store's group commit with its siblings. Set before start().
+  struct Shard {
+    std::size_t index = 0;
+    std::size_t count = 1;
+    std::function<void(const std::string& id)> route;  // enqueue on the owning shard
+    std::function<void()> flush_all;                   // `queue flush` seen: every shard flushes
+    QueueCounters* counters = nullptr;
+    store::DeliveryRecorder* recorder = nullptr;
+  };
+  void set_shard(Shard shard);
+  /// Which shard of count owns a queue id.
+  static std::size_t shard_of(const std::string& id, std::size_t count);
+  /// `queue flush`: everything this manager owns is due now.
+  void flush();
+
   /// Starts the scheduler with the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
   /// A message was just committed to the spool: deliver it now, from memory
@@ -84,17 +104,22 @@ class QueueManager {
   /// Stops scheduling and waits for the deliveries in flight to finish.
   boost::asio::awaitable<void> drain();
 
-  const QueueCounters& counters() const { return counters_; }
+  const QueueCounters& counters() const { return *counters_; }
 
  private:
   struct Entry {
     long long next_try = 0;
     std::shared_ptr<spool::OpenMessage> opened;  // content still in memory, for the first attempt
+    bool ready = false;                          // in ready_
+    bool in_flight = false;
   };
   struct Attempt;      // one delivery attempt of one message (queue_attempt.cpp)
   struct CopyOutcome;  // what happened to one recipient's copy
 
   boost::asio::awaitable<void> schedule_loop();
+  void make_due(const std::string& id, Entry& entry);
+  void schedule_at(const std::string& id, long long when);
+  void start_due();
   boost::asio::awaitable<void> deliver(std::string id);  // attempt(), with a safety net
 
   // The steps of one attempt (queue_attempt.cpp), in order.
@@ -121,6 +146,7 @@ class QueueManager {
   std::string queue_bounce(const spool::QueuedMessage& message, const std::vector<struct FailedRecipient>& failed,
                            std::string_view content, long long now);
   void rescan();
+  bool owns(const std::string& id) const { return shard_.count <= 1 || shard_of(id, shard_.count) == shard_.index; }
 
   using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
   Strand strand_;
@@ -134,14 +160,23 @@ class QueueManager {
   const mime::Rewriter* rewriter_;
   store::Store* store_;
   config::Suppression suppression_;
-  std::unique_ptr<store::DeliveryRecorder> recorder_;
+  std::unique_ptr<store::DeliveryRecorder> own_recorder_;
+  store::DeliveryRecorder* recorder_ = nullptr;
+  Shard shard_;
   boost::asio::steady_timer wake_;
-  boost::asio::steady_timer slot_free_;  // cancelled whenever a copy slot frees up
+  // Copy slots: at most upstream.concurrency() copies in flight; a freed slot
+  // goes straight to the longest waiter (its timer is cancelled), one wake-up per slot.
   std::size_t copies_in_flight_ = 0;
-  std::map<std::string, Entry> entries_;
-  std::set<std::string> in_flight_;
+  std::deque<boost::asio::steady_timer*> slot_waiters_;
+  // The queue: every message this manager owns; the due ones in arrival order;
+  // the deferred ones by next try. O(log n) per message, whatever the backlog.
+  std::unordered_map<std::string, Entry> entries_;
+  std::deque<std::string> ready_;
+  std::multimap<long long, std::string> waiting_;
+  std::size_t in_flight_ = 0;  // messages being attempted
   bool stopping_ = false;
-  QueueCounters counters_;
+  QueueCounters own_counters_;
+  QueueCounters* counters_ = &own_counters_;
 };
 
 }  // namespace unsubrelay::delivery

@@ -38,6 +38,10 @@ class ReplyReader {
 /// CRLF added when missing, and the terminating ".\r\n".
 std::string dot_stuff(std::string_view content);
 
+/// False when dot_stuff(content) is content + ".\r\n" (CRLF lines, none
+/// starting with a dot): the content then goes out as it is, uncopied.
+bool needs_stuffing(std::string_view content);
+
 /// Whether content has a byte over 127 (BODY=8BITMIME is then declared),
 /// eight bytes per step.
 bool has_8bit(std::string_view content);

@@ -1,0 +1,68 @@
+// queue_shards.hpp: delivery on several threads, the queue sharded by queue id.
+//
+// One queue manager on one strand kept every copy of every message on one
+// core. Here each of upstream.delivery_threads managers has its own thread
+// and io_context (no cross-thread hand-off per copy), its own upstream
+// connections (a share of upstream.max_connections and of
+// max_messages_per_second) and the queue ids that hash to it. They share the
+// spool, the disk pool, the counters and the store's group commit. A message
+// is handed to its shard once, when it is queued; everything after that stays
+// on the shard's thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <utility>  // before Asio, see upstream.hpp
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "unsubrelay/delivery/queue_manager.hpp"
+
+namespace unsubrelay::delivery {
+
+class QueueShards {
+ public:
+  /// One shard per upstream; upstreams[i] serves shard i only.
+  QueueShards(std::vector<std::unique_ptr<Upstream>> upstreams, boost::asio::thread_pool& disk,
+              const spool::Spool& spool, RetryPolicy retry, const std::string& hostname,
+              const mime::Rewriter* rewriter = nullptr, store::Store* store = nullptr,
+              config::Suppression suppression = config::Suppression::global);
+  ~QueueShards();  // stops and joins the shards' threads
+
+  void set_local_transport(QueueManager::LocalTransport local);
+  /// Starts the threads, each manager with its share of the messages found at start-up.
+  void start(const std::vector<std::string>& recovered);
+  /// A message was just committed to the spool: its shard delivers it now.
+  void enqueue(std::string id, std::unique_ptr<spool::OpenMessage> opened = nullptr);
+  /// Stops scheduling and waits for every shard's deliveries in flight.
+  boost::asio::awaitable<void> drain();
+
+  const QueueCounters& counters() const { return counters_; }
+  std::size_t size() const { return shards_.size(); }
+
+ private:
+  struct Shard {
+    boost::asio::io_context io{1};  // one thread: no locking between its handlers
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+    std::unique_ptr<Upstream> upstream;
+    std::unique_ptr<QueueManager> manager;
+    std::thread thread;
+  };
+
+  QueueCounters counters_;
+  std::unique_ptr<store::DeliveryRecorder> recorder_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+/// The upstream settings of one shard of count: its share of max_connections
+/// (at least one) and of max_messages_per_second.
+config::Upstream shard_settings(const config::Upstream& settings, std::size_t count);
+
+/// How many shards: upstream.delivery_threads (0: one per core, 1 to 8), never
+/// more than max_connections.
+std::size_t shard_count(const config::Upstream& settings);
+
+}  // namespace unsubrelay::delivery

@@ -1,0 +1,78 @@
+// queue_shards.cpp: queue managers on their own threads, the queue split by id.
+#include "unsubrelay/delivery/queue_shards.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace unsubrelay::delivery {
+
+namespace asio = boost::asio;
+
+QueueShards::QueueShards(std::vector<std::unique_ptr<Upstream>> upstreams, asio::thread_pool& disk,
+                         const spool::Spool& spool, RetryPolicy retry, const std::string& hostname,
+                         const mime::Rewriter* rewriter, store::Store* store, config::Suppression suppression)
+    : recorder_(rewriter && store ? std::make_unique<store::DeliveryRecorder>(*store) : nullptr) {
+  const auto count = upstreams.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    auto shard = std::make_unique<Shard>();
+    shard->upstream = std::move(upstreams[i]);
+    shard->manager = std::make_unique<QueueManager>(shard->io, disk, spool, *shard->upstream, retry, hostname,
+                                                    rewriter, store, suppression);
+    shards_.push_back(std::move(shard));
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    shards_[i]->manager->set_shard({i, count, [this](const std::string& id) { enqueue(id); },
+                                    [this] {
+                                      for (auto& s : shards_) s->manager->flush();
+                                    },
+                                    &counters_, recorder_.get()});
+  }
+}
+
+QueueShards::~QueueShards() {
+  for (auto& s : shards_) {
+    s->work.reset();
+    s->io.stop();
+  }
+  for (auto& s : shards_) {
+    if (s->thread.joinable()) s->thread.join();
+  }
+}
+
+void QueueShards::set_local_transport(QueueManager::LocalTransport local) {
+  for (auto& s : shards_) s->manager->set_local_transport(local);
+}
+
+void QueueShards::start(const std::vector<std::string>& recovered) {
+  for (auto& s : shards_) {
+    s->manager->start(recovered);  // each keeps the ids it owns
+    s->thread = std::thread([io = &s->io] { io->run(); });
+  }
+}
+
+void QueueShards::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> opened) {
+  auto& shard = *shards_[QueueManager::shard_of(id, shards_.size())];
+  shard.manager->enqueue(std::move(id), std::move(opened));
+}
+
+asio::awaitable<void> QueueShards::drain() {
+  for (auto& s : shards_) co_await asio::co_spawn(s->io, s->manager->drain(), asio::use_awaitable);
+}
+
+config::Upstream shard_settings(const config::Upstream& settings, std::size_t count) {
+  auto out = settings;
+  count = std::max<std::size_t>(count, 1);
+  out.max_connections = std::max<std::size_t>(1, settings.max_connections / count);
+  out.max_messages_per_second = settings.max_messages_per_second / static_cast<double>(count);
+  return out;
+}
+
+std::size_t shard_count(const config::Upstream& settings) {
+  std::size_t n = settings.delivery_threads;
+  if (n == 0) n = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
+  return std::clamp<std::size_t>(n, 1, std::max<std::size_t>(settings.max_connections, 1));
+}
+
+}  // namespace unsubrelay::delivery
