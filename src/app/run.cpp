@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include <pthread.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -378,7 +380,12 @@ int run_relay(const std::string& config_path) {
 
   const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  // SMTP sessions, HTTP and the upstream pools' timers; delivery runs on the
+  // queue shards' own threads (deliver-N), the disk work on the disk pool.
+  for (unsigned i = 1; i < threads; ++i) {
+    pool.emplace_back([&io] { io.run(); });
+    ::pthread_setname_np(pool.back().native_handle(), fmt::format("io-{}", i).c_str());
+  }
   io.run();
   for (auto& t : pool) t.join();
   disk.join();

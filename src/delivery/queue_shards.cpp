@@ -1,7 +1,11 @@
 // queue_shards.cpp: queue managers on their own threads, the queue split by id.
 #include "unsubrelay/delivery/queue_shards.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -46,9 +50,12 @@ void QueueShards::set_local_transport(QueueManager::LocalTransport local) {
 }
 
 void QueueShards::start(const std::vector<std::string>& recovered) {
-  for (auto& s : shards_) {
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    auto& s = shards_[i];
     s->manager->start(recovered);  // each keeps the ids it owns
     s->thread = std::thread([io = &s->io] { io->run(); });
+    // Named, so top -H and /proc/PID/task/*/comm show each shard's CPU.
+    ::pthread_setname_np(s->thread.native_handle(), fmt::format("deliver-{}", i).c_str());
   }
 }
 

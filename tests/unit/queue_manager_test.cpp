@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +16,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "unsubrelay/delivery/queue_manager.hpp"
+#include "unsubrelay/delivery/queue_shards.hpp"
 
 using namespace unsubrelay;
 namespace fs = std::filesystem;
@@ -124,4 +126,77 @@ TEST(QueueManager, DeferredRecipientsStayQueuedWithTheirState) {
   EXPECT_EQ(m->state.recipients[1], spool::RecipientStatus::pending);
   EXPECT_EQ(m->state.attempts, 1u);
   EXPECT_EQ(m->state.last_reason, "451 4.3.0 busy");
+}
+
+// Sharded delivery: every message goes to the shard its queue id hashes to,
+// each shard on its own thread with its own upstream; every recipient gets
+// exactly one copy and every message leaves the spool.
+TEST(QueueShards, EveryMessageIsDeliveredOnceByTheShardThatOwnsIt) {
+  Harness h;
+  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
+  std::vector<FakeUpstream*> fakes;
+  for (int i = 0; i < 2; ++i) {
+    auto up = std::make_unique<FakeUpstream>(delivery::DeliveryStatus::sent);
+    fakes.push_back(up.get());
+    upstreams.push_back(std::move(up));
+  }
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back(h.queue({"a" + std::to_string(i) + "@example.org", "b" + std::to_string(i) + "@example.org"},
+                          "Subject: s\r\n\r\nbody " + std::to_string(i) + "\r\n"));
+  }
+  {
+    delivery::QueueShards shards(std::move(upstreams), h.disk, h.spool, {300, 4000, 120}, "relay.test");
+    ASSERT_EQ(shards.size(), 2u);
+    // Half the messages were found at start-up, half arrive afterwards.
+    shards.start(std::vector<std::string>(ids.begin(), ids.begin() + 20));
+    for (std::size_t i = 20; i < ids.size(); ++i) shards.enqueue(ids[i]);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while ((shards.counters().delivered < 80 || !h.spool.list_ids().empty()) &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    asio::io_context io;
+    auto drained = asio::co_spawn(io, shards.drain(), asio::use_future);
+    io.run();
+    drained.get();
+    EXPECT_EQ(shards.counters().delivered, 80u);
+  }
+  EXPECT_TRUE(h.spool.list_ids().empty());
+  std::set<std::string> recipients;
+  std::size_t copies = 0;
+  for (auto* f : fakes) {
+    EXPECT_FALSE(f->copies().empty()) << "one shard delivered nothing";
+    for (const auto& [rcpt, content] : f->copies()) {
+      recipients.insert(rcpt);
+      ++copies;
+    }
+  }
+  EXPECT_EQ(copies, 80u);
+  EXPECT_EQ(recipients.size(), 80u);
+  // Each message went through the shard its id hashes to.
+  for (std::size_t s = 0; s < 2; ++s) {
+    for (const auto& [rcpt, content] : fakes[s]->copies()) {
+      const auto n = std::stoul(content.substr(content.find("body ") + 5));
+      EXPECT_EQ(delivery::QueueManager::shard_of(ids[n], 2), s) << rcpt;
+    }
+  }
+}
+
+TEST(QueueShards, EachShardGetsItsShareOfTheUpstreamLimits) {
+  config::Upstream u;
+  u.max_connections = 200;
+  u.max_messages_per_second = 14;
+  const auto s = delivery::shard_settings(u, 2);
+  EXPECT_EQ(s.max_connections, 100u);
+  EXPECT_DOUBLE_EQ(s.max_messages_per_second, 7);
+  u.max_connections = 1;  // never zero connections for a shard
+  EXPECT_EQ(delivery::shard_settings(u, 2).max_connections, 1u);
+  u.delivery_threads = 4;  // never more shards than connections
+  EXPECT_EQ(delivery::shard_count(u), 1u);
+  u.max_connections = 10;
+  EXPECT_EQ(delivery::shard_count(u), 4u);
+  u.delivery_threads = 0;  // one per core, 1 to 8
+  EXPECT_GE(delivery::shard_count(u), 1u);
+  EXPECT_LE(delivery::shard_count(u), 8u);
 }
