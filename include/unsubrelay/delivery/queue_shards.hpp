@@ -32,6 +32,9 @@ class QueueShards {
               config::Suppression suppression = config::Suppression::global);
   ~QueueShards();  // stops and joins the shards' threads
 
+  /// The same local transport for every shard: its Upstream's deliver() is
+  /// called from every shard's thread, so it must be thread-safe (post to its
+  /// own strand, or lock).
   void set_local_transport(QueueManager::LocalTransport local);
   /// Starts the threads, each manager with its share of the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
