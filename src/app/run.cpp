@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <latch>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -18,6 +19,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -50,6 +52,19 @@ namespace unsubrelay::app {
 namespace asio = boost::asio;
 
 namespace {
+
+/// Names each of a pool's threads PREFIX-N, so top -H and /proc/PID/task/*/comm
+/// show where the CPU goes: one task per thread, each held until all have run.
+void name_pool_threads(asio::thread_pool& pool, std::size_t threads, const char* prefix) {
+  std::latch all(static_cast<std::ptrdiff_t>(threads));
+  for (std::size_t i = 0; i < threads; ++i) {
+    asio::post(pool, [&all, prefix, i] {
+      ::pthread_setname_np(::pthread_self(), fmt::format("{}-{}", prefix, i).c_str());
+      all.arrive_and_wait();
+    });
+  }
+  all.wait();
+}
 
 constexpr auto drain_timeout = std::chrono::seconds(30);  // like systemd's TimeoutStopSec default
 
@@ -210,6 +225,7 @@ int run_relay(const std::string& config_path) {
   // Spool commits and store transactions block in fsync: they run here, many
   // at once, so the file system commits them together (common/offload.hpp).
   asio::thread_pool disk(32);
+  name_pool_threads(disk, 32, "disk");
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
   delivery::QueueShards queue(std::move(upstreams), disk, spool, retry, cfg.smtp.hostname, &rewriter, store.get(),
                               cfg.unsubscribe.suppression);

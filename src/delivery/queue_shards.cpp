@@ -45,8 +45,16 @@ QueueShards::~QueueShards() {
   }
 }
 
-void QueueShards::set_local_transport(QueueManager::LocalTransport local) {
-  for (auto& s : shards_) s->manager->set_local_transport(local);
+void QueueShards::set_local_transport(std::function<bool(std::string_view recipient)> accepts,
+                                      const std::function<std::unique_ptr<Upstream>(Upstream& upstream)>& make) {
+  for (auto& s : shards_) {
+    s->local = make(*s->upstream);
+    s->manager->set_local_transport({accepts, s->local.get()});
+  }
+}
+
+void QueueShards::set_feedback(FeedbackHooks* hooks) {
+  for (auto& s : shards_) s->manager->set_feedback(hooks);
 }
 
 void QueueShards::start(const std::vector<std::string>& recovered) {

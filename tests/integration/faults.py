@@ -78,12 +78,13 @@ class Sink:
                      pipelining servers do): the client must then send an empty message
       close_after_message  close the connection silently after each 250 to a message
                      (a server that drops idle sessions, as SES does)
+    port: 0 for a free one, or a given port (an upstream that comes back where it was).
     A message counts as received when its 250 was sent, or its reply swallowed.
     connections and verbs (a count per command) tell how the client used it.
     """
 
     def __init__(self, delay=0.0, drop_every=0, throttle_every=0, lose_reply_every=0, lenient=False,
-                 close_after_message=False):
+                 close_after_message=False, port=0):
         self.delay, self.drop_every, self.throttle_every = delay, drop_every, throttle_every
         self.lenient = lenient
         self.close_after_message = close_after_message
@@ -110,7 +111,7 @@ class Sink:
             allow_reuse_address = True
             request_queue_size = 128
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -10,8 +10,10 @@
 // on the shard's thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -32,10 +34,13 @@ class QueueShards {
               config::Suppression suppression = config::Suppression::global);
   ~QueueShards();  // stops and joins the shards' threads
 
-  /// The same local transport for every shard: its Upstream's deliver() is
-  /// called from every shard's thread, so it must be thread-safe (post to its
-  /// own strand, or lock).
-  void set_local_transport(QueueManager::LocalTransport local);
+  /// The local transport (QueueManager::set_local_transport), one per shard:
+  /// make(shard's upstream) builds the shard's own, so what it forwards goes out
+  /// on the shard's thread and connection pool. Set before start().
+  void set_local_transport(std::function<bool(std::string_view recipient)> accepts,
+                           const std::function<std::unique_ptr<Upstream>(Upstream& upstream)>& make);
+  /// The feedback loop's hooks, shared by every shard (their store work runs on the disk pool).
+  void set_feedback(FeedbackHooks* hooks);
   /// Starts the threads, each manager with its share of the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
   /// A message was just committed to the spool: its shard delivers it now.
@@ -51,6 +56,7 @@ class QueueShards {
     boost::asio::io_context io{1};  // one thread: no locking between its handlers
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
     std::unique_ptr<Upstream> upstream;
+    std::unique_ptr<Upstream> local;  // the shard's local transport, if any
     std::unique_ptr<QueueManager> manager;
     std::thread thread;
   };

@@ -1,0 +1,136 @@
+"""Delivery on several threads (upstream.delivery_threads, docs/performance.md).
+
+The queue is sharded by queue id across delivery threads, each with its own
+upstream connections. Through the real binary and a real SMTP upstream: every
+copy of many multi-recipient messages, plain and campaign, arrives exactly
+once; after an upstream outage `unsubrelay queue flush` delivers everything,
+again exactly once.
+"""
+
+import os
+import re
+import threading
+import unittest
+
+from faults import Sink, send
+from relay import Relay, free_port, wait_until
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+MESSAGES = 80          # half of them campaign messages
+RCPTS = 5
+SENDERS = 4
+
+
+def campaign(test_id):
+    with open(os.path.join(DATA, "campaign-alternative-qp.eml"), "rb") as f:
+        return f"X-Test-Id: {test_id}\r\n".encode() + f.read()
+
+
+def send_campaign(port, test_id, rcpts):
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.sendmail("news@example.com", rcpts, campaign(test_id))
+
+
+def rcpts_of(n):
+    return [f"r{n}-{i}@example.org" for i in range(RCPTS)]
+
+
+def send_all(port, count):
+    """count messages of RCPTS recipients from SENDERS clients at once; every other one a campaign."""
+    ids = iter(range(count))
+    lock = threading.Lock()
+    errors = []
+
+    def sender():
+        while True:
+            with lock:
+                n = next(ids, None)
+            if n is None:
+                return
+            try:
+                if n % 2:
+                    send_campaign(port, f"m{n}", rcpts_of(n))
+                else:
+                    send(port, f"m{n}", rcpts_of(n))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"m{n}: {e!r}")
+
+    threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def copies(sink):
+    """(X-Test-Id, recipient) of every copy the upstream received, with repeats."""
+    out = []
+    with sink.lock:
+        for rcpts, data in sink.received:
+            m = re.search(rb"X-Test-Id: (\S+)", data)
+            for r in rcpts:
+                out.append((m.group(1).decode() if m else None, r.strip("<>")))
+    return out
+
+
+def expected(count):
+    return sorted((f"m{n}", r) for n in range(count) for r in rcpts_of(n))
+
+
+class DeliveryThreadsTest(unittest.TestCase):
+    def relay(self, port, spool=None):
+        return Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": port, "tls": "none",
+                               "max_connections": 6, "delivery_threads": 2},
+                     spool=spool, log={"level": "info"},
+                     extra={"unsubscribe": {"base_url": "https://unsub.example.com"}})
+
+    def assert_exactly_once(self, sink, count):
+        got = copies(sink)
+        self.assertEqual(len(got), len(set(got)), "duplicate copies at the upstream")
+        self.assertEqual(sorted(got), expected(count))
+
+    def delivery_threads(self, relay):
+        task = f"/proc/{relay.proc.pid}/task"
+        names = []
+        for t in os.listdir(task):
+            with open(os.path.join(task, t, "comm")) as f:
+                names.append(f.read().strip())
+        return sorted(n for n in names if n.startswith("deliver-"))
+
+    def test_every_copy_arrives_exactly_once_over_two_delivery_threads(self):
+        with Sink() as sink, self.relay(sink.port) as relay:
+            self.assertEqual(send_all(relay.port, MESSAGES), [])
+            self.assertEqual(self.delivery_threads(relay), ["deliver-0", "deliver-1"])
+            wait_until(lambda: relay.spool_ids() == [], timeout=300, what="the spool to drain")
+            log = relay.read_log()
+        self.assertIn("2 delivery thread(s)", log)
+        self.assert_exactly_once(sink, MESSAGES)
+        # Campaign copies were rendered per recipient (their own link) on both threads.
+        links = set()
+        with sink.lock:
+            for _, data in sink.received:
+                links.update(re.findall(rb"https://unsub\.example\.com/u/[A-Za-z0-9_-]+", data))
+        self.assertGreaterEqual(len(links), MESSAGES // 2 * RCPTS)
+        self.assertNotIn("status=deferred", log)
+        self.assertEqual(log.count("status=sent"), MESSAGES * RCPTS)
+
+    def test_queue_flush_after_an_outage_delivers_everything_once(self):
+        port = free_port()  # nothing listens there yet: the upstream is down
+        relay = self.relay(port, spool={"retry_min_seconds": 3600, "retry_max_seconds": 3600})
+        with relay:
+            self.assertEqual(send_all(relay.port, MESSAGES // 2), [])
+            wait_until(lambda: relay.read_log().count("status=deferred") >= MESSAGES // 2 * RCPTS,
+                       timeout=120, what="every copy deferred")
+            self.assertEqual(len(relay.spool_ids()), MESSAGES // 2)
+            with Sink(port=port) as sink:
+                flushed = relay.cli("queue", "flush")
+                self.assertEqual(flushed.returncode, 0, flushed.stderr)
+                wait_until(lambda: relay.spool_ids() == [], timeout=120, what="the spool to drain after flush")
+                self.assert_exactly_once(sink, MESSAGES // 2)
+            self.assertIn("queue flush", relay.read_log())
+
+
+if __name__ == "__main__":
+    unittest.main()
