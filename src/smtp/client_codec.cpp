@@ -36,7 +36,8 @@ ReplyReader::Status ReplyReader::push(std::string_view line) {
 ServerReply ReplyReader::take() { return std::exchange(current_, ServerReply{}); }
 
 bool needs_stuffing(std::string_view c) {
-  if (c.size() < 2 || c.front() == '.' || !c.ends_with("\r\n")) return true;
+  if (c.empty()) return false;  // dot_stuff("") is ".\r\n" too
+  if (c.front() == '.' || !c.ends_with("\r\n")) return true;
   const char* const begin = c.data();
   const char* const end = begin + c.size();
   std::size_t lf = 0, cr = 0;
