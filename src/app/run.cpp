@@ -56,14 +56,15 @@ namespace {
 /// Names each of a pool's threads PREFIX-N, so top -H and /proc/PID/task/*/comm
 /// show where the CPU goes: one task per thread, each held until all have run.
 void name_pool_threads(asio::thread_pool& pool, std::size_t threads, const char* prefix) {
-  std::latch all(static_cast<std::ptrdiff_t>(threads));
+  // Shared: a thread may still be leaving arrive_and_wait() when wait() returns here.
+  auto all = std::make_shared<std::latch>(static_cast<std::ptrdiff_t>(threads));
   for (std::size_t i = 0; i < threads; ++i) {
-    asio::post(pool, [&all, prefix, i] {
+    asio::post(pool, [all, prefix, i] {
       ::pthread_setname_np(::pthread_self(), fmt::format("{}-{}", prefix, i).c_str());
-      all.arrive_and_wait();
+      all->arrive_and_wait();
     });
   }
-  all.wait();
+  all->wait();
 }
 
 constexpr auto drain_timeout = std::chrono::seconds(30);  // like systemd's TimeoutStopSec default
