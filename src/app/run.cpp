@@ -172,8 +172,8 @@ int run_relay(const std::string& config_path) {
   // One upstream (connection pool) per delivery shard, each with its share of the limits.
   std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
   const auto shards = delivery::shard_count(cfg.upstream);
-  const auto per_shard = delivery::shard_settings(cfg.upstream, shards);
   for (std::size_t i = 0; i < shards; ++i) {
+    const auto per_shard = delivery::shard_settings(cfg.upstream, shards, i);
     auto upstream = cfg.upstream.kind == config::UpstreamKind::directory
                         ? delivery::make_directory_upstream(per_shard, &err)
                         : delivery::make_smtp_upstream(per_shard, cfg.smtp.hostname, &err, cfg.tls);

@@ -84,7 +84,9 @@ void QueueManager::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> o
     entry.next_try = 0;
     entry.opened = opened;
     make_due(id, entry);
-    wake_.cancel();
+    // Started here, not at the scheduler's next wake-up: a drain queued on the
+    // strand behind this (SIGTERM right after the 250) then waits for it.
+    if (!stopping_) start_due();
   });
 }
 

@@ -76,10 +76,12 @@ asio::awaitable<void> QueueShards::drain() {
   for (auto& s : shards_) co_await asio::co_spawn(s->io, s->manager->drain(), asio::use_awaitable);
 }
 
-config::Upstream shard_settings(const config::Upstream& settings, std::size_t count) {
+config::Upstream shard_settings(const config::Upstream& settings, std::size_t count, std::size_t index) {
   auto out = settings;
   count = std::max<std::size_t>(count, 1);
-  out.max_connections = std::max<std::size_t>(1, settings.max_connections / count);
+  // The first max_connections % count shards take one more: the shares add up to max_connections.
+  const auto share = settings.max_connections / count + (index < settings.max_connections % count ? 1 : 0);
+  out.max_connections = std::max<std::size_t>(1, share);
   out.max_messages_per_second = settings.max_messages_per_second / static_cast<double>(count);
   return out;
 }

@@ -190,11 +190,14 @@ TEST(QueueShards, EachShardGetsItsShareOfTheUpstreamLimits) {
   config::Upstream u;
   u.max_connections = 200;
   u.max_messages_per_second = 14;
-  const auto s = delivery::shard_settings(u, 2);
+  const auto s = delivery::shard_settings(u, 2, 1);
   EXPECT_EQ(s.max_connections, 100u);
   EXPECT_DOUBLE_EQ(s.max_messages_per_second, 7);
+  u.max_connections = 5;  // the shares add up to max_connections
+  EXPECT_EQ(delivery::shard_settings(u, 2, 0).max_connections, 3u);
+  EXPECT_EQ(delivery::shard_settings(u, 2, 1).max_connections, 2u);
   u.max_connections = 1;  // never zero connections for a shard
-  EXPECT_EQ(delivery::shard_settings(u, 2).max_connections, 1u);
+  EXPECT_EQ(delivery::shard_settings(u, 2, 1).max_connections, 1u);
   u.delivery_threads = 4;  // never more shards than connections
   EXPECT_EQ(delivery::shard_count(u), 1u);
   u.max_connections = 10;

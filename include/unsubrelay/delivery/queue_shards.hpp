@@ -66,9 +66,9 @@ class QueueShards {
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 
-/// The upstream settings of one shard of count: its share of max_connections
-/// (at least one) and of max_messages_per_second.
-config::Upstream shard_settings(const config::Upstream& settings, std::size_t count);
+/// The upstream settings of shard index of count: its share of max_connections
+/// (the shares add up to it; at least one each) and of max_messages_per_second.
+config::Upstream shard_settings(const config::Upstream& settings, std::size_t count, std::size_t index);
 
 /// How many shards: upstream.delivery_threads (0: one per core, 1 to 8), never
 /// more than max_connections.
