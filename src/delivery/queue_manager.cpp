@@ -41,7 +41,8 @@ std::string LatencyHistogram::prometheus(const char* name) const {
 
 QueueManager::QueueManager(asio::io_context& io, asio::thread_pool& disk, const spool::Spool& spool,
                            Upstream& upstream, RetryPolicy retry, std::string hostname,
-                           const mime::Rewriter* rewriter, store::Store* store, config::Suppression suppression)
+                           const mime::Rewriter* rewriter, store::Store* store, config::Suppression suppression,
+                           Shard shard)
     : strand_(asio::make_strand(io)),
       disk_(disk),
       spool_(spool),
@@ -51,15 +52,12 @@ QueueManager::QueueManager(asio::io_context& io, asio::thread_pool& disk, const 
       rewriter_(rewriter && store ? rewriter : nullptr),
       store_(rewriter && store ? store : nullptr),
       suppression_(suppression),
-      own_recorder_(store_ ? std::make_unique<store::DeliveryRecorder>(*store_) : nullptr),
-      recorder_(own_recorder_.get()),
-      wake_(strand_) {}
-
-void QueueManager::set_shard(Shard shard) {
-  shard_ = std::move(shard);
-  if (shard_.counters) counters_ = shard_.counters;
-  if (shard_.recorder && store_) recorder_ = shard_.recorder;
-}
+      shard_(std::move(shard)),
+      own_recorder_(store_ && !shard_.recorder ? std::make_unique<store::DeliveryRecorder>(*store_) : nullptr),
+      recorder_(!store_ ? nullptr : own_recorder_ ? own_recorder_.get() : shard_.recorder),
+      wake_(strand_),
+      own_counters_(shard_.counters ? nullptr : std::make_unique<QueueCounters>()),
+      counters_(shard_.counters ? shard_.counters : own_counters_.get()) {}
 
 std::size_t QueueManager::shard_of(const std::string& id, std::size_t count) {
   return count <= 1 ? 0 : std::hash<std::string>{}(id) % count;

@@ -7,7 +7,11 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace unsubrelay::delivery {
@@ -22,16 +26,14 @@ QueueShards::QueueShards(std::vector<std::unique_ptr<Upstream>> upstreams, asio:
   for (std::size_t i = 0; i < count; ++i) {
     auto shard = std::make_unique<Shard>();
     shard->upstream = std::move(upstreams[i]);
+    ShardLink link{i, count, [this](const std::string& id) { enqueue(id); },
+                   [this] {
+                     for (auto& s : shards_) s->manager->flush();
+                   },
+                   &counters_, recorder_.get()};
     shard->manager = std::make_unique<QueueManager>(shard->io, disk, spool, *shard->upstream, retry, hostname,
-                                                    rewriter, store, suppression);
+                                                    rewriter, store, suppression, std::move(link));
     shards_.push_back(std::move(shard));
-  }
-  for (std::size_t i = 0; i < count; ++i) {
-    shards_[i]->manager->set_shard({i, count, [this](const std::string& id) { enqueue(id); },
-                                    [this] {
-                                      for (auto& s : shards_) s->manager->flush();
-                                    },
-                                    &counters_, recorder_.get()});
   }
 }
 
@@ -73,7 +75,29 @@ void QueueShards::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> op
 }
 
 asio::awaitable<void> QueueShards::drain() {
-  for (auto& s : shards_) co_await asio::co_spawn(s->io, s->manager->drain(), asio::use_awaitable);
+  // Every shard stops and waits for its own deliveries at the same time: with
+  // a slow upstream, shutdown takes one shard's drain, not the sum of them.
+  auto strand = asio::make_strand(co_await asio::this_coro::executor);
+  co_await asio::co_spawn(strand, drain_on(strand), asio::use_awaitable);
+}
+
+asio::awaitable<void> QueueShards::drain_on(Strand strand) {
+  // Runs on strand, where the shards' completions are counted: none can come
+  // in between starting them and waiting for them.
+  struct Wait {
+    asio::steady_timer done;
+    std::size_t left;
+  };
+  auto wait = std::make_shared<Wait>(Wait{asio::steady_timer(strand, asio::steady_timer::time_point::max()),
+                                          shards_.size()});
+  for (auto& s : shards_) {
+    asio::co_spawn(s->io, s->manager->drain(), asio::bind_executor(strand, [wait](std::exception_ptr) {
+                     if (--wait->left == 0) wait->done.cancel();
+                   }));
+  }
+  if (wait->left == 0) co_return;
+  boost::system::error_code ignored;
+  co_await wait->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
 }
 
 config::Upstream shard_settings(const config::Upstream& settings, std::size_t count, std::size_t index) {

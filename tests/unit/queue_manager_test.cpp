@@ -2,6 +2,7 @@
 // goes where, what is recorded in the spool, and when a message leaves it.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -12,6 +13,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -45,6 +49,26 @@ class FakeUpstream final : public delivery::Upstream {
   std::string reply_;
   std::mutex mutex_;
   std::vector<std::pair<std::string, std::string>> got;
+};
+
+/// Holds every copy until opened, one copy at a time; counts what it was given.
+class GateUpstream final : public delivery::Upstream {
+ public:
+  asio::awaitable<std::vector<delivery::RecipientResult>> deliver(delivery::OutboundCopy copy) override {
+    ++held;
+    asio::steady_timer poll(co_await asio::this_coro::executor);
+    while (!open) {
+      poll.expires_after(std::chrono::milliseconds(5));
+      co_await poll.async_wait(asio::use_awaitable);
+    }
+    ++delivered;
+    co_return std::vector<delivery::RecipientResult>(copy.recipients.size(),
+                                                     {delivery::DeliveryStatus::sent, "250 2.0.0 Ok", "gate", {}});
+  }
+  std::size_t concurrency() const override { return 1; }
+  std::atomic<bool> open{false};
+  std::atomic<int> held{0};
+  std::atomic<int> delivered{0};
 };
 
 struct Harness {
@@ -184,6 +208,44 @@ TEST(QueueShards, EveryMessageIsDeliveredOnceByTheShardThatOwnsIt) {
       EXPECT_EQ(delivery::QueueManager::shard_of(ids[n], 2), s) << rcpt;
     }
   }
+}
+
+// SIGTERM stops every shard at once: while one shard waits for its copy in
+// flight, the others start nothing new (drained one after another, they went
+// on delivering their backlog meanwhile).
+TEST(QueueShards, EveryShardStopsSchedulingWhenTheDrainStarts) {
+  Harness h;
+  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
+  std::vector<GateUpstream*> gates;
+  for (int i = 0; i < 2; ++i) {
+    auto up = std::make_unique<GateUpstream>();
+    gates.push_back(up.get());
+    upstreams.push_back(std::move(up));
+  }
+  std::vector<std::string> ids;
+  std::size_t owned[2] = {0, 0};
+  while (owned[0] < 5 || owned[1] < 5) {  // a backlog on each shard
+    ids.push_back(h.queue({"r" + std::to_string(ids.size()) + "@example.org"}, "Subject: s\r\n\r\nb\r\n"));
+    ++owned[delivery::QueueManager::shard_of(ids.back(), 2)];
+  }
+  delivery::QueueShards shards(std::move(upstreams), h.disk, h.spool, {300, 4000, 120}, "relay.test");
+  shards.start(ids);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((gates[0]->held < 1 || gates[1]->held < 1) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(gates[0]->held, 1);  // one copy in flight per shard, the rest queued behind it
+  ASSERT_EQ(gates[1]->held, 1);
+  asio::io_context io;
+  auto drained = asio::co_spawn(io, shards.drain(), asio::use_future);
+  std::thread loop([&io] { io.run(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the drain reaches both shards
+  for (auto* g : gates) g->open = true;
+  drained.get();
+  loop.join();
+  EXPECT_EQ(gates[0]->delivered, 1);
+  EXPECT_EQ(gates[1]->delivered, 1);
+  EXPECT_EQ(h.spool.list_ids().size(), ids.size() - 2);  // the rest stays queued for the next start
 }
 
 TEST(QueueShards, EachShardGetsItsShareOfTheUpstreamLimits) {

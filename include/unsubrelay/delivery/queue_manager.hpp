@@ -57,14 +57,30 @@ struct QueueCounters {
   LatencyHistogram upstream_latency;
 };
 
+/// A queue manager as shard index of count (QueueShards): it keeps the queue ids
+/// it owns, hands others (the bounces it queues) to route, and shares
+/// counters and the store's group commit with its siblings. A manager given
+/// no counters or recorder (alone, or in tests) has its own.
+struct ShardLink {
+  std::size_t index = 0;
+  std::size_t count = 1;
+  std::function<void(const std::string& id)> route;  // enqueue on the owning shard
+  std::function<void()> flush_all;                   // `queue flush` seen: every shard flushes
+  QueueCounters* counters = nullptr;
+  store::DeliveryRecorder* recorder = nullptr;
+};
+
 class QueueManager {
  public:
+  using Shard = ShardLink;
+
   /// Campaign handling (rewriting, suppression, launch records) needs both
   /// rewriter and store; without them copies are the message as spooled.
   /// disk: the pool that runs spool and store work (fsyncs), off the network threads.
   QueueManager(boost::asio::io_context& io, boost::asio::thread_pool& disk, const spool::Spool& spool,
                Upstream& upstream, RetryPolicy retry, std::string hostname, const mime::Rewriter* rewriter = nullptr,
-               store::Store* store = nullptr, config::Suppression suppression = config::Suppression::global);
+               store::Store* store = nullptr, config::Suppression suppression = config::Suppression::global,
+               Shard shard = {});
 
   /// Where mail for this relay itself goes instead of the upstream, as Postfix
   /// hands it to its local transport (COORD.md design decision 3: DSNs and ARF
@@ -79,18 +95,6 @@ class QueueManager {
   /// bounce classification, soft bounces on expiry, sent_after_optout. Set before start().
   void set_feedback(FeedbackHooks* hooks) { feedback_ = hooks; }
 
-  /// This manager as shard index of count (QueueShards): it keeps the queue ids
-  /// owns() says, hands others (the bounces it queues) to route, and shares
-  /// counters and the store's group commit with its siblings. Set before start().
-  struct Shard {
-    std::size_t index = 0;
-    std::size_t count = 1;
-    std::function<void(const std::string& id)> route;  // enqueue on the owning shard
-    std::function<void()> flush_all;                   // `queue flush` seen: every shard flushes
-    QueueCounters* counters = nullptr;
-    store::DeliveryRecorder* recorder = nullptr;
-  };
-  void set_shard(Shard shard);
   /// Which shard of count owns a queue id.
   static std::size_t shard_of(const std::string& id, std::size_t count);
   /// `queue flush`: everything this manager owns is due now.
@@ -160,9 +164,9 @@ class QueueManager {
   const mime::Rewriter* rewriter_;
   store::Store* store_;
   config::Suppression suppression_;
-  std::unique_ptr<store::DeliveryRecorder> own_recorder_;
-  store::DeliveryRecorder* recorder_ = nullptr;
   Shard shard_;
+  std::unique_ptr<store::DeliveryRecorder> own_recorder_;  // only without a shard's
+  store::DeliveryRecorder* recorder_ = nullptr;
   boost::asio::steady_timer wake_;
   // Copy slots: at most upstream.concurrency() copies in flight; a freed slot
   // goes straight to the longest waiter (its timer is cancelled), one wake-up per slot.
@@ -175,8 +179,8 @@ class QueueManager {
   std::multimap<long long, std::string> waiting_;
   std::size_t in_flight_ = 0;  // messages being attempted
   bool stopping_ = false;
-  QueueCounters own_counters_;
-  QueueCounters* counters_ = &own_counters_;
+  std::unique_ptr<QueueCounters> own_counters_;  // only without a shard's
+  QueueCounters* counters_ = nullptr;
 };
 
 }  // namespace unsubrelay::delivery

@@ -20,6 +20,7 @@
 #include <utility>  // before Asio, see upstream.hpp
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "unsubrelay/delivery/queue_manager.hpp"
 
@@ -45,13 +46,17 @@ class QueueShards {
   void start(const std::vector<std::string>& recovered);
   /// A message was just committed to the spool: its shard delivers it now.
   void enqueue(std::string id, std::unique_ptr<spool::OpenMessage> opened = nullptr);
-  /// Stops scheduling and waits for every shard's deliveries in flight.
+  /// Stops scheduling and waits for every shard's deliveries in flight (the
+  /// shards drain at the same time).
   boost::asio::awaitable<void> drain();
 
   const QueueCounters& counters() const { return counters_; }
   std::size_t size() const { return shards_.size(); }
 
  private:
+  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+  boost::asio::awaitable<void> drain_on(Strand strand);
+
   struct Shard {
     boost::asio::io_context io{1};  // one thread: no locking between its handlers
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
