@@ -395,10 +395,11 @@ int run_relay(const std::string& config_path) {
                                fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string()),
                                cfg.spool.path + "/webhooks");
 
-  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
-  std::vector<std::thread> pool;
   // SMTP sessions, HTTP and the upstream pools' timers; delivery runs on the
   // queue shards' own threads (deliver-N), the disk work on the disk pool.
+  const unsigned threads =
+      cfg.smtp.io_threads ? cfg.smtp.io_threads : std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
+  std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i) {
     pool.emplace_back([&io] { io.run(); });
     ::pthread_setname_np(pool.back().native_handle(), fmt::format("io-{}", i).c_str());

@@ -61,6 +61,7 @@ void load_smtp(Section& s, Smtp& smtp, Errors& errors) {
   s.integer("max_errors", l.max_errors, 1, 1000);
   s.integer("command_timeout_seconds", l.command_timeout_seconds, 1, 3600);
   s.integer("data_timeout_seconds", l.data_timeout_seconds, 1, 3600);
+  s.integer("io_threads", smtp.io_threads, 0, 64);
 
   if (s.present("allow_networks")) {
     networks(s, "allow_networks", smtp.allow_networks);

@@ -17,6 +17,7 @@ TEST(Config, EmptyFileGivesTheEmbeddedDefaults) {
   EXPECT_EQ(r.config.smtp.listen[0].to_string(), "127.0.0.1:2525");
   EXPECT_EQ(r.config.smtp.limits.max_message_bytes, 26214400u);
   EXPECT_EQ(r.config.smtp.limits.max_recipients, 1000u);
+  EXPECT_EQ(r.config.smtp.io_threads, 0u);  // one per core
   EXPECT_EQ(r.config.upstream.kind, UpstreamKind::directory);
   EXPECT_EQ(r.config.upstream.directory, "var/outbox");
   EXPECT_EQ(r.config.spool.path, "var/spool");
@@ -28,6 +29,7 @@ TEST(Config, EmptyFileGivesTheEmbeddedDefaults) {
 TEST(Config, ReadsValuesAndIPv6Listeners) {
   const auto r = load_text(
       "smtp:\n  listen: [\"[::1]:2526\", \"0.0.0.0:25\"]\n  hostname: mx.example.com\n  max_recipients: 50\n"
+      "  io_threads: 1\n"
       "upstream:\n  kind: smtp\n  host: smtp.example.com\n  port: 2587\n  tls: implicit\n"
       "  max_messages_per_second: 14.5\n");
   ASSERT_TRUE(r.ok()) << r.errors[0].message;
@@ -36,6 +38,7 @@ TEST(Config, ReadsValuesAndIPv6Listeners) {
   EXPECT_EQ(r.config.smtp.listen[0].to_string(), "[::1]:2526");
   EXPECT_EQ(r.config.smtp.hostname, "mx.example.com");
   EXPECT_EQ(r.config.smtp.limits.max_recipients, 50u);
+  EXPECT_EQ(r.config.smtp.io_threads, 1u);
   EXPECT_EQ(r.config.upstream.kind, UpstreamKind::smtp);
   EXPECT_EQ(r.config.upstream.port, 2587);
   EXPECT_EQ(r.config.upstream.tls, UpstreamTls::implicit);
@@ -68,6 +71,7 @@ TEST(Config, CollectsEveryErrorWithPathAndLine) {
 TEST(Config, WrongTypesAndSyntax) {
   EXPECT_TRUE(has_error(load_text("smtp: [1, 2]\n"), "smtp", 1, "must be a map"));
   EXPECT_TRUE(has_error(load_text("log: {level: loud}\n"), "log.level", 1, "one of"));
+  EXPECT_TRUE(has_error(load_text("smtp: {io_threads: 65}\n"), "smtp.io_threads", 1, "between 0 and 64"));
   EXPECT_TRUE(has_error(load_text("smtp:\n  auth: {require_tls: maybe}\n"), "smtp.auth.require_tls", 2,
                         "true or false"));
   const auto syntax = load_text("smtp: {listen: [\n");

@@ -54,6 +54,7 @@ struct Smtp {
   std::vector<Network> allow_networks;
   std::optional<TlsFiles> tls;
   std::optional<SmtpAuth> auth;
+  unsigned io_threads = 0;  // SMTP sessions and HTTP; 0 = one per core (2 to 8)
 };
 
 enum class UpstreamKind { smtp, ses, directory };
