@@ -66,6 +66,32 @@ def send(port, test_id, rcpts=None, timeout=30):
         return re.search(rb"queued as ([0-9A-F]{16})", text).group(1).decode()
 
 
+def send_concurrently(count, senders, send_one):
+    """send_one(n) for every n below count, from senders threads at once (the
+    load of many clients); returns the failures, each as "n: error"."""
+    ids = iter(range(count))
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                n = next(ids, None)
+            if n is None:
+                return
+            try:
+                send_one(n)
+            except Exception as e:  # noqa: BLE001 - returned to the caller
+                errors.append(f"{n}: {e!r}")
+
+    threads = [threading.Thread(target=worker) for _ in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 class Sink:
     """A recording SMTP server on a free loopback port (the upstream).
 

@@ -9,10 +9,9 @@ again exactly once.
 
 import os
 import re
-import threading
 import unittest
 
-from faults import Sink, send
+from faults import Sink, send, send_concurrently
 from relay import Relay, free_port, wait_until
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
@@ -38,30 +37,9 @@ def rcpts_of(n):
 
 def send_all(port, count):
     """count messages of RCPTS recipients from SENDERS clients at once; every other one a campaign."""
-    ids = iter(range(count))
-    lock = threading.Lock()
-    errors = []
-
-    def sender():
-        while True:
-            with lock:
-                n = next(ids, None)
-            if n is None:
-                return
-            try:
-                if n % 2:
-                    send_campaign(port, f"m{n}", rcpts_of(n))
-                else:
-                    send(port, f"m{n}", rcpts_of(n))
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(f"m{n}: {e!r}")
-
-    threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
+    def one(n):
+        (send_campaign if n % 2 else send)(port, f"m{n}", rcpts_of(n))
+    return send_concurrently(count, SENDERS, one)
 
 
 def copies(sink):

@@ -9,10 +9,9 @@ the only duplicates allowed are the swallowed replies; a retried message waits
 at least retry_min_seconds between attempts.
 """
 
-import threading
 import unittest
 
-from faults import Sink, report, scale, send
+from faults import Sink, report, scale, send, send_concurrently
 from relay import Relay, wait_until
 
 MESSAGES = scale(120, 1000)
@@ -26,26 +25,15 @@ class UpstreamFaultTest(unittest.TestCase):
             relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": sink.port, "tls": "none",
                                     "max_connections": 10},
                           spool={"retry_min_seconds": RETRY_MIN, "retry_max_seconds": 4}, log={"level": "info"})
-            acked, lock = [], threading.Lock()
-            ids = iter(range(MESSAGES))
+            acked = []
 
-            def sender():
-                while True:
-                    with lock:
-                        n = next(ids, None)
-                    if n is None:
-                        return
-                    send(relay.port, f"u{n}")
-                    with lock:
-                        acked.append(f"u{n}")
+            def send_one(n):
+                send(relay.port, f"u{n}")
+                acked.append(f"u{n}")
 
             with relay:
-                threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                self.assertEqual(len(acked), MESSAGES)
+                errors = send_concurrently(MESSAGES, SENDERS, send_one)
+                self.assertEqual(len(acked), MESSAGES, errors[:5])
                 wait_until(lambda: relay.spool_ids() == [], timeout=600, what="the spool to drain")
                 log = relay.read_log()
 
