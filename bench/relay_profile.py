@@ -9,7 +9,9 @@ under one of:
                     instructions per copy, and the top functions (inclusive)
   --tool perf       perf record -g while the load runs: where the CPU goes (perf report)
   --tool none       the relay's own CPU time per copy (from /proc), threads and all
-Usage: python3 bench/relay_profile.py [--tool T] [--size KB] [--rcpts N] [--messages M] [--sessions S]
+Each run first sends --warmup messages (default 200) and waits for them, then
+measures --messages.
+Usage: python3 bench/relay_profile.py [--tool T] [--size KB] [--rcpts N] [--messages M] [--warmup W] [--sessions S]
 """
 
 import argparse
@@ -63,7 +65,9 @@ def main():
     ap.add_argument("--tool", choices=("strace", "callgrind", "perf", "none"), default="none")
     ap.add_argument("--size", type=int, default=10, help="message size in KB")
     ap.add_argument("--rcpts", type=int, default=10)
-    ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--messages", type=int, default=200, help="measured messages")
+    ap.add_argument("--warmup", type=int, default=200,
+                    help="messages sent and delivered before measuring (connections open, caches warm)")
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--config", default="{}", help="JSON merged into the relay's configuration")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (perf.data, callgrind.out)")
@@ -82,6 +86,9 @@ def main():
     copies = args.messages * args.rcpts
     helper = None
     try:
+        warm = send_load(port, message, args, args.warmup, sink, args.warmup * args.rcpts)
+        if warm.returncode:
+            sys.exit("warm-up: smtp-source: " + warm.stderr.decode(errors="replace")[-500:])
         if args.tool == "callgrind":
             subprocess.run(["callgrind_control", "-i", "on", str(relay.pid)], check=True, stdout=subprocess.DEVNULL)
         elif args.tool == "strace":
@@ -92,29 +99,28 @@ def main():
             helper = subprocess.Popen(["perf", "record", "-g", "-o", os.path.join(work, "perf.data"), "-p",
                                        str(relay.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
+        base = sink.messages()
         cpu0 = proc_cpu(relay.pid)
+        threads0 = dict(thread_cpu(relay.pid))
         start = time.monotonic()
-        source = subprocess.run(["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-r",
-                                 str(args.rcpts), "-N", "-f", "news@example.com", "-t", "rcpt@example.org", "-F",
-                                 message, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 1800
-        while sink.messages() < copies and time.monotonic() < deadline:
-            time.sleep(0.05)
+        source = send_load(port, message, args, args.messages, sink, base + copies)
         elapsed = time.monotonic() - start
         cpu = proc_cpu(relay.pid) - cpu0
-        threads = thread_cpu(relay.pid)
+        threads = sorted(((name, t - threads0.get(name, 0)) for name, t in thread_cpu(relay.pid)),
+                         key=lambda x: -x[1])
         if helper:
             helper.send_signal(signal.SIGINT)
             helper.wait(timeout=120)
         if args.tool == "callgrind":
             subprocess.run(["callgrind_control", "-i", "off", str(relay.pid)], stdout=subprocess.DEVNULL)
-        delivered = sink.messages()
+        delivered = sink.messages() - base
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=300)
         sink.stop()
 
-    print(f"{args.size} KB x {args.rcpts} rcpt, {args.messages} messages, {copies} copies; sink saw {delivered}; "
+    print(f"{args.size} KB x {args.rcpts} rcpt, {args.messages} messages after {args.warmup} of warm-up, "
+          f"{copies} copies; sink saw {delivered}; "
           f"{elapsed:.1f} s; relay CPU {cpu * 1000 / copies:.3f} ms per copy ({args.tool})")
     if source.returncode:
         print("smtp-source:", source.stderr.decode(errors="replace")[-500:])
@@ -131,6 +137,20 @@ def main():
         print("work directory:", work)
     else:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def send_load(port, message, args, messages, sink, until):
+    """smtp-source sends messages of args.rcpts recipients; returns its result once
+    the sink has counted until copies in all (or after 30 minutes)."""
+    if messages == 0:
+        return subprocess.CompletedProcess([], 0, b"", b"")
+    source = subprocess.run(["smtp-source", "-s", str(args.sessions), "-m", str(messages), "-r", str(args.rcpts),
+                             "-N", "-f", "news@example.com", "-t", "rcpt@example.org", "-F", message,
+                             f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 1800
+    while sink.messages() < until and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return source
 
 
 def thread_cpu(pid):
