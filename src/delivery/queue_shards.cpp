@@ -4,10 +4,11 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 
 #include <fmt/format.h>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -77,27 +78,19 @@ void QueueShards::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> op
 asio::awaitable<void> QueueShards::drain() {
   // Every shard stops and waits for its own deliveries at the same time: with
   // a slow upstream, shutdown takes one shard's drain, not the sum of them.
-  auto strand = asio::make_strand(co_await asio::this_coro::executor);
-  co_await asio::co_spawn(strand, drain_on(strand), asio::use_awaitable);
-}
-
-asio::awaitable<void> QueueShards::drain_on(Strand strand) {
-  // Runs on strand, where the shards' completions are counted: none can come
-  // in between starting them and waiting for them.
-  struct Wait {
-    asio::steady_timer done;
-    std::size_t left;
-  };
-  auto wait = std::make_shared<Wait>(Wait{asio::steady_timer(strand, asio::steady_timer::time_point::max()),
-                                          shards_.size()});
+  // The shards' completions only count down (they run on the shards' threads
+  // and must not hold anything of the caller's executor, which may be gone
+  // when their frames are destroyed); the caller polls, as a shard does.
+  auto left = std::make_shared<std::atomic<std::size_t>>(shards_.size());
   for (auto& s : shards_) {
-    asio::co_spawn(s->io, s->manager->drain(), asio::bind_executor(strand, [wait](std::exception_ptr) {
-                     if (--wait->left == 0) wait->done.cancel();
-                   }));
+    asio::co_spawn(s->io, s->manager->drain(), [left](std::exception_ptr) { --*left; });
   }
-  if (wait->left == 0) co_return;
-  boost::system::error_code ignored;
-  co_await wait->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  asio::steady_timer poll(co_await asio::this_coro::executor);
+  while (*left > 0) {
+    poll.expires_after(std::chrono::milliseconds(20));
+    boost::system::error_code ignored;
+    co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
 }
 
 config::Upstream shard_settings(const config::Upstream& settings, std::size_t count, std::size_t index) {

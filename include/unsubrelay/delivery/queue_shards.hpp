@@ -20,7 +20,6 @@
 #include <utility>  // before Asio, see upstream.hpp
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "unsubrelay/delivery/queue_manager.hpp"
 
@@ -54,9 +53,6 @@ class QueueShards {
   std::size_t size() const { return shards_.size(); }
 
  private:
-  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
-  boost::asio::awaitable<void> drain_on(Strand strand);
-
   struct Shard {
     boost::asio::io_context io{1};  // one thread: no locking between its handlers
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
