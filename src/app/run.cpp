@@ -260,7 +260,6 @@ int run_relay(const std::string& config_path) {
     spdlog::critical("{}", start_err);
     return 71;  // EX_OSERR
   }
-  queue.start(recovered.queued);
   common::CertificateExpiry served(served_certificates(cfg));  // for the certificate-expiry alert (docs/monitoring/)
   service.metrics().relay_metrics = [&] {
     const auto& in = server.counters();
@@ -295,6 +294,9 @@ int run_relay(const std::string& config_path) {
     spdlog::critical("{}", web_err);
     return 71;
   }
+  // Delivery starts last: an early return above leaves no delivery thread
+  // running while the objects it uses are destroyed.
+  queue.start(recovered.queued);
 
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   std::function<void()> wait_signal;
@@ -395,8 +397,8 @@ int run_relay(const std::string& config_path) {
                                fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string()),
                                cfg.spool.path + "/webhooks");
 
-  // SMTP sessions, HTTP and the upstream pools' timers; delivery runs on the
-  // queue shards' own threads (deliver-N), the disk work on the disk pool.
+  // SMTP sessions and HTTP; delivery (with its upstream connections) runs on
+  // the queue shards' own threads (deliver-N), the disk work on the disk pool.
   const unsigned threads =
       cfg.smtp.io_threads ? cfg.smtp.io_threads : std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
   std::vector<std::thread> pool;

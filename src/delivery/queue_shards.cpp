@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <exception>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -18,6 +20,18 @@
 namespace unsubrelay::delivery {
 
 namespace asio = boost::asio;
+
+namespace {
+std::string what(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+}  // namespace
 
 QueueShards::QueueShards(std::vector<std::unique_ptr<Upstream>> upstreams, asio::thread_pool& disk,
                          const spool::Spool& spool, RetryPolicy retry, const std::string& hostname,
@@ -83,7 +97,10 @@ asio::awaitable<void> QueueShards::drain() {
   // when their frames are destroyed); the caller polls, as a shard does.
   auto left = std::make_shared<std::atomic<std::size_t>>(shards_.size());
   for (auto& s : shards_) {
-    asio::co_spawn(s->io, s->manager->drain(), [left](std::exception_ptr) { --*left; });
+    asio::co_spawn(s->io, s->manager->drain(), [left](std::exception_ptr e) {
+      if (e) spdlog::error("queue drain: {}", what(e));
+      --*left;
+    });
   }
   asio::steady_timer poll(co_await asio::this_coro::executor);
   while (*left > 0) {
@@ -91,6 +108,10 @@ asio::awaitable<void> QueueShards::drain() {
     boost::system::error_code ignored;
     co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
+}
+
+bool QueueShards::stopping() const {
+  return std::all_of(shards_.begin(), shards_.end(), [](const auto& s) { return s->manager->stopping(); });
 }
 
 config::Upstream shard_settings(const config::Upstream& settings, std::size_t count, std::size_t index) {

@@ -107,6 +107,8 @@ class QueueManager {
   void enqueue(std::string id, std::unique_ptr<spool::OpenMessage> opened = nullptr);
   /// Stops scheduling and waits for the deliveries in flight to finish.
   boost::asio::awaitable<void> drain();
+  /// A drain has begun: no new attempt starts (any thread may ask).
+  bool stopping() const { return stopping_; }
 
   const QueueCounters& counters() const { return *counters_; }
 
@@ -178,7 +180,7 @@ class QueueManager {
   std::deque<std::string> ready_;
   std::multimap<long long, std::string> waiting_;
   std::size_t in_flight_ = 0;  // messages being attempted
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // written on the strand only
   std::unique_ptr<QueueCounters> own_counters_;  // only without a shard's
   QueueCounters* counters_ = nullptr;
 };

@@ -49,6 +49,8 @@ class QueueShards {
   /// shards drain at the same time).
   boost::asio::awaitable<void> drain();
 
+  /// Every shard has begun its drain: none starts a new attempt.
+  bool stopping() const;
   const QueueCounters& counters() const { return counters_; }
   std::size_t size() const { return shards_.size(); }
 
