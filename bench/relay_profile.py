@@ -87,8 +87,10 @@ def main():
     helper = None
     try:
         warm = send_load(port, message, args, args.warmup, sink, args.warmup * args.rcpts)
-        if warm.returncode:
-            sys.exit("warm-up: smtp-source: " + warm.stderr.decode(errors="replace")[-500:])
+        if warm.returncode or sink.messages() < args.warmup * args.rcpts:
+            sys.exit(f"warm-up incomplete: the sink saw {sink.messages()} of {args.warmup * args.rcpts} copies; "
+                     "smtp-source: " + warm.stderr.decode(errors="replace")[-500:])
+        time.sleep(1)  # the warm-up's last bookkeeping (queue files, store records) stays out of the measurement
         if args.tool == "callgrind":
             subprocess.run(["callgrind_control", "-i", "on", str(relay.pid)], check=True, stdout=subprocess.DEVNULL)
         elif args.tool == "strace":
@@ -101,13 +103,12 @@ def main():
             time.sleep(1)
         base = sink.messages()
         cpu0 = proc_cpu(relay.pid)
-        threads0 = dict(thread_cpu(relay.pid))
+        threads0 = thread_cpu(relay.pid)
         start = time.monotonic()
         source = send_load(port, message, args, args.messages, sink, base + copies)
         elapsed = time.monotonic() - start
         cpu = proc_cpu(relay.pid) - cpu0
-        threads = sorted(((name, t - threads0.get(name, 0)) for name, t in thread_cpu(relay.pid)),
-                         key=lambda x: -x[1])
+        threads = by_name(thread_cpu(relay.pid), threads0)
         if helper:
             helper.send_signal(signal.SIGINT)
             helper.wait(timeout=120)
@@ -154,18 +155,26 @@ def send_load(port, message, args, messages, sink, until):
 
 
 def thread_cpu(pid):
-    """(name, CPU seconds) per thread of pid, busiest first, threads of one name summed."""
+    """{thread id: (name, CPU seconds)} for every thread of pid."""
     tick = os.sysconf("SC_CLK_TCK")
-    totals = {}
+    out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 head, rest = f.read().rsplit(")", 1)
-            name = head.split("(", 1)[1]
             fields = rest.split()
-            totals[name] = totals.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+            out[tid] = (head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / tick)
         except OSError:
             pass
+    return out
+
+
+def by_name(now, before):
+    """CPU seconds each thread used since before, summed over threads of one name, busiest first.
+    Compared per thread id: a thread that started or ended in between does not skew its name's figure."""
+    totals = {}
+    for tid, (name, secs) in now.items():
+        totals[name] = totals.get(name, 0) + secs - before.get(tid, (name, 0))[1]
     return sorted(totals.items(), key=lambda x: -x[1])
 
 

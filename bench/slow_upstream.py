@@ -100,7 +100,7 @@ def main():
             limit = args.connections / (args.delay_ms / 1000)
             share = f"{copies / elapsed / limit:.0%} of the upstream's {limit:.0f}/s; goal 80% of it, 2,666"
         else:
-            share = "no upstream delay: the relay's own limit on this machine"
+            share = "no upstream delay: this load path's limit, relay, sink and smtp-source on one machine"
         print(f"  {copies} copies in {elapsed:.1f} s: {copies / elapsed:.0f} copies/s ({share})"
               f"{'' if complete else ' INCOMPLETE'}")
         print(f"  relay CPU {cpu * 1000 / max(copies, 1):.3f} ms per copy, peak RSS {hwm:.0f} MB (goal < 200 MB)")
