@@ -1,4 +1,4 @@
-"""Delivery on several threads (upstream.delivery_threads, docs/performance.md).
+"""Delivery on several threads (upstream.delivery_threads, docs/performance-threads.md).
 
 The queue is sharded by queue id across delivery threads, each with its own
 upstream connections. Through the real binary and a real SMTP upstream: every
