@@ -20,9 +20,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -32,6 +30,7 @@
 #include "unsubrelay/app/descriptors.hpp"
 #include "unsubrelay/app/systemd_notify.hpp"
 #include "unsubrelay/common/certificate.hpp"
+#include "unsubrelay/common/poll.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/delivery/feedback_hooks.hpp"
@@ -225,8 +224,9 @@ int run_relay(const std::string& config_path) {
   asio::io_context io;
   // Spool commits and store transactions block in fsync: they run here, many
   // at once, so the file system commits them together (common/offload.hpp).
-  asio::thread_pool disk(32);
-  name_pool_threads(disk, 32, "disk");
+  constexpr std::size_t disk_threads = 32;
+  asio::thread_pool disk(disk_threads);
+  name_pool_threads(disk, disk_threads, "disk");
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
   delivery::QueueShards queue(std::move(upstreams), disk, spool, retry, cfg.smtp.hostname, &rewriter, store.get(),
                               cfg.unsubscribe.suppression);
@@ -337,12 +337,10 @@ int run_relay(const std::string& config_path) {
       asio::co_spawn(
           io,
           [&]() -> asio::awaitable<void> {
-            asio::steady_timer poll(io);
             const auto give_up = std::chrono::steady_clock::now() + drain_timeout;
-            while (server.active_connections() > 0 && std::chrono::steady_clock::now() < give_up) {
-              poll.expires_after(std::chrono::milliseconds(20));
-              co_await poll.async_wait(asio::use_awaitable);
-            }
+            const auto executor = io.get_executor();  // named: no temporaries in a co_await (g++ 12)
+            const auto sessions_closed = [&] { return server.active_connections() == 0; };
+            co_await poll_until(executor, sessions_closed, give_up);
             co_await queue.drain();
             spdlog::info("stopped: {} message(s) received, {} delivered", server.counters().messages_received.load(),
                          queue.counters().delivered.load());

@@ -14,6 +14,7 @@
 
 #include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/offload.hpp"
+#include "unsubrelay/common/poll.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/delivery/bounce.hpp"
 
@@ -42,7 +43,7 @@ std::string LatencyHistogram::prometheus(const char* name) const {
 QueueManager::QueueManager(asio::io_context& io, asio::thread_pool& disk, const spool::Spool& spool,
                            Upstream& upstream, RetryPolicy retry, std::string hostname,
                            const mime::Rewriter* rewriter, store::Store* store, config::Suppression suppression,
-                           Shard shard)
+                           ShardLink shard)
     : strand_(asio::make_strand(io)),
       disk_(disk),
       spool_(spool),
@@ -230,12 +231,8 @@ asio::awaitable<void> QueueManager::drain() {
   co_await asio::post(strand_, asio::use_awaitable);
   stopping_ = true;
   wake_.cancel();
-  asio::steady_timer poll(strand_);
-  while (in_flight_ > 0) {
-    poll.expires_after(std::chrono::milliseconds(20));
-    boost::system::error_code ec;
-    co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
+  const auto idle = [this] { return in_flight_ == 0; };  // named: no temporaries in a co_await (g++ 12)
+  co_await poll_until(strand_, idle);
   co_await upstream_.close();
 }
 

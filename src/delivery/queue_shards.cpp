@@ -5,17 +5,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <exception>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
+
+#include "unsubrelay/common/poll.hpp"
 
 namespace unsubrelay::delivery {
 
@@ -102,12 +100,10 @@ asio::awaitable<void> QueueShards::drain() {
       --*left;
     });
   }
-  asio::steady_timer poll(co_await asio::this_coro::executor);
-  while (*left > 0) {
-    poll.expires_after(std::chrono::milliseconds(20));
-    boost::system::error_code ignored;
-    co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
+  // Named: no temporaries in a co_await's full expression (g++ 12 destroys them twice).
+  const auto executor = co_await asio::this_coro::executor;
+  const auto all_drained = [left] { return *left == 0; };
+  co_await poll_until(executor, all_drained);
 }
 
 bool QueueShards::stopping() const {

@@ -72,15 +72,13 @@ struct ShardLink {
 
 class QueueManager {
  public:
-  using Shard = ShardLink;
-
   /// Campaign handling (rewriting, suppression, launch records) needs both
   /// rewriter and store; without them copies are the message as spooled.
   /// disk: the pool that runs spool and store work (fsyncs), off the network threads.
   QueueManager(boost::asio::io_context& io, boost::asio::thread_pool& disk, const spool::Spool& spool,
                Upstream& upstream, RetryPolicy retry, std::string hostname, const mime::Rewriter* rewriter = nullptr,
                store::Store* store = nullptr, config::Suppression suppression = config::Suppression::global,
-               Shard shard = {});
+               ShardLink shard = {});
 
   /// Where mail for this relay itself goes instead of the upstream, as Postfix
   /// hands it to its local transport (COORD.md design decision 3: DSNs and ARF
@@ -166,7 +164,7 @@ class QueueManager {
   const mime::Rewriter* rewriter_;
   store::Store* store_;
   config::Suppression suppression_;
-  Shard shard_;
+  ShardLink shard_;
   std::unique_ptr<store::DeliveryRecorder> own_recorder_;  // only without a shard's
   store::DeliveryRecorder* recorder_ = nullptr;
   boost::asio::steady_timer wake_;
