@@ -72,6 +72,28 @@ class GateUpstream final : public delivery::Upstream {
   std::atomic<int> delivered{0};
 };
 
+/// Waits (sleeping) until done() or the time is up; done()'s last answer.
+template <class Done>
+bool wait_until(Done done, std::chrono::seconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+/// count upstreams of type U for the shards, and pointers to them for the test.
+template <class U, class... Args>
+std::vector<std::unique_ptr<delivery::Upstream>> make_upstreams(std::size_t count, std::vector<U*>& out, Args... args) {
+  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto up = std::make_unique<U>(args...);
+    out.push_back(up.get());
+    upstreams.push_back(std::move(up));
+  }
+  return upstreams;
+}
+
 struct Harness {
   fs::path dir;
   spool::Spool spool;
@@ -101,10 +123,7 @@ struct Harness {
       auto guard = asio::make_work_guard(io);
       io.run();
     });
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    wait_until(done, std::chrono::seconds(10));
     asio::co_spawn(io, qm.drain(), asio::use_future).get();
     io.stop();
     loop.join();
@@ -158,13 +177,8 @@ TEST(QueueManager, DeferredRecipientsStayQueuedWithTheirState) {
 // exactly one copy and every message leaves the spool.
 TEST(QueueShards, EveryMessageIsDeliveredOnceByTheShardThatOwnsIt) {
   Harness h;
-  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
   std::vector<FakeUpstream*> fakes;
-  for (int i = 0; i < 2; ++i) {
-    auto up = std::make_unique<FakeUpstream>(delivery::DeliveryStatus::sent);
-    fakes.push_back(up.get());
-    upstreams.push_back(std::move(up));
-  }
+  auto upstreams = make_upstreams(2, fakes, delivery::DeliveryStatus::sent);
   std::vector<std::vector<std::pair<std::string, std::string>>> per_shard;
   std::vector<std::string> ids;
   for (int i = 0; i < 40; ++i) {
@@ -177,11 +191,8 @@ TEST(QueueShards, EveryMessageIsDeliveredOnceByTheShardThatOwnsIt) {
     // Half the messages were found at start-up, half arrive afterwards.
     shards.start(std::vector<std::string>(ids.begin(), ids.begin() + 20));
     for (std::size_t i = 20; i < ids.size(); ++i) shards.enqueue(ids[i]);
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while ((shards.counters().delivered < 80 || !h.spool.list_ids().empty()) &&
-           std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    wait_until([&] { return shards.counters().delivered >= 80 && h.spool.list_ids().empty(); },
+               std::chrono::seconds(20));
     asio::io_context io;
     auto drained = asio::co_spawn(io, shards.drain(), asio::use_future);
     io.run();
@@ -216,13 +227,8 @@ TEST(QueueShards, EveryMessageIsDeliveredOnceByTheShardThatOwnsIt) {
 // on delivering their backlog meanwhile).
 TEST(QueueShards, EveryShardStopsSchedulingWhenTheDrainStarts) {
   Harness h;
-  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
   std::vector<GateUpstream*> gates;
-  for (int i = 0; i < 2; ++i) {
-    auto up = std::make_unique<GateUpstream>();
-    gates.push_back(up.get());
-    upstreams.push_back(std::move(up));
-  }
+  auto upstreams = make_upstreams(2, gates);
   std::vector<std::string> ids;
   std::size_t owned[2] = {0, 0};
   while (owned[0] < 5 || owned[1] < 5) {  // a backlog on each shard
@@ -231,10 +237,7 @@ TEST(QueueShards, EveryShardStopsSchedulingWhenTheDrainStarts) {
   }
   delivery::QueueShards shards(std::move(upstreams), h.disk, h.spool, {300, 4000, 120}, "relay.test");
   shards.start(ids);
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while ((gates[0]->held < 1 || gates[1]->held < 1) && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  wait_until([&] { return gates[0]->held >= 1 && gates[1]->held >= 1; }, std::chrono::seconds(20));
   // EXPECT, not ASSERT, from here: whatever fails, the gates open and the drain
   // finishes before the shards go (no attempt left suspended in a gate).
   EXPECT_EQ(gates[0]->held, 1);  // one copy in flight per shard, the rest queued behind it
@@ -242,11 +245,8 @@ TEST(QueueShards, EveryShardStopsSchedulingWhenTheDrainStarts) {
   asio::io_context io;
   auto drained = asio::co_spawn(io, shards.drain(), asio::use_future);
   std::thread loop([&io] { io.run(); });
-  const auto stop_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!shards.stopping() && std::chrono::steady_clock::now() < stop_by) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_TRUE(shards.stopping()) << "the drain did not reach every shard";
+  EXPECT_TRUE(wait_until([&] { return shards.stopping(); }, std::chrono::seconds(20)))
+      << "the drain did not reach every shard";
   for (auto* g : gates) g->open = true;
   EXPECT_EQ(drained.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   loop.join();
