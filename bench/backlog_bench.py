@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Memory and drain rate with a backlog (issue 14, goal 6; docs/performance.md).
 
-1. fresh: a relay (Release build) with smtp-sink up relays --messages messages of
-   --rcpts recipients: copies/s of a fresh load (the peer of step 3).
+1. fresh: a relay (Release build) with smtp-sink up relays --warmup messages,
+   then --messages messages of --rcpts recipients: copies/s of a fresh load
+   after its warm-up (the peer of step 3).
 2. backlog: a second relay whose upstream port has nothing listening accepts
    the same load; every message is deferred (state/ID appears for each). Its
    RSS (VmRSS) is read with the whole backlog queued.
@@ -45,14 +46,21 @@ def fresh(work, message, args):
     port = free_port()
     relay, _ = start_relay(work, port, sink.port)
     try:
+        # Warm-up: the relay's connections open and its store warm before the clock starts.
+        if args.warmup > 0:
+            send(port, message, args.warmup, args.rcpts).wait()
+        deadline = time.monotonic() + 600
+        while sink.messages() < args.warmup * args.rcpts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = sink.messages()
         start = time.monotonic()
         send(port, message, args.messages, args.rcpts).wait()
-        expected = args.messages * args.rcpts
+        expected = base + args.messages * args.rcpts
         deadline = start + 1800
         while sink.messages() < expected and time.monotonic() < deadline:
             time.sleep(0.05)
         elapsed = time.monotonic() - start
-        return sink.messages() / elapsed, status_mb(relay.pid, "VmHWM")
+        return (sink.messages() - base) / elapsed, status_mb(relay.pid, "VmHWM")
     finally:
         stop(relay)
         sink.stop()
@@ -98,10 +106,11 @@ def main():
     ap.add_argument("--messages", type=int, default=10000)
     ap.add_argument("--rcpts", type=int, default=10)
     ap.add_argument("--size-kb", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=500, help="messages the fresh load sends before the clock starts")
     ap.add_argument("--smoke", action="store_true", help="200 messages: NOT a figure")
     args = ap.parse_args()
     if args.smoke:
-        args.messages = 200
+        args.messages, args.warmup = 200, 20
         print("SMOKE RUN: it checks the script; it is NOT a figure.", flush=True)
     work = tempfile.mkdtemp(prefix="unsubrelay-backlog-")
     try:
