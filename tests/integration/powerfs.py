@@ -1,11 +1,13 @@
 """powerfs: a FUSE file system that keeps only what was synced, and can lose power.
 
-    /usr/bin/python3 powerfs.py MOUNTPOINT CONTROL_SOCKET
+    /usr/bin/python3 powerfs.py MOUNTPOINT CONTROL_SOCKET [--model drop|random] [--seed N]
 
 Everything lives in memory. The file system keeps two views: what programs see
 now (the page cache, in a real machine) and what would survive a power cut
-(the disk). The model is the pessimistic POSIX one (docs/faults.md):
+(the disk). Two models of what a cut keeps (docs/faults.md, "Power loss"):
 
+drop (the default): nothing that was not synced survives, the pessimistic end
+of what POSIX allows.
 - A file's data and size are durable only as of its last fsync or fdatasync
   (both count the same: fdatasync must make the size durable too). Writes after
   that are lost on a cut.
@@ -16,6 +18,25 @@ now (the page cache, in a real machine) and what would survive a power cut
   durable.
 - A file that a durable entry names but that was never synced comes back
   empty. Modes, owners and times are not modelled as lost (kept as they are).
+
+random: what was synced survives as in drop; of what was not, a random part
+does, as when the kernel wrote some dirty pages and directory blocks back
+before the cut (ext4 data=ordered does so every few seconds, without fsync),
+chosen with the seed:
+- Each file, independently, keeps none of its unsynced writes (as in drop),
+  all of them, or a mix: its size is its size at one random instant since its
+  last sync, and each 4 KiB block it changed holds its content at its own
+  random instant (a block is written back whole, as of one moment; blocks in no
+  particular order). So a write may survive whole, not at all, or torn at block
+  boundaries, and a later write may survive where an earlier one did not.
+  Bytes within the size that no surviving write reached read as zeros.
+- Each directory, independently, keeps its entry changes up to a random
+  instant since its last fsync (its changes in order, a prefix of them). A
+  rename between two directories may thus survive in both, in neither (then
+  the file is gone), or in one.
+- Unsynced changes are also written back at random while the power is on: a
+  file or directory with many unsynced changes (256 and 1,024) has its older
+  half made durable, as the kernel's writeback would.
 
 The control socket takes one command per line and answers one line:
   arm N     cut the power after N more operations of any kind ("ok")
@@ -32,16 +53,19 @@ system and calls syncfs on it before `on`, so no dirty page of the old run
 reaches the new one.
 """
 
+import argparse
 import errno
 import itertools
 import json
 import os
+import random
 import stat
-import sys
 import time
 
 import pyfuse3
 import trio
+
+from powermodel import settle_directory, settle_file, write_back
 
 ROOT = pyfuse3.ROOT_INODE
 
@@ -58,6 +82,7 @@ class Inode:
             self.data = bytearray()
             self.durable = bytearray()  # as of the last fsync/fdatasync
             self.dirty = []             # (start, end) ranges changed since
+        self.log = []  # model random: the changes since the last sync, in order (powermodel.py)
 
     @property
     def is_dir(self):
@@ -65,15 +90,20 @@ class Inode:
 
 
 class PowerFS(pyfuse3.Operations):
-    def __init__(self):
+    def __init__(self, model="drop", seed=0):
         super().__init__()
         self.next_ino = itertools.count(ROOT + 1)
         self.inodes = {ROOT: Inode(ROOT, stat.S_IFDIR | 0o755)}
         self.live = True
         self.armed = None  # operations left before the power cut
         self.read_errors = False
+        self.model, self.seed = model, seed
+        self.rng = random.Random(seed)
         self.stats = {"ops": 0, "fsync": 0, "fsyncdir": 0, "cuts": 0, "dropped_write_ranges": 0,
-                      "dropped_entry_changes": 0, "files": 0}
+                      "dropped_entry_changes": 0, "files": 0,
+                      # model random: unsynced writes kept whole, dropped, torn; entry changes kept, dropped
+                      "writes_kept": 0, "writes_dropped": 0, "writes_torn": 0, "entry_changes_kept": 0,
+                      "entry_changes_dropped": 0, "written_back": 0}
 
     # ---- power ----------------------------------------------------------
 
@@ -98,7 +128,12 @@ class PowerFS(pyfuse3.Operations):
 
     def power_on(self):
         """The live view becomes what survived: every directory's durable entries from
-        the root down, every file as of its last sync."""
+        the root down, every file as of its last sync (and, in model random, a random
+        part of what came after)."""
+        if self.model == "random":
+            for ino in sorted(self.inodes):
+                node = self.inodes[ino]
+                (settle_directory if node.is_dir else settle_file)(node, self.rng, self.stats)
         survived, todo = {ROOT}, [ROOT]
         while todo:
             node = self.inodes[todo.pop()]
@@ -115,6 +150,7 @@ class PowerFS(pyfuse3.Operations):
                     self.stats["dropped_write_ranges"] += len(node.dirty) or 1
                 node.data = bytearray(node.durable)
                 node.dirty = []
+            node.log = []
         self.inodes = {ino: n for ino, n in self.inodes.items() if ino in survived}
         self.live = True
 
@@ -160,13 +196,19 @@ class PowerFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EEXIST)
         node = Inode(next(self.next_ino), mode, ctx.uid, ctx.gid)
         self.inodes[node.ino] = node
-        d.entries[name] = node.ino
+        self.enter(d, name, node.ino)
         d.mtime = d.ctime = time.time_ns()
         self.stats["files"] += 1
         return node
 
-    @staticmethod
-    def resize(node, size):
+    def changed(self, node, change):
+        """Model random: the change joins the node's unsynced ones (powermodel.py)."""
+        if self.model == "random":
+            node.log.append(change)
+            if write_back(node):
+                self.stats["written_back"] += 1
+
+    def resize(self, node, size):
         old = len(node.data)
         if size < old:
             del node.data[size:]
@@ -174,6 +216,15 @@ class PowerFS(pyfuse3.Operations):
             node.data.extend(b"\0" * (size - old))
         if size != old:
             node.dirty.append((min(size, old), max(size, old)))
+            self.changed(node, ("size", size))
+
+    def enter(self, d, name, ino):
+        d.entries[name] = ino
+        self.changed(d, ("set", name, ino))
+
+    def leave(self, d, name):
+        del d.entries[name]
+        self.changed(d, ("del", name))
 
     # ---- operations -------------------------------------------------------
 
@@ -247,6 +298,8 @@ class PowerFS(pyfuse3.Operations):
             self.resize(node, off)
         node.data[off:off + len(buf)] = buf
         node.dirty.append((off, off + len(buf)))
+        if buf:
+            self.changed(node, ("write", off, bytes(buf), len(node.data)))
         node.mtime = node.ctime = time.time_ns()
         return len(buf)
 
@@ -261,6 +314,7 @@ class PowerFS(pyfuse3.Operations):
             if start < end:
                 node.durable[start:end] = node.data[start:end]
         node.dirty = []
+        node.log = []
         self.stats["fsync"] += 1
 
     async def flush(self, fh):
@@ -288,6 +342,7 @@ class PowerFS(pyfuse3.Operations):
         self.op()
         d = self.directory(fh)
         d.durable_entries = dict(d.entries)
+        d.log = []
         self.stats["fsyncdir"] += 1
 
     async def unlink(self, parent, name, ctx):
@@ -295,7 +350,7 @@ class PowerFS(pyfuse3.Operations):
         node = self.child(parent, name)
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
-        del self.directory(parent).entries[name]
+        self.leave(self.directory(parent), name)
 
     async def rmdir(self, parent, name, ctx):
         self.op()
@@ -304,7 +359,7 @@ class PowerFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         if node.entries:
             raise pyfuse3.FUSEError(errno.ENOTEMPTY)
-        del self.directory(parent).entries[name]
+        self.leave(self.directory(parent), name)
 
     async def rename(self, parent_old, name_old, parent_new, name_new, flags, ctx):
         self.op()
@@ -318,8 +373,8 @@ class PowerFS(pyfuse3.Operations):
             target = self.node(dst.entries[name_new])
             if target.is_dir and (not node.is_dir or target.entries):
                 raise pyfuse3.FUSEError(errno.ENOTEMPTY if node.is_dir else errno.EISDIR)
-        del src.entries[name_old]
-        dst.entries[name_new] = node.ino
+        self.leave(src, name_old)
+        self.enter(dst, name_new, node.ino)
 
     async def link(self, ino, new_parent, new_name, ctx):
         self.op()
@@ -327,7 +382,7 @@ class PowerFS(pyfuse3.Operations):
         d = self.directory(new_parent)
         if new_name in d.entries:
             raise pyfuse3.FUSEError(errno.EEXIST)
-        d.entries[new_name] = ino
+        self.enter(d, new_name, ino)
         return self.attrs(node)
 
     async def statfs(self, ctx):
@@ -379,13 +434,20 @@ def command(fs, words):
     if words == ["state"]:
         return "live" if fs.live else "dead"
     if words == ["stats"]:
-        return json.dumps({**fs.stats, "live": fs.live, "inodes": len(fs.inodes)})
+        return json.dumps({**fs.stats, "live": fs.live, "inodes": len(fs.inodes), "model": fs.model,
+                           "seed": fs.seed})
     return "error: unknown command"
 
 
 def main():
-    mountpoint, control_path = sys.argv[1], sys.argv[2]
-    fs = PowerFS()
+    parser = argparse.ArgumentParser(description="a FUSE file system that can lose power")
+    parser.add_argument("mountpoint")
+    parser.add_argument("control_socket")
+    parser.add_argument("--model", choices=("drop", "random"), default="drop")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    mountpoint, control_path = args.mountpoint, args.control_socket
+    fs = PowerFS(args.model, args.seed)
     options = set(pyfuse3.default_options)
     options.add("fsname=powerfs")
     pyfuse3.init(fs, mountpoint, options)

@@ -6,12 +6,17 @@
         kill the programs using it
         disk.power_on()                  # what was not synced is gone
 
+PowerDisk(directory, "random", seed) keeps a random part of what was not
+synced instead (powerfs.py, model random); the_seed() picks the seed, or takes
+it from POWERLOSS_SEED to replay a failed run's choices, and prints it.
+
 Needs root and /dev/fuse; fails loudly (never skips) when either is missing.
 """
 
 import ctypes
 import json
 import os
+import random
 import socket
 import subprocess
 import time
@@ -25,11 +30,21 @@ def mounted(path):
         return any(line.split()[4] == path for line in f)
 
 
+def the_seed(what):
+    """A test's seed: POWERLOSS_SEED when set (a replay), else a new one; printed
+    either way, so that a failure can be replayed with the same choices."""
+    forced = os.environ.get("POWERLOSS_SEED")
+    seed = int(forced) if forced else random.randrange(1 << 30)
+    print(f"\n{what}: seed {seed} (POWERLOSS_SEED={seed} replays it)", flush=True)
+    return seed
+
+
 class PowerDisk:
-    def __init__(self, directory):
+    def __init__(self, directory, model="drop", seed=0):
         self.path = os.path.join(directory, "disk")
         self.control_path = os.path.join(directory, "powerfs.sock")
         self.log_path = os.path.join(directory, "powerfs.log")
+        self.model, self.seed = model, seed
         self.proc = None
 
     def __enter__(self):
@@ -37,7 +52,8 @@ class PowerDisk:
             raise AssertionError("the power-loss tests need /dev/fuse (FUSE); it is missing")
         os.makedirs(self.path, exist_ok=True)
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PYTHON, os.path.join(HERE, "powerfs.py"), self.path, self.control_path],
+        self.proc = subprocess.Popen([PYTHON, os.path.join(HERE, "powerfs.py"), self.path, self.control_path,
+                                      "--model", self.model, "--seed", str(self.seed)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not (mounted(self.path) and os.path.exists(self.control_path)):
