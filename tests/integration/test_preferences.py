@@ -3,11 +3,16 @@ lists every topic with its state, posting the form records each change as an
 event and moves the suppression list, one-click leaves the copy's topic only,
 GET changes nothing and never shows the address. Driven over plain HTTP (the
 page works without JavaScript) and in headless Chromium at mobile and desktop
-widths (screenshots in build/screenshots/)."""
+widths (screenshots in build/screenshots/). A posted form's changes are saved in
+one store transaction, on SQLite and on PostgreSQL (scripts/test-postgres.sh):
+all of them, or none when one fails."""
 
 import json
+import os
 import re
 import smtplib
+import sqlite3
+import subprocess
 import unittest
 import uuid
 
@@ -136,6 +141,121 @@ class PreferencePageTest(unittest.TestCase):
         self.assertEqual([(e["topic"], e["action"]) for e in self.events()], [("offers", "unsubscribe")])
         self.assertIn("Chrome", self.events()[0]["user_agent"])
         self.assertNotIn("alice@example.org", self.browser.source())
+
+
+class PreferenceTransactionBase:
+    """A posted form's changes (each topic switch, unsubscribe from all or its
+    undoing, and the events that record them) are one store transaction."""
+
+    def store_settings(self):
+        raise NotImplementedError
+
+    def break_store(self, broken):
+        """While broken, the database itself refuses to record a change of the
+        topic 'offers' (a trigger): a failure in the middle of a form's changes."""
+        raise NotImplementedError
+
+    def setUp(self):
+        self.relay = Relay(extra={"unsubscribe": {"base_url": BASE, "topics": TOPICS, "suppression": "topic"},
+                                  "http": {"requests_per_minute": 100000},
+                                  "store": self.store_settings()}).start()
+
+    def tearDown(self):
+        self.assertEqual(self.relay.stop(), 0, self.relay.read_log()[-3000:])
+
+    def link(self):
+        signed = self.relay.cli("token", "sign", "--recipient", "alice@example.org", "--campaign", "700",
+                                "--launch", "L1", "--topic", "offers")
+        self.assertEqual(signed.returncode, 0, signed.stderr)
+        return signed.stdout.strip()[len(BASE):]
+
+    def post(self, path, form):
+        return self.relay.http("POST", path, form, {"Content-Type": "application/x-www-form-urlencoded"})
+
+    def events(self):
+        out = self.relay.cli("export", "--since", "0")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return [(e["action"], e["topic"], e["source"]) for e in map(json.loads, out.stdout.splitlines())]
+
+    def switches(self, path):
+        code, _, body = self.relay.http("GET", path)
+        self.assertEqual(code, 200, body)
+        html = body.decode()
+        on = [t["id"] for t in TOPICS if " checked" in re.search(rf'<input [^>]*id="topic-{t["id"]}"[^>]*>',
+                                                                     html).group(0)]
+        return on, 'value="resubscribe-all"' in html
+
+    def test_every_change_of_a_form_is_recorded(self):
+        path = self.link()
+        code, _, body = self.post(path, "form=preferences&action=save")  # both switches off
+        self.assertEqual(code, 200, body)
+        self.assertEqual(self.events(), [("unsubscribe", "newsletter", "page"), ("unsubscribe", "offers", "page")])
+        self.assertEqual(self.switches(path), ([], False))
+        self.post(path, "form=preferences&action=unsubscribe-all")
+        self.assertEqual(self.switches(path), ([], True))
+        code, _, body = self.post(path, "form=preferences&topic=newsletter&topic=offers&action=save")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(self.events()[2:], [("unsubscribe", "", "page"), ("resubscribe", "", "page"),
+                                             ("resubscribe", "newsletter", "page"),
+                                             ("resubscribe", "offers", "page")])
+        self.assertEqual(self.switches(path), (["newsletter", "offers"], False))
+
+    def test_a_failed_change_saves_none_of_the_form(self):
+        path = self.link()
+        self.break_store(True)
+        # Leaving both topics: the newsletter's change is recorded, then the offers' fails.
+        code, _, body = self.post(path, "form=preferences&action=save")
+        self.assertEqual(code, 503, body)
+        self.assertIn(b"Nothing was saved.", body)
+        self.assertEqual(self.events(), [])
+        self.assertEqual(self.switches(path), (["newsletter", "offers"], False))
+        # Back from "unsubscribe from all" with offers switched on: lifting the
+        # all-campaigns entry is undone with the failed topic change.
+        self.break_store(False)
+        self.post(path, "form=preferences&topic=newsletter&action=save")
+        self.post(path, "form=preferences&action=unsubscribe-all")
+        self.assertEqual(self.switches(path), ([], True))
+        before = self.events()
+        self.break_store(True)
+        code, _, body = self.post(path, "form=preferences&topic=newsletter&topic=offers&action=save")
+        self.assertEqual(code, 503, body)
+        self.assertEqual(self.events(), before)
+        self.assertEqual(self.switches(path), ([], True))
+
+
+class SqlitePreferenceTransactionTest(PreferenceTransactionBase, unittest.TestCase):
+    def store_settings(self):
+        return {"kind": "sqlite", "path": "var/unsubrelay.db"}
+
+    def break_store(self, broken):
+        db = sqlite3.connect(os.path.join(self.relay.dir, "var", "unsubrelay.db"), isolation_level=None)
+        try:
+            db.execute("CREATE TRIGGER inject_failure BEFORE INSERT ON events WHEN NEW.topic = 'offers' "
+                       "BEGIN SELECT RAISE(ABORT, 'injected failure'); END" if broken else
+                       "DROP TRIGGER inject_failure")
+        finally:
+            db.close()
+
+
+class PostgresPreferenceTransactionTest(PreferenceTransactionBase, unittest.TestCase):
+    def store_settings(self):
+        if not hasattr(self, "url"):
+            server = os.environ.get("UNSUBRELAY_TEST_PG_URL")
+            self.assertTrue(server, "run under scripts/test-postgres.sh, which starts the test PostgreSQL server")
+            database = "prefs_" + uuid.uuid4().hex[:12]
+            subprocess.run(["psql", server, "-q", "-c", f"CREATE DATABASE {database}"], check=True)
+            self.addCleanup(subprocess.run, ["psql", server, "-q", "-c", f"DROP DATABASE IF EXISTS {database}"],
+                            check=False)
+            self.url = server.rsplit("/", 1)[0] + "/" + database
+        return {"kind": "postgresql", "url": self.url}
+
+    def break_store(self, broken):
+        statement = ("CREATE OR REPLACE FUNCTION inject_failure() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; "
+                     "CREATE TRIGGER inject_failure BEFORE INSERT ON events FOR EACH ROW "
+                     "WHEN (NEW.topic = 'offers') EXECUTE FUNCTION inject_failure()"
+                     if broken else "DROP TRIGGER inject_failure ON events")
+        subprocess.run(["psql", self.url, "-q", "-v", "ON_ERROR_STOP=1", "-c", statement], check=True)
 
 
 if __name__ == "__main__":
