@@ -2,7 +2,8 @@
 // unsubscribe.topics is configured (SPEC Part 2, "Topics and the preference
 // page"). The page itself is pure (preferences.cpp); here the state comes from
 // the suppression list and each change is recorded as an event, which moves
-// the list in the same transaction. GET never changes anything.
+// the list; all the changes of one posted form are one transaction (saved
+// together, or none of them). GET never changes anything.
 #include <ctime>
 
 #include "unsubrelay/http/preferences.hpp"
@@ -74,10 +75,13 @@ Response Service::preference_page(const Request& r, const token::Claims& claims,
   std::string notice;
   if (r.method == "POST") {
     const auto form = parse_preference_form(r.body);
-    for (const auto& change : changes(state->topics, state->all_off, *form)) {
-      if (!store_.record_event(event_for(uid, claims, r, change))) {
-        return page(503, "Try again", "<h1>Please try again in a moment</h1><p>Nothing was saved.</p>");
-      }
+    const auto wanted = changes(state->topics, state->all_off, *form);
+    std::vector<store::Event> events;
+    for (const auto& change : wanted) events.push_back(event_for(uid, claims, r, change));
+    if (!events.empty() && !store_.record_events(events)) {
+      return page(503, "Try again", "<h1>Please try again in a moment</h1><p>Nothing was saved.</p>");
+    }
+    for (const auto& change : wanted) {
       if (change.kind == TopicChange::Kind::leave_all || change.kind == TopicChange::Kind::leave_topic) {
         ++metrics_.unsubscribes["page"];
       }

@@ -177,15 +177,16 @@ class PgStore final : public Store {
     return exists("SELECT 1 FROM launches WHERE launch_list_id = $1 AND email_id = $2", launch, email_id);
   }
 
-  bool record_event(const Event& e) override {
+  bool record_events(const std::vector<Event>& events) override {
     return run<bool>([&](pqxx::work& w) {
-             w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent, "
-                           "topic) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                           e.uid, e.email_id, e.launch_list_id,
-                           std::string(name(e.action)), e.source,
-                           e.time, e.ip.substr(0, 64), e.user_agent.substr(0, 300), e.topic);
-             pg::apply_event(w, e);  // the suppression list changes in the same transaction
-             return true;  // committed (and so durable) before run() returns
+             for (const auto& e : events) {
+               w.exec_params("INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, "
+                             "user_agent, topic) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                             e.uid, e.email_id, e.launch_list_id, std::string(name(e.action)), e.source, e.time,
+                             e.ip.substr(0, 64), e.user_agent.substr(0, 300), e.topic);
+               pg::apply_event(w, e);  // the suppression list changes in the same transaction
+             }
+             return true;  // all committed (and so durable) before run() returns, or none
            })
         .value_or(false);
   }

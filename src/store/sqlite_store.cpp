@@ -225,17 +225,23 @@ class SqliteStore final : public Store, private SqliteDb {
     return exists("SELECT 1 FROM launches WHERE launch_list_id = ? AND email_id = ?", {launch, email_id});
   }
 
-  bool record_event(const Event& e) override {
+  bool record_events(const std::vector<Event>& events) override {
     std::lock_guard lock(mutex_);
     if (!exec("BEGIN IMMEDIATE")) return false;
-    Statement s(db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent, topic) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    s.bind(1, e.uid).bind(2, e.email_id).bind(3, e.launch_list_id);
-    s.bind(4, std::string(name(e.action)));
-    s.bind(5, e.source).bind(6, e.time).bind(7, e.ip.substr(0, 64)).bind(8, e.user_agent.substr(0, 300));
-    s.bind(9, e.topic);
-    // The event and its suppression list change commit together (synchronous=FULL: durable once done).
-    if ((s.step() != SQLITE_DONE && !failed()) || !sqlite::apply_event_locked(*this, e) || !exec("COMMIT")) {
+    for (const auto& e : events) {
+      Statement s(db_, "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, ip, user_agent, "
+                       "topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      s.bind(1, e.uid).bind(2, e.email_id).bind(3, e.launch_list_id);
+      s.bind(4, std::string(name(e.action)));
+      s.bind(5, e.source).bind(6, e.time).bind(7, e.ip.substr(0, 64)).bind(8, e.user_agent.substr(0, 300));
+      s.bind(9, e.topic);
+      if ((s.step() != SQLITE_DONE && !failed()) || !sqlite::apply_event_locked(*this, e)) {
+        rollback();
+        return false;
+      }
+    }
+    // The events and their suppression list changes commit together (synchronous=FULL: durable once done).
+    if (!exec("COMMIT")) {
       rollback();
       return false;
     }

@@ -99,6 +99,46 @@ TEST_P(SuppressionStoreTest, UnsubscribeAndResubscribeKeepTheListInStep) {
   EXPECT_EQ(t.store->unsubscribed(uid, ""), std::optional<bool>(false));
 }
 
+// The preference form's changes are one record_events() call: every event
+// with its entry, or (when one fails) none. The database itself fails the
+// second change here (a trigger), after the first was written.
+TEST_P(SuppressionStoreTest, RecordEventsSavesAllOrNothing) {
+  TempStore t(GetParam());
+  const auto uid = *t.store->uid_for("pat@x.org");
+  auto change = [&](Action action, std::string topic) {
+    Event e{uid, "100", "L1", action, "page", 10, "", ""};
+    e.topic = std::move(topic);
+    return e;
+  };
+  const std::vector<Event> form{change(Action::unsubscribe, "news"), change(Action::unsubscribe, "offers")};
+  auto sql = [&](const std::string& statement) {
+    if (GetParam() == "postgresql") {
+      pqxx::connection c(t.pg_url());
+      pqxx::nontransaction(c).exec(statement);
+      return;
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(t.sqlite_path().c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  sql(GetParam() == "postgresql"
+          ? "CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$; "
+            "CREATE TRIGGER fail BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.topic = 'offers') EXECUTE FUNCTION fail()"
+          : "CREATE TRIGGER fail BEFORE INSERT ON events WHEN NEW.topic = 'offers' BEGIN SELECT RAISE(ABORT, 'injected'); END");
+  EXPECT_FALSE(t.store->record_events(form));
+  EXPECT_EQ(t.store->suppressions_for({"pat@x.org"}, 20)->size(), 0u);  // not even the first change's entry
+  EXPECT_EQ(t.store->events_since(0, 0, 10)->size(), 0u);
+  sql(GetParam() == "postgresql" ? "DROP TRIGGER fail ON events" : "DROP TRIGGER fail");
+  ASSERT_TRUE(t.store->record_events(form));
+  EXPECT_EQ(t.store->suppressions_for({"pat@x.org"}, 20)->size(), 2u);
+  const auto events = *t.store->events_since(0, 0, 10);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event.topic, "news");
+  EXPECT_EQ(events[1].event.topic, "offers");
+  EXPECT_TRUE(t.store->record_events({}));  // nothing to save
+}
+
 TEST_P(SuppressionStoreTest, ExpiredEntriesDoNotApplyAndRenewalNeverShortens) {
   TempStore t(GetParam());
   ASSERT_TRUE(t.store->suppress({"b@x.org", Scope::all_mail, "", "hard_bounce", "dsn", 100, 200}));

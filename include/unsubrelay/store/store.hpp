@@ -136,7 +136,11 @@ class Store {
 
   /// Written durably before it returns true, with its suppression list change
   /// (an unsubscribe adds the email_id's entry, a resubscribe lifts entries).
-  virtual bool record_event(const Event& event) = 0;
+  bool record_event(const Event& event) { return record_events({event}); }
+  /// record_event() for several events in one transaction, applied in order:
+  /// all of them with their suppression list changes, or (false) none. The
+  /// preference form's changes are one such call.
+  virtual bool record_events(const std::vector<Event>& events) = 0;
   /// True when an active entry stops the contact's campaign mail: any
   /// campaign entry when email_id is empty (suppression: global), else that
   /// email_id's or an all-campaigns entry.
