@@ -1,14 +1,20 @@
 """Power loss: the spool and the SQLite store on a disk that keeps only what was synced.
 
-The relay's spool and store live on powerfs (powerfs.py: the pessimistic POSIX
-model, docs/faults.md). Round after round, SMTP clients send and one-click
-unsubscribes arrive over HTTP while the power is cut at a random moment: every
-file-system operation fails from then on, the relay is killed, and everything
-not fsynced is dropped. The relay restarts on what survived. At the end:
-every message acknowledged with 250 reached the upstream, whole; every
-unsubscribe answered 200 still holds.
+The relay's spool and store live on powerfs (powerfs.py, docs/faults.md), in
+each of its two models: drop (everything not fsynced is lost) and random (a
+random part of it survives: whole writes, none, or torn at 4 KiB blocks; a
+prefix of each directory's unsynced changes). Round after round, SMTP clients
+send and one-click unsubscribes arrive over HTTP while the power is cut at a
+random moment: every file-system operation fails from then on, the relay is
+killed, and the disk keeps what its model keeps. The relay restarts on what
+survived. At the end: every message acknowledged with 250 reached the
+upstream, whole; every unsubscribe answered 200 still holds; no queue file
+was moved to corrupt/ (every file the spool names in messages/ was whole when
+named, so no cut can damage one).
 
-FAULT_SCALE=full (scripts/powerloss.sh) makes 200 cuts; ctest makes fewer.
+Each test prints its seed; POWERLOSS_SEED=N replays its choices (when to cut,
+what survives; thread timing still varies). FAULT_SCALE=full
+(scripts/powerloss.sh) makes 200 cuts in each model; ctest makes fewer.
 """
 
 import os
@@ -21,10 +27,12 @@ import threading
 import unittest
 
 from faults import Sink, message, report, scale, send
-from powerloss import PowerDisk
+from powerloss import PowerDisk, the_seed
 from relay import Relay, free_port, wait_until
 
 CUTS = scale(12, 200)
+RANDOM_CUTS = scale(5, 200)  # model random; the default run stays short
+SQLITE_RANDOM_CUTS = scale(5, 50)
 SENDERS = 4
 UNSUBSCRIBERS = 2
 LINKS = scale(100, 1200)
@@ -37,32 +45,121 @@ def campaign(email_id, launch):
             "\r\nUnsubscribe: *|UNSUBSCRIBE|*\r\n").encode()
 
 
+def commits_kept(disk, name, mode, commits=50):
+    """commits committed transactions on a new WAL database, then a cut: how many
+    survived, and SQLite's integrity_check."""
+    path = os.path.join(disk.path, name)
+    db = sqlite3.connect(path, isolation_level=None)
+    assert db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    db.execute(f"PRAGMA synchronous={mode}")
+    db.execute("CREATE TABLE t (n INTEGER)")
+    for n in range(commits):
+        db.execute("INSERT INTO t VALUES (?)", (n,))  # each a committed transaction
+    disk.cut()
+    db.close()
+    disk.power_on()
+    db = sqlite3.connect(path)
+    tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0]
+    kept = db.execute("SELECT count(*) FROM t").fetchone()[0] if tables else 0
+    integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    db.close()
+    return kept, integrity
+
+
 class SqliteModeTest(unittest.TestCase):
     """The file system catches what it must: WAL with synchronous=NORMAL loses commits
     on a power cut, WAL with synchronous=FULL (the relay's setting) keeps them."""
 
     def test_wal_normal_loses_commits_and_full_keeps_them(self):
         with PowerDisk(tempfile.mkdtemp(prefix="unsubrelay-powerfs-")) as disk:
-            kept = {}
-            for mode in ("NORMAL", "FULL"):
-                path = os.path.join(disk.path, f"{mode}.db")
-                db = sqlite3.connect(path, isolation_level=None)
-                self.assertEqual(db.execute("PRAGMA journal_mode=WAL").fetchone()[0], "wal")
-                db.execute(f"PRAGMA synchronous={mode}")
-                db.execute("CREATE TABLE t (n INTEGER)")
-                for n in range(50):
-                    db.execute("INSERT INTO t VALUES (?)", (n,))  # each a committed transaction
-                disk.cut()
-                db.close()
-                disk.power_on()
-                db = sqlite3.connect(path)
-                tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0]
-                kept[mode] = db.execute("SELECT count(*) FROM t").fetchone()[0] if tables else 0
-                db.close()
-        self.assertLess(kept["NORMAL"], 50, "the model must drop commits that WAL+NORMAL never synced")
-        self.assertEqual(kept["FULL"], 50, "WAL+FULL syncs every commit")
-        report(f"sqlite on powerfs: 50 commits, then a power cut: WAL+NORMAL kept {kept['NORMAL']}, "
-               f"WAL+FULL kept {kept['FULL']}")
+            kept = {mode: commits_kept(disk, f"{mode}.db", mode) for mode in ("NORMAL", "FULL")}
+        self.assertLess(kept["NORMAL"][0], 50, "the model must drop commits that WAL+NORMAL never synced")
+        self.assertEqual(kept["FULL"], (50, "ok"), "WAL+FULL syncs every commit")
+        report(f"sqlite on powerfs: 50 commits, then a power cut: WAL+NORMAL kept {kept['NORMAL'][0]}, "
+               f"WAL+FULL kept {kept['FULL'][0]}")
+
+    def test_wal_full_keeps_every_commit_whatever_else_survives(self):
+        """Model random: whatever part of the unsynced writes survives, WAL+FULL keeps
+        all 50 commits and the database stays whole; WAL+NORMAL keeps a prefix."""
+        seed = the_seed("sqlite on powerfs, model random")
+        normal = []
+        with PowerDisk(tempfile.mkdtemp(prefix="unsubrelay-powerfs-"), "random", seed) as disk:
+            for n in range(SQLITE_RANDOM_CUTS):
+                full = commits_kept(disk, f"full{n}.db", "FULL")
+                self.assertEqual(full, (50, "ok"), f"WAL+FULL, cut {n} (seed {seed})")
+                normal.append(commits_kept(disk, f"normal{n}.db", "NORMAL"))
+                self.assertEqual(normal[-1][1], "ok", f"WAL+NORMAL, cut {n} (seed {seed})")
+            stats = disk.stats()
+        report(f"sqlite on powerfs, model random: {SQLITE_RANDOM_CUTS} cuts after 50 commits each: WAL+FULL kept "
+               f"50 every time; WAL+NORMAL kept {sorted(k for k, _ in normal)}; integrity ok every time; "
+               f"{stats['writes_kept']} unsynced writes kept, {stats['writes_torn']} torn, "
+               f"{stats['writes_dropped']} dropped (seed {seed})")
+
+
+BLOCK = 4096
+
+
+def fsync_directory(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PowerModelTest(unittest.TestCase):
+    """What each model keeps, seen by a program: in d/f 4 blocks synced with the
+    name, then three unsynced writes of 2 blocks each (a, b, c); d/g written and
+    fsynced, its name never synced."""
+
+    def one_cut(self, disk, n):
+        d = os.path.join(disk.path, f"d{n}")
+        os.mkdir(d)
+        fsync_directory(disk.path)
+        fd = os.open(os.path.join(d, "f"), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"s" * 4 * BLOCK)
+        os.fsync(fd)
+        fsync_directory(d)
+        for letter in b"abc":
+            os.write(fd, bytes([letter]) * 2 * BLOCK)
+        os.close(fd)
+        fd = os.open(os.path.join(d, "g"), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"g" * BLOCK)
+        os.fsync(fd)
+        os.close(fd)
+        disk.cut()
+        disk.power_on()
+        with open(os.path.join(d, "f"), "rb") as f:
+            data = f.read()
+        self.assertEqual(data[:4 * BLOCK], b"s" * 4 * BLOCK, "synced data must survive")
+        seen = []  # per unsynced write: kept, dropped or torn
+        for i, letter in enumerate(b"abc"):
+            blocks = [data[(4 + 2 * i + k) * BLOCK:(5 + 2 * i + k) * BLOCK] for k in range(2)]
+            for block in blocks:  # a block is as of one moment: its write, or what was there before
+                self.assertIn(block, (bytes([letter]) * BLOCK, b"\0" * BLOCK, b""), f"cut {n}, write {i}")
+            kept = sum(block == bytes([letter]) * BLOCK for block in blocks)
+            seen.append(("dropped", "torn", "kept")[kept])
+        return tuple(seen), os.path.exists(os.path.join(d, "g"))
+
+    def test_drop_keeps_only_what_was_synced(self):
+        with PowerDisk(tempfile.mkdtemp(prefix="unsubrelay-powerfs-")) as disk:
+            for n in range(3):
+                self.assertEqual(self.one_cut(disk, n), (("dropped",) * 3, False))
+
+    def test_random_keeps_a_random_part_of_the_rest(self):
+        seed = the_seed("powerfs model random")
+        outcomes = []
+        with PowerDisk(tempfile.mkdtemp(prefix="unsubrelay-powerfs-"), "random", seed) as disk:
+            for n in range(40):
+                outcomes.append(self.one_cut(disk, n))
+            stats = disk.stats()
+        writes = [w for seen, _ in outcomes for w in seen]
+        for kind in ("kept", "dropped", "torn"):
+            self.assertIn(kind, writes, f"no unsynced write {kind} in 40 cuts (seed {seed})")
+        self.assertIn(("kept",) * 3, [seen for seen, _ in outcomes], f"seed {seed}")
+        self.assertEqual({g for _, g in outcomes}, {True, False},
+                         f"an unsynced name must survive some cuts and not others (seed {seed})")
+        self.assertEqual(stats["writes_kept"] + stats["writes_dropped"] + stats["writes_torn"], 3 * 40)
 
 
 class ReadErrorTest(unittest.TestCase):
@@ -96,14 +193,18 @@ class ReadErrorTest(unittest.TestCase):
                 self.assertEqual(relay.stop(), 0)
 
 
-class PowerCutTest(unittest.TestCase):
+class PowerCutBase:
+    """The relay under load and power cuts; a subclass picks the model and how many."""
+    MODEL, CUTS = "drop", CUTS
+
     def setUp(self):
+        self.seed = the_seed(f"power loss, model {self.MODEL}")
         self.sink = Sink().__enter__()
         self.addCleanup(self.sink.__exit__)
         self.relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": self.sink.port, "tls": "none",
                                      "max_connections": 8},
                            log={"level": "info"})
-        self.disk = PowerDisk(self.relay.dir).__enter__()
+        self.disk = PowerDisk(self.relay.dir, self.MODEL, self.seed).__enter__()
         self.addCleanup(self.disk.__exit__)
         self.relay.spool["path"] = os.path.join(self.disk.path, "spool")
         self.relay.extra["store"] = {"kind": "sqlite", "path": os.path.join(self.disk.path, "unsubrelay.db")}
@@ -201,15 +302,14 @@ class PowerCutTest(unittest.TestCase):
         return "load"
 
     def test_power_cuts_lose_nothing_acknowledged(self):
-        rng = random.Random()
-        seed = rng.randrange(1 << 30)
-        rng.seed(seed)
+        seed = self.seed
+        rng = random.Random(seed)
         self.relay.start()
         links = self.links()
         self.relay.kill9()
         todo = list(links)
         kinds = []
-        for n in range(CUTS):
+        for n in range(self.CUTS):
             kinds.append(self.one_round(rng, todo))
             if n % DRAIN_EVERY == DRAIN_EVERY - 1:
                 self.drain()
@@ -221,6 +321,7 @@ class PowerCutTest(unittest.TestCase):
                     if b"no longer receives" not in self.relay.http("GET", link)[2]]
         corrupt_dir = os.path.join(self.relay.spool_dir, "corrupt")
         corrupt = os.listdir(corrupt_dir) if os.path.isdir(corrupt_dir) else []
+        quarantined = re.findall(r".*moved to corrupt/.*", self.relay.read_log())  # also those a later cut undid
         self.assertEqual(self.relay.stop(), 0)
         stats = self.disk.stats()
         db = sqlite3.connect(self.relay.extra["store"]["path"])
@@ -243,18 +344,32 @@ class PowerCutTest(unittest.TestCase):
         self.assertEqual(set(delivered) - self.attempted, set(), "the upstream got messages nobody sent")
         self.assertEqual(not_held, [], f"unsubscribes answered 200 and then lost (seed {seed})")
         self.assertEqual(integrity, "ok")
-        self.assertGreaterEqual(stats["cuts"], CUTS)
+        # Every name in messages/ was given to a whole, fsynced file, and marks are
+        # single bytes: no cut can damage a queue file, so nothing may be quarantined.
+        self.assertEqual((corrupt, quarantined[:5]), ([], []), f"queue files moved to corrupt/ (seed {seed})")
+        self.assertGreaterEqual(stats["cuts"], self.CUTS)
         self.assertGreaterEqual(len(self.acked), 10, "too little load to prove anything")
         self.assertGreaterEqual(len(self.unsubscribed), 10, "too few unsubscribes to prove anything")
         duplicates = sum(n - 1 for n in delivered.values())
-        report(f"power loss: {CUTS} cuts ({kinds.count('start-up')} during start-up), {len(self.attempted)} "
-               f"messages tried, {len(self.acked)} acknowledged, all delivered, 0 lost, 0 half-written, "
-               f"{duplicates} duplicate cop(ies), {len(set(delivered) - self.acked)} delivered without a 250 "
-               f"reaching the client; {len(self.unsubscribed)} unsubscribes answered 200, 0 lost; "
+        dropped = (f"kept {stats['writes_kept']} unsynced writes whole, tore {stats['writes_torn']} and dropped "
+                   f"{stats['writes_dropped']}, kept {stats['entry_changes_kept']} unsynced directory changes and "
+                   f"dropped {stats['entry_changes_dropped']}" if self.MODEL == "random" else
+                   f"dropped {stats['dropped_write_ranges']} unsynced write ranges and "
+                   f"{stats['dropped_entry_changes']} unsynced directories")
+        report(f"power loss, model {self.MODEL}: {self.CUTS} cuts ({kinds.count('start-up')} during start-up), "
+               f"{len(self.attempted)} messages tried, {len(self.acked)} acknowledged, all delivered, 0 lost, "
+               f"0 half-written, {duplicates} duplicate cop(ies), {len(set(delivered) - self.acked)} delivered "
+               f"without a 250 reaching the client; {len(self.unsubscribed)} unsubscribes answered 200, 0 lost; "
                f"{len(corrupt)} file(s) in corrupt/; sqlite integrity {integrity}; powerfs: "
-               f"{stats['fsync']} fsync, {stats['fsyncdir']} directory fsync, {stats['dropped_write_ranges']} "
-               f"unsynced write ranges and {stats['dropped_entry_changes']} unsynced directories dropped "
-               f"(seed {seed})")
+               f"{stats['fsync']} fsync, {stats['fsyncdir']} directory fsync, {dropped} (seed {seed})")
+
+
+class PowerCutTest(PowerCutBase, unittest.TestCase):
+    MODEL, CUTS = "drop", CUTS
+
+
+class RandomPowerCutTest(PowerCutBase, unittest.TestCase):
+    MODEL, CUTS = "random", RANDOM_CUTS
 
 
 if __name__ == "__main__":
