@@ -31,7 +31,7 @@ from powerloss import PowerDisk, the_seed
 from relay import Relay, free_port, wait_until
 
 CUTS = scale(12, 200)
-RANDOM_CUTS = scale(5, 200)  # model random; the default run stays short
+RANDOM_CUTS = scale(8, 200)  # model random; the default run stays short
 SQLITE_RANDOM_CUTS = scale(5, 50)
 SENDERS = 4
 UNSUBSCRIBERS = 2
