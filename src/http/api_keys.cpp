@@ -40,10 +40,11 @@ std::array<unsigned char, 32> digest_of(std::string_view text) {
 /// The scopes after a key ("" = every scope); an error message when one is unknown.
 unsigned parse_scope_list(std::string_view rest, std::string& error) {
   unsigned scopes = 0;
-  bool named = false;
+  bool named = false, comma = false;
   std::size_t at = 0;
   while (at < rest.size()) {
     if (blank(rest[at]) || rest[at] == ',') {
+      comma = comma || rest[at] == ',';
       ++at;
       continue;
     }
@@ -60,6 +61,10 @@ unsigned parse_scope_list(std::string_view rest, std::string& error) {
     scopes |= *scope;
     named = true;
     at = end;
+  }
+  if (!named && comma) {
+    error = "a scope list without a scope (write the scopes, or only the key for all of them)";
+    return 0;
   }
   return named ? scopes : all_scopes;
 }

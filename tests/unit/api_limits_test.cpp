@@ -34,13 +34,14 @@ TEST(ApiKeys, LinesKeysScopesAndComments) {
 
 TEST(ApiKeys, ErrorsNameFileAndLineAndNeverTheKey) {
   const auto parsed = parse_api_keys("good read\nsecret-one reed\nsecret-two read,,delete\ngood write\n"
-                                     "bad\x01key\n",
+                                     "bad\x01key\nsecret-three ,\n",
                                      "/etc/keys");
-  ASSERT_EQ(parsed.errors.size(), 4u);
+  ASSERT_EQ(parsed.errors.size(), 5u);
   EXPECT_EQ(parsed.errors[0].rfind("/etc/keys:2: unknown scope 'reed'", 0), 0u) << parsed.errors[0];
   EXPECT_EQ(parsed.errors[1].rfind("/etc/keys:3: unknown scope 'delete'", 0), 0u) << parsed.errors[1];
   EXPECT_EQ(parsed.errors[2].rfind("/etc/keys:4: the same key as line 1", 0), 0u) << parsed.errors[2];
   EXPECT_EQ(parsed.errors[3].rfind("/etc/keys:5: the key has a byte (0x01)", 0), 0u) << parsed.errors[3];
+  EXPECT_EQ(parsed.errors[4].rfind("/etc/keys:6: a scope list without a scope", 0), 0u) << parsed.errors[4];
   for (const auto& e : parsed.errors) {
     EXPECT_EQ(e.find("secret"), std::string::npos) << e;
     EXPECT_EQ(e.find("good"), std::string::npos) << e;
