@@ -165,18 +165,19 @@ unsigned ApiKeyMatcher::scopes_of(std::string_view presented) const {
 
 unsigned required_scopes(std::string_view method, std::string_view path) {
   const bool get = method == "GET", post = method == "POST", put = method == "PUT", del = method == "DELETE";
-  if (path == "/api/v2/email/unsubscribe") return post ? scope_write : 0;
-  if (path.starts_with("/api/v2/email/") && path.ends_with("/responses/summary")) return get ? scope_read : 0;
+  const auto when = [](bool applies, unsigned scopes) { return applies ? scopes : 0u; };
+  if (path == "/api/v2/email/unsubscribe") return when(post, scope_write);
+  if (path.starts_with("/api/v2/email/") && path.ends_with("/responses/summary")) return when(get, scope_read);
   if (path == "/api/v1/suppressions" || path.starts_with("/api/v1/suppressions/")) {
     const auto rest = path.substr(20);
-    if (rest == "/import") return post ? scope_import : 0;
+    if (rest == "/import") return when(post, scope_import);
     if (get) return scope_read;
-    return (put || del) && rest.size() > 1 ? scope_write : 0;
+    return when((put || del) && rest.size() > 1, scope_write);
   }
   if (path.starts_with("/api/v1/contacts/")) {
     // A contact without its events' IPs and user agents for read; with them for export.
     if (get) return scope_read | scope_export;
-    return del ? scope_erase : 0;
+    return when(del, scope_erase);
   }
   return 0;
 }

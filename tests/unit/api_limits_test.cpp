@@ -93,7 +93,9 @@ TEST(ClientLimits, SprayOfAddressesDoesNotResetALimitedClient) {
     const auto address = "10." + std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." +
                          std::to_string(i & 255);
     limits.allow(address, t0);
-    if (i % 1000 == 0) EXPECT_FALSE(limits.allow("192.0.2.1", t0)) << "reset after " << i << " addresses";
+    if (i % 1000 == 0) {
+      EXPECT_FALSE(limits.allow("192.0.2.1", t0)) << "reset after " << i << " addresses";
+    }
   }
   EXPECT_FALSE(limits.allow("192.0.2.1", t0));
   EXPECT_LE(limits.size(), ClientLimits::default_capacity);
