@@ -2,25 +2,28 @@
 # Builds the libFuzzer targets (clang-14, ASan/UBSan) and runs each for
 # SECONDS (default 30), seeded with tests/data. Any crash, leak or timeout
 # fails the script and leaves the reproducer in build/fuzz/findings/.
-#   ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import (default: all)
+#   ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import api_keys (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import)
+[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import api_keys)
 
 ./scripts/install-deps.sh test
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DUNSUBRELAY_FUZZ=ON -DUNSUBRELAY_SANITIZE=ON -DUNSUBRELAY_TESTS=OFF -DUNSUBRELAY_BENCH=OFF >/dev/null
-ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import make_seeds
+ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import fuzz_api_keys make_seeds
 
 findings=build/fuzz/findings
-mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import}
+mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import,api_keys}
 cp conf/unsubrelay.yaml build/fuzz/corpus/config/
 printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
 printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_list_id":"1","email_id":"2","uid":"x"}' > build/fuzz/corpus/http/api
 cp tests/data/*.eml build/fuzz/corpus/mime/
+# api_keys: a keys file (docs/unsubscribe.md's example) and a method + path
+printf '# keys\nk3y-all\nk3y-read read  # dashboard\nk3y-two read,export\nk3y-bad reed\n' > build/fuzz/corpus/api_keys/file
+printf 'GET\n/api/v1/contacts/a@example.org' > build/fuzz/corpus/api_keys/route
 # Reports and notifications: DSNs, ARF, SNS envelopes, SES notifications.
 cp tests/data/feedback/* build/fuzz/corpus/feedback/
 # import: a piece-size byte, then the file (fuzz_import.cpp)
@@ -31,7 +34,7 @@ printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-su
 ./build/fuzz/tests/fuzz/make_seeds build/fuzz/corpus
 
 # Every finding so far, kept as a seed (tests/data/fuzz/TARGET-*): it must stay fixed.
-for t in smtp token mime config http feedback import; do
+for t in smtp token mime config http feedback import api_keys; do
   cp tests/data/fuzz/"$t"-* "build/fuzz/corpus/$t/" 2>/dev/null || true
 done
 

@@ -104,16 +104,12 @@ std::optional<std::string> read_file(const std::string& path) {
   return s.str();
 }
 
-std::set<std::string> load_api_keys(const std::string& path) {
-  std::set<std::string> keys;
-  if (path.empty()) return keys;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto key = std::string(trim(line));
-    if (!key.empty() && key.front() != '#') keys.insert(key);
-  }
-  return keys;
+/// http.api_keys_file's keys and scopes (http/api_keys.hpp); nullopt after logging its errors.
+std::optional<http::ApiKeyMatcher> load_api_keys(const std::string& path) {
+  const auto file = http::load_api_keys(path);
+  for (const auto& e : file.errors) spdlog::error("http.api_keys_file: {}", e);
+  if (!file.ok()) return std::nullopt;
+  return http::ApiKeyMatcher(file.keys);
 }
 
 std::size_t spool_depth(const std::string& dir) {
@@ -218,7 +214,9 @@ int run_relay(const std::string& config_path) {
     spdlog::info("http.page_template {} not found here: using the built-in page", cfg.http.page_template);
     page = std::string(http::embedded_page);
   }
-  http::Service service(cfg, rewriter.keys(), *store, *page, load_api_keys(cfg.http.api_keys_file),
+  auto api_keys = load_api_keys(cfg.http.api_keys_file);
+  if (!api_keys) return 78;
+  http::Service service(cfg, rewriter.keys(), *store, *page, std::move(*api_keys),
                         [&spool] { return std::filesystem::is_directory(spool.messages_dir()); });
 
   asio::io_context io;
@@ -313,6 +311,11 @@ int run_relay(const std::string& config_path) {
           bool ok = true;
           auto fresh = load_users(again.config, ok);
           if (ok) server.set_users(fresh);
+          if (auto fresh_keys = load_api_keys(again.config.http.api_keys_file)) {
+            service.set_api_keys(std::move(*fresh_keys));
+          } else {
+            spdlog::error("reload: the running API keys stay in force");
+          }
           const auto fresh_certificates = served_certificates(again.config);
           for (const auto& [listener, tls_err] : {std::pair{"smtp", server.reload_tls(again.config.smtp)},
                                                   std::pair{"http", web.reload_tls(again.config.http)}}) {
@@ -323,7 +326,8 @@ int run_relay(const std::string& config_path) {
             }
           }
           spdlog::set_level(spdlog::level::from_str(again.config.log.level));
-          spdlog::info("reloaded: users file, TLS certificates and log level (listeners and spool need a restart)");
+          spdlog::info("reloaded: users file, API keys, TLS certificates and log level (listeners and spool need a "
+                       "restart)");
         }
         sd_notify("READY=1");
         wait_signal();

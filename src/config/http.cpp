@@ -1,12 +1,26 @@
 // http.cpp: the `http:` section: plain and HTTPS listeners, limits, exemptions.
+#include <unistd.h>
+
 #include "loaders.hpp"
+#include "unsubrelay/http/api_keys.hpp"
 
 namespace unsubrelay::config::detail {
+
+namespace {
+
+/// Each key line's scopes must be known (http/api_keys.hpp): the errors name the keys file's line.
+void check_api_keys(Section& s, const std::string& path) {
+  if (path.empty() || ::access(path.c_str(), R_OK) != 0) return;  // readable_file said why
+  for (const auto& e : http::load_api_keys(path).errors) s.error(s.raw("api_keys_file"), s.path("api_keys_file"), e);
+}
+
+}  // namespace
 
 void load_http(Section& s, Http& h, Errors& errors) {
   endpoints(s, "listen", h.listen);
   endpoints(s, "listen_tls", h.listen_tls);
   readable_file(s, "api_keys_file", h.api_keys_file);
+  check_api_keys(s, h.api_keys_file);
   readable_file(s, "page_template", h.page_template);
   s.integer("max_header_bytes", h.max_header_bytes, 1024, 1 << 20);
   s.integer("max_body_bytes", h.max_body_bytes, 1024, 16 << 20);

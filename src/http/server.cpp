@@ -25,7 +25,7 @@
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/common/tls.hpp"
-#include "unsubrelay/delivery/rate_limit.hpp"
+#include "unsubrelay/http/client_limits.hpp"
 
 namespace unsubrelay::http {
 
@@ -111,8 +111,7 @@ struct Server::Impl {
   const std::size_t max_connections;
   TlsServerContext tls;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
-  std::mutex limits_mutex;
-  std::map<std::string, delivery::RateLimit> per_client;
+  ClientLimits per_client{config.requests_per_minute};  // bounded, least recently used out (issue 22)
   std::atomic<std::size_t> active{0};
   std::atomic<std::size_t> evicting{0};
   std::mutex slots_mutex;
@@ -121,11 +120,7 @@ struct Server::Impl {
   asio::thread_pool handlers{handler_threads};  // declared last: joined first
 
   bool allow(const std::string& client) {
-    std::lock_guard lock(limits_mutex);
-    if (per_client.size() > 100000) per_client.clear();  // bounded memory under a spray of addresses
-    const double rate = config.requests_per_minute / 60.0;
-    auto it = per_client.try_emplace(client, rate, std::max(1.0, rate * 10)).first;
-    return it->second.take(delivery::RateLimit::Clock::now()) == delivery::RateLimit::Clock::duration::zero();
+    return per_client.allow(client_bucket(client), ClientLimits::Clock::now());  // IPv6: per /64
   }
 
   /// X-Forwarded-For is believed only from configured proxies; then the

@@ -3,6 +3,7 @@
 
 #include <ctime>
 
+#include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -59,12 +60,12 @@ bool is_one_click(const std::string& content_type, const std::string& body) {
 }
 
 Service::Service(const config::Config& config, const token::KeySet& keys, store::Store& store,
-                 std::string page_template, std::set<std::string> api_keys, std::function<bool()> spool_healthy)
+                 std::string page_template, ApiKeyMatcher api_keys, std::function<bool()> spool_healthy)
     : config_(config),
       keys_(keys),
       store_(store),
       template_(std::move(page_template)),
-      api_keys_(std::move(api_keys)),
+      api_keys_(std::make_shared<const ApiKeyMatcher>(std::move(api_keys))),
       spool_healthy_(std::move(spool_healthy)) {
   for (const char* source : {"one-click", "page", "api", "mailto"}) metrics_.unsubscribes[source] = 0;
   for (auto e : {token::TokenError::malformed, token::TokenError::wrong_version, token::TokenError::unknown_key,
@@ -229,10 +230,34 @@ Response Service::token_api(const std::string& token) {
                              {"status", *state ? "unsubscribed" : "subscribed"}});
 }
 
-bool Service::authorized(const Request& r) const {
-  if (!istarts_with(r.authorization, "Bearer ")) return false;
-  const auto key = std::string(trim(std::string_view(r.authorization).substr(7)));
-  return !key.empty() && api_keys_.count(key) > 0;
+void Service::set_api_keys(ApiKeyMatcher keys) {
+  auto fresh = std::make_shared<const ApiKeyMatcher>(std::move(keys));
+  std::lock_guard lock(api_keys_mutex_);
+  api_keys_.swap(fresh);
+}
+
+unsigned Service::key_scopes(const Request& r) const {
+  if (!istarts_with(r.authorization, "Bearer ")) return 0;
+  const auto key = trim(std::string_view(r.authorization).substr(7));
+  if (key.empty()) return 0;
+  std::shared_ptr<const ApiKeyMatcher> keys;
+  {
+    std::lock_guard lock(api_keys_mutex_);
+    keys = api_keys_;
+  }
+  return keys->scopes_of(key);  // constant time (api_keys.cpp)
+}
+
+bool Service::metrics_allowed(const Request& r) const {
+  const auto& networks = config_.http.metrics_networks;
+  if (networks.empty()) return true;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(r.client_ip, ec);
+  if (ec) return false;
+  for (const auto& net : networks) {
+    if (net.contains(address)) return true;
+  }
+  return false;
 }
 
 Response Service::emarsys_unsubscribe(const Request& r) {
@@ -338,22 +363,34 @@ Response Service::handle(const Request& r) {
   if (path.starts_with("/api/v1/tokens/")) return token_route(r, path.substr(15));
   if (path == "/js/unsubscribe.js" && (r.method == "GET" || r.method == "HEAD")) return page_script(r);
   if (path.starts_with("/api/")) {
-    if (!authorized(r)) {
+    const auto scopes = key_scopes(r);
+    if (!scopes) {
       auto resp = json_response(401, {{"replyCode", 1}, {"replyText", "Unauthorized: a valid bearer key is required"}});
       resp.headers.emplace_back("WWW-Authenticate", "Bearer");
       return resp;
+    }
+    if (const auto needed = required_scopes(r.method, path); needed && !(needed & scopes)) {
+      const auto names = scope_names(needed);
+      const auto why = fmt::format("Forbidden: this key lacks the '{}' scope (http.api_keys_file)", names);
+      return json_response(403, {{"replyCode", 1}, {"replyText", why}, {"error", why}, {"scope", names}});
     }
     if (path == "/api/v2/email/unsubscribe" && r.method == "POST") return emarsys_unsubscribe(r);
     if (path == "/api/v1/suppressions" || path.starts_with("/api/v1/suppressions/")) {
       return suppression_route(r, path.substr(20), query);
     }
-    if (path.starts_with("/api/v1/contacts/") && path.size() > 17) return contact_route(r, path.substr(17));
+    if (path.starts_with("/api/v1/contacts/") && path.size() > 17) {
+      return contact_route(r, path.substr(17), query, scopes);
+    }
     const std::string prefix = "/api/v2/email/", suffix = "/responses/summary";
     if (path.starts_with(prefix) && path.ends_with(suffix) && path.size() > prefix.size() + suffix.size() &&
         r.method == "GET") {
       return summary(r, url_decode(path.substr(prefix.size(), path.size() - prefix.size() - suffix.size())), query);
     }
     return json_response(404, {{"replyCode", 2}, {"replyText", "No such endpoint"}});
+  }
+  if (path == "/metrics" && !metrics_allowed(r)) {
+    // Prometheus exporters' convention: only the scrapers of http.metrics_networks.
+    return {403, "text/plain; charset=utf-8", "forbidden\n", {}};
   }
   if (path == "/metrics" && r.method == "GET") return metrics_page();
   if (path == "/feedback/ses" && ses_handler_) {

@@ -38,6 +38,8 @@ std::size_t add_suppressions(pqxx::work& w, const std::vector<Suppression>& entr
 
 // pg_contact.cpp (contact.hpp)
 ContactRecord contact(pqxx::work& w, const std::string& address);
+// pg_contact_page.cpp (contact_page.hpp)
+ContactPage contact_page(pqxx::work& w, const std::string& address, const ContactPageQuery& query);
 /// The erasure's writes; touched: the tables whose old tuples now hold its bytes.
 EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std::string& hashed,
                            const std::string& source, long long now, std::vector<std::string>& touched);

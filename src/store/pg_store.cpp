@@ -295,6 +295,9 @@ class PgStore final : public Store {
   std::optional<ContactRecord> contact(const std::string& address) override {
     return run<ContactRecord>([&](pqxx::work& w) { return pg::contact(w, address); });
   }
+  std::optional<ContactPage> contact_page(const std::string& address, const ContactPageQuery& query) override {
+    return run<ContactPage>([&](pqxx::work& w) { return pg::contact_page(w, address, query); });
+  }
 
   std::optional<EraseOutcome> erase_contact(const std::string& address, const std::string& hashed,
                                             const std::string& source, long long now) override {

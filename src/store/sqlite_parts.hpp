@@ -34,6 +34,8 @@ std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& ad
 
 // sqlite_contact.cpp (contact.hpp)
 std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address);
+// sqlite_contact_page.cpp (contact_page.hpp)
+std::optional<ContactPage> contact_page(SqliteDb& db, const std::string& address, const ContactPageQuery& query);
 std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& address, const std::string& hashed,
                                           const std::string& source, long long now);
 std::optional<std::size_t> lift_erased(SqliteDb& db, const std::vector<std::string>& hashed, const std::string& topic,

@@ -386,6 +386,9 @@ class SqliteStore final : public Store, private SqliteDb {
   std::optional<ContactRecord> contact(const std::string& address) override {
     return sqlite::contact(*this, address);
   }
+  std::optional<ContactPage> contact_page(const std::string& address, const ContactPageQuery& query) override {
+    return sqlite::contact_page(*this, address, query);
+  }
   std::optional<EraseOutcome> erase_contact(const std::string& address, const std::string& hashed,
                                             const std::string& source, long long now) override {
     return sqlite::erase_contact(*this, address, hashed, source, now);

@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s->set_erasure_keys(store::ErasureKeys(keys));  // DELETE /api/v1/contacts/... erases for real
     return s;
   }();
-  static http::Service service(cfg, keys, *db, "<title>{{title}}</title>{{content}}", {"key"}, [] { return true; });
+  static http::Service service(cfg, keys, *db, "<title>{{title}}</title>{{content}}",
+                               http::ApiKeyMatcher({{"key", http::all_scopes, 1}}), [] { return true; });
 
   // input: METHOD \n TARGET \n CONTENT-TYPE \n AUTHORIZATION \n BODY
   std::string_view in(reinterpret_cast<const char*>(data), size);

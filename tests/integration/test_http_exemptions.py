@@ -1,8 +1,9 @@
 """Issue 11: the per-address rate limit must not take the relay out of a load balancer.
 
 /healthz is never rate-limited (a load balancer polls it from one address);
-/metrics is not either for the networks in http.metrics_networks (Prometheus).
-Everything else still is: the limit keeps its 429.
+/metrics is not either for the networks in http.metrics_networks (Prometheus),
+and answers 403 to every other client once they are set (issue 22;
+test_api_scopes.py). Everything else still is: the limit keeps its 429.
 """
 
 import unittest
@@ -34,10 +35,10 @@ class RateLimitExemptionTest(unittest.TestCase):
             self.assertIn(429, codes, "the limit itself must still hold for other paths")
             self.assertEqual(relay.http("GET", "/healthz")[0], 200)  # even right after a 429
 
-    def test_metrics_from_other_networks_are_still_limited(self):
+    def test_metrics_from_other_networks_are_refused_and_still_limited(self):
         with Relay(extra={"http": {"requests_per_minute": 1, "metrics_networks": ["10.0.0.0/8"]}}) as relay:
             codes = [relay.http("GET", "/metrics")[0] for _ in range(3)]
-            self.assertEqual(codes[0], 200)
+            self.assertEqual(codes[0], 403)
             self.assertIn(429, codes)
 
 

@@ -10,11 +10,13 @@
 #include <atomic>
 #include <functional>
 #include <map>
-#include <set>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/http/api_keys.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
 
@@ -50,13 +52,15 @@ struct Metrics {
 class Service {
  public:
   Service(const config::Config& config, const token::KeySet& keys, store::Store& store, std::string page_template,
-          std::set<std::string> api_keys, std::function<bool()> spool_healthy);
+          ApiKeyMatcher api_keys, std::function<bool()> spool_healthy);
 
   Response handle(const Request& request);
   /// The mailto: unsubscribe path (SMTP): records an unsubscribe for a token.
   bool unsubscribe_by_token(const std::string& token, const std::string& source, const std::string& ip,
                             std::string& why);
   Metrics& metrics() { return metrics_; }
+  /// SIGHUP: the keys of http.api_keys_file again; requests already past the check keep the old ones.
+  void set_api_keys(ApiKeyMatcher keys);
   /// POST /feedback/ses (ses_feedback.hpp); without one the path is 404.
   void set_ses_handler(std::function<Response(const Request&)> handler) { ses_handler_ = std::move(handler); }
 
@@ -82,19 +86,24 @@ class Service {
   Response put_suppression(const Request& r, const std::string& address);
   Response import_suppressions(const Request& r);
   // contact_api.cpp: /api/v1/contacts/ADDRESS (personal data).
-  Response contact_route(const Request& r, const std::string& rest);
+  // key_scopes: what the bearer key may do (api_keys.hpp); the IPs and user agents need scope_export.
+  Response contact_route(const Request& r, const std::string& rest, const std::string& query, unsigned key_scopes);
   Response emarsys_unsubscribe(const Request& r);
   Response summary(const Request& r, const std::string& email_id, const std::string& query);
   Response metrics_page();
   Response health();
-  bool authorized(const Request& r) const;
+  /// The scopes of the request's bearer key; 0 without a valid one.
+  unsigned key_scopes(const Request& r) const;
+  /// With http.metrics_networks set, only its clients may read /metrics.
+  bool metrics_allowed(const Request& r) const;
   std::optional<token::Claims> check_token(const std::string& token, token::TokenError& error);
 
   const config::Config& config_;
   const token::KeySet& keys_;
   store::Store& store_;
   std::string template_;
-  std::set<std::string> api_keys_;
+  mutable std::mutex api_keys_mutex_;
+  std::shared_ptr<const ApiKeyMatcher> api_keys_;  // swapped whole on SIGHUP
   std::function<bool()> spool_healthy_;
   Metrics metrics_;
   std::function<Response(const Request&)> ses_handler_;

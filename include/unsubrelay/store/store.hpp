@@ -16,6 +16,7 @@
 
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/store/contact.hpp"
+#include "unsubrelay/store/contact_page.hpp"
 #include "unsubrelay/store/feedback.hpp"
 #include "unsubrelay/store/suppression.hpp"
 #include "unsubrelay/store/suppression_list.hpp"
@@ -205,6 +206,10 @@ class Store {
   /// Personal data (contact.hpp): everything held about the address; an
   /// empty record when nothing is.
   virtual std::optional<ContactRecord> contact(const std::string& address) = 0;
+  /// One page of it (contact_page.hpp): at most query.limit sends, events
+  /// and feedback rows after the query's keys; the store reads one more of
+  /// each to know whether a next page exists.
+  virtual std::optional<ContactPage> contact_page(const std::string& address, const ContactPageQuery& query) = 0;
   /// Erases the address in one transaction (its active entries kept under
   /// `hashed`, an erase event from `source`), then overwrites or rewrites the
   /// freed bytes. found = false (and nothing changed) when nothing was held.
