@@ -77,7 +77,7 @@ constexpr const char* migration_lock = "SELECT pg_advisory_xact_lock(72623894401
 class PgStore final : public Store {
  public:
   explicit PgStore(const std::string& url)
-      : db_(url), bulk_{PgConnection(url), PgConnection(url)}, compact_(url) {}
+      : db_(url), bulk_{PgConnection(url), PgConnection(url)}, erasure_(url) {}
 
   bool open(std::string& error) {
     try {
@@ -300,15 +300,16 @@ class PgStore final : public Store {
                                             const std::string& source, long long now) override {
     std::vector<std::string> touched;
     long long xid = 0;
-    auto out = run<EraseOutcome>([&](pqxx::work& w) {
+    // On a connection of its own, as its compaction: the relay's deliveries
+    // and one-clicks on db_ never wait for either (compaction.hpp).
+    auto out = erasure_.run<EraseOutcome>([&](pqxx::work& w) {
       xid = w.exec("SELECT txid_current()")[0][0].as<long long>();
       return pg::erase_contact(w, address, hashed, source, now, touched);
     });
+    if (!out) remember_failure(&erasure_);
     if (!out || !out->found) return out;
-    // After the commit, outside db_'s lock, on a connection of its own: the
-    // relay's deliveries and one-clicks go on meanwhile (compaction.hpp).
     out->compact_note = compactions_.after(touched, xid, [this](const Compactions::Batch& batch) {
-      return pg::compact(compact_, batch);
+      return pg::compact(erasure_, batch);
     });
     out->compacted = out->compact_note.empty();
     return out;
@@ -406,7 +407,7 @@ class PgStore final : public Store {
   PgConnection db_;
   PgConnection bulk_[2];  // add_suppressions only, connected on first use
   std::atomic<unsigned> next_bulk_{0};
-  PgConnection compact_;  // erasures' compaction only, connected on first use
+  PgConnection erasure_;  // erasures only (their transaction and compaction), connected on first use
   Compactions compactions_;
   mutable std::mutex failed_mutex_;
   const PgConnection* failed_ = &db_;  // the connection whose error last_error() reports

@@ -144,8 +144,7 @@ std::string checkpoint_apart(const std::string& path) {
   sqlite3* c = nullptr;
   std::string note;
   if (sqlite3_open_v2(path.c_str(), &c, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-    note = std::string("the WAL could not be truncated: ") + (c ? sqlite3_errmsg(c) : "cannot open") +
-           ": run the erase again";
+    note = std::string("the WAL could not be truncated: ") + (c ? sqlite3_errmsg(c) : "cannot open");
     sqlite3_close_v2(c);
     return note;
   }
@@ -155,7 +154,8 @@ std::string checkpoint_apart(const std::string& path) {
     sqlite3_wal_checkpoint_v2(c, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     if (sqlite3_wal_checkpoint_v2(c, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) == SQLITE_OK) break;
     if (std::chrono::steady_clock::now() > deadline) {
-      note = "the WAL could not be truncated (another connection kept reading for 60 s): run the erase again";
+      note = "the WAL could not be truncated (another connection kept reading for 60 s): once it is done, run "
+             "sqlite3 " + path + " 'PRAGMA wal_checkpoint(TRUNCATE)'";
       break;
     }
     std::this_thread::sleep_for(checkpoint_retry);
