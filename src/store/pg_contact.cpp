@@ -194,7 +194,8 @@ std::string compact(PgConnection& db, const Compactions::Batch& batch) {
   };
   while (older_transactions(db, batch.horizon)) {
     if (Clock::now() > deadline) {
-      note("a transaction older than the erasure stayed open for 60 s: the rewrite may have kept the rows it could see");
+      note("a transaction older than the erasure stayed open for 60 s: the rewrite may have kept the rows "
+           "it could see");
       break;
     }
     std::this_thread::sleep_for(retry);
