@@ -170,7 +170,8 @@ std::optional<long long> filenode(PgConnection& db, const std::string& table) {
 /// runs only when the table's lock is free at once, never queueing (a queued
 /// ACCESS EXCLUSIVE request holds up every later statement on the table, the
 /// whole fleet's, for as long as it waits); a new file number says it ran.
-std::string rewrite(PgConnection& db, const std::string& table, const std::string& options, Clock::time_point deadline) {
+std::string rewrite(PgConnection& db, const std::string& table, const std::string& options,
+                    Clock::time_point deadline) {
   for (;;) {
     const auto before = filenode(db, table);
     if (const auto failed = db.run_outside({"VACUUM (" + options + "SKIP_LOCKED) " + table}); !failed.empty()) {
