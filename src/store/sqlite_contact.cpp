@@ -149,6 +149,13 @@ std::string checkpoint_apart(const std::string& path) {
     return note;
   }
   sqlite3_busy_timeout(c, 0);
+  // A new connection knows the file is in WAL mode only once it has read it:
+  // until then a checkpoint is a no-op that reports success.
+  if (sqlite3_exec(c, "PRAGMA schema_version", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    note = std::string("the WAL could not be truncated: ") + sqlite3_errmsg(c);
+    sqlite3_close_v2(c);
+    return note;
+  }
   const auto deadline = std::chrono::steady_clock::now() + checkpoint_patience;
   for (;;) {
     sqlite3_wal_checkpoint_v2(c, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
