@@ -2,7 +2,12 @@
 // held about an address, erase it. A DELETE or UPDATE leaves the old tuple's
 // bytes in the table and index files, and a plain VACUUM only marks that
 // space free (it is not zeroed): the tables an erasure touched are rewritten
-// with VACUUM FULL afterwards (compaction(), run outside the transaction).
+// with VACUUM FULL afterwards (compact(), after the commit, on a connection of
+// its own: compaction.hpp).
+#include <chrono>
+#include <thread>
+
+#include "pg_connection.hpp"
 #include "pg_parts.hpp"
 
 namespace unsubrelay::store::pg {
@@ -133,14 +138,82 @@ std::size_t lift_erased(pqxx::work& w, const std::vector<std::string>& hashed, c
   return lifted;
 }
 
-std::vector<std::string> compaction(const std::vector<std::string>& touched) {
-  std::vector<std::string> out;
-  for (const auto& table : touched) out.push_back("VACUUM (FULL, ANALYZE) " + table);
+namespace {
+
+using Clock = std::chrono::steady_clock;
+// How long a pass waits for old snapshots to end and for each table's lock to be free, and how often it looks.
+constexpr auto patience = std::chrono::seconds(60);
+constexpr auto retry = std::chrono::milliseconds(100);
+
+/// Whether a client transaction of this database that began before the
+/// newest erasure committed is still open: while one is, VACUUM FULL keeps
+/// (copies) the old rows it might see. VACUUMs' own snapshots do not count
+/// (VACUUM ignores them too).
+bool older_transactions(PgConnection& db, long long horizon) {
+  return db.run<bool>([&](pqxx::work& w) {
+             return w.exec_params("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                                  "backend_type = 'client backend' AND pid <> pg_backend_pid() AND "
+                                  "(age(backend_xmin) >= age($1::text::xid) OR age(backend_xid) >= age($1::text::xid))",
+                                  std::to_string(horizon % 4294967296LL))[0][0]
+                        .as<long long>() > 0;
+           })
+      .value_or(false);
+}
+
+std::optional<long long> filenode(PgConnection& db, const std::string& table) {
+  return db.run<long long>([&](pqxx::work& w) {
+    return w.exec_params("SELECT pg_relation_filenode($1::text::regclass)", table)[0][0].as<long long>();
+  });
+}
+
+/// Rewrites one table into new files without the old rows. SKIP_LOCKED: it
+/// runs only when the table's lock is free at once, never queueing (a queued
+/// ACCESS EXCLUSIVE request holds up every later statement on the table, the
+/// whole fleet's, for as long as it waits); a new file number says it ran.
+std::string rewrite(PgConnection& db, const std::string& table, const std::string& options,
+                    Clock::time_point deadline) {
+  for (;;) {
+    const auto before = filenode(db, table);
+    if (const auto failed = db.run_outside({"VACUUM (" + options + "SKIP_LOCKED) " + table}); !failed.empty()) {
+      return failed;
+    }
+    const auto after = filenode(db, table);
+    if (!before || !after) return table + ": " + db.last_error();
+    if (*after != *before) return "";
+    if (Clock::now() > deadline) return table + " not compacted: its lock was not free once in 60 s";
+    std::this_thread::sleep_for(retry);
+  }
+}
+
+}  // namespace
+
+std::string compact(PgConnection& db, const Compactions::Batch& batch) {
+  const auto deadline = Clock::now() + patience;
+  std::string notes;
+  const auto note = [&](const std::string& n) {
+    if (!n.empty()) notes += (notes.empty() ? "" : "; ") + n;
+  };
+  while (older_transactions(db, batch.horizon)) {
+    if (Clock::now() > deadline) {
+      note("a transaction older than the erasure stayed open for 60 s: the rewrite may have kept the rows "
+           "it could see");
+      break;
+    }
+    std::this_thread::sleep_for(retry);
+  }
+  for (const auto& table : batch.tables) note(rewrite(db, table, "FULL, ANALYZE, ", deadline));
   // ANALYZE replaced the tables' statistics, whose samples may have held the
   // address: their old rows go too (a superuser's or the catalog owner's right).
-  out.push_back("VACUUM FULL pg_catalog.pg_statistic");
-  out.push_back("CHECKPOINT");
-  return out;
+  const auto superuser = db.run<bool>([](pqxx::work& w) {
+    return w.exec("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0].as<bool>();
+  });
+  if (superuser.value_or(false)) {
+    note(rewrite(db, "pg_catalog.pg_statistic", "FULL, ", deadline));
+  } else {
+    note("pg_statistic not compacted: the store's role is not a superuser");
+  }
+  note(db.run_outside({"CHECKPOINT"}));
+  return notes;
 }
 
 }  // namespace unsubrelay::store::pg

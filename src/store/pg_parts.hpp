@@ -9,7 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "compaction.hpp"
 #include "unsubrelay/store/store.hpp"
+
+namespace unsubrelay::store {
+class PgConnection;
+}
 
 namespace unsubrelay::store::pg {
 
@@ -45,8 +50,10 @@ EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std:
                            const std::string& source, long long now, std::vector<std::string>& touched);
 std::size_t lift_erased(pqxx::work& w, const std::vector<std::string>& hashed, const std::string& topic,
                         const std::string& source, long long now);
-/// The statements that rewrite those tables (each outside a transaction).
-std::vector<std::string> compaction(const std::vector<std::string>& touched);
+/// Rewrites the tables erasures touched, on db (a connection of its own, never the
+/// mail path's), once no transaction older than batch.horizon is open; "" when the
+/// bytes are gone, else why not. Sets nothing on the session (PgBouncer).
+std::string compact(PgConnection& db, const Compactions::Batch& batch);
 
 // pg_feedback.cpp
 FeedbackOutcome record_feedback(pqxx::work& w, const Feedback& report, const FeedbackPolicy& policy);

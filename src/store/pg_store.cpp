@@ -76,7 +76,8 @@ constexpr const char* migration_lock = "SELECT pg_advisory_xact_lock(72623894401
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(const std::string& url) : db_(url), bulk_{PgConnection(url), PgConnection(url)} {}
+  explicit PgStore(const std::string& url)
+      : db_(url), bulk_{PgConnection(url), PgConnection(url)}, erasure_(url) {}
 
   bool open(std::string& error) {
     try {
@@ -302,20 +303,18 @@ class PgStore final : public Store {
   std::optional<EraseOutcome> erase_contact(const std::string& address, const std::string& hashed,
                                             const std::string& source, long long now) override {
     std::vector<std::string> touched;
-    bool superuser = false;
-    auto out = run<EraseOutcome>([&](pqxx::work& w) {
-      superuser = w.exec("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0].as<bool>();
+    long long xid = 0;
+    // On a connection of its own, as its compaction: the relay's deliveries
+    // and one-clicks on db_ never wait for either (compaction.hpp).
+    auto out = erasure_.run<EraseOutcome>([&](pqxx::work& w) {
+      xid = w.exec("SELECT txid_current()")[0][0].as<long long>();
       return pg::erase_contact(w, address, hashed, source, now, touched);
     });
+    if (!out) remember_failure(&erasure_);
     if (!out || !out->found) return out;
-    // Bounded: each rewrite waits at most lock_timeout for its table's lock.
-    auto statements = pg::compaction(touched);
-    statements.insert(statements.begin(), "SET lock_timeout = '10s'");
-    statements.push_back("RESET lock_timeout");
-    out->compact_note = db_.run_outside(statements);
-    // Without superuser rights VACUUM skips pg_statistic with a mere warning.
-    if (!superuser) out->compact_note += std::string(out->compact_note.empty() ? "" : "; ") +
-                                         "pg_statistic not compacted: the store's role is not a superuser";
+    out->compact_note = compactions_.after(touched, xid, [this](const Compactions::Batch& batch) {
+      return pg::compact(erasure_, batch);
+    });
     out->compacted = out->compact_note.empty();
     return out;
   }
@@ -412,6 +411,8 @@ class PgStore final : public Store {
   PgConnection db_;
   PgConnection bulk_[2];  // add_suppressions only, connected on first use
   std::atomic<unsigned> next_bulk_{0};
+  PgConnection erasure_;  // erasures only (their transaction and compaction), connected on first use
+  Compactions compactions_;
   mutable std::mutex failed_mutex_;
   const PgConnection* failed_ = &db_;  // the connection whose error last_error() reports
 };

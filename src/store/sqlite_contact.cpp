@@ -2,7 +2,8 @@
 // held about an address, erase it. The connection runs with secure_delete on
 // (sqlite_store.cpp), so freed cells and pages are zeroed as they are freed;
 // after an erasure the WAL is checkpointed and truncated, so neither the free
-// space nor old WAL frames keep the bytes.
+// space nor old WAL frames keep the bytes. That checkpoint runs after the
+// commit on a connection of its own, outside the store's lock (compaction.hpp).
 #include <chrono>
 #include <thread>
 
@@ -13,8 +14,9 @@ namespace unsubrelay::store::sqlite {
 
 namespace {
 
-// Each attempt waits up to the busy timeout (5 s) for a reader in another process to finish.
-constexpr int checkpoint_attempts = 3;
+// How long the checkpoint after an erasure tries for a moment without readers of old frames, and how often.
+constexpr auto checkpoint_patience = std::chrono::seconds(60);
+constexpr auto checkpoint_retry = std::chrono::milliseconds(20);
 constexpr const char* feedback_of =
     "address = ?1 OR (?2 != '' AND uid = ?2)";  // the address's rows, and its contact's
 
@@ -130,17 +132,43 @@ bool erase_locked(SqliteDb& db, const ContactRecord& held, const std::string& ha
   return ev.step() == SQLITE_DONE || db.failed();
 }
 
-/// Moves every WAL frame into the database and truncates the WAL to zero bytes.
-void checkpoint_locked(SqliteDb& db, EraseOutcome& out) {
-  for (int i = 0; i < checkpoint_attempts; ++i) {
-    Statement s(db.db_, "PRAGMA wal_checkpoint(TRUNCATE)");
-    if (s.step() == SQLITE_ROW && s.integer(0) == 0) {
-      out.compacted = true;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+/// Moves every WAL frame into the database and truncates the WAL to zero
+/// bytes, on a connection of its own. It never waits on a lock: a TRUNCATE
+/// checkpoint that waits for a reader holds the write lock meanwhile, and the
+/// relay's writes would wait with it (up to 15 s before). So a PASSIVE one
+/// copies what it can without blocking anyone, then a TRUNCATE one without a
+/// busy handler finishes (milliseconds) or gives up at once, again and again
+/// until the readers that still use old frames are done.
+std::string checkpoint_apart(const std::string& path) {
+  if (path.empty()) return "";  // an in-memory or temporary database: no file keeps anything
+  sqlite3* c = nullptr;
+  std::string note;
+  if (sqlite3_open_v2(path.c_str(), &c, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    note = std::string("the WAL could not be truncated: ") + (c ? sqlite3_errmsg(c) : "cannot open");
+    sqlite3_close_v2(c);
+    return note;
   }
-  out.compact_note = "the WAL could not be truncated (another connection was reading): run the erase again";
+  sqlite3_busy_timeout(c, 0);
+  // A new connection knows the file is in WAL mode only once it has read it:
+  // until then a checkpoint is a no-op that reports success.
+  if (sqlite3_exec(c, "PRAGMA schema_version", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    note = std::string("the WAL could not be truncated: ") + sqlite3_errmsg(c);
+    sqlite3_close_v2(c);
+    return note;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + checkpoint_patience;
+  for (;;) {
+    sqlite3_wal_checkpoint_v2(c, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (sqlite3_wal_checkpoint_v2(c, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) == SQLITE_OK) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      note = "the WAL could not be truncated (another connection kept reading for 60 s): once it is done, run "
+             "sqlite3 " + path + " 'PRAGMA wal_checkpoint(TRUNCATE)'";
+      break;
+    }
+    std::this_thread::sleep_for(checkpoint_retry);
+  }
+  sqlite3_close_v2(c);
+  return note;
 }
 
 /// Lifts the active entries kept under one hashed form, each with its resubscribe event.
@@ -191,8 +219,11 @@ std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address) {
   return out;
 }
 
-std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& address, const std::string& hashed,
-                                          const std::string& source, long long now) {
+namespace {
+
+/// The erasure's transaction, under the store's lock.
+std::optional<EraseOutcome> erase_committed(SqliteDb& db, const std::string& address, const std::string& hashed,
+                                            const std::string& source, long long now) {
   std::lock_guard lock(db.mutex_);
   ContactRecord held;
   held.address = normalise_address(address);
@@ -211,7 +242,19 @@ std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& addre
   if (!erase_locked(db, held, hashed, source, now, out) || !db.exec("COMMIT")) {
     return db.rollback();
   }
-  checkpoint_locked(db, out);
+  return out;
+}
+
+}  // namespace
+
+std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& address, const std::string& hashed,
+                                          const std::string& source, long long now) {
+  auto out = erase_committed(db, address, hashed, source, now);
+  if (!out || !out->found) return out;
+  // After the commit and outside the lock: the mail path goes on meanwhile.
+  const std::string path = sqlite3_db_filename(db.db_, "main");
+  out->compact_note = db.compactions_.after({}, 0, [&](const Compactions::Batch&) { return checkpoint_apart(path); });
+  out->compacted = out->compact_note.empty();
   return out;
 }
 

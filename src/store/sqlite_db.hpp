@@ -15,6 +15,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "compaction.hpp"
+
 namespace unsubrelay::store {
 
 /// Statements of the mail path, compiled once per connection and reused:
@@ -125,6 +127,7 @@ class SqliteDb {
   std::unique_ptr<StatementCache> statements_;  // the mail path's statements
   mutable std::mutex mutex_;
   std::string last_error_;
+  Compactions compactions_;  // the checkpoints after erasures, outside mutex_
 };
 
 }  // namespace unsubrelay::store

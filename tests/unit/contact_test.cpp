@@ -2,6 +2,11 @@
 // erased address, and show / erase on every store backend.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "../../src/store/compaction.hpp"
 #include "temp_store.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
@@ -184,3 +189,38 @@ TEST_P(ContactStoreTest, NothingHeldIsNotFound) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, ContactStoreTest, testing::ValuesIn(backends()),
                          [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+
+// Erasures that come while a compaction runs wait, and one next pass serves
+// them all: never two passes at once, never one per erasure.
+TEST(Compactions, OnePassAtATimeSharedByTheErasuresThatWaited) {
+  Compactions c;
+  std::atomic<int> running{0}, passes{0}, most{0};
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::vector<Compactions::Batch> batches(3);
+  const auto pass = [&](const Compactions::Batch& b) {
+    const int now = ++running;
+    most = std::max(most.load(), now);
+    batches[static_cast<std::size_t>(passes++)] = b;
+    released.wait();
+    --running;
+    return std::string(b.tables.count("bad") ? "bad: failed" : "");
+  };
+  std::thread first([&] { EXPECT_EQ(c.after({"events"}, 7, pass), ""); });
+  while (c.waiting() < 1 || passes.load() < 1) std::this_thread::yield();
+  std::vector<std::thread> later;
+  for (const char* table : {"sends", "contacts", "feedback"}) {
+    later.emplace_back([&, table] { EXPECT_EQ(c.after({table}, 9, pass), ""); });
+  }
+  while (c.waiting() < 4) std::this_thread::yield();  // all three queued behind the running pass
+  release.set_value();
+  first.join();
+  for (auto& t : later) t.join();
+  EXPECT_EQ(passes.load(), 2);
+  EXPECT_EQ(most.load(), 1);
+  EXPECT_EQ(batches[0].tables, std::set<std::string>{"events"});
+  EXPECT_EQ(batches[1].tables, (std::set<std::string>{"contacts", "feedback", "sends"}));
+  EXPECT_EQ(batches[1].horizon, 9);
+  EXPECT_EQ(c.waiting(), 0u);
+  EXPECT_EQ(c.after({"bad"}, 1, pass), "bad: failed");  // a failed pass's reason reaches its erasure
+}

@@ -212,7 +212,10 @@ class Store {
   virtual std::optional<ContactPage> contact_page(const std::string& address, const ContactPageQuery& query) = 0;
   /// Erases the address in one transaction (its active entries kept under
   /// `hashed`, an erase event from `source`), then overwrites or rewrites the
-  /// freed bytes. found = false (and nothing changed) when nothing was held.
+  /// freed bytes: after the commit, outside the store's lock, on a connection
+  /// of its own, one compaction at a time shared by concurrent erasures, so
+  /// the mail path never waits for it; the caller does (compacted, compact_note).
+  /// found = false (and nothing changed) when nothing was held.
   virtual std::optional<EraseOutcome> erase_contact(const std::string& address, const std::string& hashed,
                                                     const std::string& source, long long now) = 0;
   /// erase_contact with the hash of the first erasure key; nullopt when the
