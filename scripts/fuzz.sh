@@ -20,7 +20,7 @@ mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,imp
 cp conf/unsubrelay.yaml build/fuzz/corpus/config/
 printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
 printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_list_id":"1","email_id":"2","uid":"x"}' > build/fuzz/corpus/http/api
-cp tests/data/*.eml build/fuzz/corpus/mime/
+cp tests/data/*.eml tests/data/golden/*.eml build/fuzz/corpus/mime/
 # Reports and notifications: DSNs, ARF, SNS envelopes, SES notifications.
 cp tests/data/feedback/* build/fuzz/corpus/feedback/
 # import: a piece-size byte, then the file (fuzz_import.cpp)

@@ -1,6 +1,8 @@
 // footer.cpp: the unsubscribe footer's text and the new part that carries it.
 #include "footer.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "unsubrelay/common/text.hpp"
@@ -34,8 +36,25 @@ Around html() {
           "\">unsubscribe</a>.</p>\r\n"};
 }
 
+bool shown(const Part& part, const std::function<bool(const Part&)>& carries) {
+  if (part.opaque || part.attachment || part.type == "message") return false;
+  if (!part.is_multipart()) return carries(part);
+  if (part.subtype == "related") return !part.children.empty() && shown(part.children.front(), carries);
+  if (part.subtype != "alternative") {
+    return std::any_of(part.children.begin(), part.children.end(), [&](const Part& c) { return shown(c, carries); });
+  }
+  // Which alternative a reader picks depends on the reader (HTML or not), so every one it could pick.
+  bool any = false;
+  for (const auto& c : part.children) {
+    if (c.attachment || !(c.is_multipart() || (c.is_text() && (c.subtype == "plain" || c.subtype == "html")))) continue;
+    if (!shown(c, carries)) return false;
+    any = true;
+  }
+  return any;
+}
+
 NewPart new_part_for(const Part& root) {
-  if (root.is_multipart() && !root.opaque && !root.children.empty()) return NewPart::insert;
+  if (root.is_multipart() && root.subtype == "mixed" && !root.opaque && !root.children.empty()) return NewPart::insert;
   return NewPart::wrap;
 }
 
@@ -60,6 +79,11 @@ std::string wrap_content_type(const std::string& boundary) {
 Around wrapped_part(const std::string& boundary) {
   return {fmt::format("\r\n--{}\r\n{}{}", boundary, part_header, plain_text),
           fmt::format("\r\n\r\n--{}--\r\n", boundary)};
+}
+
+std::string closing_of_wrapped(const Part& root) {
+  if (!root.is_multipart() || root.opaque || root.closed) return {};
+  return fmt::format("\r\n--{}--", root.boundary);
 }
 
 bool content_field(std::string_view name) { return istarts_with(name, "Content-"); }
