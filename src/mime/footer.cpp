@@ -59,10 +59,18 @@ NewPart new_part_for(const Part& root) {
 }
 
 std::string unique_boundary(std::string_view message) {
-  for (unsigned n = 0;; ++n) {
-    auto b = fmt::format("=_unsubrelay_footer_{}", n);
-    if (message.find(b) == std::string_view::npos) return b;
+  // The prefix and more digits than follow any occurrence of it in the message:
+  // that string occurs nowhere in it, so no line of the message can be its
+  // delimiter. One pass, however many look-alikes a sender puts in (trying
+  // _0, _1, ... in turn was quadratic in them).
+  constexpr std::string_view prefix = "=_unsubrelay_footer_";
+  std::size_t longest = 0;
+  for (auto at = message.find(prefix); at != std::string_view::npos; at = message.find(prefix, at + 1)) {
+    std::size_t digits = 0;
+    for (auto i = at + prefix.size(); i < message.size() && message[i] >= '0' && message[i] <= '9'; ++i) ++digits;
+    longest = std::max(longest, digits);
   }
+  return std::string(prefix) + std::string(longest + 1, '0');
 }
 
 Around inserted_part(const Part& root) {

@@ -45,7 +45,7 @@ bool shown(const Part& part, const std::function<bool(const Part&)>& carries);
 /// insert: the root is a multipart/mixed whose parts we found; wrap: anything else.
 NewPart new_part_for(const Part& root);
 
-/// A boundary that does not occur in the message.
+/// A boundary that occurs nowhere in the message ("=_unsubrelay_footer_0" unless it does).
 std::string unique_boundary(std::string_view message);
 
 /// insert: the new part's text around the URL, placed at root.children.back().end.
