@@ -20,7 +20,7 @@ mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,imp
 cp conf/unsubrelay.yaml build/fuzz/corpus/config/
 printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
 printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_list_id":"1","email_id":"2","uid":"x"}' > build/fuzz/corpus/http/api
-cp tests/data/*.eml build/fuzz/corpus/mime/
+cp tests/data/*.eml tests/data/golden/*.eml build/fuzz/corpus/mime/
 # api_keys: a keys file (docs/unsubscribe.md's example) and a method + path
 printf '# keys\nk3y-all\nk3y-read read  # dashboard\nk3y-two read,export\nk3y-bad reed\n' > build/fuzz/corpus/api_keys/file
 printf 'GET\n/api/v1/contacts/a@example.org' > build/fuzz/corpus/api_keys/route

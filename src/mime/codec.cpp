@@ -2,6 +2,7 @@
 #include "unsubrelay/mime/codec.hpp"
 
 #include <array>
+#include <cctype>
 
 namespace unsubrelay::mime {
 
@@ -189,6 +190,24 @@ void base64_encode(std::string_view bytes, std::string& out) {
     put('=');
   }
   if (col > 0) out += "\r\n";
+}
+
+bool readable_as_8bit(std::string_view encoding, std::string_view body) {
+  std::string name;  // "7-bit" and "7_BIT" read as "7bit"
+  for (char c : encoding) {
+    if (std::isalnum(static_cast<unsigned char>(c))) name.push_back(static_cast<char>(std::tolower(c)));
+  }
+  for (std::string_view encoded : {"uu", "yenc", "64", "quoted", "qp", "zip", "zlib", "compress", "deflate", "binhex"}) {
+    if (name.find(encoded) != std::string::npos) return false;
+  }
+  std::size_t line = 0;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '\0' || (c == '\r' && (i + 1 == body.size() || body[i + 1] != '\n'))) return false;
+    line = c == '\n' ? 0 : line + (c == '\r' ? 0 : 1);  // the CR of a CRLF is not in the line
+    if (line > 998) return false;
+  }
+  return true;
 }
 
 std::string html_escape(std::string_view text) {

@@ -1,6 +1,8 @@
 // footer.cpp: the unsubscribe footer's text and the new part that carries it.
 #include "footer.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "unsubrelay/common/text.hpp"
@@ -34,16 +36,41 @@ Around html() {
           "\">unsubscribe</a>.</p>\r\n"};
 }
 
+bool shown(const Part& part, const std::function<bool(const Part&)>& carries) {
+  if (part.opaque || part.attachment || part.type == "message") return false;
+  if (!part.is_multipart()) return carries(part);
+  if (part.subtype == "related") return !part.children.empty() && shown(part.children.front(), carries);
+  if (part.subtype != "alternative") {
+    return std::any_of(part.children.begin(), part.children.end(), [&](const Part& c) { return shown(c, carries); });
+  }
+  // Which alternative a reader picks depends on the reader (HTML or not), so every one it could pick.
+  bool any = false;
+  for (const auto& c : part.children) {
+    if (c.attachment || !(c.is_multipart() || (c.is_text() && (c.subtype == "plain" || c.subtype == "html")))) continue;
+    if (!shown(c, carries)) return false;
+    any = true;
+  }
+  return any;
+}
+
 NewPart new_part_for(const Part& root) {
-  if (root.is_multipart() && !root.opaque && !root.children.empty()) return NewPart::insert;
+  if (root.is_multipart() && root.subtype == "mixed" && !root.opaque && !root.children.empty()) return NewPart::insert;
   return NewPart::wrap;
 }
 
 std::string unique_boundary(std::string_view message) {
-  for (unsigned n = 0;; ++n) {
-    auto b = fmt::format("=_unsubrelay_footer_{}", n);
-    if (message.find(b) == std::string_view::npos) return b;
+  // The prefix and more digits than follow any occurrence of it in the message:
+  // that string occurs nowhere in it, so no line of the message can be its
+  // delimiter. One pass, however many look-alikes a sender puts in (trying
+  // _0, _1, ... in turn was quadratic in them).
+  constexpr std::string_view prefix = "=_unsubrelay_footer_";
+  std::size_t longest = 0;
+  for (auto at = message.find(prefix); at != std::string_view::npos; at = message.find(prefix, at + 1)) {
+    std::size_t digits = 0;
+    for (auto i = at + prefix.size(); i < message.size() && message[i] >= '0' && message[i] <= '9'; ++i) ++digits;
+    longest = std::max(longest, digits);
   }
+  return std::string(prefix) + std::string(longest + 1, '0');
 }
 
 Around inserted_part(const Part& root) {
@@ -60,6 +87,11 @@ std::string wrap_content_type(const std::string& boundary) {
 Around wrapped_part(const std::string& boundary) {
   return {fmt::format("\r\n--{}\r\n{}{}", boundary, part_header, plain_text),
           fmt::format("\r\n\r\n--{}--\r\n", boundary)};
+}
+
+std::string closing_of_wrapped(const Part& root) {
+  if (!root.is_multipart() || root.opaque || root.closed) return {};
+  return fmt::format("\r\n--{}--", root.boundary);
 }
 
 bool content_field(std::string_view name) { return istarts_with(name, "Content-"); }

@@ -86,7 +86,8 @@ struct TextPart {
   std::string decoded;
   std::vector<Match> matches;
   bool footer = false;
-  bool to_qp = false;  // 7bit/8bit part re-encoded as quoted-printable (a line would pass 998)
+  bool identity = false;  // 7bit, 8bit, binary, or an unknown encoding read as 8bit
+  bool to_qp = false;  // identity part re-encoded as quoted-printable (a line would pass 998)
 };
 
 constexpr std::size_t max_line = 998;  // RFC 5322 §2.1.1, without the CRLF
@@ -148,11 +149,7 @@ class PlanBuilder {
     plan_.passthrough_ = false;
     for (auto& t : text_) t.to_qp = line_would_overflow(t);
     emit_header(root);
-    if (new_part_ == footer::NewPart::wrap) {
-      emit_wrapped_body(root);
-    } else {
-      emit_body(root);
-    }
+    emit_body(root);
   }
 
  private:
@@ -169,7 +166,7 @@ class PlanBuilder {
       return;
     }
     const auto raw = msg_.substr(p.body_begin, p.end - p.body_begin);
-    TextPart t{&p, {}, {}, false};
+    TextPart t{&p, {}, {}};
     if (p.encoding == "quoted-printable") {
       t.decoded = qp_decode(raw);
     } else if (p.encoding == "base64") {
@@ -179,7 +176,12 @@ class PlanBuilder {
         return;
       }
       t.decoded = std::move(*d);
-    } else if (identity_encoding(p.encoding)) {
+    } else if (identity_encoding(p.encoding) || readable_as_8bit(p.encoding, raw)) {
+      // An unknown encoding ("7-bit", "plain") over plain lines: mail readers show the bytes as they are.
+      if (!identity_encoding(p.encoding)) {
+        plan_.notes_.push_back(fmt::format("text part with unknown encoding {} read as 8bit", printable(p.encoding, 40)));
+      }
+      t.identity = true;
       t.decoded = std::string(raw);
     } else {
       plan_.notes_.push_back(fmt::format("text part with unknown encoding {} left untouched", printable(p.encoding, 40)));
@@ -220,7 +222,7 @@ class PlanBuilder {
   /// pass 998 characters once the value is in: it is sent as quoted-printable,
   /// whose soft line breaks keep every line short. The text is unchanged.
   bool line_would_overflow(const TextPart& t) const {
-    if (!identity_encoding(t.part->encoding)) return false;
+    if (!t.identity) return false;
     const std::string_view text(t.decoded);
     std::size_t line_start = std::string_view::npos, grown = 0;
     auto check = [&](std::size_t pos, std::size_t removed, std::size_t added) {
@@ -302,13 +304,17 @@ class PlanBuilder {
       if (!html && t.part->subtype == "html") html = t.footer = true;
     }
     plan_.footer_added_ = true;
-    if (plain || html) return;
+    const auto carries = [this](const Part& p) {
+      return std::any_of(text_.begin(), text_.end(), [&p](const TextPart& t) { return t.footer && t.part == &p; });
+    };
+    if (footer::shown(root, carries)) return;
     new_part_ = footer::new_part_for(root);
     if (new_part_ == footer::NewPart::wrap) boundary_ = footer::unique_boundary(msg_);
-    plan_.notes_.push_back(new_part_ == footer::NewPart::insert
-                               ? "no text part can carry the unsubscribe footer: added as a new text/plain part"
-                               : "no text part can carry the unsubscribe footer: message wrapped in multipart/mixed "
-                                 "with a new text/plain part");
+    plan_.notes_.push_back(fmt::format("{}: {}", plain || html ? "a reader may show no text part with the unsubscribe footer"
+                                                                : "no text part can carry the unsubscribe footer",
+                                       new_part_ == footer::NewPart::insert
+                                           ? "added as a new text/plain part"
+                                           : "message wrapped in multipart/mixed with a new text/plain part"));
   }
 
   std::string_view keep(std::string text) { return plan_.storage_.emplace_back(std::move(text)); }
@@ -382,6 +388,7 @@ class PlanBuilder {
       literal(out, keep(footer::wrap_content_type(boundary_)));
     }
     copy_to(root.body_begin);
+    if (wrap) emit_wrapped_header(root);
   }
 
   void emit_body(const Part& root) {
@@ -406,20 +413,26 @@ class PlanBuilder {
       cursor = at;
     }
     literal(out, msg_.substr(cursor));
+    if (new_part_ == footer::NewPart::wrap) {
+      literal(out, keep(footer::closing_of_wrapped(root)));
+      footer_part(footer::wrapped_part(boundary_));
+    }
   }
 
-  /// The whole original body, with its Content-* fields, becomes the first
-  /// part of a new multipart/mixed; the footer part is the second.
-  void emit_wrapped_body(const Part& root) {
+  /// wrap: the whole original body, with the top level's Content-* fields,
+  /// becomes the first part of the new multipart/mixed (emit_body adds the
+  /// footer part after it). This is that first part's delimiter and header.
+  void emit_wrapped_header(const Part& root) {
     auto& out = plan_.pieces_;
     if (!blank_line_before(root.body_begin)) literal(out, "\r\n");  // the header ended without one
     literal(out, keep(fmt::format("--{}\r\n", boundary_)));
     for (const auto& f : root.fields) {
-      if (footer::content_field(f.name)) literal(out, msg_.substr(f.begin, f.end - f.begin));
+      if (!footer::content_field(f.name)) continue;
+      const auto field = msg_.substr(f.begin, f.end - f.begin);
+      literal(out, field);
+      if (!field.ends_with('\n')) literal(out, "\r\n");  // the last field of a header without an end
     }
     literal(out, "\r\n");
-    literal(out, msg_.substr(root.body_begin));
-    footer_part(footer::wrapped_part(boundary_));
   }
 
   void footer_part(const footer::Around& around) {

@@ -228,3 +228,22 @@ TEST(QuotedPrintable, MatchesTheByteAtATimeReference) {
   qp_reference::reference_qp_encode(all8bit, slow, true);
   EXPECT_EQ(fast, slow);
 }
+
+// Issue 22: an unknown transfer encoding over plain lines is read as 8bit, as
+// mail readers read it; names of encodings they undo, and bytes that are not
+// plain lines, are not.
+TEST(Codec, UnknownEncodingReadAs8bitOnlyOverPlainLines) {
+  const std::string text = "Hello,\r\nthe newsletter.\r\n";
+  for (const char* name : {"7-bit", "8-bit", "plain", "text/html", "spam", "7_BIT", "none"}) {
+    EXPECT_TRUE(readable_as_8bit(name, text)) << name;
+  }
+  for (const char* name : {"x-uuencode", "uue", "x-yencode", "base-64", "quoted_printable", "x-gzip", "x-compress",
+                           "mac-binhex40", "deflate"}) {
+    EXPECT_FALSE(readable_as_8bit(name, text)) << name;
+  }
+  EXPECT_TRUE(readable_as_8bit("plain", "caf\xc3\xa9\nno CRLF\n"));
+  EXPECT_TRUE(readable_as_8bit("plain", std::string(998, 'a') + "\r\n"));
+  EXPECT_FALSE(readable_as_8bit("plain", std::string(999, 'a') + "\r\n"));
+  EXPECT_FALSE(readable_as_8bit("plain", std::string("a\0b\r\n", 5)));
+  EXPECT_FALSE(readable_as_8bit("plain", "a lone\rCR\r\n"));
+}

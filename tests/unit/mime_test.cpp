@@ -267,6 +267,25 @@ TEST(RenderPlan, FooterWhenNoPlaceholder) {
   EXPECT_EQ(warned.render(values(1)).find("To stop receiving"), std::string::npos);
 }
 
+// Issue 22: the wrapping multipart/mixed's boundary occurs nowhere in the
+// message, found in one pass however many look-alikes the message carries
+// (trying _0, _1, ... in turn took one search of the message per look-alike).
+TEST(RenderPlan, WrappingBoundaryNeverCollidesAndIsFoundInOnePass) {
+  std::string body;
+  for (int n = 0; n < 100000; ++n) body += "--=_unsubrelay_footer_" + std::to_string(n) + "\r\n";
+  const std::string message = "X-Campaign-Id: c\r\nContent-Type: application/pdf\r\n\r\n" + body;
+  const auto started = std::clock();
+  const auto copy = build_plan(message, options(), "Q").render(values(1));
+  EXPECT_LT(double(std::clock() - started) / CLOCKS_PER_SEC, 5.0);  // quadratic took minutes
+  const auto scanned = scan(copy);
+  ASSERT_EQ(scanned.root.subtype, "mixed");
+  EXPECT_EQ(scanned.root.boundary, "=_unsubrelay_footer_000000");  // 5 digits at most in the message
+  EXPECT_EQ(message.find(scanned.root.boundary), std::string::npos);
+  ASSERT_EQ(scanned.root.children.size(), 2u);
+  EXPECT_EQ(scanned.root.children[0].type, "application");
+  EXPECT_EQ(copy.substr(scanned.root.children[0].body_begin, body.size()), body);
+}
+
 TEST(RenderPlan, LaunchDefaultsToTheQueueIdAndHtmlValuesAreEscaped) {
   const std::string message =
       "X-Campaign-Id: a<b>\"c\r\nContent-Type: text/html\r\n\r\n<a href=\"x?c=$cid$\">$cid$</a> *|UNSUBSCRIBE|*\r\n";

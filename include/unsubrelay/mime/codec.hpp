@@ -27,6 +27,13 @@ std::optional<std::string> base64_decode(std::string_view encoded);
 /// Encodes base64 in lines of 76 characters, each ended by CRLF.
 void base64_encode(std::string_view bytes, std::string& out);
 
+/// Whether a text part with an unknown Content-Transfer-Encoding ("7-bit",
+/// "plain", "text/html", ...) can be read as 8bit, as mail readers read it:
+/// the name is not that of an encoding they would undo or could not show
+/// (uuencode, yEnc, base64 or quoted-printable misspelled, compression) and
+/// the bytes are plain lines (no NUL, no lone CR, at most 998 bytes each).
+bool readable_as_8bit(std::string_view encoding, std::string_view body);
+
 /// &, <, >, " and ' as entities: safe in HTML text and in quoted attributes.
 std::string html_escape(std::string_view text);
 
