@@ -32,6 +32,7 @@
 #include "unsubrelay/common/certificate.hpp"
 #include "unsubrelay/common/poll.hpp"
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/delivery/feedback_hooks.hpp"
 #include "unsubrelay/delivery/feedback_transport.hpp"
@@ -281,11 +282,21 @@ int run_relay(const std::string& config_path) {
     m += served.metric();
     return m;
   };
+  // Client contexts come from tls.profile too (docs/tls.md); one that cannot be made stops the start.
   std::unique_ptr<http::SesFeedback> ses_feedback;
   if (cfg.feedback.ses_sns) {
-    ses_feedback = std::make_unique<http::SesFeedback>(*cfg.feedback.ses_sns, feedback_recorder,
-                                                       http::ses_fetcher(*cfg.feedback.ses_sns));
+    auto fetcher = http::ses_fetcher(*cfg.feedback.ses_sns, cfg.tls, err);
+    if (!fetcher) {
+      spdlog::critical("{}", err);
+      return 78;
+    }
+    ses_feedback = std::make_unique<http::SesFeedback>(*cfg.feedback.ses_sns, feedback_recorder, std::move(fetcher));
     service.set_ses_handler([&ses_feedback](const http::Request& r) { return ses_feedback->handle(r); });
+  }
+  std::shared_ptr<asio::ssl::context> webhook_tls;
+  if (!cfg.webhooks.empty() && !(webhook_tls = make_client_context(cfg.tls, "", err))) {
+    spdlog::critical("webhooks: {}", err);
+    return 78;
   }
   http::Server web(io, cfg.http, cfg.tls, service, descriptors.http_connections);
   if (auto web_err = web.start(); !web_err.empty()) {
@@ -395,7 +406,7 @@ int run_relay(const std::string& config_path) {
   });
 
   // The lease holder's name: this relay, stable across its restarts (so a restart keeps its lease).
-  http::WebhookSender webhooks(cfg.webhooks, *store,
+  http::WebhookSender webhooks(cfg.webhooks, webhook_tls, *store,
                                fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string()),
                                cfg.spool.path + "/webhooks");
 

@@ -1,6 +1,7 @@
-// tls.cpp: the TLS profile (docs/tls.md) and reloadable server contexts.
+// tls.cpp: the TLS profile (docs/tls.md), client contexts and reloadable server contexts.
 #include "unsubrelay/common/tls.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <fmt/format.h>
@@ -36,6 +37,30 @@ std::string apply_tls_profile(ssl::context& ctx, const config::Tls& profile, boo
   }
   if (SSL_CTX_set1_groups_list(native, groups) != 1) return "cannot set the key exchange groups";
   return {};
+}
+
+std::shared_ptr<ssl::context> make_client_context(const config::Tls& profile, const std::string& ca_file,
+                                                  std::string& error) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  if (error = apply_tls_profile(*ctx, profile, false); !error.empty()) {
+    ERR_clear_error();  // what OpenSSL queued must not show up in a later handshake on this thread
+    return nullptr;
+  }
+  boost::system::error_code ec;
+  ctx->set_verify_mode(ssl::verify_peer, ec);
+  if (!ec) {
+    if (ca_file.empty()) {
+      ctx->set_default_verify_paths(ec);
+    } else {
+      ctx->load_verify_file(ca_file, ec);
+    }
+  }
+  if (ec) {
+    error = fmt::format("CA store {}: {}", ca_file.empty() ? "(system)" : ca_file, ec.message());
+    ERR_clear_error();
+    return nullptr;
+  }
+  return ctx;
 }
 
 std::string TlsServerContext::load(const config::TlsFiles& files, const config::Tls& profile, const std::string& what) {

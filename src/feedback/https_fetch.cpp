@@ -3,11 +3,21 @@
 // Each step is an asynchronous Beast operation run to completion on a private
 // io_context; beast::tcp_stream's deadline (FetchLimits::timeout, set once for
 // the whole exchange) ends whichever step is waiting when it passes, TLS
-// handshake included. The allow-list is checked before anything else.
+// handshake included. The host name lookup, which no Asio deadline can end
+// (getaddrinfo cannot be cancelled), runs on a thread of its own that the
+// fetch waits for until the same deadline. The allow-list is checked before
+// anything else.
 #include "unsubrelay/feedback/https_fetch.hpp"
 
+#include <netdb.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -54,22 +64,6 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
-/// The CA store and protocol floor, before any SSL object is made from ctx.
-bool prepare_context(asio::ssl::context& ctx, const FetchOptions& options, std::string& why) {
-  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-  error_code ec;
-  ctx.set_verify_mode(asio::ssl::verify_peer, ec);
-  if (!ec) {
-    if (options.ca_file.empty()) {
-      ctx.set_default_verify_paths(ec);
-    } else {
-      ctx.load_verify_file(options.ca_file, ec);
-    }
-  }
-  if (ec) why = fmt::format("CA store {}: {}", options.ca_file.empty() ? "(system)" : options.ca_file, ec.message());
-  return !ec;
-}
-
 /// The name (or IP address) the peer's certificate must carry: the URL's host.
 bool expect_peer(SSL* ssl, const HttpsUrl& url, std::string& why) {
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -84,6 +78,82 @@ bool expect_peer(SSL* ssl, const HttpsUrl& url, std::string& why) {
   return why.empty();
 }
 
+/// Host name lookups under way, abandoned at their deadline or not: each
+/// holds a thread until the system resolver returns (resolv.conf bounds that).
+/// Past this many, a fetch fails at once rather than start another.
+constexpr int max_lookups = 8;
+std::atomic<int> lookups{0};
+
+struct Lookup {
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  int rc = 0;
+  std::vector<tcp::endpoint> endpoints;
+};
+
+void look_up(const std::shared_ptr<Lookup>& lookup, const std::string& host, const std::string& port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* list = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &list);
+  std::vector<tcp::endpoint> endpoints;
+  for (const addrinfo* a = list; rc == 0 && a != nullptr; a = a->ai_next) {
+    if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(sockaddr_in6)) continue;
+    tcp::endpoint e;
+    std::memcpy(e.data(), a->ai_addr, a->ai_addrlen);
+    e.resize(a->ai_addrlen);
+    endpoints.push_back(e);
+  }
+  if (list != nullptr) ::freeaddrinfo(list);
+  {
+    std::lock_guard lock(lookup->mutex);
+    lookup->rc = rc;
+    lookup->endpoints = std::move(endpoints);
+    lookup->done = true;
+  }
+  lookup->done_cv.notify_all();
+}
+
+/// The URL host's addresses by the deadline. A numeric host is never looked
+/// up; a name is, on a detached thread, left to finish alone when the
+/// deadline passes first.
+FetchError resolve(const HttpsUrl& url, std::chrono::steady_clock::time_point deadline,
+                   std::vector<tcp::endpoint>& out, std::string& why) {
+  if (is_ip_literal(url.host)) {
+    out.emplace_back(asio::ip::make_address(url.host), static_cast<unsigned short>(std::stoi(url.port)));
+    return FetchError::none;
+  }
+  if (lookups.fetch_add(1) >= max_lookups) {
+    --lookups;
+    why = fmt::format("{}: {} host name lookups under way already", url.host, max_lookups);
+    return FetchError::resolve;
+  }
+  auto lookup = std::make_shared<Lookup>();
+  try {
+    std::thread([lookup, host = url.host, port = url.port] {
+      look_up(lookup, host, port);
+      --lookups;
+    }).detach();
+  } catch (...) {
+    --lookups;
+    throw;
+  }
+  std::unique_lock lock(lookup->mutex);
+  if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) {
+    why = fmt::format("{}: the host name lookup did not end in time", url.host);
+    return FetchError::timeout;
+  }
+  if (lookup->rc != 0 || lookup->endpoints.empty()) {
+    why = fmt::format("{}: {}", url.host, lookup->rc != 0 ? ::gai_strerror(lookup->rc) : "no IP address");
+    return FetchError::resolve;
+  }
+  out = std::move(lookup->endpoints);
+  return FetchError::none;
+}
+
 FetchError classify_io(const error_code& ec) {
   if (ec == beast::error::timeout) return FetchError::timeout;
   if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
@@ -92,32 +162,20 @@ FetchError classify_io(const error_code& ec) {
 }
 
 FetchResult exchange(const HttpsUrl& url, const FetchOptions& options) {
-  asio::io_context io;
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  std::string why;
-  if (!prepare_context(ctx, options, why)) return failure(FetchError::tls, why);
-  beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
-  if (!expect_peer(stream.native_handle(), url, why)) return failure(FetchError::tls, why);
   const auto deadline = std::chrono::steady_clock::now() + options.limits.timeout;
+  if (!options.tls) return failure(FetchError::tls, "no TLS client context");
+  asio::io_context io;
+  beast::ssl_stream<beast::tcp_stream> stream(io, *options.tls);
+  std::string why;
+  if (!expect_peer(stream.native_handle(), url, why)) return failure(FetchError::tls, why);
 
-  // A numeric host is never looked up; a name goes to the system resolver,
-  // whose own timeout (resolv.conf) bounds this step.
-  tcp::resolver resolver(io);
-  tcp::resolver::results_type endpoints;
-  const auto flags = is_ip_literal(url.host) ? tcp::resolver::numeric_host | tcp::resolver::numeric_service
-                                             : tcp::resolver::numeric_service;
-  error_code ec = run_step(io, [&](auto handler) {
-    resolver.async_resolve(url.host, url.port, flags, [&, handler](error_code e, tcp::resolver::results_type r) {
-      endpoints = std::move(r);
-      handler(e);
-    });
-  });
-  if (ec) return failure(FetchError::resolve, fmt::format("{}: {}", url.host, ec.message()));
+  std::vector<tcp::endpoint> endpoints;
+  if (const auto e = resolve(url, deadline, endpoints, why); e != FetchError::none) return failure(e, why);
   if (std::chrono::steady_clock::now() >= deadline) return failure(FetchError::timeout, "resolving took too long");
 
   auto& tcp_layer = beast::get_lowest_layer(stream);
   tcp_layer.expires_at(deadline);
-  ec = run_step(io, [&](auto handler) { tcp_layer.async_connect(endpoints, std::move(handler)); });
+  auto ec = run_step(io, [&](auto handler) { tcp_layer.async_connect(endpoints, std::move(handler)); });
   if (ec) return failure(ec == beast::error::timeout ? FetchError::timeout : FetchError::connect, ec.message());
   ec = run_step(io, [&](auto handler) { stream.async_handshake(asio::ssl::stream_base::client, std::move(handler)); });
   if (ec) return failure(ec == beast::error::timeout ? FetchError::timeout : FetchError::tls, ec.message());
@@ -169,6 +227,7 @@ const char* describe(FetchError e) {
     case FetchError::http_status: return "HTTP error status";
     case FetchError::too_large: return "answer too large";
     case FetchError::protocol: return "bad HTTP answer";
+    case FetchError::busy: return "too many fetches waiting";
   }
   return "?";
 }

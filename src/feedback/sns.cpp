@@ -1,6 +1,8 @@
 // sns.cpp: the SNS JSON envelope and the string AWS signs.
 #include "unsubrelay/feedback/sns.hpp"
 
+#include <ctime>
+
 #include <nlohmann/json.hpp>
 
 namespace unsubrelay::feedback {
@@ -38,7 +40,45 @@ void append(std::string& out, std::string_view name, std::string_view value) {
   out.push_back('\n');
 }
 
+/// n digits at text[pos], as a number; advances pos. -1 when they are not all digits.
+int digits(std::string_view text, std::size_t& pos, std::size_t n) {
+  if (pos + n > text.size()) return -1;
+  int v = 0;
+  for (std::size_t end = pos + n; pos < end; ++pos) {
+    if (text[pos] < '0' || text[pos] > '9') return -1;
+    v = v * 10 + (text[pos] - '0');
+  }
+  return v;
+}
+
 }  // namespace
+
+std::optional<std::int64_t> parse_sns_timestamp(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS[.fraction]Z
+  std::size_t pos = 0;
+  std::tm tm{};
+  constexpr char separators[] = {'-', '-', 'T', ':', ':'};
+  int fields[6] = {digits(text, pos, 4)};
+  for (int i = 0; i < 5; ++i) {
+    fields[i + 1] = pos < text.size() && text[pos++] == separators[i] ? digits(text, pos, 2) : -1;
+  }
+  if (fields[0] < 1970 || fields[1] < 1 || fields[1] > 12 || fields[2] < 1 || fields[2] > 31 || fields[3] < 0 ||
+      fields[3] > 23 || fields[4] < 0 || fields[4] > 59 || fields[5] < 0 || fields[5] > 60)
+    return std::nullopt;
+  if (pos < text.size() && text[pos] == '.') {
+    const auto start = ++pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    if (pos == start) return std::nullopt;
+  }
+  if (pos + 1 != text.size() || text[pos] != 'Z') return std::nullopt;
+  tm.tm_year = fields[0] - 1900;
+  tm.tm_mon = fields[1] - 1;
+  tm.tm_mday = fields[2];
+  tm.tm_hour = fields[3];
+  tm.tm_min = fields[4];
+  tm.tm_sec = fields[5];
+  return static_cast<std::int64_t>(timegm(&tm));
+}
 
 SnsParse parse_sns(std::string_view body, const SnsLimits& limits) {
   SnsParse out;

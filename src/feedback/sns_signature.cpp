@@ -51,15 +51,19 @@ const char* describe(SignatureError e) {
   return "?";
 }
 
-SignatureError verify_signature(const SnsMessage& message, std::string_view certificate_pem, std::int64_t now) {
-  const EVP_MD* digest = message.signature_version == "1"   ? EVP_sha1()
-                         : message.signature_version == "2" ? EVP_sha256()
-                                                            : nullptr;
-  if (digest == nullptr) return SignatureError::unsupported_version;
-  const auto to_sign = string_to_sign(message);
-  if (!to_sign) return SignatureError::unknown_type;
+SignatureError check_signature_form(const SnsMessage& message) {
+  if (message.signature_version != "1" && message.signature_version != "2") return SignatureError::unsupported_version;
+  if (!string_to_sign(message)) return SignatureError::unknown_type;
   const auto signature = mime::base64_decode(message.signature);
   if (!signature || signature->empty()) return SignatureError::bad_signature_encoding;
+  return SignatureError::none;
+}
+
+SignatureError verify_signature(const SnsMessage& message, std::string_view certificate_pem, std::int64_t now) {
+  if (const auto form = check_signature_form(message); form != SignatureError::none) return form;
+  const EVP_MD* digest = message.signature_version == "1" ? EVP_sha1() : EVP_sha256();
+  const auto to_sign = string_to_sign(message);
+  const auto signature = mime::base64_decode(message.signature);
 
   const auto cert = read_certificate(certificate_pem);
   if (!cert) {

@@ -8,6 +8,7 @@
 
 #include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/feedback/ses.hpp"
 #include "unsubrelay/feedback/sns.hpp"
 #include "unsubrelay/feedback/sns_check.hpp"
@@ -41,17 +42,25 @@ store::Feedback report_for(const std::string& address, const std::vector<store::
 
 }  // namespace
 
-feedback::Fetcher ses_fetcher(const config::SesSns& settings) {
+feedback::Fetcher ses_fetcher(const config::SesSns& settings, const config::Tls& profile, std::string& error) {
   feedback::FetchOptions options;
   options.allowed_prefixes = settings.cert_url_prefixes;
-  options.ca_file = settings.ca_file;
+  options.tls = make_client_context(profile, settings.ca_file, error);
+  if (!options.tls) {
+    error = "feedback.ses_sns: " + error;
+    return {};
+  }
   options.limits.timeout = std::chrono::seconds(settings.fetch_timeout_seconds);
   options.limits.max_body_bytes = settings.max_certificate_bytes;
   return [options](const std::string& url) { return feedback::https_get(url, options); };
 }
 
 SesFeedback::SesFeedback(const config::SesSns& settings, feedback::Recorder& recorder, feedback::Fetcher fetcher)
-    : settings_(settings), recorder_(recorder), fetcher_(fetcher), certificates_(std::move(fetcher)) {}
+    : settings_(settings),
+      recorder_(recorder),
+      fetcher_(fetcher),
+      pool_(fetch_threads, max_waiting_fetches),
+      certificates_(std::move(fetcher), pool_) {}
 
 Response SesFeedback::handle(const Request& request) {
   const auto parsed = feedback::parse_sns(request.body);
@@ -60,15 +69,18 @@ Response SesFeedback::handle(const Request& request) {
     return text(400, "not an SNS message: " + parsed.error);
   }
   const auto& m = *parsed.message;
-  const auto check = feedback::check_sns(m, {settings_.topic_arns, settings_.cert_url_prefixes}, certificates_,
-                                         now_seconds());
+  const feedback::SnsPolicy policy{settings_.topic_arns, settings_.cert_url_prefixes};
+  const auto check = feedback::check_sns(m, policy, certificates_, now_seconds());
   if (!check.ok()) {
-    spdlog::warn("feedback/ses: from {}: refused ({}{}{}), topic {}, MessageId {}: nothing recorded",
-                 request.client_ip, feedback::describe(check.verdict),
-                 check.verdict == feedback::SnsVerdict::signature_invalid ? ": " : "",
-                 check.verdict == feedback::SnsVerdict::signature_invalid ? feedback::describe(check.signature) : "",
-                 printable(m.topic_arn, 200), printable(m.message_id, 100));
-    return text(403, "forbidden");
+    // The certificate could not be had: 503, so SNS delivers again (it drops a delivery answered with a 4xx).
+    const bool unavailable = check.verdict == feedback::SnsVerdict::certificate_unavailable;
+    spdlog::warn("feedback/ses: from {}: refused ({}: {}), topic {}, MessageId {}: nothing recorded",
+                 request.client_ip, feedback::describe(check.verdict), check.detail, printable(m.topic_arn, 200),
+                 printable(m.message_id, 100));
+    if (!unavailable) return text(403, "forbidden");
+    auto busy = text(503, "signing certificate unavailable; try again later");
+    busy.headers.emplace_back("Retry-After", "30");
+    return busy;
   }
   switch (m.type) {
     case feedback::SnsType::subscription_confirmation: return confirm(m);
@@ -81,10 +93,15 @@ Response SesFeedback::handle(const Request& request) {
 
 Response SesFeedback::confirm(const feedback::SnsMessage& m) {
   // check_sns() already held SubscribeURL to the allow-list; https_get checks it again.
-  const auto got = fetcher_(m.subscribe_url);
-  if (!got.ok()) {
+  const auto got = pool_.run([this, &m] { return fetcher_(m.subscribe_url); });
+  if (!got) {
+    spdlog::warn("feedback/ses: cannot confirm the subscription to {} now: too many fetches waiting",
+                 printable(m.topic_arn, 200));
+    return text(503, "subscription not confirmed; try again later");
+  }
+  if (!got->ok()) {
     spdlog::warn("feedback/ses: cannot confirm the subscription to {}: {} ({})", printable(m.topic_arn, 200),
-                 feedback::describe(got.error), printable(got.detail, 200));
+                 feedback::describe(got->error), printable(got->detail, 200));
     return text(502, "subscription not confirmed");
   }
   spdlog::info("feedback/ses: subscription to {} confirmed", printable(m.topic_arn, 200));

@@ -65,7 +65,8 @@ std::optional<Url> parse_url(const std::string& url) {
 }
 
 /// One POST; returns the status code, or 0 and why on a network failure.
-int post(const Url& url, const std::string& body, const std::string& signature, long long event_id, std::string& why) {
+int post(const Url& url, asio::ssl::context* tls, const std::string& body, const std::string& signature,
+         long long event_id, std::string& why) {
   try {
     asio::io_context io;
     tcp::resolver resolver(io);
@@ -81,11 +82,8 @@ int post(const Url& url, const std::string& body, const std::string& signature, 
     bhttp::response<bhttp::string_body> res;
     beast::flat_buffer buffer;
     if (url.tls) {
-      asio::ssl::context ctx(asio::ssl::context::tls_client);
-      apply_tls_profile(ctx, config::Tls{}, false);  // the intermediate profile (docs/tls.md)
-      ctx.set_default_verify_paths();
-      ctx.set_verify_mode(asio::ssl::verify_peer);
-      asio::ssl::stream<beast::tcp_stream> stream(io, ctx);
+      if (tls == nullptr) throw std::runtime_error("no TLS client context");
+      asio::ssl::stream<beast::tcp_stream> stream(io, *tls);  // the profile, the system CAs (run.cpp)
       SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
       stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
       beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
@@ -132,9 +130,9 @@ void WebhookSender::pause(std::chrono::milliseconds d) const {
   }
 }
 
-WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string holder,
-                             std::string state_dir)
-    : store_(store), holder_(std::move(holder)), state_dir_(std::move(state_dir)) {
+WebhookSender::WebhookSender(const std::vector<config::Webhook>& hooks, std::shared_ptr<asio::ssl::context> tls,
+                             store::Store& store, std::string holder, std::string state_dir)
+    : tls_(std::move(tls)), store_(store), holder_(std::move(holder)), state_dir_(std::move(state_dir)) {
   for (std::size_t i = 0; i < hooks.size(); ++i) {
     std::ifstream in(hooks[i].secret_file);
     std::string secret;
@@ -230,7 +228,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
       bool sent = false;
       while (!stopping_ && hold()) {
         std::string why;
-        const int status = post(*url, body, webhook_signature(secret, body), id, why);
+        const int status = post(*url, tls_.get(), body, webhook_signature(secret, body), id, why);
         if (status >= 200 && status < 300) {
           backoff = std::chrono::milliseconds(1000);
           sent = true;

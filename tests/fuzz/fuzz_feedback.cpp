@@ -84,7 +84,10 @@ void fuzz_json(std::string_view input) {
     check(to_sign.has_value() == (sns.message->type != fb::SnsType::other));
     (void)fb::verify_signature(*sns.message, certificate(), 1'800'000'000);
     (void)fb::parse_ses(sns.message->message);
+    // A Timestamp that parses is at or after 1970 (years before are refused).
+    if (const auto t = fb::parse_sns_timestamp(sns.message->timestamp)) check(*t >= 0);
   }
+  (void)fb::parse_sns_timestamp(input);
   const auto ses = fb::parse_ses(input, 50);
   if (ses.notification) {
     check(ses.notification->bounced.size() <= 50 && ses.notification->complained.size() <= 50);

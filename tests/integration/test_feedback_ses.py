@@ -6,6 +6,7 @@ so the SES message ids are real ones the relay recorded."""
 import base64
 import json
 import os
+import re
 import smtplib
 import subprocess
 import sys
@@ -20,6 +21,11 @@ from relay import Relay, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
+
+
+def sns_time(offset=0):
+    """An SNS Timestamp, offset seconds from now."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + offset))
 
 
 def campaign(email_id, launch):
@@ -70,9 +76,12 @@ class SesFeedbackTest(unittest.TestCase):
         fields["Signature"] = base64.b64encode(sig).decode()
         return fields
 
-    def envelope(self, kind, message, topic=TOPIC, cert_url=None, **more):
+    def fetched_lines(self, prefix):
+        return sum(line.startswith(prefix) for line in self.fetched())
+
+    def envelope(self, kind, message, topic=TOPIC, cert_url=None, timestamp=None, **more):
         fields = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": topic, "Message": message,
-                  "Timestamp": "2026-11-29T12:00:00.000Z",
+                  "Timestamp": timestamp or sns_time(),
                   "SigningCertURL": cert_url or f"{self.base}/certs/cert.pem", **more}
         return self.sign(fields)
 
@@ -172,37 +181,120 @@ class SesFeedbackTest(unittest.TestCase):
                            "status=suppressed (hard_bounce" in relay.read_log(), what="both suppressed")
                 self.assertEqual(len(ses.handler.messages), 3)
 
-    def test_hanging_certificate_fetches_block_neither_smtp_nor_http(self):
-        """Eight notifications whose certificate URL never answers (allow-listed: an attacker can make
-        such URLs on the real SNS host too) hold eight handlers for fetch_timeout_seconds. SMTP,
-        /healthz and a one-click unsubscribe are still answered at once: the fetches never run on
-        the io threads (at most 8 of them)."""
+    def sns_relay(self, **sns):
         extra = {"unsubscribe": {"base_url": "https://unsub.example.com"},
                  "feedback": {"ses_sns": {"topic_arns": [TOPIC], "cert_url_prefixes": [f"{self.base}/"],
-                                          "ca_file": self.ca, "fetch_timeout_seconds": 6}}}
-        with Relay(extra=extra) as relay:
+                                          "ca_file": self.ca, **sns}}}
+        return Relay(extra=extra)
+
+    def one_click_link(self, relay):
+        """A campaign copy's one-click path (/u/TOKEN), through the relay's directory upstream."""
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+            s.sendmail("news@example.com", ["reader@example.org"], campaign("701", "9701"))
+        [path] = relay.wait_for_outbox(1)
+        with open(path, "rb") as f:
+            return re.search(rb"List-Unsubscribe: <https://unsub.example.com(/u/[A-Za-z0-9_-]+)>", f.read()).group(1)
+
+    def test_hanging_certificate_fetches_leave_one_click_and_healthz_free(self):
+        """Forty notifications whose certificate URLs never answer (allow-listed: an attacker can make
+        such URLs on the real SNS host too), more than the 16 HTTP handler threads. The fetches have a
+        small pool of their own with a bounded queue: the rest are refused with 503 at once, and a
+        one-click unsubscribe, /healthz and SMTP are answered promptly while the fetches hang."""
+        with self.sns_relay(fetch_timeout_seconds=2) as relay:
+            link = self.one_click_link(relay).decode()
+            hanging_before = self.fetched_lines("/certs/hang")
             statuses = []
-            def hang(i):
-                fields = self.notification(self.bounce(f"m{i}", f"h{i}@example.org", f"fb-h{i}"),
-                                           cert_url=f"{self.base}/certs/hang?{i}")
-                statuses.append(self.post(relay, fields))
-            threads = [threading.Thread(target=hang, args=(i,)) for i in range(8)]
+            # Signed first, so that the forty arrive together.
+            deliveries = [self.notification(self.bounce(f"m{i}", f"h{i}@example.org", f"fb-h{i}"),
+                                            cert_url=f"{self.base}/certs/hang?{uuid.uuid4()}") for i in range(40)]
+            threads = [threading.Thread(target=lambda f=f: statuses.append(self.post(relay, f))) for f in deliveries]
             for t in threads:
                 t.start()
-            wait_until(lambda: sum(line.startswith("/certs/hang") for line in self.fetched()) >= 8,
-                       what="eight fetches hanging")
+            wait_until(lambda: self.fetched_lines("/certs/hang") - hanging_before >= 2, what="fetches hanging")
+            started = time.monotonic()
+            status, _, _ = relay.http("POST", link, "List-Unsubscribe=One-Click",
+                                      {"Content-Type": "application/x-www-form-urlencoded"})
+            one_click = time.monotonic() - started
+            self.assertEqual(status, 200)
+            started = time.monotonic()
+            status, _, _ = relay.http("GET", "/healthz")
+            healthz = time.monotonic() - started
+            self.assertEqual(status, 200)
             started = time.monotonic()
             with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
                 s.sendmail("shop@example.com", ["someone@example.org"], b"Subject: receipt\r\n\r\nThanks.\r\n")
-            status, _, _ = relay.http("GET", "/healthz")
-            self.assertEqual(status, 200)
-            answered = time.monotonic() - started
+            smtp = time.monotonic() - started
             for t in threads:
                 t.join()
-            self.assertLess(answered, 3.0, "SMTP and /healthz waited for the certificate fetches")
-            self.assertEqual(statuses, [403] * 8)
-            self.assertIn("someone@example.org", relay.read_log())
+            self.assertLess(one_click, 2.0, "the one-click unsubscribe waited for the certificate fetches")
+            self.assertLess(healthz, 2.0, "/healthz waited for the certificate fetches")
+            self.assertLess(smtp, 2.0, "SMTP waited for the certificate fetches")
+            # A fetch that failed is retried by SNS: 503, never 403 (SNS drops a 4xx for good).
+            self.assertEqual(statuses, [503] * 40)
+            self.assertLessEqual(self.fetched_lines("/certs/hang") - hanging_before, 6)
+            log = relay.read_log()
+            self.assertIn("too many fetches waiting", log)
+            self.assertNotIn("of <h", log)
 
+    def test_failed_fetch_is_remembered_and_cheap_checks_come_first(self):
+        """A certificate URL that fails is fetched once, then remembered as failed: more deliveries
+        naming it fetch nothing. A stale or future Timestamp, or an unknown SignatureVersion, is
+        refused before any fetch."""
+        with self.sns_relay() as relay:
+            missing = f"/certs/missing-{uuid.uuid4()}.pem"
+            connections = self.fetched().count("# connection")
+            statuses = [self.post(relay, self.notification(self.bounce(f"x{i}", f"f{i}@example.org", f"fb-f{i}"),
+                                                           cert_url=self.base + missing)) for i in range(5)]
+            self.assertEqual(self.fetched().count(missing), 1)
+            self.assertEqual(self.fetched().count("# connection") - connections, 1)
+            # 503, not 403: SNS delivers again later (it drops a delivery answered with a 4xx).
+            self.assertEqual(statuses, [503] * 5)
+
+            unfetched = f"{self.base}/certs/cert.pem?never-{uuid.uuid4()}"
+            stale = self.notification(self.bounce("s", "stale@example.org", "fb-s"), cert_url=unfetched,
+                                      timestamp=sns_time(-86400 - 60))
+            self.assertEqual(self.post(relay, stale), 403)
+            ahead = self.notification(self.bounce("a", "ahead@example.org", "fb-a"), cert_url=unfetched,
+                                      timestamp=sns_time(3600 + 300))
+            self.assertEqual(self.post(relay, ahead), 403)
+            version = self.notification(self.bounce("v", "version@example.org", "fb-v"), cert_url=unfetched)
+            version["SignatureVersion"] = "3"
+            self.assertEqual(self.post(relay, version), 403)
+            self.assertNotIn(unfetched.split(str(self.https_port))[1], self.fetched())
+            # A fresh copy of the same delivery is taken (the certificate is fetched then).
+            fresh = self.notification(self.bounce("s", "stale@example.org", "fb-s"), cert_url=unfetched)
+            self.assertEqual(self.post(relay, fresh), 200)
+            log = relay.read_log()
+            self.assertNotIn("of <ahead@example.org>", log)
+            self.assertNotIn("of <version@example.org>", log)
+            self.assertIn("Timestamp", log)
+
+    def test_certificate_server_with_weak_ciphers_is_refused(self):
+        """The fetcher uses the relay's TLS profile (docs/tls.md): a certificate server that only
+        offers static-RSA or CBC suites is refused; the ECDHE-GCM one (the fixture's default) works."""
+        for ciphers in ("AES256-SHA:AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA"):
+            with self.subTest(server=ciphers):
+                port_file = os.path.join(self.files, f"weak-{uuid.uuid4()}.port")
+                weak = subprocess.Popen([sys.executable, os.path.join(HERE, "https_fixture.py"), self.cert,
+                                         self.key, port_file, self.sign_cert],
+                                        env={**os.environ, "HTTPS_FIXTURE_CIPHERS": ciphers})
+                try:
+                    port = int(wait_until(lambda: os.path.exists(port_file) and open(port_file).read()))
+                    base = f"https://localhost:{port}/"
+                    extra = {"feedback": {"ses_sns": {"topic_arns": [TOPIC], "cert_url_prefixes": [base],
+                                                      "ca_file": self.ca}}}
+                    with Relay(extra=extra) as relay:
+                        fields = self.notification(self.bounce("w", "weak@example.org", "fb-w"),
+                                                   cert_url=base + "certs/cert.pem")
+                        self.assertEqual(self.post(relay, fields), 503)
+                        log = relay.read_log()
+                        self.assertIn("TLS handshake failed", log)
+                        self.assertNotIn("of <weak@example.org>", log)
+                    with open(port_file + ".log") as f:
+                        self.assertIn("# connection", f.read())  # it was tried, and refused
+                finally:
+                    weak.kill()
+                    weak.wait()
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,19 +5,24 @@ ciphers (AES-GCM, ChaCha20-Poly1305), the server's cipher order, TLS 1.3 as
 OpenSSL ships it. Checked with Python's ssl module on the SMTP STARTTLS and
 implicit-TLS listeners, with tls.profile: modern (TLS 1.3 only), on the upstream
 client (it must refuse an upstream that only offers static-RSA or CBC suites),
-and by Debian's testssl.sh against the STARTTLS port: no finding above LOW.
+on the webhook client (the same, and tls.profile: modern refuses a TLS 1.2
+receiver), and by Debian's testssl.sh against the STARTTLS port: no finding above LOW.
 """
 
+import http.server
 import json
 import os
+import re
 import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
+from unittest import mock
 
 from fake_ses import FakeSes, make_ca, make_server_cert
 from relay import RawClient, Relay, free_port, wait_until
@@ -48,6 +53,38 @@ def implicit(port, ctx):
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             s.recv(512)
             return s.cipher()[0], s.version()
+
+
+def start_tls_receiver(test, cert, key, configure):
+    """An HTTPS webhook receiver on 127.0.0.1 answering 204 and keeping each body;
+    configure(ctx) sets its protocols and ciphers. Returns (port, bodies)."""
+    bodies = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    configure(ctx)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)  # a failed handshake drops that connection
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    test.addCleanup(server.server_close)
+    test.addCleanup(server.shutdown)
+    return server.server_port, bodies
+
+
+def tls12_only(ciphers):
+    def configure(ctx):
+        ctx.maximum_version = TLS12
+        ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+    return configure
 
 
 def make_testssl_certificate(directory):
@@ -132,6 +169,55 @@ class TlsProfileTest(unittest.TestCase):
                     wait_until(lambda: "status=deferred" in relay.read_log(), what="the deferral")
                     self.assertEqual(ses.handler.messages, [])
                     self.assertRegex(relay.read_log(), r"(?i)handshake|no shared cipher|tls")
+
+    def webhook_relay(self, receivers, profile=None):
+        """A relay posting events to https://localhost:PORT/hook for each receiver port; the test CA
+        is the system store for its process (SSL_CERT_FILE), as webhooks use the system CAs."""
+        secret = os.path.join(self.dir, "webhook-secret")
+        with open(secret, "w") as f:
+            f.write("hook-secret\n")
+        extra = {"webhooks": [{"url": f"https://localhost:{port}/hook", "secret_file": secret} for port in receivers]}
+        if profile:
+            extra["tls"] = {"profile": profile}
+        relay = Relay(extra=extra)
+        with mock.patch.dict(os.environ, {"SSL_CERT_FILE": self.ca}):
+            relay.start()
+        self.addCleanup(relay.stop)
+        return relay
+
+    def unsubscribe_one(self, relay):
+        """An event for the webhooks: a campaign copy's one-click unsubscribe."""
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+            s.sendmail("news@example.com", ["reader@example.org"],
+                       b"From: news@example.com\r\nTo: list@example.org\r\nSubject: c\r\nX-Campaign-Id: 7\r\n"
+                       b"X-Launch-List-Id: 8\r\n\r\nUnsubscribe: *|UNSUBSCRIBE|*\r\n")
+        [copy] = relay.wait_for_outbox(1)
+        with open(copy, "rb") as f:
+            link = re.search(rb"List-Unsubscribe: <[^>]*(/u/[A-Za-z0-9_-]+)>", f.read()).group(1).decode()
+        status, _, _ = relay.http("POST", link, "List-Unsubscribe=One-Click",
+                                  {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 200)
+
+    def test_webhook_client_uses_the_profile(self):
+        """The webhook client builds its context from tls.profile / tls.ciphers: with the default
+        profile it refuses a receiver offering only static-RSA or CBC suites and posts to an ECDHE-GCM
+        one; with tls.profile: modern it refuses a TLS 1.2 receiver and posts to a TLS 1.3 one."""
+        weak, weak_bodies = start_tls_receiver(self, self.cert, self.key, tls12_only("AES256-SHA:ECDHE-RSA-AES128-SHA"))
+        strong, strong_bodies = start_tls_receiver(self, self.cert, self.key, tls12_only("ECDHE-RSA-AES128-GCM-SHA256"))
+        tls13, tls13_bodies = start_tls_receiver(self, self.cert, self.key, lambda ctx: None)
+        for profile, refused, accepted, accepted_bodies, refused_bodies in (
+                (None, weak, strong, strong_bodies, weak_bodies),
+                ("modern", strong, tls13, tls13_bodies, strong_bodies)):
+            with self.subTest(profile=profile or "intermediate"):
+                del strong_bodies[:]
+                relay = self.webhook_relay([refused, accepted], profile)
+                self.unsubscribe_one(relay)
+                wait_until(lambda: len(accepted_bodies) == 1, timeout=30, what="the event at the good receiver")
+                self.assertEqual(json.loads(accepted_bodies[0])["action"], "unsubscribe")
+                wait_until(lambda: re.search(rf"webhook https://localhost:{refused}/hook: event \d+ not accepted",
+                                             relay.read_log()), what="the refused receiver's failure")
+                self.assertEqual(refused_bodies, [])
+                self.assertEqual(relay.stop(), 0)
 
     def test_testssl_finds_nothing_above_low_on_starttls(self):
         self.assertIsNotNone(shutil.which("testssl"), "testssl: Debian's testssl.sh (scripts/install-deps.sh)")

@@ -7,13 +7,19 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <atomic>
+#include <ctime>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "feedback_fixtures.hpp"
+#include "unsubrelay/feedback/certificate_cache.hpp"
+#include "unsubrelay/feedback/fetch_pool.hpp"
 #include "unsubrelay/feedback/ses.hpp"
 #include "unsubrelay/feedback/sns.hpp"
 #include "unsubrelay/feedback/sns_check.hpp"
@@ -80,6 +86,37 @@ fb::SnsMessage notification() {
 }
 
 const std::vector<std::string> aws_prefixes{"https://sns.us-east-1.amazonaws.com/"};
+
+/// An SNS Timestamp for unix time t.
+std::string sns_time(std::int64_t t) {
+  const auto tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char out[40];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S.123Z", &tm);
+  return out;
+}
+
+/// A fresh notification (Timestamp a minute ago), signed by the valid signer.
+fb::SnsMessage fresh_notification() {
+  auto m = notification();
+  m.timestamp = sns_time(now - 60);
+  valid_signer().sign(m);
+  return m;
+}
+
+fb::FetchResult answer(std::string body) {
+  fb::FetchResult r;
+  r.status = 200;
+  r.body = std::move(body);
+  return r;
+}
+
+fb::FetchResult failed(fb::FetchError e) {
+  fb::FetchResult r;
+  r.error = e;
+  return r;
+}
 
 }  // namespace
 
@@ -314,17 +351,11 @@ TEST(FeedbackSes, BadShapesAreErrorsNotThrows) {
 }
 
 TEST(FeedbackSnsCheck, OrderOfChecksAndNoFetchForStrangers) {
-  int fetches = 0;
-  fb::CertificateCache cache([&](const std::string&) {
-    ++fetches;
-    fb::FetchResult r;
-    r.status = 200;
-    r.body = valid_signer().pem;
-    return r;
-  });
+  std::atomic<int> fetches = 0;
+  fb::FetchPool pool(2, 6);
+  fb::CertificateCache cache([&](const std::string&) { return ++fetches, answer(valid_signer().pem); }, pool);
   const fb::SnsPolicy policy{{"arn:aws:sns:us-east-1:123456789012:ses-feedback"}, aws_prefixes};
-  auto m = notification();
-  valid_signer().sign(m);
+  const auto m = fresh_notification();
 
   auto stranger = m;
   stranger.topic_arn = "arn:aws:sns:us-east-1:999999999999:other";
@@ -345,37 +376,83 @@ TEST(FeedbackSnsCheck, OrderOfChecksAndNoFetchForStrangers) {
 
   auto confirm = *fb::parse_sns(read_fixture("sns-subscription-confirmation.json")).message;
   confirm.subscribe_url = "https://169.254.169.254/latest/meta-data/";
+  confirm.timestamp = sns_time(now);
   valid_signer().sign(confirm);
   EXPECT_EQ(fb::check_sns(confirm, policy, cache, now).verdict, fb::SnsVerdict::subscribe_url_not_allowed);
 }
 
-TEST(FeedbackSnsCheck, FailedFetchIsNotCached) {
-  int fetches = 0;
-  fb::CertificateCache cache([&](const std::string&) {
-    ++fetches;
-    fb::FetchResult r;
-    r.error = fb::FetchError::timeout;
-    return r;
-  });
-  const fb::SnsPolicy policy{{"arn:aws:sns:us-east-1:123456789012:ses-feedback"}, aws_prefixes};
-  const auto m = notification();
-  EXPECT_EQ(fb::check_sns(m, policy, cache, now).verdict, fb::SnsVerdict::certificate_unavailable);
-  EXPECT_EQ(fb::check_sns(m, policy, cache, now).verdict, fb::SnsVerdict::certificate_unavailable);
+TEST(FeedbackSnsCheck, CheapChecksComeBeforeAnyFetch) {
+  std::atomic<int> fetches = 0;
+  fb::FetchPool pool(2, 6);
+  fb::CertificateCache cache([&](const std::string&) { return ++fetches, answer(valid_signer().pem); }, pool);
+  const fb::SnsPolicy policy{{"arn:aws:sns:us-east-1:123456789012:ses-feedback"}, aws_prefixes, 86400};
+  int n = 0;
+  auto check = [&](auto change) {
+    auto m = fresh_notification();
+    change(m);
+    m.signing_cert_url += "?" + std::to_string(++n);  // never cached
+    return fb::check_sns(m, policy, cache, now);
+  };
+  const auto old = check([](fb::SnsMessage& m) { m.timestamp = sns_time(now - 86400 - 1); });
+  EXPECT_EQ(old.verdict, fb::SnsVerdict::stale_timestamp);
+  EXPECT_NE(old.detail.find("86401 s old"), std::string::npos) << old.detail;
+  EXPECT_EQ(check([](fb::SnsMessage& m) { m.timestamp = sns_time(now + 3601); }).verdict,
+            fb::SnsVerdict::stale_timestamp);
+  for (const auto* bad : {"", "2027-01-15", "2027-01-15T08:00:00", "2027-01-15T08:00:00+00:00", "2027-13-01T00:00:00Z",
+                          "2027-01-15T08:00:00.Z", "2027-01-15 08:00:00Z", "1800000000"}) {
+    EXPECT_EQ(check([&](fb::SnsMessage& m) { m.timestamp = bad; }).verdict, fb::SnsVerdict::stale_timestamp) << bad;
+  }
+  EXPECT_EQ(check([](fb::SnsMessage& m) { m.signature_version = "3"; }).signature,
+            fb::SignatureError::unsupported_version);
+  EXPECT_EQ(check([](fb::SnsMessage& m) { m.signature = "not base64!"; }).signature,
+            fb::SignatureError::bad_signature_encoding);
+  EXPECT_EQ(check([](fb::SnsMessage& m) { m.type = fb::SnsType::other; }).signature, fb::SignatureError::unknown_type);
+  EXPECT_EQ(fetches, 0);
+  // Just inside both bounds: fetched and verified.
+  EXPECT_TRUE(check([](fb::SnsMessage& m) { m.timestamp = sns_time(now - 86400); valid_signer().sign(m); }).ok());
+  EXPECT_TRUE(check([](fb::SnsMessage& m) { m.timestamp = sns_time(now + 3600); valid_signer().sign(m); }).ok());
   EXPECT_EQ(fetches, 2);
+}
+
+TEST(FeedbackSnsCheck, SnsTimestamps) {
+  EXPECT_EQ(fb::parse_sns_timestamp("2012-04-26T20:45:04.751Z"), 1335473104);
+  EXPECT_EQ(fb::parse_sns_timestamp("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(fb::parse_sns_timestamp(sns_time(now)), now);
+  EXPECT_FALSE(fb::parse_sns_timestamp("2012-04-26T20:45:04.751Zjunk"));
+  EXPECT_FALSE(fb::parse_sns_timestamp("2012-04-26T24:00:00Z"));
+  EXPECT_FALSE(fb::parse_sns_timestamp("2012-4-26T20:45:04Z"));
+}
+
+TEST(FeedbackSnsCheck, FailedFetchIsRemembered) {
+  std::atomic<int> fetches = 0;
+  fb::FetchPool pool(2, 6);
+  fb::CertificateCache cache([&](const std::string&) { return ++fetches, failed(fb::FetchError::timeout); }, pool,
+                             {.max_failures = 2});
+  const fb::SnsPolicy policy{{"arn:aws:sns:us-east-1:123456789012:ses-feedback"}, aws_prefixes};
+  const auto m = fresh_notification();
+  for (int i = 0; i < 5; ++i) {
+    const auto c = fb::check_sns(m, policy, cache, now + i);
+    EXPECT_EQ(c.verdict, fb::SnsVerdict::certificate_unavailable);
+    EXPECT_EQ(c.fetch, fb::FetchError::timeout);
+  }
+  EXPECT_EQ(fetches, 1);
   EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.failures(), 1u);
+  // Forgotten after failed_fetch_ttl: tried again.
+  EXPECT_FALSE(cache.get(m.signing_cert_url, now + fb::failed_fetch_ttl.count()).ok());
+  EXPECT_EQ(fetches, 2);
+  // The remembered failures are bounded too.
+  cache.get("https://a/1", now);
+  cache.get("https://a/2", now + 1);
+  cache.get("https://a/3", now + 2);
+  EXPECT_EQ(cache.failures(), 2u);
 }
 
 TEST(FeedbackSnsCheck, CacheIsBoundedAndExpires) {
-  int fetches = 0;
-  fb::CertificateCache cache(
-      [&](const std::string& url) {
-        ++fetches;
-        fb::FetchResult r;
-        r.status = 200;
-        r.body = url;
-        return r;
-      },
-      2, std::chrono::seconds(100));
+  std::atomic<int> fetches = 0;
+  fb::FetchPool pool(2, 6);
+  fb::CertificateCache cache([&](const std::string& url) { return ++fetches, answer(url); }, pool,
+                             {.max_entries = 2, .ttl = std::chrono::seconds(100)});
   EXPECT_EQ(cache.get("a", now).body, "a");
   EXPECT_EQ(cache.get("b", now + 1).body, "b");
   EXPECT_EQ(cache.get("c", now + 2).body, "c");  // evicts "a", the oldest
@@ -387,4 +464,35 @@ TEST(FeedbackSnsCheck, CacheIsBoundedAndExpires) {
   EXPECT_EQ(fetches, 4);
   cache.get("c", now + 200);  // older than the ttl
   EXPECT_EQ(fetches, 5);
+}
+
+TEST(FeedbackSnsCheck, OneFetchPerUrlAndABoundedNumberOfWaiters) {
+  // A fetch that does not end until the test says so.
+  std::promise<void> release;
+  const auto released = release.get_future().share();
+  std::atomic<int> fetches = 0;
+  fb::FetchPool pool(2, 4);
+  fb::CertificateCache cache(
+      [&](const std::string& url) {
+        ++fetches;
+        released.wait();
+        return answer(url);
+      },
+      pool);
+  // Four callers for one URL share one fetch and take the four places.
+  std::vector<std::future<fb::FetchResult>> waiting;
+  for (int i = 0; i < 4; ++i) {
+    waiting.push_back(std::async(std::launch::async, [&] { return cache.get("https://a/slow", now); }));
+    while (pool.waiting() < static_cast<std::size_t>(i + 1)) std::this_thread::yield();
+  }
+  // A fifth finds no place and is told so at once, whatever its URL.
+  const auto busy = cache.get("https://a/other", now);
+  EXPECT_EQ(busy.error, fb::FetchError::busy);
+  EXPECT_EQ(cache.get("https://a/slow", now).error, fb::FetchError::busy);
+  release.set_value();
+  for (auto& w : waiting) EXPECT_EQ(w.get().body, "https://a/slow");
+  EXPECT_EQ(fetches, 1);
+  EXPECT_EQ(pool.waiting(), 0u);
+  EXPECT_EQ(cache.get("https://a/slow", now).body, "https://a/slow");  // cached now
+  EXPECT_EQ(fetches, 1);
 }

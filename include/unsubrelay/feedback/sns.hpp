@@ -71,9 +71,18 @@ enum class SignatureError {
 };
 const char* describe(SignatureError e);
 
+/// What verify_signature() refuses without the certificate: the
+/// SignatureVersion, the Type, the Signature's base64. none when they pass.
+SignatureError check_signature_form(const SnsMessage& message);
+
 /// Verifies message's signature with the certificate (PEM) at its
 /// SigningCertURL; now is unix seconds, for the certificate's validity period.
 SignatureError verify_signature(const SnsMessage& message, std::string_view certificate_pem, std::int64_t now);
+
+/// SNS's Timestamp, ISO 8601 in UTC as SNS writes it
+/// ("2012-04-26T20:45:04.751Z", the fraction optional), in unix seconds;
+/// nullopt for anything else.
+std::optional<std::int64_t> parse_sns_timestamp(std::string_view text);
 
 /// An https URL split as the fetcher connects to it.
 struct HttpsUrl {

@@ -20,6 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace boost::asio::ssl {
+class context;
+}
+
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/store/store.hpp"
 
@@ -27,10 +31,12 @@ namespace unsubrelay::http {
 
 class WebhookSender {
  public:
-  /// holder: this relay's name for leases (stable across its restarts);
-  /// state_dir: where an older version kept per-relay cursor files (read once, to carry on from them).
-  WebhookSender(const std::vector<config::Webhook>& hooks, store::Store& store, std::string holder,
-                std::string state_dir);
+  /// tls: the client context for https:// receivers (common/tls.hpp
+  /// make_client_context: the TLS profile, the system CAs); holder: this
+  /// relay's name for leases (stable across its restarts); state_dir: where
+  /// an older version kept per-relay cursor files (read once, to carry on from them).
+  WebhookSender(const std::vector<config::Webhook>& hooks, std::shared_ptr<boost::asio::ssl::context> tls,
+                store::Store& store, std::string holder, std::string state_dir);
   ~WebhookSender();  // stops and joins
   void stop();
 
@@ -38,6 +44,7 @@ class WebhookSender {
   void run(std::size_t index, config::Webhook hook, std::string secret);
   /// Sleeps d, waking early when stop() is called.
   void pause(std::chrono::milliseconds d) const;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
   store::Store& store_;
   std::string holder_;
   std::string state_dir_;
