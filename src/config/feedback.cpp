@@ -63,6 +63,8 @@ void load_ses_sns(Section& s, SesSns& sns) {
   readable_file(s, "ca_file", sns.ca_file);
   s.integer("fetch_timeout_seconds", sns.fetch_timeout_seconds, 1, 120);
   s.integer("max_certificate_bytes", sns.max_certificate_bytes, 4096, 1 << 20);
+  // At least an hour: SNS retries a delivery for up to an hour, and a retry must not be refused as a replay.
+  s.integer("max_age_seconds", sns.max_age_seconds, 3600, 30 * 86400);
   if (sns.topic_arns.empty()) {
     s.error(s.raw("topic_arns"), s.path("topic_arns"), "at least one topic ARN is required (arn:aws:sns:...)");
   }

@@ -69,7 +69,7 @@ Response SesFeedback::handle(const Request& request) {
     return text(400, "not an SNS message: " + parsed.error);
   }
   const auto& m = *parsed.message;
-  const feedback::SnsPolicy policy{settings_.topic_arns, settings_.cert_url_prefixes};
+  const feedback::SnsPolicy policy{settings_.topic_arns, settings_.cert_url_prefixes, settings_.max_age_seconds};
   const auto check = feedback::check_sns(m, policy, certificates_, now_seconds());
   if (!check.ok()) {
     // The certificate could not be had: 503, so SNS delivers again (it drops a delivery answered with a 4xx).

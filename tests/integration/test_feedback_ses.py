@@ -269,6 +269,20 @@ class SesFeedbackTest(unittest.TestCase):
             self.assertNotIn("of <version@example.org>", log)
             self.assertIn("Timestamp", log)
 
+    def test_max_age_seconds_is_the_configured_replay_window(self):
+        """feedback.ses_sns.max_age_seconds: 3600 refuses a two-hour-old delivery (403, nothing
+        fetched) that the default one-day window would take."""
+        with self.sns_relay(max_age_seconds=3600) as relay:
+            unfetched = f"{self.base}/certs/cert.pem?never-{uuid.uuid4()}"
+            old = self.notification(self.bounce("o", "old@example.org", "fb-o"), cert_url=unfetched,
+                                    timestamp=sns_time(-7200))
+            self.assertEqual(self.post(relay, old), 403)
+            self.assertNotIn(unfetched.split(str(self.https_port))[1], self.fetched())
+            self.assertIn("max_age_seconds 3600", relay.read_log())
+            fresh = self.notification(self.bounce("o", "old@example.org", "fb-o"), cert_url=unfetched,
+                                      timestamp=sns_time(-1800))
+            self.assertEqual(self.post(relay, fresh), 200)
+
     def test_certificate_server_with_weak_ciphers_is_refused(self):
         """The fetcher uses the relay's TLS profile (docs/tls.md): a certificate server that only
         offers static-RSA or CBC suites is refused; the ECDHE-GCM one (the fixture's default) works."""

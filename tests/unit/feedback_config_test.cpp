@@ -40,7 +40,8 @@ TEST(FeedbackConfig, ReadsEveryKey) {
       "  ses_sns:\n"
       "    topic_arns: [\"arn:aws:sns:us-east-1:123456789012:ses-feedback\"]\n"
       "    cert_url_prefixes: [\"https://sns.us-east-1.amazonaws.com/\"]\n"
-      "    fetch_timeout_seconds: 5\n");
+      "    fetch_timeout_seconds: 5\n"
+      "    max_age_seconds: 7200\n");
   ASSERT_TRUE(r.ok()) << r.errors[0].to_string("x");
   const auto& f = r.config.feedback;
   EXPECT_EQ(f.return_path_domain, "bounces.example.com");
@@ -54,6 +55,7 @@ TEST(FeedbackConfig, ReadsEveryKey) {
   EXPECT_EQ(f.ses_sns->topic_arns.size(), 1u);
   EXPECT_EQ(f.ses_sns->cert_url_prefixes.front(), "https://sns.us-east-1.amazonaws.com/");
   EXPECT_EQ(f.ses_sns->fetch_timeout_seconds, 5u);
+  EXPECT_EQ(f.ses_sns->max_age_seconds, 7200u);
 }
 
 TEST(FeedbackConfig, EveryMistakeIsReportedWithItsLine) {
@@ -66,11 +68,13 @@ TEST(FeedbackConfig, EveryMistakeIsReportedWithItsLine) {
       "  ses_sns:\n"                                                    // 6
       "    topic_arns: [\"ses-feedback\"]\n"                            // 7
       "    cert_url_prefixes: [\"http://sns.us-east-1.amazonaws.com/\", \"https://sns.amazonaws.com\"]\n"  // 8
-      "    ca_file: /nonexistent/ca.pem\n");                            // 9
+      "    ca_file: /nonexistent/ca.pem\n"                             // 9
+      "    max_age_seconds: 60\n");                                     // 10
   EXPECT_TRUE(has_error(r, "feedback.return_path_domain", 2, "domain name")) << r.errors.size();
   EXPECT_TRUE(has_error(r, "feedback.complaint_addresses[1]", 3, "not an address"));
   EXPECT_TRUE(has_error(r, "feedback.hard_bounce_limit", 4, "whole number"));
   EXPECT_TRUE(has_error(r, "feedback.colour", 5, "unknown key"));
+  EXPECT_TRUE(has_error(r, "feedback.ses_sns.max_age_seconds", 10, ""));
   EXPECT_TRUE(has_error(r, "feedback.ses_sns.topic_arns[0]", 7, "ARN"));
   EXPECT_TRUE(has_error(r, "feedback.ses_sns.cert_url_prefixes[0]", 8, "https://HOST/"));
   // Without a '/' after the host, a prefix would also match sns.amazonaws.com.attacker.example.

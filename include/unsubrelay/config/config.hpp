@@ -170,6 +170,7 @@ struct SesSns {
   std::string ca_file;                         // optional: CA bundle for those fetches
   unsigned fetch_timeout_seconds = 10;         // one certificate or SubscribeURL fetch
   std::size_t max_certificate_bytes = 65536;   // a signing certificate larger than this is refused
+  unsigned max_age_seconds = 86400;            // a notification whose Timestamp is older is refused (no replay)
 };
 
 /// feedback: bounces and complaints (SPEC Part 2). Absent: the Part 1
