@@ -34,7 +34,7 @@ TEST_P(FeedbackGuardTest, UnverifiedReportsStayWithinTheirBounds) {
   EXPECT_EQ(tally->total, 12u);  // the counter keeps every one
   EXPECT_EQ(tally->kept, 5u);    // the table the newest max_rows
   // Rows older than max_age go with the next insert.
-  ASSERT_TRUE(t.store->record_unverified(unverified(100 + 12 + 1000), bounds));
+  ASSERT_TRUE(t.store->record_unverified(unverified(100 + 12 + 1001), bounds));
   tally = t.store->unverified_tally();
   EXPECT_EQ(tally->total, 13u);
   EXPECT_EQ(tally->kept, 1u);
