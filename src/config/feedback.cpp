@@ -111,6 +111,8 @@ void load_feedback(Section& s, bool present, Feedback& f, Errors& errors) {
   s.integer("soft_bounce_limit", f.soft_bounce_limit, 0, 1000);
   s.integer("bounce_suppression_days", f.bounce_suppression_days, 0, 36500);
   s.integer("max_report_bytes", f.max_report_bytes, 65536, 64ull << 20);
+  networks(s, "trusted_networks", f.trusted_networks);
+  s.integer("forward_per_hour", f.forward_per_hour, 1, 1000000);
   if (s.present("ses_sns")) {
     Section sns_section(s.raw("ses_sns"), s.path("ses_sns"), errors);
     SesSns sns;

@@ -3,6 +3,8 @@
 
 #include <ctime>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -49,8 +51,16 @@ class FeedbackTransport final : public Upstream {
   /// Disk pool: resolve, find the contact's address, record; where to forward.
   Applied apply(const OutboundCopy& copy, const std::string& rcpt) {
     const auto now = static_cast<long long>(std::time(nullptr));
-    auto resolved = feedback::resolve_report(copy.content, rcpt, addresses_, keys_, now, copy.queue_id);
+    const feedback::Origin origin{copy.queue_id, trusted(copy.client_address)};
+    auto resolved = feedback::resolve_report(copy.content, rcpt, addresses_, keys_, now, origin);
     spdlog::info("{}: feedback: to=<{}>: {}", copy.queue_id, printable(rcpt, 256), resolved.how);
+    if (resolved.unverified) {
+      resolved.unverified->client = copy.client_address;
+      if (!recorder_.record_unverified(*resolved.unverified, copy.queue_id)) {
+        return {deferred("store unavailable: " + recorder_.store().last_error()), {}};
+      }
+      return {{DeliveryStatus::sent, "250 2.0.0 unverified, applied to nobody: " + resolved.how, relay_name, {}}, {}};
+    }
     if (!resolved.report) {
       return {{DeliveryStatus::sent, "250 2.0.0 nothing to record: " + resolved.how, relay_name, {}}, {}};
     }
@@ -69,15 +79,53 @@ class FeedbackTransport final : public Upstream {
     if (settings_.forward_to_sender && !report.launch_list_id.empty()) {
       const auto sender = store.launch_sender(report.launch_list_id);
       if (!sender) return {deferred("store unavailable: " + store.last_error()), {}};
-      if (addresses_.classify(*sender) == feedback::AddressKind::none) out.forward_to = *sender;  // never to ourselves
+      // Never to ourselves; each report once, and at most forward_per_hour a sender.
+      if (addresses_.classify(*sender) == feedback::AddressKind::none && !sender->empty()) {
+        if (!claim(copy, report, *sender, now, out)) return {deferred("store unavailable: " + store.last_error()), {}};
+      }
     }
     return out;
+  }
+
+  /// Whether the client the report came from may name its contact by address alone.
+  bool trusted(const std::string& client) const {
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(client, ec);
+    if (ec) return false;
+    for (const auto& net : settings_.trusted_networks) {
+      if (net.contains(address)) return true;
+    }
+    return false;
+  }
+
+  /// Sets out.forward_to when this copy may be forwarded (store::ForwardClaim); false when the store failed.
+  bool claim(const OutboundCopy& copy, const store::Feedback& report, const std::string& sender, long long now,
+             Applied& out) {
+    const auto owner = fmt::format("{}:{}", copy.queue_id, copy.copy_index);
+    const auto claimed =
+        recorder_.store().claim_forward(report.dedup_key, sender, owner, now, settings_.forward_per_hour);
+    if (!claimed) return false;
+    auto& metrics = recorder_.metrics();
+    switch (*claimed) {
+      case store::ForwardClaim::forward: out.forward_to = sender; break;
+      case store::ForwardClaim::duplicate:
+        ++metrics.forwards_duplicate;
+        out.result.reply += ", already forwarded";
+        break;
+      case store::ForwardClaim::limited:
+        ++metrics.forwards_limited;
+        spdlog::warn("{}: feedback: not forwarded to <{}>: forward_per_hour ({}) reached for that sender",
+                     copy.queue_id, printable(sender, 256), settings_.forward_per_hour);
+        out.result.reply += fmt::format(", not forwarded (forward_per_hour {} reached)", settings_.forward_per_hour);
+        break;
+    }
+    return true;
   }
 
   /// forward_to_sender: the report, unchanged, from <> to the launch's sender.
   boost::asio::awaitable<RecipientResult> forward(const OutboundCopy& copy, const std::string& to,
                                                   RecipientResult applied) {
-    OutboundCopy fwd{copy.queue_id, copy.copy_index, "", std::vector<std::string>(1, to), copy.content};
+    OutboundCopy fwd{copy.queue_id, copy.copy_index, "", std::vector<std::string>(1, to), copy.content, {}};
     auto results = co_await upstream_.deliver(std::move(fwd));
     const auto r = results.empty() ? deferred("no result") : results.front();
     if (r.status == DeliveryStatus::deferred) {
@@ -85,6 +133,7 @@ class FeedbackTransport final : public Upstream {
       co_return deferred(fmt::format("report recorded, forwarding to <{}> deferred: {}", printable(to, 256),
                                      printable(r.reply, 200)));
     }
+    ++recorder_.metrics().forwards_sent;
     spdlog::info("{}: feedback: forwarded to <{}>, relay={}, status={} ({})", copy.queue_id, printable(to, 256),
                  r.relay, r.status == DeliveryStatus::sent ? "sent" : "bounced", printable(r.reply, 200));
     applied.reply += fmt::format(", forwarded to <{}>", printable(to, 256));

@@ -250,7 +250,8 @@ asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a
   CopyOutcome out;
   if (local_.transport && local_.accepts && local_.accepts(rcpt)) {
     // Braced lists inside a co_await expression trip g++ 12 ("array used as initializer").
-    OutboundCopy unchanged{a.id, i, a.envelope().sender, std::vector<std::string>(1, rcpt), a.content()};
+    OutboundCopy unchanged{a.id, i, a.envelope().sender, std::vector<std::string>(1, rcpt), a.content(),
+                           a.envelope().client_address};
     out.result = co_await send_copy(*local_.transport, std::move(unchanged));
   } else if (a.campaign() && a.uids[i].empty() && !(a.verdicts[i] && a.verdicts[i]->erased)) {
     // A campaign copy is never sent without the contact's uid: it waits for the store.
@@ -287,7 +288,8 @@ OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::str
         rewriter_->url_for(a.uids[i], plan.email_id(), plan.launch_list_id(), now_seconds(), a.scope.topic);
     sender = feedback_->envelope_sender(env.sender, feedback::url_token(url));
   }
-  return {a.id, i, std::move(sender), {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : a.content()};
+  return {a.id, i, std::move(sender), {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : a.content(),
+          env.client_address};
 }
 
 asio::awaitable<RecipientResult> QueueManager::send_copy(Upstream& via, OutboundCopy copy) {

@@ -55,7 +55,7 @@ Resolution resolve_dsn(std::string_view message, const std::string& token_text, 
                        long long now, const std::string& queue_id) {
   const auto verified = token::verify(token_text, keys, static_cast<std::uint32_t>(now));
   if (!verified.claims) {
-    return {nobody(store::FeedbackKind::soft_bounce, "dsn", now, queue_id),
+    return {nobody(store::FeedbackKind::soft_bounce, "dsn", now, queue_id), std::nullopt,
             fmt::format("dsn: VERP token not valid ({})", describe(verified.error))};
   }
   auto f = from_claims(*verified.claims, "dsn", now);
@@ -76,7 +76,7 @@ Resolution resolve_dsn(std::string_view message, const std::string& token_text, 
         worst_kind = k;
       }
     }
-    if (!worst || worst_kind == BounceKind::delivered) return {std::nullopt, "dsn: delivered, nothing to record"};
+    if (!worst || worst_kind == BounceKind::delivered) return {std::nullopt, std::nullopt, "dsn: delivered, nothing to record"};
     f.kind = kind_of(worst_kind);
     f.status = worst->status;
     f.diagnostic = worst->diagnostic.empty() ? "Action: " + worst->action : worst->diagnostic;
@@ -84,13 +84,43 @@ Resolution resolve_dsn(std::string_view message, const std::string& token_text, 
   }
   // One per launch, contact and kind: a DSN mailed twice, or "delayed" warned twice, counts once.
   f.dedup_key = fmt::format("dsn:{}:{}:{}", f.launch_list_id, f.uid, store::name(f.kind));
-  return {f, how};
+  return {f, std::nullopt, how};
+}
+
+std::string arf_detail(const FeedbackReport& report) {
+  return fmt::format("Feedback-Type: {}; User-Agent: {}; Source-IP: {}", printable(report.feedback_type, 40),
+                     printable(report.user_agent, 100), printable(report.source_ip, 60));
+}
+
+/// SPEC Part 2 "Complaints" (issue 22): no token of ours proves the contact.
+/// Kept bounded for the operator, applied to nobody; the claimed address is
+/// only logged (how), never stored.
+Resolution unverified_arf(const FeedbackReport& report, bool had_tokens, const std::string& claimed, long long now,
+                          const Origin& origin) {
+  store::UnverifiedReport u;
+  u.queue_id = origin.queue_id;
+  u.source = "arf";
+  u.time = now;
+  u.detail = arf_detail(report);
+  std::string how;
+  if (had_tokens) {
+    u.reason = "bad_token";
+    how = "arf whose tokens do not verify: unverified";
+  } else if (!claimed.empty()) {
+    u.reason = "address_only";
+    how = fmt::format("arf naming <{}> by address only, client not in feedback.trusted_networks: unverified",
+                      printable(claimed, 256));
+  } else {
+    u.reason = "no_contact";
+    how = "arf naming no contact: unverified";
+  }
+  return {std::nullopt, u, how};
 }
 
 Resolution resolve_arf(std::string_view message, const Addresses& addresses, const token::KeySet& keys,
-                       long long now, const std::string& queue_id) {
+                       long long now, const Origin& origin) {
   const auto parsed = parse_arf(message);
-  if (!parsed.ok()) return {std::nullopt, fmt::format("not an ARF report ({})", describe(parsed.error))};
+  if (!parsed.ok()) return {std::nullopt, std::nullopt, fmt::format("not an ARF report ({})", describe(parsed.error))};
   const auto& report = parsed.report;
   LocateOptions options;
   options.return_path_domain = addresses.return_path_domain();
@@ -105,40 +135,35 @@ Resolution resolve_arf(std::string_view message, const Addresses& addresses, con
     how = fmt::format("arf, {} token", describe(c.source));
     break;
   }
-  if (!found && candidates.empty()) {
-    // Last resort (SPEC order): an unredacted Original-Rcpt-To. Only when the
-    // returned message carried no token at all: one that fails to verify
-    // means a forged or damaged report, which changes nothing.
-    if (auto rcpt = unredacted_recipient(report); !rcpt.empty()) {
-      found.emplace();
-      found->address = store::normalise_address(rcpt);
-      found->source = "arf";
-      found->time = now;
-      found->dedup_key = "arf:rcpt:" + found->address;
-      how = "arf, Original-Rcpt-To";
-    }
+  const auto rcpt = unredacted_recipient(report);
+  // An unredacted Original-Rcpt-To, last in SPEC order, only from a trusted
+  // client and only when the returned message carried no token at all: one
+  // that fails to verify means a forged or damaged report.
+  if (!found && candidates.empty() && !rcpt.empty() && origin.trusted) {
+    found.emplace();
+    found->address = store::normalise_address(rcpt);
+    found->source = "arf";
+    found->time = now;
+    found->dedup_key = "arf:rcpt:" + found->address;
+    how = "arf, Original-Rcpt-To from a trusted network";
   }
-  if (!found) {
-    found = nobody(store::FeedbackKind::complaint, "arf", now, queue_id);
-    how = candidates.empty() ? "arf naming no contact" : "arf whose tokens do not verify";
-  }
+  if (!found) return unverified_arf(report, !candidates.empty(), rcpt, now, origin);
   found->kind = store::FeedbackKind::complaint;
   found->status = report.feedback_type;
-  found->diagnostic = fmt::format("Feedback-Type: {}; User-Agent: {}; Source-IP: {}", printable(report.feedback_type, 40),
-                                  printable(report.user_agent, 100), printable(report.source_ip, 60));
-  return {found, how};
+  found->diagnostic = arf_detail(report);
+  return {found, std::nullopt, how};
 }
 
 }  // namespace
 
 Resolution resolve_report(std::string_view message, std::string_view recipient, const Addresses& addresses,
-                          const token::KeySet& keys, long long now, const std::string& queue_id) {
+                          const token::KeySet& keys, long long now, const Origin& origin) {
   switch (addresses.classify(recipient)) {
-    case AddressKind::verp: return resolve_dsn(message, addresses.verp_token(recipient), keys, now, queue_id);
-    case AddressKind::complaint: return resolve_arf(message, addresses, keys, now, queue_id);
+    case AddressKind::verp: return resolve_dsn(message, addresses.verp_token(recipient), keys, now, origin.queue_id);
+    case AddressKind::complaint: return resolve_arf(message, addresses, keys, now, origin);
     case AddressKind::none: break;
   }
-  return {std::nullopt, "not a feedback address"};
+  return {std::nullopt, std::nullopt, "not a feedback address"};
 }
 
 }  // namespace unsubrelay::feedback

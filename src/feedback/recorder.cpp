@@ -15,7 +15,8 @@ void FeedbackMetrics::count(const std::string& kind, const std::string& source) 
 
 std::string FeedbackMetrics::prometheus() const {
   std::string out =
-      "# HELP unsubrelay_feedback_total Bounces and complaints recorded (each report once), by kind and source.\n"
+      "# HELP unsubrelay_feedback_total Bounces and complaints recorded (each report once), by kind and source; "
+      "kind unverified: complaints no token of ours proves, applied to nobody.\n"
       "# TYPE unsubrelay_feedback_total counter\n";
   {
     std::lock_guard lock(mutex_);
@@ -24,6 +25,14 @@ std::string FeedbackMetrics::prometheus() const {
       out += fmt::format("unsubrelay_feedback_total{{kind=\"{}\",source=\"{}\"}} {}\n", key.first, key.second, n);
     }
   }
+  out += fmt::format(
+      "# HELP unsubrelay_feedback_forwards_total Reports passed on to the launch's sender (forwarded), not passed on "
+      "because a copy of the report was (duplicate), or because the sender's forward_per_hour was spent (limited).\n"
+      "# TYPE unsubrelay_feedback_forwards_total counter\n"
+      "unsubrelay_feedback_forwards_total{{result=\"forwarded\"}} {}\n"
+      "unsubrelay_feedback_forwards_total{{result=\"duplicate\"}} {}\n"
+      "unsubrelay_feedback_forwards_total{{result=\"limited\"}} {}\n",
+      forwards_sent.load(), forwards_duplicate.load(), forwards_limited.load());
   out += fmt::format(
       "# HELP unsubrelay_complaint_rate Complaints per delivered campaign copy over the last 24 hours.\n"
       "# TYPE unsubrelay_complaint_rate gauge\nunsubrelay_complaint_rate {}\n"
@@ -62,6 +71,19 @@ std::optional<store::FeedbackOutcome> Recorder::record(const store::Feedback& re
                store::name(report.kind), who, printable(report.status, 40), report.source,
                printable(report.launch_list_id, 64), effect, printable(report.diagnostic, 200));
   return outcome;
+}
+
+bool Recorder::record_unverified(const store::UnverifiedReport& report, const std::string& context) {
+  if (!store_.record_unverified(report, store::UnverifiedBounds{})) {
+    spdlog::warn("{}: feedback: cannot keep the unverified {} report now (store: {}); kept for a later try", context,
+                 report.source, store_.last_error());
+    return false;
+  }
+  metrics_.count("unverified", report.source);
+  spdlog::warn("{}: feedback: unverified {} report ({}), client={}: applied to nobody, no complaint, not forwarded "
+               "({})",
+               context, report.source, report.reason, printable(report.client, 64), printable(report.detail, 200));
+  return true;
 }
 
 }  // namespace unsubrelay::feedback

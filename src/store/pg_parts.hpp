@@ -62,4 +62,10 @@ FeedbackWindow feedback_window(pqxx::work& w, long long since);
 /// Adds the Part 2 counts of one campaign (or launch) to out.
 void feedback_summary(pqxx::work& w, const std::string& email_id, const std::string& launch, Summary& out);
 
+// pg_feedback_guard.cpp (issue 22)
+bool record_unverified(pqxx::work& w, const UnverifiedReport& report, const UnverifiedBounds& bounds);
+UnverifiedTally unverified_tally(pqxx::work& w);
+ForwardClaim claim_forward(pqxx::work& w, const std::string& dedup_key, const std::string& sender,
+                           const std::string& owner, long long now, unsigned per_hour);
+
 }  // namespace unsubrelay::store::pg

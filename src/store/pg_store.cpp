@@ -68,6 +68,18 @@ constexpr const char* migrations[] = {
     R"(ALTER TABLE events ADD COLUMN IF NOT EXISTS topic TEXT NOT NULL DEFAULT '';
        CREATE INDEX IF NOT EXISTS suppressions_by_created
          ON suppressions (created, address COLLATE "C", scope COLLATE "C", scope_value COLLATE "C");)",
+    // Issue 22: complaints no token proves, in a capped table (store/feedback.hpp
+    // UnverifiedBounds) and a counter; each report's forward claimed on its row.
+    R"(CREATE TABLE IF NOT EXISTS unverified_reports (id BIGSERIAL PRIMARY KEY, time BIGINT NOT NULL,
+                                                     client TEXT NOT NULL, queue_id TEXT NOT NULL,
+                                                     source TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);
+       CREATE INDEX IF NOT EXISTS unverified_reports_by_time ON unverified_reports (time);
+       CREATE TABLE IF NOT EXISTS feedback_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+       ALTER TABLE feedback ADD COLUMN IF NOT EXISTS forward_sender TEXT NOT NULL DEFAULT '';
+       ALTER TABLE feedback ADD COLUMN IF NOT EXISTS forward_owner TEXT NOT NULL DEFAULT '';
+       ALTER TABLE feedback ADD COLUMN IF NOT EXISTS forwarded_at BIGINT NOT NULL DEFAULT 0;
+       CREATE INDEX IF NOT EXISTS feedback_forwards ON feedback (forward_sender, forwarded_at)
+         WHERE forwarded_at != 0;)",
 };
 
 /// Held by each migration step's transaction (released at its end; a
@@ -236,6 +248,17 @@ class PgStore final : public Store {
       const auto r = w.exec_params("SELECT sender FROM launches WHERE launch_list_id = $1", launch);
       return r.empty() ? std::string() : r[0][0].as<std::string>();
     });
+  }
+  bool record_unverified(const UnverifiedReport& report, const UnverifiedBounds& bounds) override {
+    return run<bool>([&](pqxx::work& w) { return pg::record_unverified(w, report, bounds); }).value_or(false);
+  }
+  std::optional<UnverifiedTally> unverified_tally() override {
+    return run<UnverifiedTally>([&](pqxx::work& w) { return pg::unverified_tally(w); });
+  }
+  std::optional<ForwardClaim> claim_forward(const std::string& dedup_key, const std::string& sender,
+                                            const std::string& owner, long long now, unsigned per_hour) override {
+    return run<ForwardClaim>(
+        [&](pqxx::work& w) { return pg::claim_forward(w, dedup_key, sender, owner, now, per_hour); });
   }
   std::optional<FeedbackWindow> feedback_window(long long since) override {
     return run<FeedbackWindow>([&](pqxx::work& w) { return pg::feedback_window(w, since); });

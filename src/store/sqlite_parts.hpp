@@ -48,4 +48,10 @@ std::optional<FeedbackWindow> feedback_window(SqliteDb& db, long long since);
 /// Adds the Part 2 counts of one campaign (or launch) to out; false when the store failed.
 bool feedback_summary_locked(SqliteDb& db, const std::string& email_id, const std::string& launch, Summary& out);
 
+// sqlite_feedback_guard.cpp (issue 22)
+bool record_unverified(SqliteDb& db, const UnverifiedReport& report, const UnverifiedBounds& bounds);
+std::optional<UnverifiedTally> unverified_tally(SqliteDb& db);
+std::optional<ForwardClaim> claim_forward(SqliteDb& db, const std::string& dedup_key, const std::string& sender,
+                                          const std::string& owner, long long now, unsigned per_hour);
+
 }  // namespace unsubrelay::store::sqlite

@@ -82,6 +82,17 @@ constexpr const char* migrations[] = {
     // Issue 13: an event's topic; the suppression list paged by created (suppression_list.hpp).
     R"(ALTER TABLE events ADD COLUMN topic TEXT NOT NULL DEFAULT '';
        CREATE INDEX suppressions_by_created ON suppressions (created, address, scope, scope_value);)",
+    // Issue 22: complaints no token proves, in a capped table (store/feedback.hpp
+    // UnverifiedBounds) and a counter; each report's forward claimed on its row.
+    R"(CREATE TABLE unverified_reports (id INTEGER PRIMARY KEY AUTOINCREMENT, time BIGINT NOT NULL,
+                                       client TEXT NOT NULL, queue_id TEXT NOT NULL, source TEXT NOT NULL,
+                                       reason TEXT NOT NULL, detail TEXT NOT NULL);
+       CREATE INDEX unverified_reports_by_time ON unverified_reports (time);
+       CREATE TABLE feedback_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+       ALTER TABLE feedback ADD COLUMN forward_sender TEXT NOT NULL DEFAULT '';
+       ALTER TABLE feedback ADD COLUMN forward_owner TEXT NOT NULL DEFAULT '';
+       ALTER TABLE feedback ADD COLUMN forwarded_at BIGINT NOT NULL DEFAULT 0;
+       CREATE INDEX feedback_forwards ON feedback (forward_sender, forwarded_at) WHERE forwarded_at != 0;)",
 };
 
 class SqliteStore final : public Store, private SqliteDb {
@@ -281,6 +292,14 @@ class SqliteStore final : public Store, private SqliteDb {
     if (rc == SQLITE_ROW) return s.text(0);
     if (rc == SQLITE_DONE) return std::string();
     return fail();
+  }
+  bool record_unverified(const UnverifiedReport& report, const UnverifiedBounds& bounds) override {
+    return sqlite::record_unverified(*this, report, bounds);
+  }
+  std::optional<UnverifiedTally> unverified_tally() override { return sqlite::unverified_tally(*this); }
+  std::optional<ForwardClaim> claim_forward(const std::string& dedup_key, const std::string& sender,
+                                            const std::string& owner, long long now, unsigned per_hour) override {
+    return sqlite::claim_forward(*this, dedup_key, sender, owner, now, per_hour);
   }
   std::optional<FeedbackWindow> feedback_window(long long since) override {
     return sqlite::feedback_window(*this, since);

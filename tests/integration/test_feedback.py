@@ -151,18 +151,23 @@ class FeedbackMailTest(unittest.TestCase):
 
     def test_feedback_addresses_from_outside_never_relay(self):
         # 127.0.0.1 is outside allow_networks here: an Internet MTA.
-        with self.relay(smtp={"allow_networks": ["192.0.2.0/24"]}) as relay, \
-                smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
-            s.ehlo("mx.example.org")
-            s.mail("")
-            self.assertEqual(s.rcpt("victim@elsewhere.example")[0], 554)
-            self.assertEqual(s.rcpt(f"fbl@{VERP_DOMAIN}")[0], 554)  # not a feedback address
-            self.assertEqual(s.rcpt(f"b+x@elsewhere.example")[0], 554)
-            self.assertEqual(s.rcpt(FBL)[0], 250)
-            s.data(arf("Subject: hello\r\n"))
-        wait_until(lambda: "arf naming no contact" in relay.read_log() or
-                   "feedback: complaint of an unknown recipient" in relay.read_log(), what="the report processed")
-        self.assertEqual(relay.outbox_files(), [])  # nothing was relayed anywhere
+        with self.relay(smtp={"allow_networks": ["192.0.2.0/24"]}) as relay:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                s.ehlo("mx.example.org")
+                s.mail("")
+                self.assertEqual(s.rcpt("victim@elsewhere.example")[0], 554)
+                self.assertEqual(s.rcpt(f"fbl@{VERP_DOMAIN}")[0], 554)  # not a feedback address
+                self.assertEqual(s.rcpt(f"b+x@elsewhere.example")[0], 554)
+                self.assertEqual(s.rcpt(FBL)[0], 250)
+                # Unredacted, no token of ours: only the victim's address (issue 22).
+                s.data(arf("To: <victim@elsewhere.example>\r\nSubject: hello\r\n", rcpt="victim@elsewhere.example"))
+            wait_until(lambda: f"feedback: to=<{FBL}>:" in relay.read_log(), what="the report processed")
+            wait_until(lambda: not relay.spool_ids(), what="the report settled")
+            self.assertIn("by address only, client not in feedback.trusted_networks: unverified", relay.read_log())
+            self.assertNotIn("feedback: complaint of", relay.read_log())
+            shown = relay.cli("contact", "show", "victim@elsewhere.example")
+            self.assertEqual(shown.returncode, 1, f"a contact was made for the named address: {shown.stdout}")
+            self.assertEqual(relay.outbox_files(), [])  # nothing was relayed (or forwarded) anywhere
 
     def test_arf_with_only_the_list_unsubscribe_header_unsubscribes_from_all_campaigns(self):
         with self.relay(feedback={"forward_to_sender": False}) as relay:

@@ -88,3 +88,25 @@ TEST(FeedbackConfig, SesNeedsTopicsAndPrefixes) {
   EXPECT_TRUE(has_error(r, "feedback.ses_sns.topic_arns", 2, "at least one"));
   EXPECT_TRUE(has_error(r, "feedback.ses_sns.cert_url_prefixes", 2, "at least one"));
 }
+
+// Issue 22: who may name a contact by address alone, and how many forwards a sender gets.
+TEST(FeedbackConfig, TrustedNetworksAndForwardPerHour) {
+  const auto defaults = load_text("feedback: {}\n");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults.config.feedback.trusted_networks.empty());  // nobody by default
+  EXPECT_EQ(defaults.config.feedback.forward_per_hour, 100u);
+
+  const auto r = load_text("feedback:\n  trusted_networks: [\"192.0.2.0/24\", \"2001:db8::/32\"]\n"
+                           "  forward_per_hour: 20\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string("x");
+  ASSERT_EQ(r.config.feedback.trusted_networks.size(), 2u);
+  EXPECT_EQ(r.config.feedback.trusted_networks[0].to_string(), "192.0.2.0/24");
+  EXPECT_EQ(r.config.feedback.forward_per_hour, 20u);
+
+  const auto bad = load_text("feedback:\n"                                  // 1
+                             "  trusted_networks: [\"10.0.0.0/8\", \"mx.example.org\"]\n"  // 2
+                             "  forward_per_hour: 0\n");                    // 3
+  EXPECT_TRUE(has_error(bad, "feedback.trusted_networks[1]", 2, "not a CIDR network"));
+  EXPECT_TRUE(has_error(bad, "feedback.forward_per_hour", 3, "between"));
+  EXPECT_EQ(bad.errors.size(), 2u);
+}

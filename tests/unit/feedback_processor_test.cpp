@@ -52,8 +52,9 @@ std::string arf(const std::string& returned_headers, const std::string& rcpt) {
          "--F\r\nContent-Type: text/rfc822-headers\r\n\r\n" + returned_headers + "\r\n--F--\r\n";
 }
 
-fb::Resolution resolve(const std::string& message, const std::string& rcpt) {
-  return fb::resolve_report(message, rcpt, addresses(), keys(), now, "Q1");
+/// trusted: the SMTP client is in feedback.trusted_networks.
+fb::Resolution resolve(const std::string& message, const std::string& rcpt, bool trusted = false) {
+  return fb::resolve_report(message, rcpt, addresses(), keys(), now, fb::Origin{"Q1", trusted});
 }
 
 }  // namespace
@@ -107,14 +108,50 @@ TEST(FeedbackProcessor, ArfRedactedToTheListUnsubscribeHeader) {
 TEST(FeedbackProcessor, ArfWithABadTokenNeverFallsBackToTheRecipient) {
   auto t = token_for("521", "9201");
   t[t.size() - 2] = t[t.size() - 2] == 'x' ? 'y' : 'x';
-  const auto r = resolve(arf("List-Unsubscribe: <https://unsub.example.com/u/" + t + ">", "victim@example.org"),
-                         "fbl@example.com");
-  ASSERT_TRUE(r.report);
-  EXPECT_TRUE(r.report->address.empty());
-  EXPECT_TRUE(r.report->uid.empty());
-  // Without any token, an unredacted Original-Rcpt-To is the last resort.
-  const auto plain = resolve(arf("Subject: hi", "someone@example.org"), "fbl@example.com");
-  ASSERT_TRUE(plain.report);
-  EXPECT_EQ(plain.report->address, "someone@example.org");
+  const auto message = arf("List-Unsubscribe: <https://unsub.example.com/u/" + t + ">", "victim@example.org");
+  for (const bool trusted : {false, true}) {
+    const auto r = resolve(message, "fbl@example.com", trusted);
+    EXPECT_FALSE(r.report);
+    ASSERT_TRUE(r.unverified);
+    EXPECT_EQ(r.unverified->reason, "bad_token");
+  }
   EXPECT_FALSE(resolve("Subject: not a report\r\n\r\nhello\r\n", "fbl@example.com").report);
+  EXPECT_FALSE(resolve("Subject: not a report\r\n\r\nhello\r\n", "fbl@example.com").unverified);
+}
+
+// Issue 22: an address proves nothing. From an untrusted client, a report
+// naming its contact only by Original-Rcpt-To (and To:) is unverified: no
+// report to record, nothing applied; from a trusted network it is applied.
+TEST(FeedbackProcessor, AddressOnlyArfIsAppliedOnlyFromATrustedClient) {
+  const auto message = arf("To: <victim@example.org>\r\nSubject: hi", "victim@example.org");
+  const auto outside = resolve(message, "fbl@example.com", false);
+  EXPECT_FALSE(outside.report);
+  ASSERT_TRUE(outside.unverified);
+  EXPECT_EQ(outside.unverified->reason, "address_only");
+  EXPECT_EQ(outside.unverified->source, "arf");
+  EXPECT_EQ(outside.unverified->queue_id, "Q1");
+  EXPECT_NE(outside.unverified->detail.find("Feedback-Type: abuse"), std::string::npos);
+  EXPECT_NE(outside.how.find("victim@example.org"), std::string::npos) << outside.how;  // logged, never stored
+
+  const auto inside = resolve(message, "fbl@example.com", true);
+  ASSERT_TRUE(inside.report);
+  EXPECT_FALSE(inside.unverified);
+  EXPECT_EQ(inside.report->address, "victim@example.org");
+  EXPECT_EQ(inside.report->kind, st::FeedbackKind::complaint);
+  EXPECT_EQ(inside.report->dedup_key, "arf:rcpt:victim@example.org");
+}
+
+TEST(FeedbackProcessor, TokenArfAppliesFromAnyClientAndNamelessArfIsUnverified) {
+  const auto t = token_for("521", "9201");
+  const auto r = resolve(arf("List-Unsubscribe: <https://unsub.example.com/u/" + t + ">", "victim@example.org"),
+                         "fbl@example.com", false);
+  ASSERT_TRUE(r.report);  // the token proves the contact; Original-Rcpt-To is not used
+  EXPECT_TRUE(r.report->address.empty());
+  EXPECT_EQ(r.report->launch_list_id, "9201");
+  for (const bool trusted : {false, true}) {
+    const auto nameless = resolve(arf("Subject: hi", "redacted@example.org"), "fbl@example.com", trusted);
+    EXPECT_FALSE(nameless.report);
+    ASSERT_TRUE(nameless.unverified);
+    EXPECT_EQ(nameless.unverified->reason, "no_contact");
+  }
 }

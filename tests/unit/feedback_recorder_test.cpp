@@ -43,3 +43,25 @@ TEST(FeedbackRecorder, CountsEachReportOnceAndSetsTheGauge) {
   EXPECT_EQ(watch.level(), feedback::RateLevel::normal);
   EXPECT_NE(metrics.prometheus().find("unsubrelay_complaint_rate 0\n"), std::string::npos);
 }
+
+// Issue 22: an unverified report is kept and counted under its own kind, and is no complaint.
+TEST(FeedbackRecorder, UnverifiedReportsAreCountedButAreNoComplaint) {
+  TempStore t("sqlite");
+  feedback::FeedbackMetrics metrics;
+  feedback::Recorder recorder(*t.store, {1, 0, 0}, metrics);
+  const auto uid = *t.store->uid_for("a@x.org");
+  ASSERT_TRUE(t.store->record_launch("L1", "100", 1));
+  ASSERT_TRUE(t.store->record_sends({{"L1", uid, "Q", "", store::SendStatus::delivered, 1000, "250"}}));
+  const store::UnverifiedReport forged{"203.0.113.9", "Q9", "arf", "address_only", "Feedback-Type: abuse", 1010};
+  ASSERT_TRUE(recorder.record_unverified(forged, "Q9"));
+  ASSERT_TRUE(recorder.record_unverified(forged, "Q9"));  // each copy is kept and counted: nothing to de-duplicate on
+  feedback::ComplaintRateWatch watch(*t.store, metrics);
+  watch.check(1100);
+  EXPECT_EQ(watch.level(), feedback::RateLevel::normal);
+  const auto text = metrics.prometheus();
+  EXPECT_NE(text.find("unsubrelay_feedback_total{kind=\"unverified\",source=\"arf\"} 2\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("kind=\"complaint\""), std::string::npos);
+  EXPECT_NE(text.find("unsubrelay_complaint_rate 0\n"), std::string::npos);
+  EXPECT_NE(text.find("unsubrelay_feedback_forwards_total{result=\"limited\"} 0\n"), std::string::npos);
+  EXPECT_EQ(t.store->unverified_tally()->total, 2u);
+}

@@ -185,6 +185,10 @@ struct Feedback {
   unsigned bounce_suppression_days = 0;         // 0 = until lifted
   std::uint64_t max_report_bytes = 1048576;     // mail to a feedback address: 552 5.3.4 above it
   std::optional<SesSns> ses_sns;
+  // Issue 22: an ARF report naming its contact by address only (no token of
+  // ours) is applied only from these SMTP clients; from others it is unverified.
+  std::vector<Network> trusted_networks;
+  unsigned forward_per_hour = 100;              // forwards per launch sender and hour (each report once)
 };
 
 struct Log {

@@ -6,7 +6,12 @@
 // report). It resolves the report (feedback/processor.hpp), records and
 // applies it through the Recorder (store work on the disk pool) and, with
 // forward_to_sender, passes the report unchanged to the launch's original
-// envelope sender through the upstream, from the null sender <>. When the
+// envelope sender through the upstream, from the null sender <>: each report
+// once (its de-duplication key, claimed in the store), at most
+// forward_per_hour a sender. A report whose contact only an address names is
+// believed only from a client (the queue file's C record) in
+// trusted_networks; any other without a token of ours is unverified: kept
+// bounded, applied to nobody, never forwarded (issue 22). When the
 // store (or the forward) fails the copy is deferred: it stays in the spool
 // and is tried again, and the de-duplication key makes the retry count once.
 #pragma once

@@ -25,6 +25,7 @@ struct OutboundCopy {
   std::string sender;
   std::vector<std::string> recipients;
   std::string_view content;
+  std::string client_address;  // the SMTP client it came from (queue file "C"); the feedback transport's trust
 };
 
 enum class DeliveryStatus { sent, deferred, bounced };

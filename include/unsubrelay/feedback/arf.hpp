@@ -57,8 +57,8 @@ ArfParse parse_arf(std::string_view message, const ReportLimits& limits = {});
 /// True when an Original-Rcpt-To value looks redacted (RFC 6590 §4 lets the
 /// reporter replace the local part, e.g. with a hash or "redacted"): no '@',
 /// a local part containing "redacted", or one made only of 'x', '*' or '#'.
-/// A hashed local part cannot be told from a real one; the caller matches the
-/// address against known contacts only, so such a value matches nothing.
+/// A hashed local part cannot be told from a real one. The caller believes
+/// an address only from a client in feedback.trusted_networks (processor.hpp).
 bool looks_redacted(std::string_view address);
 
 /// The first Original-Rcpt-To that does not look redacted, "" when none.

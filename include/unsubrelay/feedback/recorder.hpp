@@ -23,7 +23,12 @@ class FeedbackMetrics {
   void count(const std::string& kind, const std::string& source);
   std::atomic<std::uint64_t> sent_after_optout{0};
   std::atomic<double> complaint_rate{0};  // complaints / delivered campaign copies, last 24 h (store-wide)
-  /// unsubrelay_feedback_total{kind,source}, unsubrelay_complaint_rate, unsubrelay_sent_after_optout_total.
+  // forward_to_sender: reports handed upstream, copies of a report already
+  // forwarded, and reports past the sender's forward_per_hour (this process).
+  std::atomic<std::uint64_t> forwards_sent{0}, forwards_duplicate{0}, forwards_limited{0};
+  /// unsubrelay_feedback_total{kind,source} (kind "unverified": issue 22),
+  /// unsubrelay_feedback_forwards_total{result}, unsubrelay_complaint_rate,
+  /// unsubrelay_sent_after_optout_total.
   std::string prometheus() const;
 
  private:
@@ -40,6 +45,9 @@ class Recorder {
   /// was recorded: the caller keeps the report and tries again later).
   /// context: who is asking, for the log ("QUEUEID", "ses").
   std::optional<store::FeedbackOutcome> record(const store::Feedback& report, const std::string& context);
+  /// Keeps an unverified report (bounded), logs and counts it; false when the
+  /// store failed (the caller keeps the report and tries again later).
+  bool record_unverified(const store::UnverifiedReport& report, const std::string& context);
 
   store::Store& store() { return store_; }
   FeedbackMetrics& metrics() { return metrics_; }

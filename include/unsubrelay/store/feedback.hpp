@@ -50,6 +50,43 @@ struct FeedbackOutcome {
   std::optional<Suppression> suppressed;  // the entry this report created or renewed
 };
 
+/// An ARF report no token of ours proves (issue 22): it names its contact by
+/// address only and its SMTP client is outside feedback.trusted_networks, or
+/// its tokens do not verify, or it names nobody. It is kept for the operator
+/// in a bounded table, applied to nobody, creates no contact, is no complaint
+/// (the complaint rate ignores it) and is never forwarded. The address it
+/// claims is in the log line only, so the table holds nobody's address.
+struct UnverifiedReport {
+  std::string client;    // the SMTP client's address, as the queue file recorded it
+  std::string queue_id;
+  std::string source;    // arf
+  std::string reason;    // address_only | bad_token | no_contact
+  std::string detail;    // Feedback-Type, User-Agent, Source-IP (kept to 500 bytes)
+  long long time = 0;
+};
+
+/// The table's bounds, so a flood of forged reports cannot grow the database:
+/// each insert prunes rows past max_rows (oldest first) and older than max_age_seconds.
+struct UnverifiedBounds {
+  std::size_t max_rows = 10000;
+  long long max_age_seconds = 30 * 86400;
+};
+
+/// Unverified reports ever kept (a counter), and the rows the table holds now.
+struct UnverifiedTally {
+  std::uint64_t total = 0;
+  std::uint64_t kept = 0;
+};
+
+/// forward_to_sender (issue 22 point 2): whether this copy of a report may be
+/// passed on. A report (one dedup_key) is forwarded at most once, and a launch
+/// sender gets at most forward_per_hour forwards an hour.
+enum class ForwardClaim {
+  forward,    // claimed for this copy (or this copy's own earlier, deferred try): send it
+  duplicate,  // another copy of the report was (or is being) forwarded
+  limited,    // the sender's forward_per_hour is spent: not forwarded, counted
+};
+
 /// A campaign copy as recorded at send time, found again by its upstream id.
 struct SentCopy {
   std::string uid;

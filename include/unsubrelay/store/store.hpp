@@ -167,6 +167,14 @@ class Store {
   virtual std::optional<std::vector<SentCopy>> sent_copies(const std::string& upstream_id) = 0;
   /// The envelope sender recorded with the launch: "" when none or unknown.
   virtual std::optional<std::string> launch_sender(const std::string& launch_list_id) = 0;
+  /// Keeps an unverified report and prunes the table to bounds, in one transaction; false when the store failed.
+  virtual bool record_unverified(const UnverifiedReport& report, const UnverifiedBounds& bounds) = 0;
+  virtual std::optional<UnverifiedTally> unverified_tally() = 0;
+  /// May the copy `owner` ("QUEUEID:INDEX") of the recorded report dedup_key be
+  /// forwarded to sender now? A claim is kept on the report's feedback row, so
+  /// it holds across restarts and for every relay sharing the store.
+  virtual std::optional<ForwardClaim> claim_forward(const std::string& dedup_key, const std::string& sender,
+                                                    const std::string& owner, long long now, unsigned per_hour) = 0;
   /// Complaints recorded and campaign copies delivered since `since`.
   virtual std::optional<FeedbackWindow> feedback_window(long long since) = 0;
   /// Suppression list management (suppression_list.hpp): active entries of an
