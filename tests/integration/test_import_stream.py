@@ -143,7 +143,9 @@ class ImportStreamTest(ImportStreamBase, unittest.TestCase):
         self.assertFalse(self.suppressed("stranger@example.org"))
 
     def test_a_client_that_stalls_mid_row_times_out_and_its_partial_row_is_not_applied(self):
-        complete = b"email\nfirst@example.org\nsecond@example.org\n"
+        # Over 1 KiB of complete rows: the format is recognised from the first 1 KiB (docs/suppression.md).
+        complete = b"email\nfirst@example.org\nsecond@example.org\n" + b"".join(
+            b"filler%03d@example.org\n" % i for i in range(60))
         partial = b"partial@example.org"  # a whole address, but its line never ends
         s = self.raw(f"POST {IMPORT} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
                      f"Content-Length: 10000\r\n\r\n", complete + partial)
@@ -155,7 +157,7 @@ class ImportStreamTest(ImportStreamBase, unittest.TestCase):
         self.assertTrue(self.suppressed("first@example.org"))  # complete rows are kept (docs/suppression.md)
         self.assertTrue(self.suppressed("second@example.org"))
         self.assertFalse(self.suppressed("partial@example.org"))
-        self.assertEqual(self.all_suppressed(), ["first@example.org", "second@example.org"])
+        self.assertEqual(len(self.all_suppressed()), 62)
 
 
 class ImportLimitTest(ImportStreamBase, unittest.TestCase):
@@ -171,7 +173,7 @@ class ImportLimitTest(ImportStreamBase, unittest.TestCase):
         self.assertEqual(self.all_suppressed(), [])
 
     def test_a_chunked_body_over_the_limit_is_413_and_keeps_only_complete_rows_before_it(self):
-        rows = [f"row{i:05d}@limit.example\n".encode() for i in range(400)]  # 24 bytes each
+        rows = [f"row{i:05d}@limit.example\n".encode() for i in range(400)]  # 23 bytes each
         body = b"email\n" + b"".join(rows)
         chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[at:at + 100]), body[at:at + 100])
                            for at in range(0, len(body), 100)) + b"0\r\n\r\n"
@@ -183,7 +185,7 @@ class ImportLimitTest(ImportStreamBase, unittest.TestCase):
         report = json.loads(answer.partition(b"\r\n\r\n")[2])
         applied = self.all_suppressed()
         # A prefix of the rows, each of which ended within the limit; the one across it never.
-        ends = [6 + 24 * (i + 1) for i in range(len(rows))]
+        ends = [6 + 23 * (i + 1) for i in range(len(rows))]
         within = [r.decode().strip() for r, end in zip(rows, ends) if end <= self.LIMIT]
         self.assertEqual(applied, within[:len(applied)])
         self.assertGreater(len(applied), 0)

@@ -180,9 +180,11 @@ TEST_P(SuppressionListTest, ImporterStreamsBatchesAndReportsBadRows) {
 TEST_P(SuppressionListTest, AnAbandonedImportKeepsCompleteRowsOnly) {
   TempStore t(GetParam());
   sup::Importer importer(*t.store, {}, "import", 5000, 2);
-  ASSERT_TRUE(importer.push("email\na@x.org\nb@x.org\nc@x.org\npartial@x.org"));
+  std::string csv = "email\na@x.org\nb@x.org\nc@x.org\n";
+  for (int i = 0; i < 100; ++i) csv += "f" + std::to_string(i) + "@x.org\n";  // past the 1 KiB the format is told from
+  ASSERT_TRUE(importer.push(csv + "partial@x.org"));
   const auto r = importer.abandon("the client stopped sending");
-  EXPECT_EQ(r.rows, 3u);
+  EXPECT_EQ(r.rows, 103u);
   EXPECT_EQ(r.fatal, "the client stopped sending");
   const auto held = [&](const std::string& a) {
     return !t.store->list_suppressions({a, 0, "", 10}, 6000)->entries.empty();
