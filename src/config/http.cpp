@@ -24,6 +24,7 @@ void load_http(Section& s, Http& h, Errors& errors) {
   readable_file(s, "page_template", h.page_template);
   s.integer("max_header_bytes", h.max_header_bytes, 1024, 1 << 20);
   s.integer("max_body_bytes", h.max_body_bytes, 1024, 16 << 20);
+  s.integer("max_import_bytes", h.max_import_bytes, 1024, std::uint64_t{1} << 40);  // streamed (docs/suppression.md)
   s.integer("requests_per_minute", h.requests_per_minute, 1, 1000000);
   s.integer("timeout_seconds", h.timeout_seconds, 1, 3600);
   s.integer("max_connections", h.max_connections, 1, 1000000);

@@ -27,6 +27,8 @@
 #include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/http/client_limits.hpp"
 
+#include "import_stream.hpp"
+
 namespace unsubrelay::http {
 
 namespace asio = boost::asio;
@@ -117,6 +119,7 @@ struct Server::Impl {
   std::mutex slots_mutex;
   std::set<std::shared_ptr<Slot>> slots;
   std::atomic<std::int64_t> last_full_log_ms{0};
+  std::atomic<std::size_t> imports{0};  // streamed imports running (import_stream.hpp)
   asio::thread_pool handlers{handler_threads};  // declared last: joined first
 
   bool allow(const std::string& client) {
@@ -175,24 +178,56 @@ struct Server::Impl {
     }
     Response response;
     if (refusal) {
-      spdlog::info("http: {} from {}: {}", refusal, config::unmap(peer).to_string(), refusal == 429 ? "rate limit" : why);
-      response = {refusal, "text/plain; charset=utf-8", refusal_text(refusal), {}};
-      if (refusal == 429) response.headers.emplace_back("Retry-After", "60");
+      response = refused(refusal, why, peer);
     } else {
-      r.method = std::string(request.method_string());
-      r.target = std::string(request.target());
-      r.content_type = std::string(request[bhttp::field::content_type]);
-      r.authorization = std::string(request[bhttp::field::authorization]);
-      r.user_agent = std::string(request[bhttp::field::user_agent]);
-      r.origin = std::string(request[bhttp::field::origin]);  // CORS (http/page_api.cpp)
-      r.host = std::string(request[bhttp::field::host]);
+      fill_request(r, request);
       r.body = std::move(request.body());
       response = co_await handle(r);
     }
     co_return to_beast(std::move(response), request, refusal, r.method == "HEAD", tls);
   }
 
-  bhttp::response<bhttp::string_body> to_beast(Response response, const bhttp::request<bhttp::string_body>& request,
+  static Response refused(int refusal, const std::string& why, const asio::ip::address& peer) {
+    spdlog::info("http: {} from {}: {}", refusal, config::unmap(peer).to_string(), refusal == 429 ? "rate limit" : why);
+    Response response{refusal, "text/plain; charset=utf-8", refusal_text(refusal), {}};
+    if (refusal == 429) response.headers.emplace_back("Retry-After", "60");
+    return response;
+  }
+
+  /// Everything but the body and client_ip.
+  static void fill_request(Request& r, const bhttp::request<bhttp::string_body>& request) {
+    r.method = std::string(request.method_string());
+    r.target = std::string(request.target());
+    r.content_type = std::string(request[bhttp::field::content_type]);
+    r.authorization = std::string(request[bhttp::field::authorization]);
+    r.user_agent = std::string(request[bhttp::field::user_agent]);
+    r.origin = std::string(request[bhttp::field::origin]);  // CORS (http/page_api.cpp)
+    r.host = std::string(request[bhttp::field::host]);
+  }
+
+  /// POST /api/v1/suppressions/import, its body streamed (import_stream.hpp);
+  /// parser has read the header only.
+  template <typename Stream>
+  asio::awaitable<bhttp::response<bhttp::string_body>> import_answer(
+      Stream& stream, beast::flat_buffer& buffer, bhttp::request_parser<bhttp::string_body>& parser,
+      const asio::ip::address& peer, bool tls) {
+    const bhttp::request<bhttp::empty_body> head(parser.get().base());  // the parser is moved from below
+    Request r;
+    r.client_ip = client_ip(peer, std::string(head["X-Forwarded-For"]));
+    fill_request(r, parser.get());
+    import_stream::Outcome outcome;
+    if (!allow(r.client_ip)) {
+      outcome.response = refused(429, "", peer);
+    } else {
+      import_stream::Context context{service, handlers, config, imports};  // no temporaries in a co_await
+      outcome = co_await import_stream::run(stream, buffer, parser, r, context);
+    }
+    const int refusal = outcome.keep_alive ? 0 : outcome.response.status;
+    co_return to_beast(std::move(outcome.response), head, refusal, false, tls);
+  }
+
+  template <typename Body>
+  bhttp::response<bhttp::string_body> to_beast(Response response, const bhttp::request<Body>& request,
                                                int refusal, bool head_request, bool tls) const {
     bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(response.status),
                                             request.version() ? request.version() : 11};
@@ -210,6 +245,21 @@ struct Server::Impl {
     return out;
   }
 
+  static bool streamed(const bhttp::request<bhttp::string_body>& request) {
+    const auto method = request.method_string();
+    const auto target = request.target();
+    return is_streamed_import(std::string_view(method.data(), method.size()),
+                              std::string_view(target.data(), target.size()));
+  }
+
+  /// Every body but the import's: http.max_body_bytes (413 above it).
+  error_code limit_body(bhttp::request_parser<bhttp::string_body>& parser) const {
+    const auto length = parser.content_length();
+    if (length && *length > config.max_body_bytes) return bhttp::error::body_limit;
+    parser.body_limit(config.max_body_bytes);  // a chunked body's
+    return {};
+  }
+
   /// Requests and responses on one connection until it closes, times out or is evicted.
   template <typename Stream>
   asio::awaitable<void> serve(Stream& stream, Slot& slot, const asio::ip::address& peer, bool tls) {
@@ -218,10 +268,21 @@ struct Server::Impl {
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
-      parser.body_limit(config.max_body_bytes);
+      // The import's limit lets its Content-Length past the header; every other body's is set after it.
+      parser.body_limit(std::max<std::uint64_t>(config.max_body_bytes, config.max_import_bytes));
       slot.waiting_since_ms = steady_ms();
       beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(config.timeout_seconds));
-      co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      co_await bhttp::async_read_header(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      if (!ec && streamed(parser.get())) {
+        slot.waiting_since_ms = -1;
+        auto out = co_await import_answer(stream, buffer, parser, peer, tls);
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(config.timeout_seconds));
+        co_await bhttp::async_write(stream, out, asio::redirect_error(use_awaitable, ec));
+        if (ec || !out.keep_alive()) co_return;
+        continue;
+      }
+      if (!ec) ec = limit_body(parser);
+      if (!ec) co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
       slot.waiting_since_ms = -1;
       const int refusal = refusal_for(ec);
       if (refusal < 0) {

@@ -236,6 +236,20 @@ void Service::set_api_keys(ApiKeyMatcher keys) {
   api_keys_.swap(fresh);
 }
 
+std::optional<Response> Service::refuse_key(const Request& r, std::string_view path, unsigned scopes) const {
+  if (!scopes) {
+    auto resp = json_response(401, {{"replyCode", 1}, {"replyText", "Unauthorized: a valid bearer key is required"}});
+    resp.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return resp;
+  }
+  if (const auto needed = required_scopes(r.method, path); needed && !(needed & scopes)) {
+    const auto names = scope_names(needed);
+    const auto why = fmt::format("Forbidden: this key lacks the '{}' scope (http.api_keys_file)", names);
+    return json_response(403, {{"replyCode", 1}, {"replyText", why}, {"error", why}, {"scope", names}});
+  }
+  return std::nullopt;
+}
+
 unsigned Service::key_scopes(const Request& r) const {
   if (!istarts_with(r.authorization, "Bearer ")) return 0;
   const auto key = trim(std::string_view(r.authorization).substr(7));
@@ -364,16 +378,7 @@ Response Service::handle(const Request& r) {
   if (path == "/js/unsubscribe.js" && (r.method == "GET" || r.method == "HEAD")) return page_script(r);
   if (path.starts_with("/api/")) {
     const auto scopes = key_scopes(r);
-    if (!scopes) {
-      auto resp = json_response(401, {{"replyCode", 1}, {"replyText", "Unauthorized: a valid bearer key is required"}});
-      resp.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return resp;
-    }
-    if (const auto needed = required_scopes(r.method, path); needed && !(needed & scopes)) {
-      const auto names = scope_names(needed);
-      const auto why = fmt::format("Forbidden: this key lacks the '{}' scope (http.api_keys_file)", names);
-      return json_response(403, {{"replyCode", 1}, {"replyText", why}, {"error", why}, {"scope", names}});
-    }
+    if (auto refused = refuse_key(r, path, scopes)) return std::move(*refused);
     if (path == "/api/v2/email/unsubscribe" && r.method == "POST") return emarsys_unsubscribe(r);
     if (path == "/api/v1/suppressions" || path.starts_with("/api/v1/suppressions/")) {
       return suppression_route(r, path.substr(20), query);

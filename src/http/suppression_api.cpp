@@ -1,6 +1,7 @@
 // suppression_api.cpp: /api/v1/suppressions (SPEC Part 2, "Suppression list
 // management"): list and page, add, lift, import. The bearer key is checked
-// by Service::handle before any of these run.
+// by Service::handle before any of these run, and by admit_import before the
+// server reads an import's body (http/import_stream.hpp streams it).
 #include <ctime>
 
 #include <fmt/format.h>
@@ -22,12 +23,45 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t import_chunk_bytes = 64 * 1024;
+/// Rows per transaction of an API import on SQLite. There a batch holds the
+/// relay's one store connection while it is written, so every one-click and
+/// delivery lookup waits for it: 50,000 rows (the command line's, which runs
+/// in a process of its own) hold it about 2 s, 5,000 about 0.3 s, for an
+/// import about 1.7 times slower (docs/performance-import.md). PostgreSQL
+/// writes batches on connections of their own (import_writers): 50,000 there.
+constexpr std::size_t sqlite_api_batch_rows = 5000;
 
 Response bad_request(const std::string& why) { return json_response(400, {{"error", why}}); }
 
-
+std::vector<std::string> topic_ids(const config::Config& config) {
+  std::vector<std::string> topics;
+  for (const auto& t : config.unsubscribe.topics) topics.push_back(t.id);
+  return topics;
+}
 
 }  // namespace
+
+bool is_streamed_import(std::string_view method, std::string_view target) {
+  return method == "POST" && target.substr(0, target.find('?')) == "/api/v1/suppressions/import";
+}
+
+std::optional<Response> Service::admit_import(const Request& r) {
+  ++metrics_.requests;
+  // Before a byte of the body is read: 401 without a valid key, 403 without the import scope (as Service::handle).
+  return refuse_key(r, "/api/v1/suppressions/import", key_scopes(r));
+}
+
+std::unique_ptr<suppression::Importer> Service::start_import() {
+  const auto batch = store_.import_writers() > 1 ? store::import_batch_rows : sqlite_api_batch_rows;
+  return std::make_unique<suppression::Importer>(store_, topic_ids(config_), "import", now_seconds(), batch);
+}
+
+Response Service::import_response(const suppression::ImportReport& report, int status) {
+  if (!status) status = !report.store_error.empty() ? 503 : !report.fatal.empty() ? 400 : 200;
+  auto out = json_response(status, suppression::report_json(report));
+  if (status == 503) out.headers.emplace_back("Retry-After", "30");
+  return out;
+}
 
 Response Service::suppression_route(const Request& r, const std::string& rest, const std::string& query) {
   if (rest.empty() || rest == "/") {
@@ -127,17 +161,15 @@ Response Service::put_suppression(const Request& r, const std::string& address) 
   return json_response(*added ? 201 : 200, {{"added", *added == 1}, {"entry", suppression::entry_json(entry)}});
 }
 
+/// A body handed whole (Service::handle without the server's streaming:
+/// unit tests); the server streams this route (admit_import, start_import).
 Response Service::import_suppressions(const Request& r) {
-  std::vector<std::string> topics;
-  for (const auto& t : config_.unsubscribe.topics) topics.push_back(t.id);
-  suppression::Importer importer(store_, std::move(topics), "import", now_seconds());
+  const auto importer = start_import();
   std::string_view body(r.body);
   for (std::size_t at = 0; at < body.size(); at += import_chunk_bytes) {
-    if (!importer.push(body.substr(at, import_chunk_bytes))) break;
+    if (!importer->push(body.substr(at, import_chunk_bytes))) break;
   }
-  const auto report = importer.finish();
-  const int status = !report.store_error.empty() ? 503 : !report.fatal.empty() ? 400 : 200;
-  return json_response(status, suppression::report_json(report));
+  return import_response(importer->finish());
 }
 
 }  // namespace unsubrelay::http

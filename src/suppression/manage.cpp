@@ -109,6 +109,14 @@ ImportReport Importer::finish() {
   return report_;
 }
 
+ImportReport Importer::abandon(const std::string& why) {
+  if (store_failure_.empty()) flush();  // parser_.finish() is not called: it would end the partial record
+  settle_all();
+  report_.format = parser_.format();
+  report_.fatal = parser_.fatal().empty() ? why : parser_.fatal();
+  return report_;
+}
+
 json report_json(const ImportReport& r) {
   json errors = json::array();
   for (const auto& e : r.errors) errors.push_back({{"line", e.line}, {"error", e.message}});

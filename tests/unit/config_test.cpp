@@ -122,3 +122,13 @@ TEST(Config, FuzzFindingLoadAllHangIsBounded) {
   EXPECT_FALSE(r.ok());
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
 }
+
+TEST(Config, MaxImportBytesIsItsOwnValidatedLimit) {
+  EXPECT_EQ(load_text("").config.http.max_import_bytes, 2147483648u);  // 2 GiB
+  const auto r = load_text("http:\n  max_import_bytes: 1099511627776\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0].message;
+  EXPECT_EQ(r.config.http.max_import_bytes, std::uint64_t{1} << 40);
+  EXPECT_TRUE(has_error(load_text("http:\n  max_import_bytes: 1023\n"), "http.max_import_bytes", 2,
+                        "between 1024 and 1099511627776"));
+  EXPECT_TRUE(has_error(load_text("http: {max_import_bytes: 2GiB}\n"), "http.max_import_bytes", 1, "whole number"));
+}

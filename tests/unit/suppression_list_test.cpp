@@ -175,6 +175,25 @@ TEST_P(SuppressionListTest, ImporterStreamsBatchesAndReportsBadRows) {
   EXPECT_EQ(again.finish().added, 0u);
 }
 
+// An import whose input stops short (the HTTP client stalled or went away)
+// keeps its complete rows and never the record it was reading.
+TEST_P(SuppressionListTest, AnAbandonedImportKeepsCompleteRowsOnly) {
+  TempStore t(GetParam());
+  sup::Importer importer(*t.store, {}, "import", 5000, 2);
+  std::string csv = "email\na@x.org\nb@x.org\nc@x.org\n";
+  for (int i = 0; i < 100; ++i) csv += "f" + std::to_string(i) + "@x.org\n";  // past the 1 KiB the format is told from
+  ASSERT_TRUE(importer.push(csv + "partial@x.org"));
+  const auto r = importer.abandon("the client stopped sending");
+  EXPECT_EQ(r.rows, 103u);
+  EXPECT_EQ(r.fatal, "the client stopped sending");
+  const auto held = [&](const std::string& a) {
+    return !t.store->list_suppressions({a, 0, "", 10}, 6000)->entries.empty();
+  };
+  EXPECT_TRUE(held("a@x.org"));
+  EXPECT_TRUE(held("c@x.org"));
+  EXPECT_FALSE(held("partial@x.org"));
+}
+
 // When a batch fails, the report names its rows and the import stops; on
 // PostgreSQL a batch already handed to the other writer is still applied.
 TEST_P(SuppressionListTest, ImporterNamesTheRowsAStoreFailureLeftOut) {

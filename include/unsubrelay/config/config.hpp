@@ -129,6 +129,7 @@ struct Http {
   std::string page_template = "conf/unsubscribe.html";
   std::size_t max_header_bytes = 16384;       // 431 above it
   std::size_t max_body_bytes = 65536;         // 413 above it
+  std::uint64_t max_import_bytes = 2147483648;  // POST /api/v1/suppressions/import, streamed: 413 above it
   unsigned requests_per_minute = 600;         // per client address; 429 above it
   unsigned timeout_seconds = 30;              // per request read and write
   std::vector<Network> trusted_proxies;       // X-Forwarded-For is believed only from these

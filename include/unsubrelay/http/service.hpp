@@ -12,13 +12,21 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/http/api_keys.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/token/token.hpp"
+
+namespace unsubrelay::suppression {
+class Importer;
+struct ImportReport;
+}  // namespace unsubrelay::suppression
 
 namespace unsubrelay::http {
 
@@ -64,6 +72,15 @@ class Service {
   /// POST /feedback/ses (ses_feedback.hpp); without one the path is 404.
   void set_ses_handler(std::function<Response(const Request&)> handler) { ses_handler_ = std::move(handler); }
 
+  // suppression_api.cpp: POST /api/v1/suppressions/import with its body
+  // streamed by the server (http/import_stream.hpp), never held whole.
+  /// Before any of the body is read: the refusal (401 without a valid key), or nullopt.
+  std::optional<Response> admit_import(const Request& r);
+  /// The importer one streamed body is pushed into.
+  std::unique_ptr<suppression::Importer> start_import();
+  /// The answer for an import's report; status 0: 200, or 400/503 from the report.
+  static Response import_response(const suppression::ImportReport& report, int status = 0);
+
  private:
   Response page(int status, const std::string& title, const std::string& content) const;
   Response script_page(int status, const std::string& title, const std::string& content) const;
@@ -94,6 +111,8 @@ class Service {
   Response health();
   /// The scopes of the request's bearer key; 0 without a valid one.
   unsigned key_scopes(const Request& r) const;
+  /// 401 without a valid key, 403 when the key lacks the scope the route needs (api_keys.hpp); else nothing.
+  std::optional<Response> refuse_key(const Request& r, std::string_view path, unsigned scopes) const;
   /// With http.metrics_networks set, only its clients may read /metrics.
   bool metrics_allowed(const Request& r) const;
   std::optional<token::Claims> check_token(const std::string& token, token::TokenError& error);
@@ -113,6 +132,9 @@ class Service {
 /// CleverTap page using /js/unsubscribe.js): served as it is, with a policy
 /// that lets its inline and same-origin scripts run.
 bool is_script_page(const std::string& page_template);
+
+/// True for the request whose body the server streams: POST /api/v1/suppressions/import.
+bool is_streamed_import(std::string_view method, std::string_view target);
 
 /// "a***@example.com": enough for a person to recognise, not to harvest.
 std::string mask_address(const std::string& address);

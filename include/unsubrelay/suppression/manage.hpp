@@ -51,6 +51,10 @@ class Importer {
   bool push(std::string_view bytes);
   /// The input ended: applies the last batch.
   ImportReport finish();
+  /// The input stopped short (a stalled or lost client, a body over its
+  /// limit): applies the complete rows read so far, never the record being
+  /// read, and reports `why` as the fatal error (unless one came first).
+  ImportReport abandon(const std::string& why);
 
  private:
   /// A batch handed to a writer thread: good rows first + 1 .. first + rows.
