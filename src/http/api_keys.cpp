@@ -2,6 +2,7 @@
 // scope each /api/ route needs (api_keys.hpp).
 #include "unsubrelay/http/api_keys.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -54,8 +55,12 @@ unsigned parse_scope_list(std::string_view rest, std::string& error) {
     const auto name = rest.substr(at, end - at);
     const auto scope = parse_scope(name);
     if (!scope) {
-      error = fmt::format("unknown scope '{}' (scopes: read, write, import, export, erase; none: all of them)",
-                          printable(name, 40));
+      // A short lower-case word is a mistyped scope and is shown; anything else may be part of a
+      // key (an old-format line held one key, blanks and all), so it is not.
+      const bool shown =
+          name.size() <= 10 && std::all_of(name.begin(), name.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+      error = fmt::format("unknown scope {} (scopes: read, write, import, export, erase; none: all of them)",
+                          shown ? "'" + std::string(name) + "'" : std::string("(not shown: it may be part of a key)"));
       return 0;
     }
     scopes |= *scope;

@@ -2,6 +2,8 @@
 #include "footer.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -64,13 +66,24 @@ std::string unique_boundary(std::string_view message) {
   // delimiter. One pass, however many look-alikes a sender puts in (trying
   // _0, _1, ... in turn was quadratic in them).
   constexpr std::string_view prefix = "=_unsubrelay_footer_";
+  // RFC 2046 allows 70 characters: past this many digits, a fixed-width form (below).
+  constexpr std::size_t max_digits = 40, hex_width = 8;
   std::size_t longest = 0;
+  std::unordered_set<std::string_view> taken;  // the fixed-width forms the message holds
   for (auto at = message.find(prefix); at != std::string_view::npos; at = message.find(prefix, at + 1)) {
+    const auto tail = at + prefix.size();
     std::size_t digits = 0;
-    for (auto i = at + prefix.size(); i < message.size() && message[i] >= '0' && message[i] <= '9'; ++i) ++digits;
+    for (auto i = tail; i < message.size() && message[i] >= '0' && message[i] <= '9'; ++i) ++digits;
     longest = std::max(longest, digits);
+    if (tail + 1 + hex_width <= message.size() && message[tail] == 'x') taken.insert(message.substr(tail + 1, hex_width));
   }
-  return std::string(prefix) + std::string(longest + 1, '0');
+  if (longest < max_digits) return std::string(prefix) + std::string(longest + 1, '0');
+  // A message with a 40-digit look-alike (subscriber data can put one in a copy): the first
+  // "x" + 8 hex digits it does not hold. It holds fewer than 16^8 of them, so one exists.
+  for (std::uint32_t n = 0;; ++n) {
+    auto candidate = fmt::format("{:08x}", n);
+    if (!taken.contains(candidate)) return fmt::format("{}x{}", prefix, candidate);
+  }
 }
 
 Around inserted_part(const Part& root) {

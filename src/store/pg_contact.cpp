@@ -16,67 +16,10 @@ namespace {
 
 constexpr const char* feedback_of = "address = $1 OR ($2 != '' AND uid = $2)";
 
-void read_sends(pqxx::work& w, ContactRecord& out) {
-  for (const auto& row : w.exec_params(
-           "SELECT s.launch_list_id, COALESCE(l.email_id, ''), s.queue_id, s.upstream_id, s.status, s.updated, "
-           "s.last_reply, s.after_optout FROM sends s LEFT JOIN launches l ON l.launch_list_id = s.launch_list_id "
-           "WHERE s.uid = $1 ORDER BY s.updated, s.launch_list_id",
-           out.uid)) {
-    out.sends.push_back({row[1].as<std::string>(), row[0].as<std::string>(), row[2].as<std::string>(),
-                         row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<long long>(),
-                         row[6].as<std::string>(), row[7].as<long long>() != 0});
-  }
-}
-
-void read_events(pqxx::work& w, ContactRecord& out) {
-  for (const auto& row : w.exec_params("SELECT id, action, source, time, email_id, launch_list_id, topic, ip, "
-                                       "user_agent FROM events WHERE uid = $1 ORDER BY id",
-                                       out.uid)) {
-    out.events.push_back({row[0].as<long long>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                          row[3].as<long long>(), row[4].as<std::string>(), row[5].as<std::string>(),
-                          row[6].as<std::string>(), row[7].as<std::string>(), row[8].as<std::string>()});
-  }
-}
-
-void read_suppressions(pqxx::work& w, ContactRecord& out) {
-  for (const auto& row : w.exec_params("SELECT address, scope, scope_value, reason, source, created, expires "
-                                       "FROM suppressions WHERE address = $1 ORDER BY created, scope, scope_value",
-                                       out.address)) {
-    out.suppressions.push_back({row[0].as<std::string>(),
-                                parse_scope(row[1].as<std::string>()).value_or(Scope::campaigns),
-                                row[2].as<std::string>(), row[3].as<std::string>(), row[4].as<std::string>(),
-                                row[5].as<long long>(), row[6].as<long long>()});
-  }
-}
-
-void read_feedback(pqxx::work& w, ContactRecord& out) {
-  for (const auto& row : w.exec_params(std::string("SELECT address, uid, launch_list_id, email_id, kind, status, "
-                                                   "diagnostic, source, time, dedup_key FROM feedback WHERE ") +
-                                           feedback_of + " ORDER BY id",
-                                       out.address, out.uid)) {
-    out.feedback.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                            row[3].as<std::string>(),
-                            parse_feedback_kind(row[4].as<std::string>()).value_or(FeedbackKind::soft_bounce),
-                            row[5].as<std::string>(), row[6].as<std::string>(), row[7].as<std::string>(),
-                            row[8].as<long long>(), row[9].as<std::string>()});
-  }
-}
-
 }  // namespace
 
 ContactRecord contact(pqxx::work& w, const std::string& address) {
-  ContactRecord out;
-  out.address = normalise_address(address);
-  const auto r = w.exec_params("SELECT uid, created FROM contacts WHERE address = $1", out.address);
-  if (!r.empty()) {
-    out.uid = r[0][0].as<std::string>();
-    out.created = r[0][1].as<long long>();
-    read_sends(w, out);
-    read_events(w, out);
-  }
-  read_suppressions(w, out);
-  read_feedback(w, out);
-  return out;
+  return contact_page(w, address, every_row()).record;
 }
 
 EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std::string& hashed,

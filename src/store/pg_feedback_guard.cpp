@@ -34,7 +34,9 @@ ForwardClaim claim_forward(pqxx::work& w, const std::string& dedup_key, const st
   if (row.empty()) return ForwardClaim::duplicate;  // not recorded: nothing to forward
   const auto holder = row[0][0].as<std::string>();
   if (!holder.empty()) return holder == owner ? ForwardClaim::forward : ForwardClaim::duplicate;
-  const auto sent = w.exec_params("SELECT COUNT(*) FROM feedback WHERE forward_sender = $1 AND forwarded_at > $2",
+  // "forwarded_at != 0" matches the partial index's predicate, so the planner can use it.
+  const auto sent = w.exec_params("SELECT COUNT(*) FROM feedback WHERE forward_sender = $1 AND forwarded_at > $2 "
+                                  "AND forwarded_at != 0",
                                   sender, now - 3600)[0][0]
                         .as<long long>();
   if (sent >= static_cast<long long>(per_hour)) return ForwardClaim::limited;

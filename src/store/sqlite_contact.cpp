@@ -12,50 +12,6 @@
 
 namespace unsubrelay::store::sqlite {
 
-namespace {
-
-// How long the checkpoint after an erasure tries for a moment without readers of old frames, and how often.
-constexpr auto checkpoint_patience = std::chrono::seconds(60);
-constexpr auto checkpoint_retry = std::chrono::milliseconds(20);
-constexpr const char* feedback_of =
-    "address = ?1 OR (?2 != '' AND uid = ?2)";  // the address's rows, and its contact's
-
-bool read_contact_locked(SqliteDb& db, ContactRecord& out) {
-  Statement s(db.db_, "SELECT uid, created FROM contacts WHERE address = ?");
-  s.bind(1, out.address);
-  const int rc = s.step();
-  if (rc == SQLITE_ROW) {
-    out.uid = s.text(0);
-    out.created = s.integer(1);
-  }
-  return rc == SQLITE_ROW || rc == SQLITE_DONE || db.failed();
-}
-
-bool read_sends_locked(SqliteDb& db, ContactRecord& out) {
-  Statement s(db.db_, "SELECT s.launch_list_id, COALESCE(l.email_id, ''), s.queue_id, s.upstream_id, s.status, "
-                      "s.updated, s.last_reply, s.after_optout FROM sends s LEFT JOIN launches l "
-                      "ON l.launch_list_id = s.launch_list_id WHERE s.uid = ? ORDER BY s.updated, s.launch_list_id");
-  s.bind(1, out.uid);
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    out.sends.push_back({s.text(1), s.text(0), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6),
-                         s.integer(7) != 0});
-  }
-  return rc == SQLITE_DONE || db.failed();
-}
-
-bool read_events_locked(SqliteDb& db, ContactRecord& out) {
-  Statement s(db.db_, "SELECT id, action, source, time, email_id, launch_list_id, topic, ip, user_agent "
-                      "FROM events WHERE uid = ? ORDER BY id");
-  s.bind(1, out.uid);
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    out.events.push_back({s.integer(0), s.text(1), s.text(2), s.integer(3), s.text(4), s.text(5), s.text(6),
-                          s.text(7), s.text(8)});
-  }
-  return rc == SQLITE_DONE || db.failed();
-}
-
 bool read_suppressions_locked(SqliteDb& db, ContactRecord& out) {
   Statement s(db.db_, "SELECT address, scope, scope_value, reason, source, created, expires FROM suppressions "
                       "WHERE address = ? ORDER BY created, scope, scope_value");
@@ -68,25 +24,17 @@ bool read_suppressions_locked(SqliteDb& db, ContactRecord& out) {
   return rc == SQLITE_DONE || db.failed();
 }
 
-bool read_feedback_locked(SqliteDb& db, ContactRecord& out) {
-  Statement s(db.db_, (std::string("SELECT address, uid, launch_list_id, email_id, kind, status, diagnostic, source, "
-                                   "time, dedup_key FROM feedback WHERE ") +
-                       feedback_of + " ORDER BY id")
-                          .c_str());
-  s.bind(1, out.address).bind(2, out.uid);
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    out.feedback.push_back({s.text(0), s.text(1), s.text(2), s.text(3),
-                            parse_feedback_kind(s.text(4)).value_or(FeedbackKind::soft_bounce), s.text(5), s.text(6),
-                            s.text(7), s.integer(8), s.text(9)});
-  }
-  return rc == SQLITE_DONE || db.failed();
-}
+namespace {
+
+// How long the checkpoint after an erasure tries for a moment without readers of old frames, and how often.
+constexpr auto checkpoint_patience = std::chrono::seconds(60);
+constexpr auto checkpoint_retry = std::chrono::milliseconds(20);
+constexpr const char* feedback_of =
+    "address = ?1 OR (?2 != '' AND uid = ?2)";  // the address's rows, and its contact's
 
 bool read_all_locked(SqliteDb& db, ContactRecord& out) {
-  if (!read_contact_locked(db, out)) return false;
-  if (!out.uid.empty() && (!read_sends_locked(db, out) || !read_events_locked(db, out))) return false;
-  return read_suppressions_locked(db, out) && read_feedback_locked(db, out);
+  std::vector<long long> feedback_ids;
+  return read_page_locked(db, every_row(), out, feedback_ids);
 }
 
 /// Runs one statement with two text parameters; how many rows it changed, -1 on error.

@@ -47,18 +47,6 @@ bool read_events_locked(SqliteDb& db, const ContactPageQuery& q, ContactRecord& 
   return rc == SQLITE_DONE || db.failed();
 }
 
-bool read_suppressions_locked(SqliteDb& db, ContactRecord& out) {
-  Statement s(db.db_, "SELECT address, scope, scope_value, reason, source, created, expires FROM suppressions "
-                      "WHERE address = ? ORDER BY created, scope, scope_value");
-  s.bind(1, out.address);
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    out.suppressions.push_back({s.text(0), parse_scope(s.text(1)).value_or(Scope::campaigns), s.text(2), s.text(3),
-                                s.text(4), s.integer(5), s.integer(6)});
-  }
-  return rc == SQLITE_DONE || db.failed();
-}
-
 bool read_feedback_locked(SqliteDb& db, const ContactPageQuery& q, ContactRecord& out, std::vector<long long>& ids) {
   Statement s(db.db_, "SELECT address, uid, launch_list_id, email_id, kind, status, diagnostic, source, time, "
                       "dedup_key, id FROM feedback WHERE (address = ?1 OR (?2 != '' AND uid = ?2)) AND id > ?3 "
@@ -76,16 +64,21 @@ bool read_feedback_locked(SqliteDb& db, const ContactPageQuery& q, ContactRecord
 
 }  // namespace
 
+bool read_page_locked(SqliteDb& db, const ContactPageQuery& query, ContactRecord& out,
+                      std::vector<long long>& feedback_ids) {
+  bool ok = read_contact_locked(db, out);
+  if (ok && !out.uid.empty()) ok = read_sends_locked(db, query, out) && read_events_locked(db, query, out);
+  if (ok && query.first) ok = read_suppressions_locked(db, out);
+  return ok && read_feedback_locked(db, query, out, feedback_ids);
+}
+
 std::optional<ContactPage> contact_page(SqliteDb& db, const std::string& address, const ContactPageQuery& query) {
   std::lock_guard lock(db.mutex_);
   ContactRecord out;
   out.address = normalise_address(address);
   if (!db.exec("BEGIN")) return std::nullopt;
-  bool ok = read_contact_locked(db, out);
-  if (ok && !out.uid.empty()) ok = read_sends_locked(db, query, out) && read_events_locked(db, query, out);
-  if (ok && query.first) ok = read_suppressions_locked(db, out);
   std::vector<long long> feedback_ids;
-  if (ok) ok = read_feedback_locked(db, query, out, feedback_ids);
+  const bool ok = read_page_locked(db, query, out, feedback_ids);
   db.exec("COMMIT");
   if (!ok) return std::nullopt;
   return finish_page(std::move(out), feedback_ids, query);

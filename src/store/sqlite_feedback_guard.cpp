@@ -34,7 +34,9 @@ std::optional<ForwardClaim> claim_locked(SqliteDb& db, const std::string& key, c
   if (rc != SQLITE_ROW) return db.fail();
   const auto holder = o.text(0);
   if (!holder.empty()) return holder == owner ? ForwardClaim::forward : ForwardClaim::duplicate;
-  Statement n(db.db_, "SELECT COUNT(*) FROM feedback WHERE forward_sender = ? AND forwarded_at > ?");
+  // "forwarded_at != 0" repeats the partial index's WHERE word for word: without it SQLite scans the table.
+  Statement n(db.db_, "SELECT COUNT(*) FROM feedback WHERE forward_sender = ? AND forwarded_at > ? "
+                      "AND forwarded_at != 0");
   n.bind(1, sender).bind(2, now - 3600);
   if (n.step() != SQLITE_ROW) return db.fail();
   if (n.integer(0) >= static_cast<long long>(per_hour)) return ForwardClaim::limited;

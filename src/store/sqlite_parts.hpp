@@ -36,6 +36,11 @@ std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& ad
 std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address);
 // sqlite_contact_page.cpp (contact_page.hpp)
 std::optional<ContactPage> contact_page(SqliteDb& db, const std::string& address, const ContactPageQuery& query);
+/// A page's rows into `out` (out.address set), in the caller's transaction under the lock; every_row() for all.
+bool read_page_locked(SqliteDb& db, const ContactPageQuery& query, ContactRecord& out,
+                      std::vector<long long>& feedback_ids);
+// sqlite_contact.cpp: an address's suppression entries, under the lock.
+bool read_suppressions_locked(SqliteDb& db, ContactRecord& out);
 std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& address, const std::string& hashed,
                                           const std::string& source, long long now);
 std::optional<std::size_t> lift_erased(SqliteDb& db, const std::vector<std::string>& hashed, const std::string& topic,

@@ -32,6 +32,14 @@ TEST(ApiKeys, LinesKeysScopesAndComments) {
   EXPECT_EQ(parsed.keys[3].scopes, unsigned(scope_erase));
 }
 
+TEST(ApiKeys, AWordThatMayBePartOfAKeyIsNotEchoed) {
+  // An old-format line held one key, blanks and all: its second word is not shown.
+  const auto parsed = parse_api_keys("Xk9q2 Zr8Tq7pLw3\n", "/etc/keys");
+  ASSERT_EQ(parsed.errors.size(), 1u);
+  EXPECT_EQ(parsed.errors[0].find("Zr8Tq7pLw3"), std::string::npos) << parsed.errors[0];
+  EXPECT_NE(parsed.errors[0].find("/etc/keys:1: unknown scope (not shown"), std::string::npos) << parsed.errors[0];
+}
+
 TEST(ApiKeys, ErrorsNameFileAndLineAndNeverTheKey) {
   const auto parsed = parse_api_keys("good read\nsecret-one reed\nsecret-two read,,delete\ngood write\n"
                                      "bad\x01key\nsecret-three ,\n",

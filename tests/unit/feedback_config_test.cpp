@@ -80,7 +80,7 @@ TEST(FeedbackConfig, EveryMistakeIsReportedWithItsLine) {
   // Without a '/' after the host, a prefix would also match sns.amazonaws.com.attacker.example.
   EXPECT_TRUE(has_error(r, "feedback.ses_sns.cert_url_prefixes[1]", 8, "https://HOST/"));
   EXPECT_TRUE(has_error(r, "feedback.ses_sns.ca_file", 9, "cannot read"));
-  EXPECT_EQ(r.errors.size(), 8u);
+  EXPECT_EQ(r.errors.size(), 9u);
 }
 
 TEST(FeedbackConfig, SesNeedsTopicsAndPrefixes) {

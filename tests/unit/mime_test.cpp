@@ -286,6 +286,22 @@ TEST(RenderPlan, WrappingBoundaryNeverCollidesAndIsFoundInOnePass) {
   EXPECT_EQ(copy.substr(scanned.root.children[0].body_begin, body.size()), body);
 }
 
+TEST(RenderPlan, WrappingBoundaryStaysWithinRfc2046sSeventyCharacters) {
+  // Look-alikes with 1,000 digits (a subscriber's name field can carry one into their copy)
+  // and the first fixed-width forms: the boundary is still short and still absent.
+  const std::string digits(1000, '7');
+  std::string body = "--=_unsubrelay_footer_" + digits + "\r\n";
+  body += "--=_unsubrelay_footer_x00000000\r\n--=_unsubrelay_footer_x00000001\r\n";
+  const std::string message = "X-Campaign-Id: c\r\nContent-Type: application/pdf\r\n\r\n" + body;
+  const auto copy = build_plan(message, options(), "Q").render(values(1));
+  const auto scanned = scan(copy);
+  ASSERT_EQ(scanned.root.subtype, "mixed");
+  EXPECT_EQ(scanned.root.boundary, "=_unsubrelay_footer_x00000002");
+  EXPECT_LE(scanned.root.boundary.size(), 70u);
+  EXPECT_EQ(message.find(scanned.root.boundary), std::string::npos);
+  ASSERT_EQ(scanned.root.children.size(), 2u);
+}
+
 TEST(RenderPlan, LaunchDefaultsToTheQueueIdAndHtmlValuesAreEscaped) {
   const std::string message =
       "X-Campaign-Id: a<b>\"c\r\nContent-Type: text/html\r\n\r\n<a href=\"x?c=$cid$\">$cid$</a> *|UNSUBSCRIBE|*\r\n";

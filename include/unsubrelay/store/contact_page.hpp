@@ -29,6 +29,14 @@ struct ContactPageQuery {
   long long after_feedback = 0; // id of the last feedback row returned
 };
 
+/// Every row at once (`unsubrelay contact show`, the erasure): the page read with no practical limit,
+/// so the whole record and one page are read by the same statements.
+inline ContactPageQuery every_row() {
+  ContactPageQuery q;
+  q.limit = std::size_t{1} << 40;
+  return q;
+}
+
 struct ContactPage {
   ContactRecord record;     // at most limit sends, events and feedback rows
   std::string next_cursor;  // "" when every list is at its end
