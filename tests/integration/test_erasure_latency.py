@@ -6,7 +6,10 @@ transaction open (a backup, a report, `sqlite3`/`psql` left open), which
 keeps the compaction that makes the erased bytes physically gone waiting for
 HOLD seconds. Meanwhile one-click unsubscribes (POST) and deliveries (SMTP in
 until the copy is in the upstream's outbox) are timed: each must take less
-than BOUND seconds. Afterwards the erasure answered 200 with compacted: true,
+than BOUND seconds (default: 60% of HOLD, so a path that waits for the
+compaction fails, while a loaded machine's one slow fsync does not), their
+medians less than MEDIAN_BOUND, and at least 10 of each must fit in the hold
+(a blocked path fits one: before the fix, 1 delivery of 15,963 ms). Afterwards the erasure answered 200 with compacted: true,
 the contact is gone (404), and the database files hold neither the address
 nor the user agent of its history.
 
@@ -35,7 +38,8 @@ from test_contacts import API_KEY, AUTH, campaign
 ROWS = int(os.environ.get("ERASURE_ROWS", "5000"))  # the erased contact's events (and a tenth as bounces)
 OTHER_ROWS = int(os.environ.get("ERASURE_OTHER_ROWS", "0"))  # other contacts' events (a big table)
 HOLD = float(os.environ.get("ERASURE_HOLD", "5"))  # seconds the other reader keeps its snapshot
-BOUND = float(os.environ.get("ERASURE_BOUND", "1"))  # the longest a one-click or a delivery may take
+BOUND = float(os.environ.get("ERASURE_BOUND", str(HOLD * 0.6)))  # the longest a one-click or a delivery may take
+MEDIAN_BOUND = 0.25  # seconds: their medians (20-40 ms on a loaded 2-core machine)
 LINKS = 60
 
 
@@ -155,6 +159,9 @@ class ErasureLatencyBase:
               f"{figures('delivery', deliveries)}", file=sys.stderr, flush=True)
         self.assertLess(max(clicks), BOUND, figures("one-click", clicks))
         self.assertLess(max(deliveries), BOUND, figures("delivery", deliveries))
+        for name, times in (("one-click", clicks), ("delivery", deliveries)):
+            self.assertGreaterEqual(len(times), 10, figures(name, times))
+            self.assertLess(statistics.median(times), MEDIAN_BOUND, figures(name, times))
         self.assertEqual(code, 200, body)
         self.assertIn(b'"compacted":true', body)
         # The whole measurement ran while the erasure was under way, its delete already visible.
