@@ -4,13 +4,13 @@
 #include <charconv>
 #include <vector>
 
+#include "cursor.hpp"
+
 namespace unsubrelay::store {
 
 namespace {
 
-constexpr char separator = '\x1f';  // never in a launch_list_id the relay records (a header value)
 constexpr std::string_view version = "c1";
-constexpr std::size_t max_cursor_chars = 2048;
 
 std::optional<long long> number(const std::string& text) {
   long long v = 0;
@@ -44,32 +44,14 @@ ContactPage finish_page(ContactRecord read, const std::vector<long long>& feedba
 }
 
 std::string encode_contact_cursor(const ContactPageQuery& next) {
-  const auto plain = std::string(version) + separator + next.after_send + separator +
-                     std::to_string(next.after_event) + separator + std::to_string(next.after_feedback);
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(plain.size() * 2);
-  for (unsigned char c : plain) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
+  return cursor::encode({std::string(version), next.after_send, std::to_string(next.after_event),
+                         std::to_string(next.after_feedback)});
 }
 
 std::optional<ContactPageQuery> decode_contact_cursor(std::string_view cursor) {
-  if (cursor.empty() || cursor.size() % 2 || cursor.size() > max_cursor_chars) return std::nullopt;
-  std::vector<std::string> parts(1);
-  for (std::size_t i = 0; i < cursor.size(); i += 2) {
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(cursor.data() + i, cursor.data() + i + 2, value, 16);
-    if (ec != std::errc() || end != cursor.data() + i + 2) return std::nullopt;
-    if (static_cast<char>(value) == separator) {
-      parts.emplace_back();
-    } else {
-      parts.back() += static_cast<char>(value);
-    }
-  }
-  if (parts.size() != 4 || parts[0] != version) return std::nullopt;
+  const auto fields = cursor::decode(cursor, 4);
+  if (!fields || (*fields)[0] != version) return std::nullopt;
+  const auto& parts = *fields;
   const auto event = number(parts[2]), feedback = number(parts[3]);
   if (!event || !feedback) return std::nullopt;
   ContactPageQuery q;

@@ -65,9 +65,10 @@ def not_after(pem):
                               capture_output=True, text=True, check=True).stdout)
 
 
-def start_webhook_receiver(test):
+def start_webhook_receiver(test, tls=None):
     """A local HTTP server that answers every POST with 204 and keeps its raw
-    body; stopped at the test's cleanup. Returns (port, bodies)."""
+    body; stopped at the test's cleanup. Returns (port, bodies). tls: an
+    ssl.SSLContext to serve HTTPS with (a failed handshake drops that connection)."""
     bodies = []
 
     class Receiver(http.server.BaseHTTPRequestHandler):
@@ -80,6 +81,8 @@ def start_webhook_receiver(test):
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     test.addCleanup(server.server_close)
     test.addCleanup(server.shutdown)

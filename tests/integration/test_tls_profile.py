@@ -9,7 +9,6 @@ on the webhook client (the same, and tls.profile: modern refuses a TLS 1.2
 receiver), and by Debian's testssl.sh against the STARTTLS port: no finding above LOW.
 """
 
-import http.server
 import json
 import os
 import re
@@ -19,13 +18,12 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 from unittest import mock
 
 from fake_ses import FakeSes, make_ca, make_server_cert
-from relay import RawClient, Relay, free_port, wait_until
+from relay import RawClient, Relay, free_port, start_webhook_receiver, wait_until
 from relay import client_tls_context as client_context
 
 TLS12 = ssl.TLSVersion.TLSv1_2
@@ -58,26 +56,10 @@ def implicit(port, ctx):
 def start_tls_receiver(test, cert, key, configure):
     """An HTTPS webhook receiver on 127.0.0.1 answering 204 and keeping each body;
     configure(ctx) sets its protocols and ciphers. Returns (port, bodies)."""
-    bodies = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     configure(ctx)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)  # a failed handshake drops that connection
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    test.addCleanup(server.server_close)
-    test.addCleanup(server.shutdown)
-    return server.server_port, bodies
+    return start_webhook_receiver(test, tls=ctx)
 
 
 def tls12_only(ciphers):
