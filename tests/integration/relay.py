@@ -258,8 +258,12 @@ class Relay:
     def __enter__(self):
         return self.start()
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, exc, tb):
+        # A relay that exits non-zero (an ASan/LSan abort at shutdown, a failed drain)
+        # fails the test, unless the test is already failing for its own reason.
+        code = self.stop()
+        if exc_type is None and code != 0:
+            raise AssertionError(f"relay exited with {code} after SIGTERM: {self.read_log()[-3000:]}")
 
 
 class RawClient:
