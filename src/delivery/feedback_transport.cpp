@@ -10,6 +10,7 @@
 
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/config/network_match.hpp"
 #include "unsubrelay/feedback/processor.hpp"
 
 namespace unsubrelay::delivery {
@@ -88,15 +89,7 @@ class FeedbackTransport final : public Upstream {
   }
 
   /// Whether the client the report came from may name its contact by address alone.
-  bool trusted(const std::string& client) const {
-    boost::system::error_code ec;
-    const auto address = boost::asio::ip::make_address(client, ec);
-    if (ec) return false;
-    for (const auto& net : settings_.trusted_networks) {
-      if (net.contains(address)) return true;
-    }
-    return false;
-  }
+  bool trusted(const std::string& client) const { return config::in_networks(client, settings_.trusted_networks); }
 
   /// Sets out.forward_to when this copy may be forwarded (store::ForwardClaim); false when the store failed.
   bool claim(const OutboundCopy& copy, const store::Feedback& report, const std::string& sender, long long now,

@@ -23,6 +23,7 @@
 #include "unsubrelay/common/accept_pause.hpp"
 #include "unsubrelay/common/listener.hpp"
 #include "unsubrelay/common/offload.hpp"
+#include "unsubrelay/config/network_match.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/http/client_limits.hpp"
@@ -93,14 +94,7 @@ const char* refusal_text(int status) {
 bool exempt_from_rate_limit(const config::Http& config, std::string_view target, const std::string& client) {
   const auto path = target.substr(0, target.find('?'));
   if (path == "/healthz") return true;
-  if (path != "/metrics") return false;
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(client, ec);
-  if (ec) return false;
-  for (const auto& net : config.metrics_networks) {
-    if (net.contains(address)) return true;
-  }
-  return false;
+  return path == "/metrics" && config::in_networks(client, config.metrics_networks);
 }
 
 struct Server::Impl {

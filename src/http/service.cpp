@@ -10,6 +10,7 @@
 #include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
+#include "unsubrelay/config/network_match.hpp"
 #include "unsubrelay/mime/codec.hpp"
 
 #include "json_response.hpp"
@@ -264,14 +265,7 @@ unsigned Service::key_scopes(const Request& r) const {
 
 bool Service::metrics_allowed(const Request& r) const {
   const auto& networks = config_.http.metrics_networks;
-  if (networks.empty()) return true;
-  boost::system::error_code ec;
-  const auto address = boost::asio::ip::make_address(r.client_ip, ec);
-  if (ec) return false;
-  for (const auto& net : networks) {
-    if (net.contains(address)) return true;
-  }
-  return false;
+  return networks.empty() || config::in_networks(r.client_ip, networks);
 }
 
 Response Service::emarsys_unsubscribe(const Request& r) {
