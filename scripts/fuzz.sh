@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang-14, ASan/UBSan) and runs each for
-# SECONDS (default 30), seeded with tests/data. Any crash, leak or timeout
-# fails the script and leaves the reproducer in build/fuzz/findings/.
+# Builds the libFuzzer targets (the test build, scripts/build-test.sh: clang-14,
+# ASan/UBSan) and runs each for SECONDS (default 30), seeded with tests/data.
+# Any crash, leak or timeout fails the script and leaves the reproducer in
+# build/fuzz/findings/; so does a target that does not report its completed
+# runs ("Done N runs"), such as one that aborts at start or refuses a flag.
 #   ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import api_keys (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,11 +13,11 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import api_keys)
 
 ./scripts/install-deps.sh test
-cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-  -DUNSUBRELAY_FUZZ=ON -DUNSUBRELAY_SANITIZE=ON -DUNSUBRELAY_TESTS=OFF -DUNSUBRELAY_BENCH=OFF >/dev/null
-ninja -C build/fuzz fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import fuzz_api_keys make_seeds
+./scripts/build-test.sh fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import fuzz_api_keys make_seeds
+bin=build/debug/tests/fuzz
 
 findings=build/fuzz/findings
+rm -f build/fuzz/*.log build/fuzz/*.rc
 mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import,api_keys}
 cp conf/unsubrelay.yaml build/fuzz/corpus/config/
 printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
@@ -31,7 +33,7 @@ for f in tests/data/import/*; do { printf '\x05'; cat "$f"; } > "build/fuzz/corp
 printf 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n..x\r\n.\r\nQUIT\r\n' > build/fuzz/corpus/smtp/seed
 printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA' > build/fuzz/corpus/token/seed
 # Valid tokens and every verb and route (docs/testing.md: what coverage showed missing).
-./build/fuzz/tests/fuzz/make_seeds build/fuzz/corpus
+"$bin/make_seeds" build/fuzz/corpus
 
 # Every finding so far, kept as a seed (tests/data/fuzz/TARGET-*): it must stay fixed.
 for t in smtp token mime config http feedback import api_keys; do
@@ -44,10 +46,12 @@ run_target() {
   # mimetic 0.9.8 leaks on its own parse errors (DEPENDENCIES.md): no leak check where it runs.
   [ "$target" = mime ] && leaks=0
   [ -f "tests/fuzz/dict/$target.dict" ] && dict=(-dict="tests/fuzz/dict/$target.dict")
-  ASAN_OPTIONS="detect_leaks=$leaks" ./build/fuzz/tests/fuzz/fuzz_$target "${dict[@]}" \
+  local rc=0
+  ASAN_OPTIONS="detect_leaks=$leaks" "$bin/fuzz_$target" "${dict[@]}" \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -print_final_stats=0 \
-    -artifact_prefix="$findings/$target-" "build/fuzz/corpus/$target" >"build/fuzz/$target.log" 2>&1 || true
-  echo "fuzz_$target: ${seconds}s"
+    -artifact_prefix="$findings/$target-" "build/fuzz/corpus/$target" >"build/fuzz/$target.log" 2>&1 || rc=$?
+  echo "$rc" >"build/fuzz/$target.rc"
+  echo "fuzz_$target: ${seconds}s, exit status $rc"
   grep -E "^Done|DONE|ERROR|SUMMARY" "build/fuzz/$target.log" || true
 }
 jobs_max=$(nproc)
@@ -56,12 +60,23 @@ for target in "${targets[@]}"; do
   run_target "$target" &
 done
 wait
+# A target passes only if it exited 0, left no artifact, and said how many
+# inputs it ran ("Done 12345 runs in 20 second(s)", more than none).
 failed=0
 for target in "${targets[@]}"; do
+  log="build/fuzz/$target.log"
   if ls "$findings/$target-"* >/dev/null 2>&1; then
-    echo "fuzz_$target found a problem: $(ls "$findings/$target-"*) (log: build/fuzz/$target.log)" >&2
+    echo "fuzz_$target found a problem: $(ls "$findings/$target-"*) (log: $log)" >&2
+    failed=1
+  elif [ "$(cat "build/fuzz/$target.rc" 2>/dev/null)" != 0 ]; then
+    echo "fuzz_$target exited with status $(cat "build/fuzz/$target.rc" 2>/dev/null || echo '(none)') (log: $log):" >&2
+    tail -n 5 "$log" >&2
+    failed=1
+  elif ! grep -Eq '^Done [1-9][0-9]* runs in' "$log"; then
+    echo "fuzz_$target never reported its completed runs (log: $log):" >&2
+    tail -n 5 "$log" >&2
     failed=1
   fi
 done
 [ "$failed" = 0 ] || exit 1
-echo "fuzzing: no crash, leak or timeout"
+echo "fuzzing: every target ran; no crash, leak or timeout"

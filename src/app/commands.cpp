@@ -50,9 +50,6 @@ commands:
   version                     print the version
 )";
 
-// EX_USAGE and EX_CONFIG from sysexits.h: scripts can tell bad usage from a bad file.
-constexpr int exit_usage = 64;
-constexpr int exit_config = 78;
 
 struct Arguments {
   std::vector<std::string> words;  // the command and its operands

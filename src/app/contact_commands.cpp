@@ -18,9 +18,7 @@ namespace unsubrelay::app {
 
 namespace {
 
-constexpr int exit_usage = 64;
-constexpr int exit_config = 78;
-constexpr const char* usage =
+constexpr const char* contact_usage =
     "usage: unsubrelay contact show -c FILE ADDRESS\n"
     "       unsubrelay contact erase -c FILE ADDRESS\n";
 
@@ -75,7 +73,7 @@ int contact_main(const std::vector<std::string>& args) {
   }
   const auto sub = args.size() > 1 ? args[1] : std::string();
   if (config_path.empty() || words != 2 || (sub != "show" && sub != "erase")) {
-    std::cerr << usage;
+    std::cerr << contact_usage;
     return exit_usage;
   }
   auto result = config::load_file(config_path);

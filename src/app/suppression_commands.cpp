@@ -22,12 +22,9 @@ namespace unsubrelay::app {
 
 namespace {
 
-constexpr int exit_usage = 64;
-constexpr int exit_dataerr = 65;  // some rows were bad (the good ones were kept)
-constexpr int exit_config = 78;
 constexpr std::size_t read_chunk_bytes = 256 * 1024;
 
-constexpr const char* usage =
+constexpr const char* suppression_usage =
     "usage: unsubrelay suppression list -c FILE [--address A] [--since TIME] [--limit N] [--cursor C]\n"
     "       unsubrelay suppression add -c FILE ADDRESS [--reason R] [--topic T]\n"
     "       unsubrelay suppression remove -c FILE ADDRESS [--topic T]\n"
@@ -197,7 +194,7 @@ int suppression_main(const std::vector<std::string>& args) {
   const bool needs_operand = sub == "add" || sub == "remove" || sub == "import";
   if (!a || a->config_path.empty() || (sub != "list" && !needs_operand) ||
       a->words.size() != (needs_operand ? 3u : 2u)) {
-    std::cerr << usage;
+    std::cerr << suppression_usage;
     return exit_usage;
   }
   auto result = config::load_file(a->config_path);

@@ -20,7 +20,7 @@ namespace unsubrelay::store {
 
 namespace {
 
-constexpr const char* migrations[] = {
+constexpr const char* pg_migrations[] = {
     R"(CREATE TABLE IF NOT EXISTS contacts (uid TEXT PRIMARY KEY, address TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);
        CREATE TABLE IF NOT EXISTS launches (launch_list_id TEXT PRIMARY KEY, email_id TEXT NOT NULL,
                                             created BIGINT NOT NULL, kind TEXT NOT NULL DEFAULT 'batch');
@@ -364,7 +364,7 @@ class PgStore final : public Store {
       w.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)");
       w.commit();
     }
-    for (std::size_t v = 0; v < std::size(migrations); ++v) {
+    for (std::size_t v = 0; v < std::size(pg_migrations); ++v) {
       // Safe to race with another relay starting: each step holds the
       // migration lock (two concurrent CREATE TABLE IF NOT EXISTS can both
       // try to create the table: a unique violation in pg_type), every
@@ -375,7 +375,7 @@ class PgStore final : public Store {
           w.exec(migration_lock);
           auto done = w.exec_params("SELECT 1 FROM schema_version WHERE version = $1", static_cast<long long>(v + 1));
           if (!done.empty()) break;
-          w.exec(migrations[v]);
+          w.exec(pg_migrations[v]);
           w.exec_params("INSERT INTO schema_version (version) VALUES ($1) ON CONFLICT (version) DO NOTHING",
                         static_cast<long long>(v + 1));
           w.commit();

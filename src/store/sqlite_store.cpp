@@ -42,7 +42,7 @@ const char* name(SendStatus s) {
 namespace {
 
 // Each entry moves the schema one version up; never edit one that shipped.
-constexpr const char* migrations[] = {
+constexpr const char* sqlite_migrations[] = {
     R"(CREATE TABLE contacts (uid TEXT PRIMARY KEY, address TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);
        CREATE TABLE launches (launch_list_id TEXT PRIMARY KEY, email_id TEXT NOT NULL, created BIGINT NOT NULL,
                               kind TEXT NOT NULL DEFAULT 'batch');
@@ -107,7 +107,7 @@ class SqliteStore final : public Store, private SqliteDb {
       error = last_error_;
       return false;
     }
-    for (long long v = 0; v < static_cast<long long>(std::size(migrations)); ++v) {
+    for (long long v = 0; v < static_cast<long long>(std::size(sqlite_migrations)); ++v) {
       // The version is read under the write lock (BEGIN IMMEDIATE): a relay
       // and a command opening a new file at once must not both migrate it.
       if (!exec("BEGIN IMMEDIATE")) {
@@ -118,7 +118,7 @@ class SqliteStore final : public Store, private SqliteDb {
         exec("COMMIT");
         continue;
       }
-      if (!exec(migrations[v]) ||
+      if (!exec(sqlite_migrations[v]) ||
           !exec(fmt::format("INSERT INTO schema_version (version) VALUES ({})", v + 1).c_str()) || !exec("COMMIT")) {
         rollback();
         error = fmt::format("schema migration {}: {}", v + 1, last_error_);

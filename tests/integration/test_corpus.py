@@ -20,7 +20,8 @@ part, when it adds one, must be the last child of a multipart/mixed, after the
 body, never an alternative or a part of a multipart/related.
 
 Under ctest (`python3 test_corpus.py`) a missing corpus exits 77, which ctest
-reports as skipped (SKIP_RETURN_CODE); run through `-m unittest` it fails.
+reports as skipped (SKIP_RETURN_CODE), except under CI=true, where it fails;
+run through `-m unittest` it fails.
 """
 
 import email
@@ -208,7 +209,11 @@ class CorpusTest(unittest.TestCase):
 
 if __name__ == "__main__":
     if not fixtures():
-        print(f"SKIPPED: corpus directory {os.path.abspath(CORPUS)} not found or empty; "
-              "set UNSUBRELAY_CORPUS to the mail-gem-fixtures directory (shared/corpus/README.md)")
+        why = (f"corpus directory {os.path.abspath(CORPUS)} not found or empty; "
+               "set UNSUBRELAY_CORPUS to the mail-gem-fixtures directory (shared/corpus/README.md)")
+        if os.environ.get("CI") == "true":
+            print(f"FAILED: {why} (CI=true: the corpus is required)")
+            sys.exit(1)
+        print(f"SKIPPED: {why}")
         sys.exit(SKIP)
     unittest.main(verbosity=2)

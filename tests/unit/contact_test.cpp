@@ -33,7 +33,7 @@ SendScope campaign(const std::string& email_id) {
   return {true, email_id, "L1", "", config::Suppression::global};
 }
 
-class ContactStoreTest : public testing::TestWithParam<std::string> {};
+class ContactStoreTest : public testing_support::BackendTest {};
 
 }  // namespace
 

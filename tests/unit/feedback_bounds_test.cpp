@@ -1,9 +1,12 @@
 // Hostile reports: 10,000 parts, 1 MB lines, deep nesting, garbage headers,
-// thousands of recipients. Each parser must finish, keep its results within
-// the named limits, and never take a wrong contact from the garbage.
+// thousands of recipients. Each parser must finish in linear time (a CPU
+// budget per test, cpu_budget.hpp), keep its results within the named limits,
+// and never take a wrong contact from the garbage.
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "cpu_budget.hpp"
 
 #include "unsubrelay/feedback/arf.hpp"
 #include "unsubrelay/feedback/dsn.hpp"
@@ -12,6 +15,7 @@
 #include "unsubrelay/feedback/sns.hpp"
 
 namespace fb = unsubrelay::feedback;
+using unsubrelay::test_env::CpuBudget;
 
 namespace {
 
@@ -25,6 +29,7 @@ std::string status_part(const std::string& fields) {
 }  // namespace
 
 TEST(FeedbackBounds, TenThousandParts) {
+  const CpuBudget budget(2.0, "TenThousandParts");
   std::string msg = report_head;
   for (int i = 0; i < 10000; ++i) msg += "--b\r\nContent-Type: text/plain\r\n\r\npart\r\n";
   msg += status_part("Final-Recipient: rfc822; late@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n") + "--b--\r\n";
@@ -39,6 +44,7 @@ TEST(FeedbackBounds, TenThousandParts) {
 }
 
 TEST(FeedbackBounds, OneMegabyteLines) {
+  const CpuBudget budget(2.0, "OneMegabyteLines");
   const std::string huge(1024 * 1024, 'a');
   // In the status part: the field is cut at max_field_bytes, the rest still read.
   std::string msg = report_head + status_part("Final-Recipient: rfc822; x@example.com\r\nAction: failed\r\n"
@@ -59,6 +65,7 @@ TEST(FeedbackBounds, OneMegabyteLines) {
 }
 
 TEST(FeedbackBounds, DeepNesting) {
+  const CpuBudget budget(2.0, "DeepNesting");
   std::string msg;
   for (int i = 0; i < 5000; ++i) {
     msg += "Content-Type: multipart/mixed; boundary=n" + std::to_string(i) + "\r\n\r\n--n" + std::to_string(i) + "\r\n";
@@ -70,6 +77,7 @@ TEST(FeedbackBounds, DeepNesting) {
 }
 
 TEST(FeedbackBounds, GarbageHeadersAndBodies) {
+  const CpuBudget budget(2.0, "GarbageHeadersAndBodies");
   std::string garbage;
   std::uint32_t x = 12345;
   for (int i = 0; i < 200000; ++i) {
@@ -89,6 +97,7 @@ TEST(FeedbackBounds, GarbageHeadersAndBodies) {
 }
 
 TEST(FeedbackBounds, ManyRecipientsAndFields) {
+  const CpuBudget budget(2.0, "ManyRecipientsAndFields");
   std::string fields;
   for (int i = 0; i < 3000; ++i) {
     fields += "Final-Recipient: rfc822; r" + std::to_string(i) + "@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n";
@@ -105,6 +114,7 @@ TEST(FeedbackBounds, ManyRecipientsAndFields) {
 }
 
 TEST(FeedbackBounds, FeedbackReportWithManyRcptTo) {
+  const CpuBudget budget(2.0, "FeedbackReportWithManyRcptTo");
   std::string fields = "Feedback-Type: abuse\r\n";
   for (int i = 0; i < 5000; ++i) fields += "Original-Rcpt-To: <x" + std::to_string(i) + "@example.com>\r\n";
   const std::string msg = "Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n"
@@ -115,6 +125,7 @@ TEST(FeedbackBounds, FeedbackReportWithManyRcptTo) {
 }
 
 TEST(FeedbackBounds, DeeplyNestedJson) {
+  const CpuBudget budget(2.0, "DeeplyNestedJson");
   const std::string deep = std::string(30000, '[') + std::string(30000, ']');  // a recursive parser would overflow its stack
   EXPECT_EQ(fb::parse_sns(deep).error, "not a JSON object");
   EXPECT_EQ(fb::parse_ses(deep).error, "not a JSON object");

@@ -2,6 +2,8 @@
 // the fixtures in tests/data/feedback/, and the SPEC Part 2 bounce kinds.
 #include <gtest/gtest.h>
 
+#include "ci_require.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -269,8 +271,10 @@ TEST(FeedbackDsn, TypedAddress) {
 // The Ruby mail gem's multipart/report fixtures (real MTAs, 2007-2010), read
 // where they live: public test data the project may not copy.
 TEST(FeedbackDsn, SharedCorpusReports) {
-  const std::filesystem::path dir = "/work/shared/corpus/mail-gem-fixtures/multipart_report_emails";
-  if (!std::filesystem::is_directory(dir)) GTEST_SKIP() << dir << " is not on this machine";
+  const char* corpus = std::getenv("UNSUBRELAY_CORPUS");
+  const std::filesystem::path dir = std::filesystem::path(corpus ? corpus : UNSUBRELAY_CORPUS_DIR) / "multipart_report_emails";
+  UNSUBRELAY_REQUIRE(std::filesystem::is_directory(dir),
+                     dir << " is not on this machine (set UNSUBRELAY_CORPUS to the mail-gem-fixtures directory)");
   std::size_t files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     std::ifstream in(entry.path(), std::ios::binary);

@@ -11,7 +11,7 @@ using testing_support::TempStore;
 
 namespace {
 
-class FeedbackGuardTest : public testing::TestWithParam<std::string> {};
+class FeedbackGuardTest : public testing_support::BackendTest {};
 
 UnverifiedReport unverified(long long time) {
   return {"192.0.2.7", "Q" + std::to_string(time), "arf", "address_only", "Feedback-Type: abuse", time};

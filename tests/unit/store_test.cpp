@@ -22,7 +22,7 @@ using testing_support::TempStore;
 
 namespace {
 
-class StoreTest : public testing::TestWithParam<std::string> {};
+class StoreTest : public testing_support::BackendTest {};
 
 }  // namespace
 

@@ -22,7 +22,7 @@ Suppression manual(const std::string& address, long long created, const std::str
   return {address, topic.empty() ? Scope::campaigns : Scope::topic, topic, "manual", "api", created, 0};
 }
 
-class SuppressionListTest : public testing::TestWithParam<std::string> {};
+class SuppressionListTest : public testing_support::BackendTest {};
 
 /// Makes every write of a suppression for `address` fail, as a store error would.
 void refuse_address(const TempStore& t, const std::string& backend, const std::string& address) {

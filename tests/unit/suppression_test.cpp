@@ -34,7 +34,7 @@ Feedback bounce(FeedbackKind kind, std::string launch, std::string key, long lon
   return f;
 }
 
-class SuppressionStoreTest : public testing::TestWithParam<std::string> {};
+class SuppressionStoreTest : public testing_support::BackendTest {};
 
 }  // namespace
 
@@ -313,7 +313,8 @@ TEST(SuppressionMigration, EventsOfAPart1StoreBecomeEntries) {
 }
 
 TEST(SuppressionMigration, EventsOfAPart1PostgresqlStoreBecomeEntries) {
-  if (!std::getenv("UNSUBRELAY_TEST_PG_URL")) GTEST_SKIP() << "no test PostgreSQL (scripts/test-postgres.sh)";
+  UNSUBRELAY_REQUIRE(std::getenv("UNSUBRELAY_TEST_PG_URL"),
+                     "no test PostgreSQL: UNSUBRELAY_TEST_PG_URL is unset (scripts/test-postgres.sh sets it)");
   TempStore t("postgresql", false);
   {
     pqxx::connection c(t.pg_url());

@@ -1,6 +1,8 @@
-// temp_store.hpp: a fresh store per test, on every backend (SQLite always,
-// PostgreSQL when UNSUBRELAY_TEST_PG_URL names a server: scripts/test.sh
-// starts a private one).
+// temp_store.hpp: a fresh store per test, on every backend: SQLite, and
+// PostgreSQL on the server UNSUBRELAY_TEST_PG_URL names (scripts/test.sh
+// starts a private one through scripts/test-postgres.sh). Without that
+// variable the PostgreSQL variants are skipped, saying why, or fail under
+// CI=true (ci_require.hpp).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,15 +15,22 @@
 
 #include <pqxx/pqxx>
 
+#include "ci_require.hpp"
 #include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::store::testing_support {
 
-inline std::vector<std::string> backends() {
-  std::vector<std::string> b{"sqlite"};
-  if (std::getenv("UNSUBRELAY_TEST_PG_URL")) b.push_back("postgresql");
-  return b;
-}
+inline std::vector<std::string> backends() { return {"sqlite", "postgresql"}; }
+
+/// A test on one backend (TEST_P with backends()); SetUp() skips or fails
+/// the PostgreSQL variant when there is no test server.
+class BackendTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    UNSUBRELAY_REQUIRE(GetParam() != "postgresql" || std::getenv("UNSUBRELAY_TEST_PG_URL"),
+                       "no test PostgreSQL: UNSUBRELAY_TEST_PG_URL is unset (scripts/test-postgres.sh sets it)");
+  }
+};
 
 /// open_now = false leaves the (empty) database unopened, so a migration
 /// test can fill an old schema first and then reopen().

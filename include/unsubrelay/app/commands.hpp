@@ -6,6 +6,12 @@
 
 namespace unsubrelay::app {
 
+// Exit statuses from sysexits.h, shared by every subcommand: scripts can tell
+// bad usage from a bad file from bad rows.
+inline constexpr int exit_usage = 64;
+inline constexpr int exit_dataerr = 65;  // some rows were bad (the good ones were kept)
+inline constexpr int exit_config = 78;
+
 /// Dispatches argv (without the program name) and returns the exit status.
 int main_with_args(const std::vector<std::string>& args);
 
