@@ -133,7 +133,8 @@ class FleetTest(unittest.TestCase):
             with open(path, "rb") as f:
                 copy = f.read()
             address = re.search(rb"^Delivered-To: (.+)\r\n", copy, re.M).group(1).decode()
-            links[address] = re.search(rb"List-Unsubscribe: <https://u.example(/u/[A-Za-z0-9_-]+)>", copy).group(1).decode()
+            link = re.search(rb"List-Unsubscribe: <https://u.example(/u/[A-Za-z0-9_-]+)>", copy).group(1)
+            links[address] = link.decode()
         form = {"Content-Type": "application/x-www-form-urlencoded"}
 
         def unsubscribe(relay, n):
