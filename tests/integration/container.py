@@ -2,9 +2,11 @@
 for tests of the Debian package under a real systemd.
 
 The root comes from scripts/debian-root.sh (debootstrap, cached outside the
-repository); each Container boots a private copy of it with its own network
-namespace (only a loopback), is driven from outside with nsenter, and is
-powered off and deleted by stop(). Needs root.
+repository); each Container boots it through an overlay of its own (overlayfs:
+the cached root read-only below, a fresh upper directory in a temporary
+directory taking every write), with its own network namespace (only a
+loopback), is driven from outside with nsenter, and is powered off, unmounted
+and deleted by stop(). Needs root.
 """
 
 import contextlib
@@ -38,10 +40,23 @@ class Container:
         self.nspawn = None
         self.pid = None  # the container's systemd, as seen from here
         self.state = ""
+        self.mounted = False
+
+    def mount(self):
+        """The container's root: the cached root read-only under a writable layer of its own,
+        instead of a copy of all of it (~350 MB) per container."""
+        if self.mounted:
+            return
+        upper, work = os.path.join(self.dir, "upper"), os.path.join(self.dir, "work")
+        for d in (self.root, upper, work):
+            os.makedirs(d)
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={self.base},upperdir={upper},workdir={work}", self.root],
+                       check=True, capture_output=True)
+        self.mounted = True
 
     def boot(self, timeout=90):
-        if not os.path.isdir(self.root):
-            subprocess.run(["cp", "-a", "--reflink=auto", self.base, self.root], check=True)
+        self.mount()
         self.log = open(os.path.join(self.dir, "nspawn.log"), "wb")
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "-D", self.root, "--boot", "--register=no", "--keep-unit", "--console=pipe",
@@ -63,8 +78,7 @@ class Container:
         debs = os.path.join(os.path.dirname(self.base), "apt-archives")
         archives = os.path.join(self.root, "var", "cache", "apt", "archives")
         os.makedirs(debs, exist_ok=True)
-        if not os.path.isdir(self.root):
-            subprocess.run(["cp", "-a", "--reflink=auto", self.base, self.root], check=True)
+        self.mount()
         for f in glob.glob(os.path.join(debs, "*.deb")):
             shutil.copy(f, archives)
         shutil.copy(deb, os.path.join(self.root, "root"))
@@ -161,6 +175,11 @@ class Container:
                 self.nspawn.wait()
         if self.nspawn:
             self.log.close()
+        if self.mounted:
+            r = subprocess.run(["umount", self.root], capture_output=True, text=True)
+            if r.returncode != 0:  # never delete through a mounted root: the cached one is below
+                raise AssertionError(f"umount {self.root}: {r.stderr}; {self.dir} left in place")
+            self.mounted = False
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -48,7 +48,8 @@ class FeedbackStoreOutageTest(unittest.TestCase):
         extra = {"unsubscribe": {"base_url": BASE_URL, "mailto_domain": "unsub.example.com"},
                  "feedback": dict(FEEDBACK, forward_to_sender=False),
                  "store": {"kind": "postgresql", "url": url}}
-        relay = Relay(extra=extra)
+        # Retries an hour apart: within the test only `queue flush` can deliver the deferred report.
+        relay = Relay(extra=extra, spool={"retry_min_seconds": 3600, "retry_max_seconds": 3600})
         try:
             relay.start()
             send(relay.port, ["gone@example.org", "fine@example.org"], campaign("601", "9601"))
@@ -65,7 +66,8 @@ class FeedbackStoreOutageTest(unittest.TestCase):
             self.assertEqual(len(relay.spool_ids()), 1, "the report waits in the spool")
 
             self.give_database_back()
-            relay.cli("queue", "flush")
+            flushed = relay.cli("queue", "flush")
+            self.assertEqual(flushed.returncode, 0, flushed.stdout + flushed.stderr)
             wait_until(lambda: "feedback: hard_bounce of <gone@example.org>" in relay.read_log(), timeout=60,
                        what="the report applied after the outage")
             wait_until(lambda: not relay.spool_ids(), what="the report removed from the spool")

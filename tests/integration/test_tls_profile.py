@@ -10,6 +10,7 @@ receiver), and by Debian's testssl.sh against the STARTTLS port: no finding abov
 """
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,10 +33,13 @@ WEAK_TLS12 = ("AES128-SHA", "AES256-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA38
 STRONG_TLS12 = ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305")
 
 
-def starttls(port, ctx):
-    """(cipher name, protocol) negotiated after STARTTLS, or raises ssl.SSLError."""
+def starttls(port, ctx, local_ports=None):
+    """(cipher name, protocol) negotiated after STARTTLS, or raises ssl.SSLError;
+    local_ports: a list the client's own port is appended to."""
     c = RawClient(port)
     try:
+        if local_ports is not None:
+            local_ports.append(c.sock.getsockname()[1])
         c.reply()
         c.command("EHLO client.test")
         code, text = c.command("STARTTLS")
@@ -46,11 +50,31 @@ def starttls(port, ctx):
         c.close()
 
 
-def implicit(port, ctx):
+def implicit(port, ctx, local_ports=None):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        if local_ports is not None:
+            local_ports.append(raw.getsockname()[1])
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             s.recv(512)
             return s.cipher()[0], s.version()
+
+
+class HandshakeErrors(logging.Handler):
+    """The TLS errors aiosmtpd (FakeSes) logs for failed STARTTLS handshakes, by OpenSSL reason."""
+
+    def __init__(self, test):
+        super().__init__()
+        self.reasons = []
+        logger = logging.getLogger("mail.log")
+        logger.addHandler(self)
+        test.addCleanup(logger.removeHandler, self)
+
+    def emit(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None and not isinstance(error, ssl.SSLError):
+            error = error.__cause__
+        if error is not None:
+            self.reasons.append(error.reason)
 
 
 def start_tls_receiver(test, cert, key, configure):
@@ -100,17 +124,29 @@ class TlsProfileTest(unittest.TestCase):
         return Relay(smtp={"tls": {"cert": self.cert, "key": self.key},
                            "listen_tls": [f"127.0.0.1:{self.tls_port}"]}, extra=extra)
 
+    def assert_refused(self, relay, connect, port, ctx, client_reason, log_reason):
+        """The client's handshake fails with client_reason, and the relay logs the refusal of that
+        very connection: "TLS handshake failed from [127.0.0.1]:CLIENT-PORT: log_reason"."""
+        local_ports = []
+        with self.assertRaises(ssl.SSLError) as refused:
+            connect(port, ctx, local_ports)
+        self.assertEqual(refused.exception.reason, client_reason)
+        line = f"TLS handshake failed from [127.0.0.1]:{local_ports[0]}: {log_reason}"
+        wait_until(lambda: line in relay.read_log(), what=line)
+
     def test_intermediate_on_starttls_and_implicit_tls(self):
         with self.relay() as relay:
             for name, port, connect in (("STARTTLS", relay.port, starttls), ("implicit", self.tls_port, implicit)):
                 for weak in WEAK_TLS12:
-                    with self.subTest(listener=name, cipher=weak), self.assertRaises(ssl.SSLError):
-                        connect(port, client_context(TLS12, ciphers=weak))
+                    with self.subTest(listener=name, cipher=weak):
+                        self.assert_refused(relay, connect, port, client_context(TLS12, ciphers=weak),
+                                            "SSLV3_ALERT_HANDSHAKE_FAILURE", "no shared cipher")
                 for strong in STRONG_TLS12:
                     with self.subTest(listener=name, cipher=strong):
                         self.assertEqual(connect(port, client_context(TLS12, ciphers=strong)), (strong, "TLSv1.2"))
-                with self.subTest(listener=name, version="TLSv1.1"), self.assertRaises(ssl.SSLError):
-                    connect(port, client_context(ssl.TLSVersion.TLSv1_1, ciphers="ALL"))
+                with self.subTest(listener=name, version="TLSv1.1"):
+                    self.assert_refused(relay, connect, port, client_context(ssl.TLSVersion.TLSv1_1, ciphers="ALL"),
+                                        "TLSV1_ALERT_PROTOCOL_VERSION", "unsupported protocol")
                 self.assertEqual(connect(port, client_context())[1], "TLSv1.3")
                 # The server's order decides: the client prefers ChaCha20, the server AES-128-GCM.
                 chosen = connect(port, client_context(TLS12, ciphers="ECDHE-RSA-CHACHA20-POLY1305:"
@@ -119,8 +155,9 @@ class TlsProfileTest(unittest.TestCase):
 
     def test_modern_is_tls13_only(self):
         with self.relay("modern") as relay:
-            with self.assertRaises(ssl.SSLError):
-                starttls(relay.port, client_context(TLS12, ciphers="ECDHE-RSA-AES128-GCM-SHA256"))
+            tls12 = client_context(TLS12, ciphers="ECDHE-RSA-AES128-GCM-SHA256")
+            self.assert_refused(relay, starttls, relay.port, tls12, "TLSV1_ALERT_PROTOCOL_VERSION",
+                                "unsupported protocol")
             self.assertEqual(starttls(relay.port, client_context())[1], "TLSv1.3")
 
     def test_upstream_client_refuses_weak_suites(self):
@@ -138,8 +175,10 @@ class TlsProfileTest(unittest.TestCase):
                 ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
             return configure
 
+        server_errors = HandshakeErrors(self)
         for ciphers, delivered in (("AES256-SHA:AES128-GCM-SHA256", False), ("ECDHE-RSA-AES128-SHA", False),
                                    ("ECDHE-RSA-AES256-GCM-SHA384", True)):
+            del server_errors.reasons[:]
             with self.subTest(upstream=ciphers), FakeSes(cert, key, configure_tls=only(ciphers)) as ses, \
                     Relay(upstream={"kind": "ses", "host": "localhost", "port": ses.port, "ca_file": ca,
                                     "username_file": user, "password_file": password}) as relay:
@@ -148,9 +187,14 @@ class TlsProfileTest(unittest.TestCase):
                 if delivered:
                     wait_until(lambda: len(ses.handler.messages) == 1, what="delivery over ECDHE-GCM")
                 else:
+                    # The upstream's side: the relay offered none of its suites. The relay's side: this
+                    # upstream's TLS handshake failed, and the copy waits for a retry.
+                    wait_until(lambda: "NO_SHARED_CIPHER" in server_errors.reasons, what="the upstream's refusal")
                     wait_until(lambda: "status=deferred" in relay.read_log(), what="the deferral")
                     self.assertEqual(ses.handler.messages, [])
-                    self.assertRegex(relay.read_log(), r"(?i)handshake|no shared cipher|tls")
+                    self.assertRegex(relay.read_log(), r"to=<a@example\.org>, relay=localhost, delay=\d+, "
+                                                       r"status=deferred \(451 4\.4\.1 TLS handshake with "
+                                                       rf"localhost\[127\.0\.0\.1\]:{ses.port} failed: ")
 
     def webhook_relay(self, receivers, profile=None):
         """A relay posting events to https://localhost:PORT/hook for each receiver port; the test CA
