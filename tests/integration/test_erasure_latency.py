@@ -169,7 +169,11 @@ class ErasureLatencyBase:
         self.assertEqual(gone_during, 404)
         self.assertGreater(erased["seconds"], HOLD - 0.5)
         self.assertEqual(self.http("GET", "/api/v1/contacts/" + victim, None, AUTH)[0], 404)
-        self.assertEqual(self.held_bytes(victim, agent), [])
+        held = self.held_bytes(victim, agent)
+        self.assertEqual(held, [], self.name_files(held))
+
+    def name_files(self, held):
+        return ""
 
 
 class SqliteErasureLatencyTest(ErasureLatencyBase, unittest.TestCase):
@@ -236,6 +240,18 @@ class PostgresBase:
 class PostgresErasureLatencyTest(PostgresBase, ErasureLatencyBase, unittest.TestCase):
     def flush(self):
         self.psql("CHECKPOINT")
+
+    def name_files(self, held):
+        """Which relation (and its activity) each file that still holds the bytes is."""
+        names = []
+        for path, _ in held:
+            node = os.path.basename(path).split(".")[0]
+            names.append(self.psql(f"SELECT {node} || ' = ' || coalesce((SELECT oid::regclass::text FROM pg_class "
+                                   f"WHERE pg_relation_filenode(oid) = {node}), 'no relation (an old file)')",
+                                   self.url()))
+        activity = self.psql("SELECT string_agg(backend_type || ' ' || coalesce(state, '') || ' ' || "
+                             "left(coalesce(query, ''), 60), ' | ') FROM pg_stat_activity", self.url())
+        return f"files: {names}; activity: {activity}"
 
     def database_files(self):
         data = self.psql("SHOW data_directory")
