@@ -8,6 +8,7 @@
 #   ./scripts/build-test.sh [NINJA TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/install-deps.sh test   # clang-14, lld, GoogleTest: only what is missing
 # A build/debug made by an earlier g++ configuration is replaced, not mixed.
 if [ -f build/debug/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++-14$' build/debug/CMakeCache.txt; then
   rm -rf build/debug

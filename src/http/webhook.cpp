@@ -169,13 +169,15 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
   // The lease is renewed when half of it is gone; between renewals this relay sends freely.
   long long held_until = 0;
   bool leader = false;
+  bool decided = false;  // the first answer is logged either way: an operator sees which relay sends
   auto hold = [&] {
     const auto now = static_cast<long long>(std::time(nullptr));
     if (leader && now < held_until - ttl / 2) return true;
     const bool was = leader;
     leader = store_.take_lease(name, holder_, now, ttl);
     if (leader) held_until = now + ttl;
-    if (leader != was) {
+    if (leader != was || !decided) {
+      decided = true;
       spdlog::info("webhook {}: {} sender for this fleet", printable(hook.url, 100),
                    leader ? "this relay is now the" : "another relay is now the");
     }

@@ -145,6 +145,11 @@ class FleetTest(unittest.TestCase):
 
         # Two relays, one receiver: each event arrives once, whichever relay took the click;
         # p2 is the marker, recorded after p0 and p1 were answered.
+        # Each relay logs its first answer from the lease, taken or not: once both have, a
+        # second sender could not start later unnoticed.
+        decided = ("this relay is now the sender", "another relay is now the sender")
+        wait_until(lambda: all(any(d in r.read_log() for d in decided) for r in (a, b)), timeout=30,
+                   what="both relays' first answer from the webhook lease")
         unsubscribe(a, 0)
         unsubscribe(b, 1)
         unsubscribe(a, 2)
@@ -152,6 +157,9 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(received(), ["p0@example.org", "p1@example.org", "p2@example.org"])
         senders = [r for r in (a, b) if "this relay is now the sender" in r.read_log()]
         self.assertEqual(len(senders), 1, "exactly one relay holds the webhook")
+        others = [r for r in (a, b) if "another relay is now the sender" in r.read_log()]
+        self.assertEqual(others, [r for r in (a, b) if r is not senders[0]],
+                         "the other relay knows it is not the sender")
 
         # The sender dies: the other takes over within the lease and carries on from the shared
         # cursor (p4 the marker: a resend of p0-p2, or of p3, would come before it).
