@@ -88,16 +88,24 @@ using Clock = std::chrono::steady_clock;
 constexpr auto patience = std::chrono::seconds(60);
 constexpr auto retry = std::chrono::milliseconds(100);
 
-/// Whether a client transaction of this database that began before the
-/// newest erasure committed is still open: while one is, VACUUM FULL keeps
-/// (copies) the old rows it might see. VACUUMs' own snapshots do not count
-/// (VACUUM ignores them too).
+/// Whether anything on the server can still see the rows the newest erasure
+/// deleted: while it can, VACUUM FULL keeps (copies) them. That is a
+/// transaction or snapshot older than the erasure in any database (a snapshot
+/// taken in this one inherits its xmin from transactions running anywhere on
+/// the server: seen keeping erased rows while another database was busy), a
+/// prepared transaction, or a replication slot (a standby's feedback).
+/// Autovacuum's plain VACUUMs do not count (VACUUM ignores them too); its
+/// ANALYZEs hold a snapshot and do.
 bool older_transactions(PgConnection& db, long long horizon) {
   return db.run<bool>([&](pqxx::work& w) {
-             return w.exec_params("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-                                  "backend_type = 'client backend' AND pid <> pg_backend_pid() AND "
-                                  "(age(backend_xmin) >= age($1::text::xid) OR age(backend_xid) >= age($1::text::xid))",
-                                  std::to_string(horizon % 4294967296LL))[0][0]
+             return w.exec_params(
+                        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+                        "NOT (backend_type = 'autovacuum worker' AND query LIKE 'autovacuum: VACUUM %' AND "
+                        "query NOT LIKE 'autovacuum: VACUUM ANALYZE %') AND "
+                        "(age(backend_xmin) >= age($1::text::xid) OR age(backend_xid) >= age($1::text::xid))) + "
+                        "(SELECT count(*) FROM pg_prepared_xacts WHERE age(transaction) >= age($1::text::xid)) + "
+                        "(SELECT count(*) FROM pg_replication_slots WHERE age(xmin) >= age($1::text::xid))",
+                        std::to_string(horizon % 4294967296LL))[0][0]
                         .as<long long>() > 0;
            })
       .value_or(false);
