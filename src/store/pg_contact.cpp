@@ -95,13 +95,15 @@ constexpr auto retry = std::chrono::milliseconds(100);
 /// the server: seen keeping erased rows while another database was busy), a
 /// prepared transaction, or a replication slot (a standby's feedback).
 /// Autovacuum's plain VACUUMs do not count (VACUUM ignores them too); its
-/// ANALYZEs hold a snapshot and do.
+/// ANALYZEs hold a snapshot and do. A role without pg_read_all_stats sees
+/// other roles' xids and xmins but not their backend_type or query: those
+/// sessions count.
 bool older_transactions(PgConnection& db, long long horizon) {
   return db.run<bool>([&](pqxx::work& w) {
              return w.exec_params(
                         "SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
-                        "NOT (backend_type = 'autovacuum worker' AND query LIKE 'autovacuum: VACUUM %' AND "
-                        "query NOT LIKE 'autovacuum: VACUUM ANALYZE %') AND "
+                        "NOT coalesce(backend_type = 'autovacuum worker' AND query LIKE 'autovacuum: VACUUM %' AND "
+                        "query NOT LIKE 'autovacuum: VACUUM ANALYZE %', false) AND "
                         "(age(backend_xmin) >= age($1::text::xid) OR age(backend_xid) >= age($1::text::xid))) + "
                         "(SELECT count(*) FROM pg_prepared_xacts WHERE age(transaction) >= age($1::text::xid)) + "
                         "(SELECT count(*) FROM pg_replication_slots WHERE age(xmin) >= age($1::text::xid))",
