@@ -138,6 +138,19 @@ std::string rewrite(PgConnection& db, const std::string& table, const std::strin
   }
 }
 
+/// Waits (until the deadline) for nothing on the server to see what was
+/// deleted up to transaction `horizon`; "" or what kept it waiting.
+std::string wait_unseen(PgConnection& db, long long horizon, Clock::time_point deadline, const char* what) {
+  while (older_transactions(db, horizon)) {
+    if (Clock::now() > deadline) {
+      return std::string("a transaction older than ") + what + " stayed open for 60 s: the rewrite may have kept "
+             "the rows it could see";
+    }
+    std::this_thread::sleep_for(retry);
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string compact(PgConnection& db, const Compactions::Batch& batch) {
@@ -146,21 +159,20 @@ std::string compact(PgConnection& db, const Compactions::Batch& batch) {
   const auto note = [&](const std::string& n) {
     if (!n.empty()) notes += (notes.empty() ? "" : "; ") + n;
   };
-  while (older_transactions(db, batch.horizon)) {
-    if (Clock::now() > deadline) {
-      note("a transaction older than the erasure stayed open for 60 s: the rewrite may have kept the rows "
-           "it could see");
-      break;
-    }
-    std::this_thread::sleep_for(retry);
-  }
+  note(wait_unseen(db, batch.horizon, deadline, "the erasure"));
   for (const auto& table : batch.tables) note(rewrite(db, table, "FULL, ANALYZE, ", deadline));
   // ANALYZE replaced the tables' statistics, whose samples may have held the
   // address: their old rows go too (a superuser's or the catalog owner's right).
+  // They were replaced after the erasure, so a snapshot taken since (a
+  // one-click, a delivery) may still see them: wait for those as well (seen:
+  // pg_statistic kept the address under a loaded test run).
   const auto superuser = db.run<bool>([](pqxx::work& w) {
     return w.exec("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0].as<bool>();
   });
   if (superuser.value_or(false)) {
+    const auto analyzed =
+        db.run<long long>([](pqxx::work& w) { return w.exec("SELECT txid_current()")[0][0].as<long long>(); });
+    note(analyzed ? wait_unseen(db, *analyzed, deadline, "the new statistics") : db.last_error());
     note(rewrite(db, "pg_catalog.pg_statistic", "FULL, ", deadline));
   } else {
     note("pg_statistic not compacted: the store's role is not a superuser");
