@@ -41,6 +41,13 @@ const Topic* Unsubscribe::find_topic(std::string_view id) const {
   return nullptr;
 }
 
+const Tenant* Config::find_tenant(std::string_view id) const {
+  for (const auto& t : tenants) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
 std::string ConfigError::to_string(const std::string& file) const {
   if (line > 0) return fmt::format("{}:{}: {}: {}", file, line, path, message);
   return fmt::format("{}: {}: {}", file, path, message);

@@ -38,6 +38,19 @@ TEST(QueueFile, RoundTrip) {
   EXPECT_TRUE(parsed->envelope.body_8bit);
   EXPECT_EQ(parsed->envelope.arrival, 1700000000);
   EXPECT_EQ(file.substr(parsed->content_offset, parsed->content_length), content);
+  EXPECT_EQ(parsed->envelope.tenant, "");  // no N record: the tenant "default"
+}
+
+TEST(QueueFile, TenantRoundTrips) {
+  auto e = envelope();
+  e.tenant = "acme";
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  const auto file = encode_envelope(e) + content + encode_trailer(content.size());
+  EXPECT_NE(file.find("\nN acme\n"), std::string::npos);
+  const auto parsed = parse_queue_file(file, std::string_view(file).substr(file.size() - trailer_size), file.size(), nullptr);
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->envelope.tenant, "acme");
+  EXPECT_EQ(parsed->envelope.recipients.size(), 2u);
 }
 
 TEST(QueueFile, EveryTruncationIsDetected) {

@@ -55,6 +55,11 @@ struct Smtp {
   std::optional<TlsFiles> tls;
   std::optional<SmtpAuth> auth;
   unsigned io_threads = 0;  // SMTP sessions and HTTP; 0 = one per core (2 to 8)
+  // SPEC Part 3 (tenants): a trusted client (allow_networks) may name its
+  // tenant in this header (stripped before delivery); "" = not read.
+  std::string tenant_header;
+  // A client that maps to no tenant submits as this one; "" = 550 5.7.1.
+  std::string default_tenant;
 };
 
 enum class UpstreamKind { smtp, ses, directory };
@@ -197,6 +202,45 @@ struct Log {
   std::string format = "text";
 };
 
+/// tenants[].ses: headers added to the tenant's copies when absent (SES tenants, 2025).
+struct TenantSes {
+  std::string configuration_set;  // X-SES-CONFIGURATION-SET
+  std::string tenant;             // X-SES-TENANT
+};
+
+/// tenants[].limits; 0 = unlimited.
+struct TenantLimits {
+  std::uint64_t messages_per_hour = 0;   // messages accepted (250 after DATA) per clock hour, fleet-wide
+  std::uint64_t recipients_per_day = 0;  // recipients accepted per UTC day, fleet-wide
+  unsigned delivery_weight = 1;          // share of delivery when tenants compete (1-1000)
+};
+
+/// tenant (default): the tenant's own suppression list only; shared: also the
+/// installation-wide entries an admin filed with "tenant": "*".
+enum class TenantSuppression { tenant, shared };
+
+/// SPEC Part 3: one sender on a shared relay. The unsubscribe, feedback,
+/// dkim and upstream members are the effective settings: the top level's,
+/// overridden key by key by the tenant's own section (dkim: the tenant's list
+/// replaces the top level's when given).
+struct Tenant {
+  std::string id;                           // 1-32 of [a-z0-9-]
+  int line = 0;                             // where it is declared (errors found at start-up)
+  std::vector<std::string> smtp_users;      // AUTH identities of smtp.auth.users_file
+  std::vector<Network> networks;            // clients here submit as this tenant without AUTH
+  std::vector<std::string> sender_domains;  // lower case; subdomains included
+  std::string api_keys_file;                // bearer keys for this tenant's data only
+  Unsubscribe unsubscribe;                  // keys_file: tenants[].keys_file
+  Feedback feedback;
+  std::vector<Dkim> dkim;
+  Upstream upstream;
+  bool own_upstream = false;                // tenants[].upstream given: its own connection pool
+  TenantSes ses;
+  TenantSuppression suppression = TenantSuppression::tenant;
+  TenantLimits limits;
+  std::vector<Webhook> webhooks;            // receive this tenant's events only
+};
+
 struct Config {
   std::string source;  // the file it came from
   Smtp smtp;
@@ -210,6 +254,9 @@ struct Config {
   Feedback feedback;
   Log log;
   Tls tls;
+  std::vector<Tenant> tenants;  // empty: one tenant, "default", from the top-level sections
+
+  const Tenant* find_tenant(std::string_view id) const;
 };
 
 /// One problem found in a configuration file.

@@ -9,6 +9,7 @@
 //   C <client address>\n
 //   H <HELO name, escaped>\n
 //   A <authenticated user, escaped>\n        (optional)
+//   N <tenant id>\n                          (optional; absent = "default")
 //   B 8BITMIME\n                             (optional)
 //   S <envelope sender, empty for <>>\n
 //   R <recipient>\n                          (one per recipient)
@@ -39,6 +40,7 @@ struct QueueEnvelope {
   bool body_8bit = false;
   std::string sender;
   std::vector<std::string> recipients;
+  std::string tenant;  // SPEC Part 3; "" = the tenant "default" (and every file written before tenants)
 };
 
 /// Per-recipient delivery state.
