@@ -20,6 +20,7 @@ class Network {
 
   bool contains(const boost::asio::ip::address& address) const;
   std::string to_string() const;
+  unsigned prefix() const { return prefix_; }  // the most specific of two matching networks has the longer one
 
  private:
   bool v6_ = false;
