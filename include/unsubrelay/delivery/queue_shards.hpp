@@ -41,6 +41,8 @@ class QueueShards {
                            const std::function<std::unique_ptr<Upstream>(Upstream& upstream)>& make);
   /// The feedback loop's hooks, shared by every shard (their store work runs on the disk pool).
   void set_feedback(FeedbackHooks* hooks);
+  /// SPEC Part 3: every tenant's delivery (queue_manager.hpp); set before start().
+  void set_tenants(const TenantTable* tenants);
   /// Starts the threads, each manager with its share of the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
   /// A message was just committed to the spool: its shard delivers it now.
