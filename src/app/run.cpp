@@ -258,25 +258,57 @@ int run_relay(const std::string& config_path) {
     tenants.push_back(std::move(opened));
   }
   if (!cfg.tenants.empty()) queue.set_tenants(&tenant_table);
+  // Reports name their tenant by the key that verified their token (SPEC Part 3).
+  const auto all_keys = every_key(rewriter.keys(), tenants);
+  std::map<std::string, feedback::Recorder*> recorder_of;
+  for (const auto& t : tenants) {
+    for (const auto& k : t->rewriter->keys().keys()) recorder_of[k.id] = t->feedback.get();
+  }
   if (cfg.feedback.enabled) {
     // One transport per delivery thread: reports it forwards go out through that thread's upstream.
     queue.set_local_transport(
-        [addresses = feedback::Addresses(cfg.feedback)](std::string_view rcpt) {
+        [addresses = feedback::intake_addresses(cfg)](std::string_view rcpt) {
           return addresses.classify(rcpt) != feedback::AddressKind::none;
         },
         [&](delivery::Upstream& upstream) {
-          return delivery::make_feedback_transport(cfg.feedback, rewriter.keys(), feedback_recorder, upstream, disk);
+          return delivery::make_feedback_transport(
+              cfg.feedback, feedback::intake_addresses(cfg), all_keys, feedback_recorder,
+              [&recorder_of](const std::string& key_id) {
+                const auto it = recorder_of.find(key_id);
+                return it == recorder_of.end() ? nullptr : it->second;
+              },
+              upstream, disk);
         });
   }
+  // Tenants' HTTP side (app/tenants.hpp); without tenants the one Service answers everything.
+  std::optional<TenantHttp> tenant_side;
+  const std::function<bool()> spool_healthy = [&spool] { return std::filesystem::is_directory(spool.messages_dir()); };
+  if (!cfg.tenants.empty() && !(tenant_side = tenant_http(cfg, service, rewriter.keys(), tenants, *page, spool_healthy))) {
+    return 78;
+  }
+  // A token names its tenant by its key id: it is verified with that tenant's keys only.
+  std::map<std::string, std::pair<const token::KeySet*, http::Service*>, std::less<>> by_key_id;
+  for (const auto& k : rewriter.keys().keys()) by_key_id[k.id] = {&rewriter.keys(), &service};
+  for (const auto& t : tenants) {
+    for (const auto& k : t->rewriter->keys().keys()) {
+      by_key_id[k.id] = {&t->rewriter->keys(), tenant_side->services.at(t->id).get()};
+    }
+  }
+  const auto owner_of = [&](std::string_view token) {
+    const auto it = by_key_id.find(token::key_id_of(token));
+    return it == by_key_id.end() ? std::pair<const token::KeySet*, http::Service*>{&rewriter.keys(), &service}
+                                 : it->second;
+  };
   smtp::Server server(
       io, disk, cfg, spool,
       [&queue](const std::string& id, std::unique_ptr<spool::OpenMessage> opened) { queue.enqueue(id, std::move(opened)); },
-      [&service](const std::string& token, const std::string& ip, std::string& why) {
-        return service.unsubscribe_by_token(token, "mailto", ip, why);
+      [&owner_of](const std::string& token, const std::string& ip, std::string& why) {
+        return owner_of(token).second->unsubscribe_by_token(token, "mailto", ip, why);
       });
   server.set_users(users);
-  server.set_verp_check([&rewriter](std::string_view token) {
-    return token::verify(token, rewriter.keys(), static_cast<std::uint32_t>(std::time(nullptr))).claims.has_value();
+  server.set_verp_check([&owner_of](std::string_view token) {
+    const auto now = static_cast<std::uint32_t>(std::time(nullptr));
+    return token::verify(token, *owner_of(token).first, now).claims.has_value();
   });
   if (auto start_err = server.start(); !start_err.empty()) {
     spdlog::critical("{}", start_err);
@@ -321,7 +353,8 @@ int run_relay(const std::string& config_path) {
     spdlog::critical("webhooks: {}", err);
     return 78;
   }
-  http::Server web(io, cfg.http, cfg.tls, service, descriptors.http_connections);
+  http::Handler& front = tenant_side ? static_cast<http::Handler&>(*tenant_side->router) : service;
+  http::Server web(io, cfg.http, cfg.tls, front, descriptors.http_connections);
   if (auto web_err = web.start(); !web_err.empty()) {
     spdlog::critical("{}", web_err);
     return 71;
@@ -345,7 +378,11 @@ int run_relay(const std::string& config_path) {
           bool ok = true;
           auto fresh = load_users(again.config, ok);
           if (ok) server.set_users(fresh);
-          if (auto fresh_keys = load_api_keys(again.config.http.api_keys_file)) {
+          if (tenant_side) {
+            if (!reload_tenant_keys(again.config, *tenant_side, service)) {
+              spdlog::error("reload: the running API keys stay in force");
+            }
+          } else if (auto fresh_keys = load_api_keys(again.config.http.api_keys_file)) {
             service.set_api_keys(std::move(*fresh_keys));
           } else {
             spdlog::error("reload: the running API keys stay in force");

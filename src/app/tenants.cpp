@@ -2,6 +2,7 @@
 #include "unsubrelay/app/tenants.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "unsubrelay/dkim/signer.hpp"
 
@@ -62,6 +63,96 @@ std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const conf
   t->hooks = std::make_unique<delivery::FeedbackHooks>(t->view.feedback, t->feedback.get(),
                                                        t->view.unsubscribe.suppression);
   return t;
+}
+
+}  // namespace unsubrelay::app
+
+namespace unsubrelay::app {
+
+namespace {
+
+/// A keys file's keys, or nullopt after logging its errors.
+std::optional<std::vector<http::ApiKey>> key_list(const std::string& path, const std::string& what) {
+  auto file = http::load_api_keys(path);
+  for (const auto& e : file.errors) spdlog::error("{}: {}", what, e);
+  if (!file.ok()) return std::nullopt;
+  return std::move(file.keys);
+}
+
+std::vector<http::ApiKey> joined(std::vector<http::ApiKey> a, const std::vector<http::ApiKey>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::vector<std::string> key_ids(const token::KeySet& keys) {
+  std::vector<std::string> out;
+  for (const auto& k : keys.keys()) out.push_back(k.id);
+  return out;
+}
+
+/// Every tenant's own keys file (by tenant id) and the admin file; nullopt after logging.
+struct KeyFiles {
+  std::vector<http::ApiKey> admin;
+  std::map<std::string, std::vector<http::ApiKey>> own;
+};
+std::optional<KeyFiles> key_files(const config::Config& cfg) {
+  KeyFiles out;
+  auto admin = key_list(cfg.http.api_keys_file, "http.api_keys_file");
+  if (!admin) return std::nullopt;
+  out.admin = std::move(*admin);
+  for (const auto& t : cfg.tenants) {
+    auto own = key_list(t.api_keys_file, fmt::format("tenant {}: api_keys_file", t.id));
+    if (!own) return std::nullopt;
+    out.own[t.id] = std::move(*own);
+  }
+  return out;
+}
+
+}  // namespace
+
+token::KeySet every_key(const token::KeySet& default_keys, const std::vector<std::unique_ptr<TenantRuntime>>& tenants) {
+  std::vector<token::Key> keys = default_keys.keys();
+  for (const auto& t : tenants) {
+    const auto& own = t->rewriter->keys().keys();
+    keys.insert(keys.end(), own.begin(), own.end());
+  }
+  std::vector<std::string> errors;
+  if (auto all = token::KeySet::from_keys(std::move(keys), errors)) return std::move(*all);
+  for (const auto& e : errors) spdlog::error("tenants' keys together: {}", e);  // config/tenants.cpp checks ids
+  return default_keys;
+}
+
+std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& default_service,
+                                      const token::KeySet& default_keys,
+                                      const std::vector<std::unique_ptr<TenantRuntime>>& tenants,
+                                      const std::string& page, const std::function<bool()>& spool_healthy) {
+  auto files = key_files(cfg);
+  if (!files) return std::nullopt;
+  TenantHttp out;
+  std::map<std::string, http::TenantRouter::Tenant, std::less<>> routes;
+  default_service.set_api_keys(http::ApiKeyMatcher(joined(files->own["default"], files->admin)));
+  routes["default"] = {&default_service, http::ApiKeyMatcher(files->own["default"]), key_ids(default_keys)};
+  for (const auto& t : tenants) {
+    auto& service = out.services[t->id] = std::make_unique<http::Service>(
+        t->view, t->rewriter->keys(), *t->store, page, http::ApiKeyMatcher(joined(files->own[t->id], files->admin)),
+        spool_healthy);
+    routes[t->id] = {service.get(), http::ApiKeyMatcher(files->own[t->id]), key_ids(t->rewriter->keys())};
+  }
+  out.router = std::make_unique<http::TenantRouter>(std::move(routes), http::ApiKeyMatcher(files->admin));
+  return out;
+}
+
+bool reload_tenant_keys(const config::Config& fresh, TenantHttp& http_side, http::Service& default_service) {
+  auto files = key_files(fresh);
+  if (!files) return false;
+  std::map<std::string, http::ApiKeyMatcher> own;
+  for (const auto& [id, keys] : files->own) own.emplace(id, http::ApiKeyMatcher(keys));
+  default_service.set_api_keys(http::ApiKeyMatcher(joined(files->own["default"], files->admin)));
+  for (auto& [id, service] : http_side.services) {  // a tenant added since the start waits for a restart
+    service->set_api_keys(http::ApiKeyMatcher(joined(files->own[id], files->admin)));
+  }
+  http_side.router->set_api_keys(http::ApiKeyMatcher(files->admin), std::move(own));
+  return true;
 }
 
 }  // namespace unsubrelay::app

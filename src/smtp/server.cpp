@@ -269,7 +269,7 @@ struct ConnectionRunner {
     policy.tls_available = server.tls_.ready();
     if (server.on_mailto_) policy.mailto_domain = server.config_.unsubscribe.mailto_domain;
     if (server.config_.feedback.enabled) {
-      policy.feedback = feedback::Addresses(server.config_.feedback);
+      policy.feedback = feedback::intake_addresses(server.config_);
       policy.verp_valid = server.verp_valid_;
       policy.max_report_bytes = server.config_.feedback.max_report_bytes;
     }

@@ -7,6 +7,7 @@
 // from the top level, the others come from open_tenant().
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "unsubrelay/delivery/feedback_hooks.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
 #include "unsubrelay/feedback/recorder.hpp"
+#include "unsubrelay/http/service.hpp"
+#include "unsubrelay/http/tenant_router.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/store/group_commit.hpp"
 #include "unsubrelay/store/store.hpp"
@@ -44,5 +47,28 @@ struct TenantRuntime {
 /// tenants[].keys_file is required) and DKIM signers. nullptr and error on failure.
 std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const config::Tenant& tenant,
                                            feedback::FeedbackMetrics& metrics, std::string& error);
+
+/// Every tenant's token keys in one set (key ids are unique in the installation):
+/// what verifies a report's token before its tenant is known.
+token::KeySet every_key(const token::KeySet& default_keys, const std::vector<std::unique_ptr<TenantRuntime>>& tenants);
+
+/// The HTTP side of tenants: a Service per tenant other than default, over its
+/// store and keys, and the router in front of them all (http/tenant_router.hpp).
+struct TenantHttp {
+  std::map<std::string, std::unique_ptr<http::Service>> services;  // by tenant id
+  std::unique_ptr<http::TenantRouter> router;
+};
+
+/// A Service accepts its tenant's keys and the admin keys (the router decides
+/// who reaches it); the router knows each tenant's keys alone. nullopt after
+/// logging the keys files' errors.
+std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& default_service,
+                                      const token::KeySet& default_keys,
+                                      const std::vector<std::unique_ptr<TenantRuntime>>& tenants,
+                                      const std::string& page, const std::function<bool()>& spool_healthy);
+
+/// SIGHUP: every API keys file again, into the router and each tenant's
+/// Service; false (after logging why) leaves the running keys in force.
+bool reload_tenant_keys(const config::Config& fresh, TenantHttp& http_side, http::Service& default_service);
 
 }  // namespace unsubrelay::app
