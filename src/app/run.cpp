@@ -242,11 +242,14 @@ int run_relay(const std::string& config_path) {
   // Every other tenant: its own store, keys, DKIM and feedback objects (app/tenants.hpp).
   std::vector<std::unique_ptr<TenantRuntime>> tenants;
   delivery::TenantTable tenant_table;
+  std::vector<std::string> tenant_ids;
+  for (const auto& t : cfg.tenants) tenant_ids.push_back(t.id);
+  tenant::CounterTable tenant_counters(tenant_ids);  // /metrics by tenant (tenant/counters.hpp)
   store::DeliveryRecorder default_recorder(*store);
   for (const auto& t : cfg.tenants) {
     if (t.id == "default") {
       tenant_table["default"] = {&rewriter, store.get(), &default_recorder, cfg.unsubscribe.suppression,
-                                 &feedback_hooks, ses_fields(t.ses)};
+                                 &feedback_hooks, ses_fields(t.ses), tenant_counters.of("default")};
       continue;
     }
     auto opened = open_tenant(cfg, t, feedback_metrics, err);
@@ -255,6 +258,7 @@ int run_relay(const std::string& config_path) {
       return 78;
     }
     tenant_table[t.id] = opened->delivery(t.ses);
+    tenant_table[t.id].counters = tenant_counters.of(t.id);
     tenants.push_back(std::move(opened));
   }
   if (!cfg.tenants.empty()) queue.set_tenants(&tenant_table);
@@ -306,6 +310,7 @@ int run_relay(const std::string& config_path) {
         return owner_of(token).second->unsubscribe_by_token(token, "mailto", ip, why);
       });
   server.set_users(users);
+  if (!cfg.tenants.empty()) server.set_tenant_counters(&tenant_counters);
   server.set_verp_check([&owner_of](std::string_view token) {
     const auto now = static_cast<std::uint32_t>(std::time(nullptr));
     return token::verify(token, *owner_of(token).first, now).claims.has_value();
@@ -323,13 +328,23 @@ int run_relay(const std::string& config_path) {
       m += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, v);
     };
     counter("unsubrelay_connections_total", "SMTP connections accepted.", in.connections.load());
-    counter("unsubrelay_messages_received_total", "Messages accepted with 250.", in.messages_received.load());
-    counter("unsubrelay_messages_refused_total", "Messages refused after DATA.", in.messages_refused.load());
+    // With tenants, these carry a tenant label (SPEC Part 3): one series per tenant instead of one in all.
+    using C = tenant::Counters;
+    auto by_tenant = [&](const char* name, const char* help, std::uint64_t all, std::atomic<std::uint64_t> C::*field) {
+      if (tenant_counters.empty()) return counter(name, help, all);
+      m += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n", name, help);
+      for (const auto& [id, c] : tenant_counters.all()) m += fmt::format("{}{{tenant=\"{}\"}} {}\n", name, id, (c.*field).load());
+    };
+    by_tenant("unsubrelay_messages_received_total", "Messages accepted with 250.", in.messages_received.load(),
+              &C::messages_received);
+    by_tenant("unsubrelay_messages_refused_total", "Messages refused after DATA.", in.messages_refused.load(),
+              &C::messages_refused);
     counter("unsubrelay_copies_rendered_total", "Per-recipient campaign copies rendered.", out.copies_rendered.load());
-    counter("unsubrelay_delivered_total", "Copies accepted by the upstream.", out.delivered.load());
-    counter("unsubrelay_deferred_total", "Delivery attempts deferred.", out.deferred.load());
-    counter("unsubrelay_bounced_total", "Recipients bounced.", out.bounced.load());
-    counter("unsubrelay_suppressed_total", "Recipients suppressed (unsubscribed).", out.suppressed.load());
+    by_tenant("unsubrelay_delivered_total", "Copies accepted by the upstream.", out.delivered.load(), &C::delivered);
+    by_tenant("unsubrelay_deferred_total", "Delivery attempts deferred.", out.deferred.load(), &C::deferred);
+    by_tenant("unsubrelay_bounced_total", "Recipients bounced.", out.bounced.load(), &C::bounced);
+    by_tenant("unsubrelay_suppressed_total", "Recipients suppressed (unsubscribed).", out.suppressed.load(),
+              &C::suppressed);
     m += out.upstream_latency.prometheus("unsubrelay_upstream_latency_seconds");
     m += feedback_metrics.prometheus();
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
@@ -346,10 +361,16 @@ int run_relay(const std::string& config_path) {
       return 78;
     }
     ses_feedback = std::make_unique<http::SesFeedback>(*cfg.feedback.ses_sns, feedback_recorder, std::move(fetcher));
+    std::vector<feedback::Recorder*> tenant_recorders;
+    for (const auto& t : tenants) tenant_recorders.push_back(t->feedback.get());
+    ses_feedback->set_tenant_recorders(std::move(tenant_recorders));
     service.set_ses_handler([&ses_feedback](const http::Request& r) { return ses_feedback->handle(r); });
   }
   std::shared_ptr<asio::ssl::context> webhook_tls;
-  if (!cfg.webhooks.empty() && !(webhook_tls = make_client_context(cfg.tls, "", err))) {
+  const bool any_webhooks = !cfg.webhooks.empty() || std::any_of(tenants.begin(), tenants.end(), [](const auto& t) {
+    return !t->view.webhooks.empty();
+  });
+  if (any_webhooks && !(webhook_tls = make_client_context(cfg.tls, "", err))) {
     spdlog::critical("webhooks: {}", err);
     return 78;
   }
@@ -466,9 +487,16 @@ int run_relay(const std::string& config_path) {
   });
 
   // The lease holder's name: this relay, stable across its restarts (so a restart keeps its lease).
-  http::WebhookSender webhooks(cfg.webhooks, webhook_tls, *store,
-                               fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string()),
-                               cfg.spool.path + "/webhooks");
+  const auto lease_holder = fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string());
+  http::WebhookSender webhooks(cfg.webhooks, webhook_tls, *store, lease_holder, cfg.spool.path + "/webhooks");
+  // Each tenant's webhooks read that tenant's events only: its own store's (SPEC Part 3).
+  std::vector<std::unique_ptr<http::WebhookSender>> tenant_webhooks;
+  for (const auto& t : tenants) {
+    if (t->view.webhooks.empty()) continue;
+    tenant_webhooks.push_back(std::make_unique<http::WebhookSender>(t->view.webhooks, webhook_tls, *t->store,
+                                                                    lease_holder,
+                                                                    cfg.spool.path + "/webhooks-" + t->id));
+  }
 
   // SMTP sessions and HTTP; delivery (with its upstream connections) runs on
   // the queue shards' own threads (deliver-N), the disk work on the disk pool.
@@ -485,6 +513,7 @@ int run_relay(const std::string& config_path) {
   stopping = true;
   retention.join();
   webhooks.stop();
+  for (auto& w : tenant_webhooks) w->stop();
   return 0;
 }
 

@@ -337,6 +337,9 @@ void load_overrides(Section& s, Tenant& t, Context& c, bool is_default) {
     Section u(s.raw("upstream"), s.path("upstream"), c.errors);
     load_upstream(u, t.upstream);
     t.own_upstream = true;
+    // Refused rather than ignored: the tenant's mail would go out through the top level's upstream.
+    s.refuse("upstream", "a tenant's own upstream is not supported by this version yet: its mail would go through "
+                         "the top-level upstream (docs/tenants.md)");
   }
   if (s.present("webhooks")) load_webhooks(s.raw("webhooks"), s.path("webhooks"), t.webhooks, c.errors);
 }
@@ -369,6 +372,10 @@ Tenant load_tenant(const YAML::Node& node, const std::string& path, Context& c) 
   load_overrides(s, t, c, is_default);
   load_ses(s, t, c);
   s.choice("suppression", t.suppression, {{"tenant", TenantSuppression::tenant}, {"shared", TenantSuppression::shared}});
+  if (t.suppression == TenantSuppression::shared) {
+    s.refuse("suppression", "shared is not supported by this version yet: each tenant has its own list only "
+                            "(docs/tenants.md)");
+  }
   load_limits(s, t, c);
   s.finish();
   return t;

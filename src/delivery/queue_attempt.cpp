@@ -336,6 +336,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
                  now - env.arrival, outcome.suppressed,
                  a.t->suppression == config::Suppression::campaign ? "campaign" : "global");
     ++counters_->suppressed;
+    if (a.t && a.t->counters) ++a.t->counters->suppressed;
   } else {
     // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
     spdlog::info("{}: to=<{}>, relay={}, delay={}, status={} ({}){}", a.id, env.recipients[i], r.relay,
@@ -360,6 +361,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
         spdlog::error("{}: cannot record delivery to <{}>: {}", a.id, env.recipients[i], err);
       }
       if (!suppressed) ++counters_->delivered;
+      if (!suppressed && a.t && a.t->counters) ++a.t->counters->delivered;
       break;
     case DeliveryStatus::bounced:
       a.failed.push_back({env.recipients[i], enhanced_of(r.reply, "5.0.0"), r.reply});
@@ -368,6 +370,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
       a.deferred.push_back(i);
       a.defer_reason = r.reply;
       ++counters_->deferred;
+      if (a.t && a.t->counters) ++a.t->counters->deferred;
       break;
   }
 }
@@ -380,6 +383,7 @@ asio::awaitable<void> QueueManager::finish(Attempt& a) {
   std::string bounce_id;
   co_await offload(disk_, [&] { bounce_id = settle(a, now, attempts, next); });
   counters_->bounced += a.failed.size();
+  if (a.t && a.t->counters) a.t->counters->bounced += a.failed.size();
   if (!bounce_id.empty()) {
     if (owns(bounce_id)) {
       make_due(bounce_id, entries_[bounce_id]);

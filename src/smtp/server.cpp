@@ -233,12 +233,15 @@ struct ConnectionRunner {
     }
     if (result.outcome.queue_id) {
       ++server.counters_.messages_received;
-      spdlog::info("{}: client={}, helo={}, from=<{}>, size={}, nrcpt={}{}", writer->id(), peer,
+      if (server.tenant_counters_) ++server.tenant_counters_->of(env.tenant)->messages_received;
+      spdlog::info("{}: client={}, helo={}, from=<{}>, size={}, nrcpt={}{}{}", writer->id(), peer,
                    printable(env.helo, 100), printable(env.sender, 256), result.size, env.recipients.size(),
-                   session.auth_user().empty() ? "" : ", sasl_username=" + printable(session.auth_user(), 100));
+                   session.auth_user().empty() ? "" : ", sasl_username=" + printable(session.auth_user(), 100),
+                   env.tenant.empty() ? "" : ", tenant=" + env.tenant);
       server.on_queued_(writer->id(), writer->opened());
     } else {
       ++server.counters_.messages_refused;
+      if (server.tenant_counters_) ++server.tenant_counters_->of(env.tenant)->messages_refused;
       spdlog::info("{}: refused from {}: {}", writer->id(), peer,
                    result.outcome.refusal ? result.outcome.refusal->lines.front() : std::string("?"));
     }

@@ -33,6 +33,7 @@
 #include "unsubrelay/spool/spool.hpp"
 #include "unsubrelay/store/group_commit.hpp"
 #include "unsubrelay/store/store.hpp"
+#include "unsubrelay/tenant/counters.hpp"
 
 namespace unsubrelay::delivery {
 
@@ -80,6 +81,7 @@ struct TenantDelivery {
   config::Suppression suppression = config::Suppression::global;
   FeedbackHooks* feedback = nullptr;
   std::vector<std::pair<std::string, std::string>> added_fields;
+  tenant::Counters* counters = nullptr;  // this tenant's share of the queue counters (/metrics), or none
 };
 /// Tenant id -> its delivery; a message of a tenant missing here waits (451) in the queue.
 using TenantTable = std::map<std::string, TenantDelivery, std::less<>>;

@@ -22,6 +22,7 @@
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/smtp/auth.hpp"
 #include "unsubrelay/spool/spool.hpp"
+#include "unsubrelay/tenant/counters.hpp"
 #include "unsubrelay/tenant/directory.hpp"
 
 namespace unsubrelay::smtp {
@@ -60,6 +61,8 @@ class Server {
   /// feedback: checks the signature of a b+TOKEN@return_path_domain
   /// recipient's token (550 5.1.1 when false). Set before start().
   void set_verp_check(std::function<bool(std::string_view token)> valid) { verp_valid_ = std::move(valid); }
+  /// SPEC Part 3: messages received and refused, per tenant, for /metrics. Set before start().
+  void set_tenant_counters(tenant::CounterTable* counters) { tenant_counters_ = counters; }
   /// SIGHUP: loads smtp.tls again (same profile); new connections use it.
   /// "" or why the running certificate stays.
   std::string reload_tls(const config::Smtp& fresh);
@@ -82,6 +85,7 @@ class Server {
   QueuedCallback on_queued_;
   MailtoCallback on_mailto_;
   std::function<bool(std::string_view token)> verp_valid_;
+  tenant::CounterTable* tenant_counters_ = nullptr;
   TlsServerContext tls_;  // the tls profile (docs/tls.md), loaded at start and on SIGHUP
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::atomic<std::size_t> active_{0};
