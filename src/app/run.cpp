@@ -261,7 +261,19 @@ int run_relay(const std::string& config_path) {
     tenant_table[t.id].counters = tenant_counters.of(t.id);
     tenants.push_back(std::move(opened));
   }
-  if (!cfg.tenants.empty()) queue.set_tenants(&tenant_table);
+  // The installation-wide list that tenants with suppression: shared also honour.
+  std::unique_ptr<store::Store> shared_list;
+  if (!cfg.tenants.empty()) {
+    if (!(shared_list = store::open(cfg.store, err, store::shared_tenant))) {
+      spdlog::critical("the shared suppression list: {}", err);
+      return 78;
+    }
+    shared_list->set_erasure_keys(store::ErasureKeys(rewriter.keys()));
+    for (const auto& t : cfg.tenants) {
+      if (t.suppression == config::TenantSuppression::shared) tenant_table[t.id].shared = shared_list.get();
+    }
+    queue.set_tenants(&tenant_table);
+  }
   // Reports name their tenant by the key that verified their token (SPEC Part 3).
   const auto all_keys = every_key(rewriter.keys(), tenants);
   std::map<std::string, feedback::Recorder*> recorder_of;
@@ -287,7 +299,8 @@ int run_relay(const std::string& config_path) {
   // Tenants' HTTP side (app/tenants.hpp); without tenants the one Service answers everything.
   std::optional<TenantHttp> tenant_side;
   const std::function<bool()> spool_healthy = [&spool] { return std::filesystem::is_directory(spool.messages_dir()); };
-  if (!cfg.tenants.empty() && !(tenant_side = tenant_http(cfg, service, rewriter.keys(), tenants, *page, spool_healthy))) {
+  if (!cfg.tenants.empty() && !(tenant_side = tenant_http(cfg, service, rewriter.keys(), tenants, *shared_list, *page,
+                                                     spool_healthy))) {
     return 78;
   }
   // A token names its tenant by its key id: it is verified with that tenant's keys only.

@@ -125,7 +125,8 @@ token::KeySet every_key(const token::KeySet& default_keys, const std::vector<std
 std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& default_service,
                                       const token::KeySet& default_keys,
                                       const std::vector<std::unique_ptr<TenantRuntime>>& tenants,
-                                      const std::string& page, const std::function<bool()>& spool_healthy) {
+                                      store::Store& shared, const std::string& page,
+                                      const std::function<bool()>& spool_healthy) {
   auto files = key_files(cfg);
   if (!files) return std::nullopt;
   TenantHttp out;
@@ -138,6 +139,9 @@ std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& 
         spool_healthy);
     routes[t->id] = {service.get(), http::ApiKeyMatcher(files->own[t->id]), key_ids(t->rewriter->keys())};
   }
+  auto& list = out.services[store::shared_tenant] = std::make_unique<http::Service>(
+      cfg, default_keys, shared, page, http::ApiKeyMatcher(files->admin), spool_healthy);
+  routes[store::shared_tenant] = {list.get(), http::ApiKeyMatcher(), {}};
   out.router = std::make_unique<http::TenantRouter>(std::move(routes), http::ApiKeyMatcher(files->admin));
   return out;
 }
@@ -149,7 +153,8 @@ bool reload_tenant_keys(const config::Config& fresh, TenantHttp& http_side, http
   for (const auto& [id, keys] : files->own) own.emplace(id, http::ApiKeyMatcher(keys));
   default_service.set_api_keys(http::ApiKeyMatcher(joined(files->own["default"], files->admin)));
   for (auto& [id, service] : http_side.services) {  // a tenant added since the start waits for a restart
-    service->set_api_keys(http::ApiKeyMatcher(joined(files->own[id], files->admin)));
+    service->set_api_keys(http::ApiKeyMatcher(id == store::shared_tenant ? files->admin
+                                                                         : joined(files->own[id], files->admin)));
   }
   http_side.router->set_api_keys(http::ApiKeyMatcher(files->admin), std::move(own));
   return true;

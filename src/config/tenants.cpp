@@ -372,10 +372,7 @@ Tenant load_tenant(const YAML::Node& node, const std::string& path, Context& c) 
   load_overrides(s, t, c, is_default);
   load_ses(s, t, c);
   s.choice("suppression", t.suppression, {{"tenant", TenantSuppression::tenant}, {"shared", TenantSuppression::shared}});
-  if (t.suppression == TenantSuppression::shared) {
-    s.refuse("suppression", "shared is not supported by this version yet: each tenant has its own list only "
-                            "(docs/tenants.md)");
-  }
+
   load_limits(s, t, c);
   s.finish();
   return t;

@@ -209,6 +209,7 @@ void QueueManager::look_up_recipients(Attempt& a) {
     return;
   }
   for (std::size_t k = 0; k < a.pending.size(); ++k) a.verdicts[a.pending[k]] = (*verdicts)[k];
+  if (a.t->shared && !honour_shared_list(a, recipients)) return;
   if (!a.campaign()) return;
   // Every pending recipient's uid in one store transaction, shared with the
   // other deliveries in flight (group commit), not one per recipient. An
@@ -228,6 +229,25 @@ void QueueManager::look_up_recipients(Attempt& a) {
     return;
   }
   for (std::size_t k = 0; k < which.size(); ++k) a.uids[which[k]] = (*found)[k];
+}
+
+/// suppression: shared (SPEC Part 3): the installation-wide list stops a copy
+/// too. False when that store failed (every verdict is then unknown: the copies wait).
+bool QueueManager::honour_shared_list(Attempt& a, const std::vector<store::SendRecipient>& recipients) {
+  const auto shared = a.t->shared->check_suppression(a.scope, recipients);
+  if (!shared) {
+    a.store_error = "the shared suppression list: " + a.t->shared->last_error();
+    a.verdicts.assign(a.verdicts.size(), std::nullopt);
+    return false;
+  }
+  for (std::size_t k = 0; k < a.pending.size(); ++k) {
+    auto& verdict = a.verdicts[a.pending[k]];
+    if ((*shared)[k].suppressed && !verdict->suppressed) {
+      verdict->suppressed = true;
+      verdict->reason = (*shared)[k].reason + " (shared list)";
+    }
+  }
+  return true;
 }
 
 asio::awaitable<void> QueueManager::send_copies(Attempt& a) {

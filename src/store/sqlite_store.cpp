@@ -498,10 +498,12 @@ std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) 
 
 std::string tenant_path(const std::string& path, const std::string& tenant) {
   const std::filesystem::path p(path);
-  return (p.parent_path() / (p.stem().string() + ".tenant-" + tenant + p.extension().string())).string();
+  const auto name = tenant == shared_tenant ? std::string(".shared") : ".tenant-" + tenant;
+  return (p.parent_path() / (p.stem().string() + name + p.extension().string())).string();
 }
 
 std::string tenant_schema(const std::string& tenant) {
+  if (tenant == shared_tenant) return "unsubrelay_shared";
   std::string out = "unsubrelay_tenant_" + tenant;
   std::replace(out.begin(), out.end(), '-', '_');
   return out;

@@ -68,6 +68,7 @@ class TenantsBase:
             {"id": "beta", "networks": ["127.0.0.2/32"], "sender_domains": ["beta.example"],
              "keys_file": os.path.join(d, "beta-keys.yaml"),
              "api_keys_file": os.path.join(d, "beta-api-keys"),
+             "suppression": "shared",
              "unsubscribe": {"base_url": "https://unsub.beta.example"}},
         ]
         self.relay.write_config()
@@ -209,6 +210,20 @@ class TenantsBase:
         wait_until(lambda: "status=suppressed" in self.relay.read_log(), what="acme's copy suppressed")
         later = self.delivered(4)
         self.assertEqual(sorted(m["From"].addresses[0].domain for m in later).count("beta.example"), 2)
+
+    def test_the_shared_list_stops_only_the_tenants_that_chose_it(self):
+        # Only an admin key files entries for all tenants (?tenant=*), and only beta (suppression: shared) honours them.
+        self.assertEqual(self.api("PUT", "/api/v1/suppressions/all@example.org?tenant=*", "acme",
+                                  {"reason": "manual"})[0], 404)
+        code, body = self.api("PUT", "/api/v1/suppressions/all@example.org?tenant=*", "admin", {"reason": "manual"})
+        self.assertIn(code, (200, 201), body)
+        code, body = self.api("GET", "/api/v1/suppressions?address=all@example.org&tenant=*", "admin")
+        self.assertEqual([e["reason"] for e in body["suppressions"]], ["manual"], body)
+        self.mail_both("all@example.org")
+        wait_until(lambda: "status=suppressed (manual" in self.relay.read_log(), what="beta's copy suppressed")
+        self.assertIn("(shared list)", self.relay.read_log())
+        copies = self.delivered(1)
+        self.assertEqual([m["From"].addresses[0].domain for m in copies], ["acme.example"])
 
     def test_bounces_and_webhooks_stay_in_their_tenant(self):
         self.mail_both("gone@example.org")

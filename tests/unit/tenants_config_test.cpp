@@ -88,7 +88,7 @@ TEST_F(TenantsConfig, ThreeTenantsAndTheirEffectiveSettings) {
       "    feedback: {return_path_domain: Bounces.Acme.Example, soft_bounce_limit: 3}\n"
       "    dkim: [{domain: acme.example, selector: s1, key_file: " + path("dkim.pem") + "}]\n"
       "    ses: {configuration_set: acme-marketing, tenant: acme}\n"          // 20
-      "    suppression: tenant\n"
+      "    suppression: shared\n"
       "    limits: {messages_per_hour: 100000, recipients_per_day: 10000000000, delivery_weight: 5}\n"
       "    webhooks: [{url: \"https://hooks.acme.example/e\", secret_file: " + path("secret") + "}]\n"
       "  - id: beta\n"                                                         // 24
@@ -129,7 +129,7 @@ TEST_F(TenantsConfig, ThreeTenantsAndTheirEffectiveSettings) {
   EXPECT_FALSE(acme.own_upstream);
   EXPECT_EQ(acme.ses.configuration_set, "acme-marketing");
   EXPECT_EQ(acme.ses.tenant, "acme");
-  EXPECT_EQ(acme.suppression, TenantSuppression::tenant);
+  EXPECT_EQ(acme.suppression, TenantSuppression::shared);
   EXPECT_EQ(acme.limits.messages_per_hour, 100000u);
   EXPECT_EQ(acme.limits.recipients_per_day, 10000000000u);
   EXPECT_EQ(acme.limits.delivery_weight, 5u);
@@ -183,7 +183,7 @@ TEST_F(TenantsConfig, WhatIsNotBuiltYetIsRefused) {
                         "not supported by this version yet"));
   const auto r = load_text(yaml(tenant("acme", "acme.example", "acme-keys.yaml") +
                                 "    upstream: {max_connections: 5}\n    suppression: shared\n"));
-  for (const char* path : {"tenants[0].upstream", "tenants[0].suppression"}) {
+  for (const char* path : {"tenants[0].upstream"}) {
     EXPECT_TRUE(std::any_of(r.errors.begin(), r.errors.end(), [&](const ConfigError& e) {
       return e.path == path && e.message.find("not supported by this version yet") != std::string::npos;
     })) << path << ": " << all_errors(r);

@@ -60,12 +60,14 @@ struct TenantHttp {
 };
 
 /// A Service accepts its tenant's keys and the admin keys (the router decides
-/// who reaches it); the router knows each tenant's keys alone. nullopt after
-/// logging the keys files' errors.
+/// who reaches it); the router knows each tenant's keys alone. The shared
+/// suppression list (store::shared_tenant) has a Service that only admin keys
+/// reach, as ?tenant=*. nullopt after logging the keys files' errors.
 std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& default_service,
                                       const token::KeySet& default_keys,
                                       const std::vector<std::unique_ptr<TenantRuntime>>& tenants,
-                                      const std::string& page, const std::function<bool()>& spool_healthy);
+                                      store::Store& shared, const std::string& page,
+                                      const std::function<bool()>& spool_healthy);
 
 /// SIGHUP: every API keys file again, into the router and each tenant's
 /// Service; false (after logging why) leaves the running keys in force.

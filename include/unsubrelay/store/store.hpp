@@ -261,9 +261,12 @@ std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& erro
 /// a schema in the same database (tenant_schema). "default" keeps the database
 /// of an installation without tenants, so its data is the tenant default's.
 std::unique_ptr<Store> open(const config::Store& settings, std::string& error, const std::string& tenant = "");
-/// var/unsubrelay.db -> var/unsubrelay.tenant-acme.db
+/// The installation-wide suppression list that tenants with `suppression: shared`
+/// honour (SPEC Part 3): a store of its own, filed by admin keys with ?tenant=*.
+inline constexpr const char* shared_tenant = "*";
+/// var/unsubrelay.db -> var/unsubrelay.tenant-acme.db (the shared list: var/unsubrelay.shared.db)
 std::string tenant_path(const std::string& path, const std::string& tenant);
-/// acme -> unsubrelay_tenant_acme ('-' becomes '_': ids have no '_', so no two collide)
+/// acme -> unsubrelay_tenant_acme ('-' becomes '_': ids have no '_', so no two collide); * -> unsubrelay_shared
 std::string tenant_schema(const std::string& tenant);
 
 }  // namespace unsubrelay::store
