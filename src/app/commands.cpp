@@ -45,14 +45,15 @@ commands:
                               sent_after_optout
   export -c FILE [--since TIME] [--format jsonl|csv] [--tenant ID]
                               subscription events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM
-  suppression list|add|remove|import -c FILE ...
+  suppression list|add|remove|import -c FILE ... [--tenant ID]
                               manage the suppression list (docs/suppression.md)
   contact show|erase -c FILE ADDRESS [--tenant ID]
                               everything held about an address, or erase it (docs/suppression.md)
   version                     print the version
 
---tenant ID: the tenant whose store and keys stats, export, suppression, contact and token
-work on (docs/configuration.md, "tenants"); without it, the tenant "default" (all data without tenants:).
+--tenant ID: with tenants: configured, the tenant whose own store and keys stats, export,
+suppression, contact and token work on (docs/configuration.md); without it, the tenant "default",
+which holds the data from before tenants. Without tenants:, only --tenant default is accepted.
 )";
 
 

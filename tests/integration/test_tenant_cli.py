@@ -185,5 +185,44 @@ class NoTenantsCliTest(unittest.TestCase):
             self.assertIn("no tenant 'acme': no tenants are configured (only --tenant default)", result.stderr)
 
 
+class DeclaredDefaultCliTest(unittest.TestCase):
+    """default declared in tenants: (with its own networks) is still the top level's store and keys."""
+
+    def test_default_and_acme_stores_apart(self):
+        relay = Relay(extra={"store": {"kind": "sqlite", "path": "var/unsubrelay.db"}})
+        d = relay.dir
+        os.makedirs(os.path.join(d, "var"), exist_ok=True)
+        for key_id, name in (("top1", "top-keys.yaml"), ("acme1", "acme-keys.yaml")):
+            made = subprocess.run([BIN, "keygen", "--id", key_id, "-o", os.path.join(d, name)], capture_output=True,
+                                  text=True)
+            self.assertEqual(made.returncode, 0, made.stderr)
+        relay.extra["unsubscribe"] = {"keys_file": os.path.join(d, "top-keys.yaml"),
+                                      "base_url": "https://unsub.example.com"}
+        relay.extra["tenants"] = [
+            {"id": "default", "networks": ["127.0.0.3/32"]},
+            {"id": "acme", "networks": ["127.0.0.2/32"], "sender_domains": ["acme.example"],
+             "keys_file": os.path.join(d, "acme-keys.yaml")}]
+        relay.write_config()
+
+        def cli(*args, status=0):
+            result = relay.cli(*args)
+            self.assertEqual(result.returncode, status, f"{args}: {result.stdout}{result.stderr}")
+            return result.stdout
+
+        cli("suppression", "add", "x@example.org", "--tenant", "acme")
+        cli("suppression", "add", "y@example.org")
+        self.assertEqual([json.loads(line)["address"] for line in cli("suppression", "list").splitlines()],
+                         ["y@example.org"])
+        self.assertEqual([json.loads(line)["address"] for line in
+                          cli("suppression", "list", "--tenant", "default").splitlines()], ["y@example.org"])
+        self.assertEqual([json.loads(line)["address"] for line in
+                          cli("suppression", "list", "--tenant", "acme").splitlines()], ["x@example.org"])
+        self.assertTrue(os.path.exists(os.path.join(d, "var", "unsubrelay.tenant-acme.db")))
+        signed = cli("token", "sign", "--recipient", "y@example.org", "--tenant", "default").strip()
+        self.assertTrue(signed.startswith("https://unsub.example.com/u/"), signed)
+        self.assertIn("key: top1\ntenant: default\n", cli("token", "verify", signed))
+        cli("token", "verify", signed, "--tenant", "acme", status=1)
+
+
 if __name__ == "__main__":
     unittest.main()
