@@ -31,6 +31,8 @@ std::string known_tenants(const config::Config& cfg) {
 
 std::optional<CliTenant> cli_tenant(const config::Config& cfg, std::string_view requested) {
   if (requested == "default") return default_tenant(cfg);
+  // The shared suppression list (docs/tenants.md): `suppression ... --tenant '*'`.
+  if (requested == store::shared_tenant && !cfg.tenants.empty()) return CliTenant{"*", default_tenant(cfg).view};
   if (const auto* t = cfg.find_tenant(requested)) return CliTenant{t->id, tenant_view(cfg, *t)};
   const auto shown = printable(std::string(requested), 40);
   if (cfg.tenants.empty()) {

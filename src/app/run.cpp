@@ -114,6 +114,22 @@ std::optional<http::ApiKeyMatcher> load_api_keys(const std::string& path) {
   return http::ApiKeyMatcher(file.keys);
 }
 
+/// One upstream (connection pool) per delivery shard, each with its share of
+/// the limits; empty, and err set, when one cannot be made.
+std::vector<std::unique_ptr<delivery::Upstream>> make_upstreams(const config::Upstream& settings, std::size_t shards,
+                                                                const config::Config& cfg, std::string& err) {
+  std::vector<std::unique_ptr<delivery::Upstream>> out;
+  for (std::size_t i = 0; i < shards; ++i) {
+    const auto per_shard = delivery::shard_settings(settings, shards, i);
+    auto upstream = settings.kind == config::UpstreamKind::directory
+                        ? delivery::make_directory_upstream(per_shard, &err)
+                        : delivery::make_smtp_upstream(per_shard, cfg.smtp.hostname, &err, cfg.tls);
+    if (!upstream) return {};
+    out.push_back(std::move(upstream));
+  }
+  return out;
+}
+
 std::size_t spool_depth(const std::string& dir) {
   std::error_code ec;
   std::size_t n = 0;
@@ -169,19 +185,11 @@ int run_relay(const std::string& config_path) {
                recovered.queued.size(), recovered.incomplete_removed);
 
   std::string err;
-  // One upstream (connection pool) per delivery shard, each with its share of the limits.
-  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
   const auto shards = delivery::shard_count(cfg.upstream);
-  for (std::size_t i = 0; i < shards; ++i) {
-    const auto per_shard = delivery::shard_settings(cfg.upstream, shards, i);
-    auto upstream = cfg.upstream.kind == config::UpstreamKind::directory
-                        ? delivery::make_directory_upstream(per_shard, &err)
-                        : delivery::make_smtp_upstream(per_shard, cfg.smtp.hostname, &err, cfg.tls);
-    if (!upstream) {
-      spdlog::critical("upstream: {}", err);
-      return 78;
-    }
-    upstreams.push_back(std::move(upstream));
+  auto upstreams = make_upstreams(cfg.upstream, shards, cfg, err);
+  if (upstreams.empty()) {
+    spdlog::critical("upstream: {}", err);
+    return 78;
   }
 
   bool users_ok = true;
@@ -230,6 +238,15 @@ int run_relay(const std::string& config_path) {
   constexpr std::size_t disk_threads = 32;
   asio::thread_pool disk(disk_threads);
   name_pool_threads(disk, disk_threads, "disk");
+  // Tenants' objects, made below: declared before the queue, so they outlive its threads.
+  std::vector<std::unique_ptr<TenantRuntime>> tenants;
+  std::vector<std::vector<std::unique_ptr<delivery::Upstream>>> tenant_upstreams;
+  delivery::TenantTable tenant_table;
+  std::vector<std::string> tenant_ids;
+  for (const auto& t : cfg.tenants) tenant_ids.push_back(t.id);
+  tenant::CounterTable tenant_counters(tenant_ids);  // /metrics by tenant (tenant/counters.hpp)
+  store::DeliveryRecorder default_recorder(*store);
+  std::unique_ptr<store::Store> shared_list;  // suppression: shared
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
   delivery::QueueShards queue(std::move(upstreams), disk, spool, retry, cfg.smtp.hostname, &rewriter, store.get(),
                               cfg.unsubscribe.suppression);
@@ -240,12 +257,6 @@ int run_relay(const std::string& config_path) {
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
   // Every other tenant: its own store, keys, DKIM and feedback objects (app/tenants.hpp).
-  std::vector<std::unique_ptr<TenantRuntime>> tenants;
-  delivery::TenantTable tenant_table;
-  std::vector<std::string> tenant_ids;
-  for (const auto& t : cfg.tenants) tenant_ids.push_back(t.id);
-  tenant::CounterTable tenant_counters(tenant_ids);  // /metrics by tenant (tenant/counters.hpp)
-  store::DeliveryRecorder default_recorder(*store);
   for (const auto& t : cfg.tenants) {
     if (t.id == "default") {
       tenant_table["default"] = {&rewriter, store.get(), &default_recorder, cfg.unsubscribe.suppression,
@@ -259,10 +270,17 @@ int run_relay(const std::string& config_path) {
     }
     tenant_table[t.id] = opened->delivery(t.ses);
     tenant_table[t.id].counters = tenant_counters.of(t.id);
+    if (t.own_upstream) {  // its own pools, as many as the delivery shards
+      auto& own = tenant_upstreams.emplace_back(make_upstreams(t.upstream, shards, cfg, err));
+      if (own.empty()) {
+        spdlog::critical("tenant {}: upstream: {}", t.id, err);
+        return 78;
+      }
+      for (auto& u : own) tenant_table[t.id].upstreams.push_back(u.get());
+    }
     tenants.push_back(std::move(opened));
   }
   // The installation-wide list that tenants with suppression: shared also honour.
-  std::unique_ptr<store::Store> shared_list;
   if (!cfg.tenants.empty()) {
     if (!(shared_list = store::open(cfg.store, err, store::shared_tenant))) {
       spdlog::critical("the shared suppression list: {}", err);

@@ -337,9 +337,7 @@ void load_overrides(Section& s, Tenant& t, Context& c, bool is_default) {
     Section u(s.raw("upstream"), s.path("upstream"), c.errors);
     load_upstream(u, t.upstream);
     t.own_upstream = true;
-    // Refused rather than ignored: the tenant's mail would go out through the top level's upstream.
-    s.refuse("upstream", "a tenant's own upstream is not supported by this version yet: its mail would go through "
-                         "the top-level upstream (docs/tenants.md)");
+
   }
   if (s.present("webhooks")) load_webhooks(s.raw("webhooks"), s.path("webhooks"), t.webhooks, c.errors);
 }

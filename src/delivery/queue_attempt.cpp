@@ -310,7 +310,8 @@ asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a
                             "550 5.7.0 campaign message without an unsubscribe link (body_link: reject)");
   } else {
     std::string rendered;
-    out.result = co_await send_copy(upstream_, render_copy(a, i, rendered));
+    auto& via = a.t->upstreams.empty() ? upstream_ : *a.t->upstreams.at(shard_.index);
+    out.result = co_await send_copy(via, render_copy(a, i, rendered));
   }
   co_return out;
 }

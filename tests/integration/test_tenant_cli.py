@@ -18,10 +18,7 @@ USAGE = 64
 
 
 class TenantCliBase(TenantsBase):
-    # TenantsBase's own tests run in test_tenants.py; here only the set-up is shared.
-    test_a_client_sends_only_as_its_own_tenants_domains = None
-    test_each_tenants_copies_carry_its_links_keys_and_ses_fields = None
-    test_an_opt_out_at_one_tenant_leaves_the_other_alone = None
+    # Only TenantsBase's set-up is shared: test_tenants.py's tests are in TenantsTests.
 
     def cli(self, *args, status=0):
         result = self.relay.cli(*args)

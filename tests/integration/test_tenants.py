@@ -35,13 +35,14 @@ class TenantsBase:
     def setUp(self):
         self.relay = Relay(extra={"store": self.store_settings()})
         d = self.relay.dir
-        for key_id, name in (("top1", "top-keys.yaml"), ("acme1", "acme-keys.yaml"), ("beta1", "beta-keys.yaml")):
+        for key_id, name in (("top1", "top-keys.yaml"), ("acme1", "acme-keys.yaml"), ("beta1", "beta-keys.yaml"),
+                             ("delta1", "delta-keys.yaml")):
             made = subprocess.run([BIN, "keygen", "--id", key_id, "-o", os.path.join(d, name)], capture_output=True,
                                   text=True)
             self.assertEqual(made.returncode, 0, made.stderr)
         users = make_users_file(d, PASSWORDS)
         self.relay.smtp.update({"auth": {"users_file": users, "require_tls": False},
-                                "allow_networks": ["127.0.0.1/32", "127.0.0.2/32"]})
+                                "allow_networks": ["127.0.0.1/32", "127.0.0.2/32", "127.0.0.4/32"]})
         self.relay.extra["unsubscribe"] = {"keys_file": os.path.join(d, "top-keys.yaml"),
                                            "base_url": "https://unsub.example.com"}
         for name, key in KEYS.items():
@@ -70,6 +71,8 @@ class TenantsBase:
              "api_keys_file": os.path.join(d, "beta-api-keys"),
              "suppression": "shared",
              "unsubscribe": {"base_url": "https://unsub.beta.example"}},
+            {"id": "delta", "networks": ["127.0.0.4/32"], "sender_domains": ["delta.example"],
+             "keys_file": os.path.join(d, "delta-keys.yaml"), "upstream": {"directory": "var/delta-outbox"}},
         ]
         self.relay.write_config()
         self.relay.start()
@@ -96,6 +99,11 @@ class TenantsBase:
 
     def link(self, msg):
         return re.match(r"<(https://[^>]+)>", msg["List-Unsubscribe"]).group(1)
+
+
+
+class TenantsTests(TenantsBase):
+    """The tests of this file; test_tenant_cli.py shares TenantsBase's set-up only."""
 
     def test_a_client_sends_only_as_its_own_tenants_domains(self):
         acme = self.smtp("acme-app")
@@ -211,6 +219,14 @@ class TenantsBase:
         later = self.delivered(4)
         self.assertEqual(sorted(m["From"].addresses[0].domain for m in later).count("beta.example"), 2)
 
+    def test_a_tenant_with_its_own_upstream_goes_out_through_it(self):
+        self.smtp(source="127.0.0.4").sendmail("news@delta.example", ["ann@example.org"],
+                                               campaign("news@delta.example"))
+        own = os.path.join(self.relay.dir, "var", "delta-outbox")
+        wait_until(lambda: os.path.isdir(own) and [f for f in os.listdir(own) if f.endswith(".eml")],
+                   what="delta's copy in its own upstream")
+        self.assertEqual(self.relay.outbox_files(), [])
+
     def test_the_shared_list_stops_only_the_tenants_that_chose_it(self):
         # Only an admin key files entries for all tenants (?tenant=*), and only beta (suppression: shared) honours them.
         self.assertEqual(self.api("PUT", "/api/v1/suppressions/all@example.org?tenant=*", "acme",
@@ -224,6 +240,11 @@ class TenantsBase:
         self.assertIn("(shared list)", self.relay.read_log())
         copies = self.delivered(1)
         self.assertEqual([m["From"].addresses[0].domain for m in copies], ["acme.example"])
+        # The command line reaches the shared list as --tenant '*'.
+        listed = self.relay.cli("suppression", "list", "--tenant", "*")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn("all@example.org", listed.stdout)
+        self.assertNotIn("all@example.org", self.relay.cli("suppression", "list", "--tenant", "beta").stdout)
 
     def test_bounces_and_webhooks_stay_in_their_tenant(self):
         self.mail_both("gone@example.org")
@@ -328,7 +349,7 @@ class PostgresMigrationTest(MigrationBase, unittest.TestCase):
         return {"kind": "postgresql", "url": server.rsplit("/", 1)[0] + "/" + database}
 
 
-class SqliteTenantsTest(TenantsBase, unittest.TestCase):
+class SqliteTenantsTest(TenantsTests, unittest.TestCase):
     def store_settings(self):
         return {"kind": "sqlite", "path": "var/unsubrelay.db"}
 
@@ -343,7 +364,7 @@ class SqliteTenantsTest(TenantsBase, unittest.TestCase):
         return out
 
 
-class PostgresTenantsTest(TenantsBase, unittest.TestCase):
+class PostgresTenantsTest(TenantsTests, unittest.TestCase):
     def store_settings(self):
         self.server = os.environ.get("UNSUBRELAY_TEST_PG_URL")
         self.assertTrue(self.server, "run under scripts/test-postgres.sh, which starts the test PostgreSQL server")

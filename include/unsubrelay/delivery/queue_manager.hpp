@@ -83,6 +83,9 @@ struct TenantDelivery {
   std::vector<std::pair<std::string, std::string>> added_fields;
   tenant::Counters* counters = nullptr;  // this tenant's share of the queue counters (/metrics), or none
   store::Store* shared = nullptr;        // suppression: shared: the installation-wide list, also honoured
+  /// tenants[].upstream: its own connection pool, one per delivery shard (by
+  /// shard index); empty: the shard's. Its copies still share the shard's copy slots.
+  std::vector<Upstream*> upstreams;
 };
 /// Tenant id -> its delivery; a message of a tenant missing here waits (451) in the queue.
 using TenantTable = std::map<std::string, TenantDelivery, std::less<>>;
