@@ -47,6 +47,7 @@
 #include "unsubrelay/http/service.hpp"
 #include "unsubrelay/http/webhook.hpp"
 #include "unsubrelay/store/store.hpp"
+#include "unsubrelay/tenant/quotas.hpp"
 
 namespace unsubrelay::app {
 
@@ -334,6 +335,16 @@ int run_relay(const std::string& config_path) {
     return it == by_key_id.end() ? std::pair<const token::KeySet*, http::Service*>{&rewriter.keys(), &service}
                                  : it->second;
   };
+  // tenants[].limits (tenant/quotas.hpp): each tenant counted in its own store, shared by the fleet.
+  std::vector<tenant::QuotaTenant> quota_tenants;
+  for (const auto& t : cfg.tenants) {
+    store::Store* counted_in = store.get();
+    for (const auto& r : tenants) {
+      if (r->id == t.id) counted_in = r->store.get();
+    }
+    quota_tenants.push_back({t.id, t.limits, counted_in});
+  }
+  tenant::Quotas quotas(quota_tenants);
   smtp::Server server(
       io, disk, cfg, spool,
       [&queue](const std::string& id, std::unique_ptr<spool::OpenMessage> opened) { queue.enqueue(id, std::move(opened)); },
@@ -342,6 +353,11 @@ int run_relay(const std::string& config_path) {
       });
   server.set_users(users);
   if (!cfg.tenants.empty()) server.set_tenant_counters(&tenant_counters);
+  if (quotas.enabled()) {
+    server.set_quotas([&quotas](const std::string& t, std::size_t n) { return quotas.refusal(t, n); },
+                      [&quotas](const std::string& t, std::size_t n) { quotas.accepted(t, n); });
+    quotas.start();
+  }
   server.set_verp_check([&owner_of](std::string_view token) {
     const auto now = static_cast<std::uint32_t>(std::time(nullptr));
     return token::verify(token, *owner_of(token).first, now).claims.has_value();
@@ -381,6 +397,7 @@ int run_relay(const std::string& config_path) {
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
                      "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
     m += served.metric();
+    if (quotas.enabled()) m += quotas.prometheus();
     return m;
   };
   // Client contexts come from tls.profile too (docs/tls.md); one that cannot be made stops the start.

@@ -94,6 +94,9 @@ constexpr const char* sqlite_migrations[] = {
        ALTER TABLE feedback ADD COLUMN forward_owner TEXT NOT NULL DEFAULT '';
        ALTER TABLE feedback ADD COLUMN forwarded_at BIGINT NOT NULL DEFAULT 0;
        CREATE INDEX feedback_forwards ON feedback (forward_sender, forwarded_at) WHERE forwarded_at != 0;)",
+    // Issue 24: tenant quotas, counted per window for the fleet (sqlite_quota.cpp).
+    R"(CREATE TABLE quota_counts (name TEXT NOT NULL, window_start BIGINT NOT NULL, value BIGINT NOT NULL,
+                                 PRIMARY KEY (name, window_start));)",
 };
 
 class SqliteStore final : public Store, private SqliteDb {
@@ -401,6 +404,13 @@ class SqliteStore final : public Store, private SqliteDb {
     }
     if (!exec("COMMIT")) return std::nullopt;
     return ids.size();
+  }
+
+  bool add_quota_counts(const std::vector<QuotaCount>& adds, long long expire_before) override {
+    return sqlite::add_quota_counts(*this, adds, expire_before);
+  }
+  std::optional<std::vector<long long>> quota_counts(const std::vector<QuotaCount>& keys) override {
+    return sqlite::quota_counts(*this, keys);
   }
 
   std::optional<ContactRecord> contact(const std::string& address) override {

@@ -111,6 +111,15 @@ struct SendVerdict {
   bool erased = false;  // stopped by an erased address's hashed entry: record nothing about it
 };
 
+/// A named count in one time window (SPEC Part 3 quotas: "messages" per clock
+/// hour, "recipients" per UTC day, each window named by its first second).
+/// The store holds it so every relay of a fleet on one database shares it.
+struct QuotaCount {
+  std::string name;
+  long long window = 0;
+  long long value = 0;
+};
+
 /// One exported subscription event, with its storage id for paging.
 struct StoredEvent {
   long long id = 0;
@@ -210,6 +219,13 @@ class Store {
   /// shared by the fleet: -1 when never set, nullopt when the store failed.
   virtual std::optional<long long> cursor(const std::string& name) = 0;
   virtual bool set_cursor(const std::string& name, long long value) = 0;
+
+  /// Quotas: adds each entry's value to its (name, window) count, in one
+  /// transaction that also deletes the windows that began before
+  /// expire_before, so old windows never pile up. False when the store failed.
+  virtual bool add_quota_counts(const std::vector<QuotaCount>& adds, long long expire_before) = 0;
+  /// The count of each (name, window) asked, in order (0 when none); nullopt when the store failed.
+  virtual std::optional<std::vector<long long>> quota_counts(const std::vector<QuotaCount>& keys) = 0;
 
   /// Personal data (contact.hpp): everything held about the address; an
   /// empty record when nothing is.
