@@ -138,7 +138,7 @@ class TenantCliBase(TenantsBase):
                      ("suppression", "add", "x@example.org"), ("token", "verify", "abc"),
                      ("token", "sign", "--recipient", "x@example.org")):
             result = self.cli(*args, "--tenant", "gamma", status=USAGE)
-            self.assertIn("no tenant 'gamma' (tenants: default, acme, beta)", result.stderr, args)
+            self.assertIn("no tenant 'gamma' (tenants: default, acme, beta, delta)", result.stderr, args)
             self.assertEqual(result.stdout, "")
         # Nothing was written for gamma: no store of its own appeared.
         self.assertFalse(any("gamma" in name for name in os.listdir(os.path.join(self.relay.dir, "var"))))
