@@ -115,22 +115,6 @@ std::optional<http::ApiKeyMatcher> load_api_keys(const std::string& path) {
   return http::ApiKeyMatcher(file.keys);
 }
 
-/// One upstream (connection pool) per delivery shard, each with its share of
-/// the limits; empty, and err set, when one cannot be made.
-std::vector<std::unique_ptr<delivery::Upstream>> make_upstreams(const config::Upstream& settings, std::size_t shards,
-                                                                const config::Config& cfg, std::string& err) {
-  std::vector<std::unique_ptr<delivery::Upstream>> out;
-  for (std::size_t i = 0; i < shards; ++i) {
-    const auto per_shard = delivery::shard_settings(settings, shards, i);
-    auto upstream = settings.kind == config::UpstreamKind::directory
-                        ? delivery::make_directory_upstream(per_shard, &err)
-                        : delivery::make_smtp_upstream(per_shard, cfg.smtp.hostname, &err, cfg.tls);
-    if (!upstream) return {};
-    out.push_back(std::move(upstream));
-  }
-  return out;
-}
-
 std::size_t spool_depth(const std::string& dir) {
   std::error_code ec;
   std::size_t n = 0;
@@ -187,7 +171,7 @@ int run_relay(const std::string& config_path) {
 
   std::string err;
   const auto shards = delivery::shard_count(cfg.upstream);
-  auto upstreams = make_upstreams(cfg.upstream, shards, cfg, err);
+  auto upstreams = delivery::make_shard_upstreams(cfg.upstream, shards, cfg.smtp.hostname, cfg.tls, err);
   if (upstreams.empty()) {
     spdlog::critical("upstream: {}", err);
     return 78;
@@ -239,15 +223,10 @@ int run_relay(const std::string& config_path) {
   constexpr std::size_t disk_threads = 32;
   asio::thread_pool disk(disk_threads);
   name_pool_threads(disk, disk_threads, "disk");
-  // Tenants' objects, made below: declared before the queue, so they outlive its threads.
-  std::vector<std::unique_ptr<TenantRuntime>> tenants;
-  std::vector<std::vector<std::unique_ptr<delivery::Upstream>>> tenant_upstreams;
-  delivery::TenantTable tenant_table;
-  std::vector<std::string> tenant_ids;
-  for (const auto& t : cfg.tenants) tenant_ids.push_back(t.id);
-  tenant::CounterTable tenant_counters(tenant_ids);  // /metrics by tenant (tenant/counters.hpp)
-  store::DeliveryRecorder default_recorder(*store);
-  std::unique_ptr<store::Store> shared_list;  // suppression: shared
+  // Tenants' objects (app/tenants.hpp), opened below: declared before the queue, so they outlive its threads.
+  TenantSet tenant_set(cfg);
+  const auto& tenants = tenant_set.tenants;
+  auto& tenant_counters = tenant_set.counters;
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
   delivery::QueueShards queue(std::move(upstreams), disk, spool, retry, cfg.smtp.hostname, &rewriter, store.get(),
                               cfg.unsubscribe.suppression);
@@ -257,42 +236,14 @@ int run_relay(const std::string& config_path) {
   feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics);
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
-  // Every other tenant: its own store, keys, DKIM and feedback objects (app/tenants.hpp).
-  for (const auto& t : cfg.tenants) {
-    if (t.id == "default") {
-      tenant_table["default"] = {&rewriter, store.get(), &default_recorder, cfg.unsubscribe.suppression,
-                                 &feedback_hooks, ses_fields(t.ses), tenant_counters.of("default")};
-      continue;
-    }
-    auto opened = open_tenant(cfg, t, feedback_metrics, err);
-    if (!opened) {
-      spdlog::critical("{}", err);
-      return 78;
-    }
-    tenant_table[t.id] = opened->delivery(t.ses);
-    tenant_table[t.id].counters = tenant_counters.of(t.id);
-    if (t.own_upstream) {  // its own pools, as many as the delivery shards
-      auto& own = tenant_upstreams.emplace_back(make_upstreams(t.upstream, shards, cfg, err));
-      if (own.empty()) {
-        spdlog::critical("tenant {}: upstream: {}", t.id, err);
-        return 78;
-      }
-      for (auto& u : own) tenant_table[t.id].upstreams.push_back(u.get());
-    }
-    tenants.push_back(std::move(opened));
+  // Every other tenant: its own store, keys, DKIM, feedback objects and upstream (app/tenants.hpp).
+  if (auto failed = tenant_set.open(cfg, {&rewriter, store.get(), nullptr, cfg.unsubscribe.suppression, &feedback_hooks},
+                                    feedback_metrics, shards);
+      !failed.empty()) {
+    spdlog::critical("{}", failed);
+    return 78;
   }
-  // The installation-wide list that tenants with suppression: shared also honour.
-  if (!cfg.tenants.empty()) {
-    if (!(shared_list = store::open(cfg.store, err, store::shared_tenant))) {
-      spdlog::critical("the shared suppression list: {}", err);
-      return 78;
-    }
-    shared_list->set_erasure_keys(store::ErasureKeys(rewriter.keys()));
-    for (const auto& t : cfg.tenants) {
-      if (t.suppression == config::TenantSuppression::shared) tenant_table[t.id].shared = shared_list.get();
-    }
-    queue.set_tenants(&tenant_table);
-  }
+  if (!cfg.tenants.empty()) queue.set_tenants(&tenant_set.table);
   // Reports name their tenant by the key that verified their token (SPEC Part 3).
   const auto all_keys = every_key(rewriter.keys(), tenants);
   std::map<std::string, feedback::Recorder*> recorder_of;
@@ -318,8 +269,8 @@ int run_relay(const std::string& config_path) {
   // Tenants' HTTP side (app/tenants.hpp); without tenants the one Service answers everything.
   std::optional<TenantHttp> tenant_side;
   const std::function<bool()> spool_healthy = [&spool] { return std::filesystem::is_directory(spool.messages_dir()); };
-  if (!cfg.tenants.empty() && !(tenant_side = tenant_http(cfg, service, rewriter.keys(), tenants, *shared_list, *page,
-                                                     spool_healthy))) {
+  if (!cfg.tenants.empty() && !(tenant_side = tenant_http(cfg, service, rewriter.keys(), tenants,
+                                                         *tenant_set.shared_list, *page, spool_healthy))) {
     return 78;
   }
   // A token names its tenant by its key id: it is verified with that tenant's keys only.

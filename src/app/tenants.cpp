@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "unsubrelay/delivery/queue_shards.hpp"
 #include "unsubrelay/dkim/signer.hpp"
 
 namespace unsubrelay::app {
@@ -25,8 +26,8 @@ std::vector<std::pair<std::string, std::string>> ses_fields(const config::Tenant
   return out;
 }
 
-delivery::TenantDelivery TenantRuntime::delivery(const config::TenantSes& ses) const {
-  return {rewriter.get(), store.get(), recorder.get(), view.unsubscribe.suppression, hooks.get(), ses_fields(ses)};
+delivery::TenantDelivery TenantRuntime::delivery() const {
+  return {rewriter.get(), store.get(), recorder.get(), view.unsubscribe.suppression, hooks.get()};
 }
 
 std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const config::Tenant& tenant,
@@ -109,6 +110,54 @@ std::optional<KeyFiles> key_files(const config::Config& cfg) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<std::string> ids_of(const config::Config& cfg) {
+  std::vector<std::string> out;
+  for (const auto& t : cfg.tenants) out.push_back(t.id);
+  return out;
+}
+
+}  // namespace
+
+TenantSet::TenantSet(const config::Config& cfg) : counters(ids_of(cfg)) {}
+
+std::string TenantSet::open(const config::Config& cfg, delivery::TenantDelivery default_delivery,
+                            feedback::FeedbackMetrics& metrics, std::size_t shards) {
+  if (cfg.tenants.empty()) return "";
+  std::string err;
+  default_recorder = std::make_unique<store::DeliveryRecorder>(*default_delivery.store);
+  default_delivery.recorder = default_recorder.get();
+  for (const auto& t : cfg.tenants) {
+    auto& entry = table[t.id];
+    if (t.id == "default") {
+      entry = default_delivery;
+    } else {
+      auto opened = open_tenant(cfg, t, metrics, err);
+      if (!opened) return err;
+      entry = opened->delivery();
+      tenants.push_back(std::move(opened));
+    }
+    entry.added_fields = ses_fields(t.ses);
+    entry.counters = counters.of(t.id);
+    if (t.own_upstream) {  // its own pools, as many as the delivery shards
+      auto& own = upstreams.emplace_back(delivery::make_shard_upstreams(t.upstream, shards, cfg.smtp.hostname,
+                                                                        cfg.tls, err));
+      if (own.empty()) return fmt::format("tenant {}: upstream: {}", t.id, err);
+      for (auto& u : own) entry.upstreams.push_back(u.get());
+    }
+  }
+  // The installation-wide list that tenants with suppression: shared also honour.
+  if (!(shared_list = store::open(cfg.store, err, store::shared_tenant))) {
+    return "the shared suppression list: " + err;
+  }
+  shared_list->set_erasure_keys(store::ErasureKeys(default_delivery.rewriter->keys()));
+  for (const auto& t : cfg.tenants) {
+    if (t.suppression == config::TenantSuppression::shared) table[t.id].shared = shared_list.get();
+  }
+  return "";
+}
 
 token::KeySet every_key(const token::KeySet& default_keys, const std::vector<std::unique_ptr<TenantRuntime>>& tenants) {
   std::vector<token::Key> keys = default_keys.keys();

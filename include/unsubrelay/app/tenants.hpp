@@ -21,6 +21,7 @@
 #include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/store/group_commit.hpp"
 #include "unsubrelay/store/store.hpp"
+#include "unsubrelay/tenant/counters.hpp"
 
 namespace unsubrelay::app {
 
@@ -40,13 +41,31 @@ struct TenantRuntime {
   std::unique_ptr<feedback::Recorder> feedback;
   std::unique_ptr<delivery::FeedbackHooks> hooks;
 
-  delivery::TenantDelivery delivery(const config::TenantSes& ses) const;
+  delivery::TenantDelivery delivery() const;
 };
 
 /// Opens a tenant other than "default": its store, keys (never created here:
 /// tenants[].keys_file is required) and DKIM signers. nullptr and error on failure.
 std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const config::Tenant& tenant,
                                            feedback::FeedbackMetrics& metrics, std::string& error);
+
+/// Every tenant's run-time objects and the queue's table of them. run.cpp
+/// keeps one, declared before the queue so it outlives the delivery threads.
+struct TenantSet {
+  explicit TenantSet(const config::Config& cfg);  // the counters' table: one entry per tenant
+
+  std::vector<std::unique_ptr<TenantRuntime>> tenants;  // every tenant but default
+  std::vector<std::vector<std::unique_ptr<delivery::Upstream>>> upstreams;  // tenants[].upstream, per shard
+  delivery::TenantTable table;                          // for the queue, default included
+  tenant::CounterTable counters;                        // /metrics by tenant
+  std::unique_ptr<store::DeliveryRecorder> default_recorder;
+  std::unique_ptr<store::Store> shared_list;            // suppression: shared (store::shared_tenant)
+
+  /// Opens every tenant of cfg (nothing without tenants); default's delivery
+  /// is the top level's objects (its recorder is made here). "" or the error.
+  std::string open(const config::Config& cfg, delivery::TenantDelivery default_delivery,
+                   feedback::FeedbackMetrics& metrics, std::size_t shards);
+};
 
 /// Every tenant's token keys in one set (key ids are unique in the installation):
 /// what verifies a report's token before its tenant is known.
