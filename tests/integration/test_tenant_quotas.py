@@ -12,8 +12,7 @@ import unittest
 import uuid
 
 from relay import BIN, Relay, make_users_file, wait_until
-
-PASSWORDS = {"acme-app": "acme-secret"}
+from test_tenants import PASSWORDS, TenantClient
 
 
 def message(sender, n=0):
@@ -52,7 +51,7 @@ def quota_refusals(relay, tenant, quota):
     return int(found.group(1)) if found else None
 
 
-class QuotasBase:
+class QuotasBase(TenantClient):
     """acme: messages_per_hour 2; beta: recipients_per_day 3."""
 
     def store_settings(self):
@@ -64,18 +63,6 @@ class QuotasBase:
         configure(self.relay, self.relay.dir, {"messages_per_hour": 2}, {"recipients_per_day": 3})
         self.relay.start()
         self.addCleanup(self.stop_relay)
-
-    def stop_relay(self):
-        code = self.relay.stop()
-        self.assertEqual(code, 0, self.relay.read_log()[-3000:])
-
-    def smtp(self, user=None, source="127.0.0.1"):
-        s = smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30, source_address=(source, 0))
-        self.addCleanup(s.close)
-        s.ehlo("client.test")
-        if user:
-            s.login(user, PASSWORDS[user])
-        return s
 
     def assert_all_delivered(self, count):
         """Every accepted copy arrives, and no more."""

@@ -24,7 +24,24 @@ def campaign(sender, email_id="500", launch="501", body="Leave: *|UNSUBSCRIBE|*"
             f"X-Launch-List-Id: {launch}\r\n{extra}\r\n{body}\r\n").encode()
 
 
-class TenantsBase:
+class TenantClient:
+    """What a test of a relay with tenants does: stop it checking its exit status, and
+    talk SMTP as a tenant (AUTH as one of PASSWORDS, or from a source address)."""
+
+    def stop_relay(self):
+        code = self.relay.stop()
+        self.assertEqual(code, 0, self.relay.read_log()[-3000:])
+
+    def smtp(self, user=None, source="127.0.0.1"):
+        s = smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30, source_address=(source, 0))
+        self.addCleanup(s.close)
+        s.ehlo("client.test")
+        if user:
+            s.login(user, PASSWORDS[user])
+        return s
+
+
+class TenantsBase(TenantClient):
     """acme submits by AUTH, beta from 127.0.0.2 (its network); 127.0.0.1 is trusted but nobody's;
     127.0.0.3 is a stranger (bounces come from there). Each has its API keys, acme its own VERP
     domain and webhook."""
@@ -77,18 +94,6 @@ class TenantsBase:
         self.relay.write_config()
         self.relay.start()
         self.addCleanup(self.stop_relay)
-
-    def stop_relay(self):
-        code = self.relay.stop()
-        self.assertEqual(code, 0, self.relay.read_log()[-3000:])
-
-    def smtp(self, user=None, source="127.0.0.1"):
-        s = smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30, source_address=(source, 0))
-        self.addCleanup(s.close)
-        s.ehlo("client.test")
-        if user:
-            s.login(user, PASSWORDS[user])
-        return s
 
     def delivered(self, count):
         out = []
