@@ -72,6 +72,10 @@ void QueueShards::set_feedback(FeedbackHooks* hooks) {
   for (auto& s : shards_) s->manager->set_feedback(hooks);
 }
 
+void QueueShards::set_tenant_weights(const std::map<std::string, unsigned>& weights) {
+  for (auto& s : shards_) s->manager->set_tenant_weights(weights);
+}
+
 void QueueShards::start(const std::vector<std::string>& recovered) {
   for (std::size_t i = 0; i < shards_.size(); ++i) {
     auto& s = shards_[i];
