@@ -29,6 +29,7 @@
 #include "unsubrelay/app/commands.hpp"
 #include "unsubrelay/app/descriptors.hpp"
 #include "unsubrelay/app/systemd_notify.hpp"
+#include "unsubrelay/app/tenants.hpp"
 #include "unsubrelay/common/certificate.hpp"
 #include "unsubrelay/common/poll.hpp"
 #include "unsubrelay/common/text.hpp"
@@ -150,7 +151,10 @@ int run_relay(const std::string& config_path) {
     std::cerr << fmt::format("{}: {} error(s); not starting\n", config_path, loaded.errors.size());
     return 78;
   }
-  const config::Config cfg = std::move(loaded.config);
+  // With tenants, the top-level objects below are the tenant "default"'s (SPEC Part 3).
+  const auto* declared_default = loaded.config.find_tenant("default");
+  const config::Config cfg =
+      declared_default ? tenant_view(loaded.config, *declared_default) : std::move(loaded.config);
   setup_logging(cfg.log);
   const auto descriptors = apply_descriptor_budget(cfg);
 
@@ -235,6 +239,25 @@ int run_relay(const std::string& config_path) {
   feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics);
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
+  // Every other tenant: its own store, keys, DKIM and feedback objects (app/tenants.hpp).
+  std::vector<std::unique_ptr<TenantRuntime>> tenants;
+  delivery::TenantTable tenant_table;
+  store::DeliveryRecorder default_recorder(*store);
+  for (const auto& t : cfg.tenants) {
+    if (t.id == "default") {
+      tenant_table["default"] = {&rewriter, store.get(), &default_recorder, cfg.unsubscribe.suppression,
+                                 &feedback_hooks, ses_fields(t.ses)};
+      continue;
+    }
+    auto opened = open_tenant(cfg, t, feedback_metrics, err);
+    if (!opened) {
+      spdlog::critical("{}", err);
+      return 78;
+    }
+    tenant_table[t.id] = opened->delivery(t.ses);
+    tenants.push_back(std::move(opened));
+  }
+  if (!cfg.tenants.empty()) queue.set_tenants(&tenant_table);
   if (cfg.feedback.enabled) {
     // One transport per delivery thread: reports it forwards go out through that thread's upstream.
     queue.set_local_transport(

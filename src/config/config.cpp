@@ -25,10 +25,6 @@
 
 namespace unsubrelay::config {
 
-namespace detail {
-void load_feedback(Section& s, bool present, Feedback& f, Errors& errors);  // feedback.cpp
-}
-
 std::string Endpoint::to_string() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);
@@ -56,6 +52,23 @@ std::string ConfigError::to_string(const std::string& file) const {
 namespace {
 
 using namespace detail;
+
+/// A header field name (RFC 5322 §3.6.8 ftext: printable ASCII but ':').
+bool valid_field_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return c >= 33 && c <= 126 && c != ':'; });
+}
+
+/// smtp.tenant_header and smtp.default_tenant (SPEC Part 3); whether the
+/// default tenant exists is checked with the tenants (tenants.cpp).
+void load_tenant_choice(Section& s, Smtp& smtp) {
+  s.string("tenant_header", smtp.tenant_header);
+  if (s.present("tenant_header") && !valid_field_name(smtp.tenant_header)) {
+    s.error(s.raw("tenant_header"), "smtp.tenant_header",
+            "must be a header field name: 1-64 printable ASCII characters without ':' or spaces (X-Tenant)");
+  }
+  s.string("default_tenant", smtp.default_tenant);
+}
 
 void load_smtp(Section& s, Smtp& smtp, Errors& errors) {
   endpoints(s, "listen", smtp.listen);
@@ -107,6 +120,7 @@ void load_smtp(Section& s, Smtp& smtp, Errors& errors) {
               "AUTH after TLS needs smtp.tls (or set require_tls: false on a trusted network)");
     }
   }
+  load_tenant_choice(s, smtp);
   if (smtp.listen.empty() && smtp.listen_tls.empty()) {
     s.error(s.raw("listen"), "smtp.listen", "at least one listener is required");
   }
@@ -114,7 +128,9 @@ void load_smtp(Section& s, Smtp& smtp, Errors& errors) {
   if (smtp.hostname.empty()) smtp.hostname = default_hostname();
 }
 
-void load_upstream(Section& s, Upstream& u) {
+}  // namespace
+
+void detail::load_upstream(Section& s, Upstream& u) {
   s.choice("kind", u.kind, {{"smtp", UpstreamKind::smtp}, {"ses", UpstreamKind::ses},
                             {"directory", UpstreamKind::directory}});
   s.string("host", u.host);
@@ -131,16 +147,18 @@ void load_upstream(Section& s, Upstream& u) {
   s.integer("delivery_threads", u.delivery_threads, 0, 64);
   s.string("directory", u.directory);
   if (u.kind != UpstreamKind::directory && u.host.empty()) {
-    s.error(s.raw("kind"), "upstream.host", "is required for kind smtp and ses");
+    s.error(s.raw("kind"), s.path("host"), "is required for kind smtp and ses");
   }
   if ((!u.username.empty() || !u.username_file.empty()) && u.password_file.empty()) {
-    s.error(s.raw("username"), "upstream.password_file", "is required with username (the password is never inline)");
+    s.error(s.raw("username"), s.path("password_file"), "is required with username (the password is never inline)");
   }
   if (u.kind == UpstreamKind::directory && u.directory.empty()) {
-    s.error(s.raw("directory"), "upstream.directory", "must not be empty for kind directory");
+    s.error(s.raw("directory"), s.path("directory"), "must not be empty for kind directory");
   }
   s.finish();
 }
+
+namespace {
 
 /// Topic ids travel in tokens, headers and URLs: a short, plain alphabet.
 bool valid_topic_id(std::string_view id) {
@@ -154,16 +172,17 @@ bool valid_topic_id(std::string_view id) {
 void load_topics(Section& s, Unsubscribe& u, Errors& errors) {
   s.string("topic_header", u.topic_header);
   if (s.present("topic_header") && u.topic_header.empty()) {
-    s.error(s.raw("topic_header"), "unsubscribe.topic_header", "must not be empty");
+    s.error(s.raw("topic_header"), s.path("topic_header"), "must not be empty");
   }
   if (s.present("topics")) {
     const auto node = s.raw("topics");
     if (!node.IsSequence()) {
-      s.error(node, "unsubscribe.topics", "must be a list of {id, name}");
+      s.error(node, s.path("topics"), "must be a list of {id, name}");
     } else {
       std::set<std::string> ids;
+      u.topics.clear();  // a tenant's list replaces the top level's
       for (std::size_t i = 0; i < node.size(); ++i) {
-        const auto path = fmt::format("unsubscribe.topics[{}]", i);
+        const auto path = fmt::format("{}[{}]", s.path("topics"), i);
         Section t(node[i], path, errors);
         Topic topic;
         t.string("id", topic.id);
@@ -179,14 +198,14 @@ void load_topics(Section& s, Unsubscribe& u, Errors& errors) {
         }
         u.topics.push_back(topic);
       }
-      if (node.size() > 100) s.error(node, "unsubscribe.topics", "at most 100 topics");
+      if (node.size() > 100) s.error(node, s.path("topics"), "at most 100 topics");
     }
   }
   if (u.suppression == Suppression::topic && u.topics.empty()) {
-    s.error(s.raw("suppression"), "unsubscribe.suppression", "topic needs unsubscribe.topics");
+    s.error(s.raw("suppression"), s.path("suppression"), "topic needs unsubscribe.topics");
   }
   if (s.present("topic_header") && u.topics.empty()) {
-    s.error(s.raw("topic_header"), "unsubscribe.topic_header", "needs unsubscribe.topics (the known topic ids)");
+    s.error(s.raw("topic_header"), s.path("topic_header"), "needs unsubscribe.topics (the known topic ids)");
   }
 }
 
@@ -216,7 +235,7 @@ void load_page_origins(Section& s, std::vector<std::string>& out) {
   s.strings("page_origins", out);
   for (std::size_t i = 0; i < out.size() && node.IsSequence(); ++i) {
     if (!valid_origin(out[i])) {
-      s.error(node[i], fmt::format("unsubscribe.page_origins[{}]", i),
+      s.error(node[i], fmt::format("{}[{}]", s.path("page_origins"), i),
               fmt::format("'{}' is not an origin like https://www.example.com (scheme, host, optional port; "
                           "no path, no wildcard)", out[i]));
     }
@@ -246,10 +265,12 @@ std::string feedback_id_problem(const std::string& t) {
   return {};
 }
 
-void load_unsubscribe(Section& s, Unsubscribe& u, Errors& errors) {
+}  // namespace
+
+void detail::load_unsubscribe(Section& s, Unsubscribe& u, Errors& errors) {
   s.string("base_url", u.base_url);
   if (!u.base_url.starts_with("http://") && !u.base_url.starts_with("https://")) {
-    s.error(s.raw("base_url"), "unsubscribe.base_url", "must start with http:// or https://");
+    s.error(s.raw("base_url"), s.path("base_url"), "must start with http:// or https://");
   }
   s.string("mailto_domain", u.mailto_domain);
   readable_file(s, "keys_file", u.keys_file);
@@ -266,18 +287,20 @@ void load_unsubscribe(Section& s, Unsubscribe& u, Errors& errors) {
   load_topics(s, u, errors);
   s.string("page_url", u.page_url);
   if (s.present("page_url") && !valid_page_url(u.page_url)) {
-    s.error(s.raw("page_url"), "unsubscribe.page_url",
+    s.error(s.raw("page_url"), s.path("page_url"),
             "must be an http:// or https:// URL without a fragment (the token is added as ?e=TOKEN)");
   }
   load_page_origins(s, u.page_origins);
   s.string("feedback_id", u.feedback_id);
   if (s.present("feedback_id")) {
     if (auto why = feedback_id_problem(u.feedback_id); !why.empty()) {
-      s.error(s.raw("feedback_id"), "unsubscribe.feedback_id", why);
+      s.error(s.raw("feedback_id"), s.path("feedback_id"), why);
     }
   }
   s.finish();
 }
+
+namespace {
 
 void load_store(Section& s, Store& st) {
   std::string kind = st.kind;
@@ -306,13 +329,16 @@ void load_spool(Section& s, Spool& sp) {
   s.finish();
 }
 
-void load_dkim(const YAML::Node& node, std::vector<Dkim>& out, Errors& errors) {
+}  // namespace
+
+void detail::load_dkim(const YAML::Node& node, const std::string& list, std::vector<Dkim>& out, Errors& errors) {
   if (!node.IsSequence()) {
-    errors.push_back({"dkim", line_of(node), "must be a list of {domain, selector, key_file, algorithm}"});
+    errors.push_back({list, line_of(node), "must be a list of {domain, selector, key_file, algorithm}"});
     return;
   }
+  out.clear();  // a tenant's list replaces the top level's
   for (std::size_t i = 0; i < node.size(); ++i) {
-    const auto path = fmt::format("dkim[{}]", i);
+    const auto path = fmt::format("{}[{}]", list, i);
     Section s(node[i], path, errors);
     Dkim d;
     s.string("domain", d.domain);
@@ -328,13 +354,15 @@ void load_dkim(const YAML::Node& node, std::vector<Dkim>& out, Errors& errors) {
   }
 }
 
-void load_webhooks(const YAML::Node& node, std::vector<Webhook>& out, Errors& errors) {
+void detail::load_webhooks(const YAML::Node& node, const std::string& list, std::vector<Webhook>& out,
+                           Errors& errors) {
   if (!node.IsSequence()) {
-    errors.push_back({"webhooks", line_of(node), "must be a list of {url, secret_file}"});
+    errors.push_back({list, line_of(node), "must be a list of {url, secret_file}"});
     return;
   }
+  out.clear();
   for (std::size_t i = 0; i < node.size(); ++i) {
-    const auto path = fmt::format("webhooks[{}]", i);
+    const auto path = fmt::format("{}[{}]", list, i);
     Section s(node[i], path, errors);
     Webhook w;
     s.string("url", w.url);
@@ -348,6 +376,8 @@ void load_webhooks(const YAML::Node& node, std::vector<Webhook>& out, Errors& er
     out.push_back(w);
   }
 }
+
+namespace {
 
 void load_log(Section& s, Log& l) {
   s.choice("level", l.level, {{"trace", std::string("trace")}, {"debug", std::string("debug")},
@@ -378,8 +408,10 @@ LoadResult load_node(const YAML::Node& root, const std::string& source) {
     Section s(top.raw(name), name, errors);
     load(s);
   }
-  if (top.present("dkim")) load_dkim(top.raw("dkim"), r.config.dkim, errors);
-  if (top.present("webhooks")) load_webhooks(top.raw("webhooks"), r.config.webhooks, errors);
+  if (top.present("dkim")) load_dkim(top.raw("dkim"), "dkim", r.config.dkim, errors);
+  if (top.present("webhooks")) load_webhooks(top.raw("webhooks"), "webhooks", r.config.webhooks, errors);
+  top.raw("tenants");  // last: a tenant's sections start from the top level's
+  load_tenants(root, r.config, errors);
   top.finish();
   if (r.config.smtp.hostname.empty()) r.config.smtp.hostname = default_hostname();
   return r;

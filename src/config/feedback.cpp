@@ -4,7 +4,7 @@
 // Present, it switches the closed loop on with SPEC's defaults
 // (hard_bounce_limit 1, soft_bounce_limit 0, bounce_suppression_days 0,
 // forward_to_sender true); absent, the relay behaves as in Part 1.
-#include "section.hpp"
+#include "loaders.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -12,24 +12,6 @@
 namespace unsubrelay::config::detail {
 
 namespace {
-
-/// A host name as DNS has it: labels of letters, digits and hyphens, dot-separated.
-bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
-  std::size_t label = 0;
-  for (std::size_t i = 0; i < d.size(); ++i) {
-    const auto c = static_cast<unsigned char>(d[i]);
-    if (c == '.') {
-      if (label == 0 || d[i - 1] == '-') return false;
-      label = 0;
-      continue;
-    }
-    if (!std::isalnum(c) && c != '-') return false;
-    if (label == 0 && c == '-') return false;
-    if (++label > 63) return false;
-  }
-  return d.back() != '-';
-}
 
 /// local@domain, with a local part an MTA accepts unquoted.
 bool valid_address(std::string_view a) {
@@ -40,11 +22,6 @@ bool valid_address(std::string_view a) {
     if (u <= ' ' || u >= 0x7f || std::string_view("\"(),:;<>@[\\]").find(c) != std::string_view::npos) return false;
   }
   return valid_domain(a.substr(at + 1));
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 /// "https://host/..." with a path: a bare "https://sns.amazonaws.com" would
@@ -88,15 +65,23 @@ void load_ses_sns(Section& s, SesSns& sns) {
 
 }  // namespace
 
-void load_feedback(Section& s, bool present, Feedback& f, Errors& errors) {
-  if (!present) return;
-  f.enabled = true;
-  f.hard_bounce_limit = 1;
+void load_feedback_sender_keys(Section& s, Feedback& f) {
   s.string("return_path_domain", f.return_path_domain);
   f.return_path_domain = lower(f.return_path_domain);
   if (s.present("return_path_domain") && !valid_domain(f.return_path_domain)) {
     s.error(s.raw("return_path_domain"), s.path("return_path_domain"), "must be a domain name (bounces.example.com)");
   }
+  s.boolean("forward_to_sender", f.forward_to_sender);
+  s.integer("hard_bounce_limit", f.hard_bounce_limit, 0, 1000);
+  s.integer("soft_bounce_limit", f.soft_bounce_limit, 0, 1000);
+  s.integer("bounce_suppression_days", f.bounce_suppression_days, 0, 36500);
+}
+
+void load_feedback(Section& s, bool present, Feedback& f, Errors& errors) {
+  if (!present) return;
+  f.enabled = true;
+  f.hard_bounce_limit = 1;
+  load_feedback_sender_keys(s, f);
   s.strings("complaint_addresses", f.complaint_addresses);
   for (std::size_t i = 0; i < f.complaint_addresses.size(); ++i) {
     auto& a = f.complaint_addresses[i];
@@ -106,10 +91,6 @@ void load_feedback(Section& s, bool present, Feedback& f, Errors& errors) {
               fmt::format("'{}' is not an address (fbl@example.com)", a));
     }
   }
-  s.boolean("forward_to_sender", f.forward_to_sender);
-  s.integer("hard_bounce_limit", f.hard_bounce_limit, 0, 1000);
-  s.integer("soft_bounce_limit", f.soft_bounce_limit, 0, 1000);
-  s.integer("bounce_suppression_days", f.bounce_suppression_days, 0, 36500);
   s.integer("max_report_bytes", f.max_report_bytes, 65536, 64ull << 20);
   networks(s, "trusted_networks", f.trusted_networks);
   s.integer("forward_per_hour", f.forward_per_hour, 1, 1000000);

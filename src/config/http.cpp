@@ -11,6 +11,10 @@ namespace {
 /// Each key line's scopes must be known (http/api_keys.hpp): the errors name the keys file's line.
 void check_api_keys(Section& s, const std::string& path) {
   if (path.empty() || ::access(path.c_str(), R_OK) != 0) return;  // readable_file said why
+  // Bounded first: a /proc file says it has 0 bytes and load_api_keys would read all of it.
+  if (auto why = unreadable_whole(path, 1u << 20); !why.empty()) {
+    return s.error(s.raw("api_keys_file"), s.path("api_keys_file"), why);
+  }
   for (const auto& e : http::load_api_keys(path).errors) s.error(s.raw("api_keys_file"), s.path("api_keys_file"), e);
 }
 

@@ -57,6 +57,14 @@ bool Network::contains(const ip::address& raw) const {
     const auto v = address.to_v4().to_bytes();
     std::copy(v.begin(), v.end(), b.begin());
   }
+  return prefix_matches(b);
+}
+
+bool Network::contains(const Network& inner) const {
+  return inner.v6_ == v6_ && inner.prefix_ >= prefix_ && prefix_matches(inner.bytes_);
+}
+
+bool Network::prefix_matches(const std::array<unsigned char, 16>& b) const {
   unsigned bits = prefix_;
   for (std::size_t i = 0; bits > 0; ++i, bits = bits >= 8 ? bits - 8 : 0) {
     const unsigned take = bits >= 8 ? 8 : bits;

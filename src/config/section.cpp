@@ -3,8 +3,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include <boost/asio/ip/address.hpp>
 
@@ -94,6 +98,43 @@ std::string default_hostname() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
   return buf;
+}
+
+bool valid_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    const auto c = static_cast<unsigned char>(d[i]);
+    if (c == '.') {
+      if (label == 0 || d[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    if (!std::isalnum(c) && c != '-') return false;
+    if (label == 0 && c == '-') return false;
+    if (++label > 63) return false;
+  }
+  return d.back() != '-';
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::string unreadable_whole(const std::string& path, std::uintmax_t max_bytes) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return fmt::format("'{}' is not a regular file", path);
+  // Not file_size(): /proc files say 0 and can be longer.
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fmt::format("cannot open '{}'", path);
+  char buf[8192];
+  std::uintmax_t total = 0;
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    total += static_cast<std::uintmax_t>(in.gcount());
+    if (total > max_bytes) return fmt::format("'{}' is larger than {} bytes", path, max_bytes);
+  }
+  return {};
 }
 
 }  // namespace unsubrelay::config::detail

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -43,6 +44,13 @@ class Section {
   YAML::Node raw(const char* key) {
     seen_.insert(key);
     return lookup(key);
+  }
+
+  /// A key this section does not take here (a tenant's installation-wide
+  /// key): reported when present, then invisible to every getter.
+  void refuse(const char* key, const std::string& message) {
+    if (auto n = raw(key)) error(n, path(key), message);
+    refused_.insert(key);
   }
 
   void error(const YAML::Node& at, const std::string& path, const std::string& message) {
@@ -139,7 +147,7 @@ class Section {
  private:
   /// The value at key, or an undefined node (false in a boolean test) when absent.
   YAML::Node lookup(const char* key) const {
-    if (!valid_ || !node_ || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    if (!valid_ || !node_ || !node_.IsMap() || refused_.count(key)) return YAML::Node(YAML::NodeType::Undefined);
     const YAML::Node& map = node_;
     return map[key];
   }
@@ -148,6 +156,7 @@ class Section {
   std::string path_;
   Errors& errors_;
   std::set<std::string> seen_;
+  std::set<std::string> refused_;
   bool valid_ = true;
 };
 
@@ -159,5 +168,12 @@ void networks(Section& s, const char* key, std::vector<Network>& out);
 /// A file the relay must read: it must exist and be readable now.
 void readable_file(Section& s, const char* key, std::string& out);
 std::string default_hostname();
+/// A host name as DNS has it: labels of letters, digits and hyphens, dot-separated.
+bool valid_domain(std::string_view d);
+std::string lower(std::string s);
+/// Why a file named in the configuration cannot be read whole here ("" = it
+/// can): not a regular file, or more than max_bytes. Reads at most
+/// max_bytes + 1 bytes, so a name like /dev/zero costs nothing.
+std::string unreadable_whole(const std::string& path, std::uintmax_t max_bytes);
 
 }  // namespace unsubrelay::config::detail

@@ -20,6 +20,12 @@
 // feedback mail to the local transport in copy_outcome (set_local_transport);
 // what suppresses whom in store::Store::check_suppression, with the scope
 // plan_campaign builds.
+//
+// Where tenants (SPEC Part 3) plug in: prepare takes the message's tenant from
+// its queue file (TenantDelivery: rewriter, store, recorder, feedback hooks),
+// and every later step uses that tenant's; a tenant not configured here
+// defers every copy (copy_outcome); the fields a tenant adds when absent
+// (X-SES-CONFIGURATION-SET, X-SES-TENANT) are prepended in render_copy.
 #include <ctime>
 
 #include <boost/asio/bind_executor.hpp>
@@ -34,6 +40,7 @@
 #include "unsubrelay/delivery/bounce.hpp"
 #include "unsubrelay/delivery/feedback_hooks.hpp"
 #include "unsubrelay/feedback/locate.hpp"
+#include "unsubrelay/mime/scanner.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
 
 namespace unsubrelay::delivery {
@@ -68,6 +75,8 @@ RecipientResult deferred_result(std::string reply) { return own_result(DeliveryS
 
 struct QueueManager::Attempt {
   std::string id;
+  const TenantDelivery* t = nullptr;            // the message's tenant; nullptr: not configured here
+  std::string added_fields;                     // the tenant's fields this message lacks (tenants[].ses)
   std::shared_ptr<spool::OpenMessage> open;     // nullptr: gone, quarantined, or unreadable now
   bool gone = false;                            // removed or quarantined: forget it
   std::optional<mime::RenderPlan> plan;         // views into the content
@@ -88,6 +97,7 @@ struct QueueManager::Attempt {
   const spool::QueueEnvelope& envelope() const { return open->message.envelope; }
   std::string_view content() const { return open->content(); }
   bool campaign() const { return plan && plan->rewritten(); }
+  FeedbackHooks* feedback() const { return t ? t->feedback : nullptr; }
   /// Recipient i's campaign copy, for the feedback hooks.
   CampaignCopy copy_of(std::size_t i) const {
     return {id, i, envelope().recipients[i], uids[i], plan->launch_list_id(), plan->email_id()};
@@ -139,7 +149,16 @@ void QueueManager::prepare(Attempt& a) {
   }
   a.uids.assign(state.size(), {});
   a.verdicts.assign(state.size(), store::SendVerdict{});  // without a store nothing is suppressed
-  if (!rewriter_) return;
+  a.t = tenant_of(a.envelope().tenant);
+  if (!a.t) {
+    spdlog::error("{}: tenant {} is not configured here: the message waits in the queue", a.id,
+                  printable(a.envelope().tenant, 64));
+    return;
+  }
+  for (const auto& [name, value] : a.t->added_fields) {
+    if (!mime::has_header_field(a.content(), name)) a.added_fields += name + ": " + value + "\r\n";
+  }
+  if (!a.t->rewriter) return;
   plan_campaign(a);
   look_up_recipients(a);
 }
@@ -164,14 +183,14 @@ bool QueueManager::load(Attempt& a) {
 
 void QueueManager::plan_campaign(Attempt& a) {
   // Parsed once per attempt; each recipient's copy is then spliced from the plan.
-  a.plan = rewriter_->plan(a.content(), a.id);
+  a.plan = a.t->rewriter->plan(a.content(), a.id);
   const auto& plan = *a.plan;
   for (const auto& note : plan.notes()) spdlog::warn("{}: MIME: {}", a.id, note);
-  a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), plan.topic(), suppression_};
+  a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), plan.topic(), a.t->suppression};
   if (!plan.campaign()) return;
-  if (!store_->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind(),
+  if (!a.t->store->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind(),
                             a.envelope().sender)) {
-    spdlog::warn("{}: store: cannot record launch {}: {}", a.id, plan.launch_list_id(), store_->last_error());
+    spdlog::warn("{}: store: cannot record launch {}: {}", a.id, plan.launch_list_id(), a.t->store->last_error());
   }
   spdlog::info("{}: campaign email_id={}, launch_list_id={}, {}", a.id, printable(plan.email_id(), 64),
                printable(plan.launch_list_id(), 64),
@@ -186,9 +205,9 @@ void QueueManager::look_up_recipients(Attempt& a) {
   std::vector<store::SendRecipient> recipients;
   for (auto i : a.pending) recipients.push_back({env.recipients[i], {}});
   // Whom not to send to: one call for the whole message (COORD.md design decision 2).
-  const auto verdicts = store_->check_suppression(a.scope, recipients);
+  const auto verdicts = a.t->store->check_suppression(a.scope, recipients);
   if (!verdicts) {
-    a.store_error = store_->last_error();
+    a.store_error = a.t->store->last_error();
     a.verdicts.assign(a.verdicts.size(), std::nullopt);
     return;
   }
@@ -205,9 +224,9 @@ void QueueManager::look_up_recipients(Attempt& a) {
     which.push_back(a.pending[k]);
   }
   if (addresses.empty()) return;
-  const auto found = recorder_->uids_for(addresses);
+  const auto found = a.t->recorder->uids_for(addresses);
   if (!found) {
-    a.store_error = store_->last_error();
+    a.store_error = a.t->store->last_error();
     a.verdicts.assign(a.verdicts.size(), std::nullopt);
     return;
   }
@@ -251,7 +270,10 @@ asio::awaitable<void> QueueManager::deliver_copy(Attempt& a, std::size_t i) {
 asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a, std::size_t i) {
   const auto& rcpt = a.envelope().recipients[i];
   CopyOutcome out;
-  if (local_.transport && local_.accepts && local_.accepts(rcpt)) {
+  if (!a.t) {
+    out.result = deferred_result(fmt::format("451 4.3.0 tenant {} is not configured here",
+                                             printable(a.envelope().tenant, 64)));
+  } else if (local_.transport && local_.accepts && local_.accepts(rcpt)) {
     // Braced lists inside a co_await expression trip g++ 12 ("array used as initializer").
     OutboundCopy unchanged{a.id, i, a.envelope().sender, std::vector<std::string>(1, rcpt), a.content(),
                            a.envelope().client_address};
@@ -279,19 +301,23 @@ asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a
 OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::string& rendered) {
   const auto& env = a.envelope();
   if (a.campaign()) {
-    rendered = rewriter_->copy(*a.plan, a.uids[i], now_seconds());
+    rendered = a.added_fields + a.t->rewriter->copy(*a.plan, a.uids[i], now_seconds());
     ++counters_->copies_rendered;
+  } else if (!a.added_fields.empty()) {
+    rendered = a.added_fields;
+    rendered += a.content();
   }
   // The envelope sender is the message's, or b+TOKEN@return_path_domain (VERP) for a campaign copy.
   std::string sender = env.sender;
-  if (a.campaign() && feedback_ && feedback_->verp()) {
+  if (a.campaign() && a.feedback() && a.feedback()->verp()) {
     const auto& plan = *a.plan;
     // The copy's own signed token, the one its unsubscribe URL carries.
     const auto url =
-        rewriter_->url_for(a.uids[i], plan.email_id(), plan.launch_list_id(), now_seconds(), a.scope.topic);
-    sender = feedback_->envelope_sender(env.sender, feedback::url_token(url));
+        a.t->rewriter->url_for(a.uids[i], plan.email_id(), plan.launch_list_id(), now_seconds(), a.scope.topic);
+    sender = a.feedback()->envelope_sender(env.sender, feedback::url_token(url));
   }
-  return {a.id, i, std::move(sender), {env.recipients[i]}, a.campaign() ? std::string_view(rendered) : a.content(),
+  const bool own_text = a.campaign() || !a.added_fields.empty();
+  return {a.id, i, std::move(sender), {env.recipients[i]}, own_text ? std::string_view(rendered) : a.content(),
           env.client_address};
 }
 
@@ -311,7 +337,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
   if (suppressed) {
     spdlog::info("{}: to=<{}>, delay={}, status=suppressed ({}, suppression: {})", a.id, env.recipients[i],
                  now - env.arrival, outcome.suppressed,
-                 suppression_ == config::Suppression::campaign ? "campaign" : "global");
+                 a.t->suppression == config::Suppression::campaign ? "campaign" : "global");
     ++counters_->suppressed;
   } else {
     // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
@@ -326,8 +352,8 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
                                                           : store::SendStatus::deferred;
     a.sends.push_back({a.plan->launch_list_id(), a.uids[i], a.id, r.upstream_id, st, now, r.reply});
     a.send_addresses.push_back(env.recipients[i]);
-    if (feedback_ && !suppressed) {
-      if (auto report = feedback_->refusal(a.copy_of(i), r, now)) a.reports.push_back(std::move(*report));
+    if (a.feedback() && !suppressed) {
+      if (auto report = a.feedback()->refusal(a.copy_of(i), r, now)) a.reports.push_back(std::move(*report));
     }
   }
   switch (r.status) {
@@ -379,8 +405,8 @@ void QueueManager::expire_deferred(Attempt& a, long long now) {
                         fmt::format("message expired after {} hours in the queue; last error: {}",
                                     retry_.max_age_hours, a.defer_reason)});
     spdlog::info("{}: to=<{}>, status=expired, returned to sender", a.id, a.envelope().recipients[i]);
-    if (feedback_ && a.campaign() && !a.uids[i].empty()) {
-      if (auto report = feedback_->expiry(a.copy_of(i), a.defer_reason, now)) {
+    if (a.feedback() && a.campaign() && !a.uids[i].empty()) {
+      if (auto report = a.feedback()->expiry(a.copy_of(i), a.defer_reason, now)) {
         a.reports.push_back(std::move(*report));
       }
     }
@@ -389,13 +415,13 @@ void QueueManager::expire_deferred(Attempt& a, long long now) {
 }
 
 std::string QueueManager::settle(Attempt& a, long long now, unsigned attempts, long long next) {
-  if (feedback_ && !a.sends.empty()) {
-    feedback_->mark_after_optout(a.sends, a.send_addresses, {true, a.plan->email_id(), a.scope.topic}, now);
+  if (a.feedback() && !a.sends.empty()) {
+    a.feedback()->mark_after_optout(a.sends, a.send_addresses, {true, a.plan->email_id(), a.scope.topic}, now);
   }
-  if (!a.sends.empty() && !recorder_->record_sends(a.sends)) {
-    spdlog::warn("{}: store: cannot record {} send(s): {}", a.id, a.sends.size(), store_->last_error());
+  if (!a.sends.empty() && !a.t->recorder->record_sends(a.sends)) {
+    spdlog::warn("{}: store: cannot record {} send(s): {}", a.id, a.sends.size(), a.t->store->last_error());
   }
-  if (feedback_) feedback_->record(a.reports, a.id);
+  if (a.feedback()) a.feedback()->record(a.reports, a.id);
   std::string bounce_id;
   if (!a.failed.empty()) {
     bounce_id = queue_bounce(a.message(), a.failed, a.content(), now);

@@ -59,7 +59,19 @@ QueueManager::QueueManager(asio::io_context& io, asio::thread_pool& disk, const 
       recorder_(!store_ ? nullptr : own_recorder_ ? own_recorder_.get() : shard_.recorder),
       wake_(strand_),
       own_counters_(shard_.counters ? nullptr : std::make_unique<QueueCounters>()),
-      counters_(shard_.counters ? shard_.counters : own_counters_.get()) {}
+      counters_(shard_.counters ? shard_.counters : own_counters_.get()) {
+  default_ = {rewriter_, store_, recorder_, suppression_, nullptr, {}};
+}
+
+const TenantDelivery* QueueManager::tenant_of(const std::string& id) const {
+  const bool is_default = id.empty() || id == "default";
+  if (tenants_) {
+    if (const auto it = tenants_->find(is_default ? std::string("default") : id); it != tenants_->end()) {
+      return &it->second;
+    }
+  }
+  return is_default ? &default_ : nullptr;
+}
 
 std::size_t QueueManager::shard_of(const std::string& id, std::size_t count) {
   return count <= 1 ? 0 : std::hash<std::string>{}(id) % count;

@@ -76,6 +76,10 @@ void QueueShards::set_tenant_weights(const std::map<std::string, unsigned>& weig
   for (auto& s : shards_) s->manager->set_tenant_weights(weights);
 }
 
+void QueueShards::set_tenants(const TenantTable* tenants) {
+  for (auto& s : shards_) s->manager->set_tenants(tenants);
+}
+
 void QueueShards::start(const std::vector<std::string>& recovered) {
   for (std::size_t i = 0; i < shards_.size(); ++i) {
     auto& s = shards_[i];

@@ -187,6 +187,20 @@ ScanResult scan(std::string_view message, const ScanLimits& limits) {
   return result;
 }
 
+bool has_header_field(std::string_view message, std::string_view name) {
+  for (std::size_t pos = 0; pos < message.size();) {
+    const auto nl = message.find('\n', pos);
+    const auto line = message.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    if (line.empty() || line == "\r") return false;  // the end of the header
+    if (line.size() > name.size() && line[name.size()] == ':' && iequals(line.substr(0, name.size()), name)) {
+      return true;
+    }
+    if (nl == std::string_view::npos) return false;
+    pos = nl + 1;
+  }
+  return false;
+}
+
 std::string field_value(const Part& part, std::string_view name) {
   for (auto it = part.fields.rbegin(); it != part.fields.rend(); ++it) {
     if (iequals(it->name, name)) return it->value;

@@ -41,6 +41,7 @@ Server::Server(asio::io_context& io, asio::thread_pool& disk, const config::Conf
     : io_(io),
       disk_(disk),
       config_(config),
+      tenants_(config),
       spool_(spool),
       on_queued_(std::move(on_queued)),
       on_mailto_(std::move(on_mailto)) {}

@@ -11,6 +11,7 @@
 #include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/mime/render_plan.hpp"
+#include "unsubrelay/mime/scanner.hpp"
 #include "unsubrelay/smtp/dot_unstuffer.hpp"
 #include "unsubrelay/smtp/session.hpp"
 
@@ -80,7 +81,9 @@ struct ConnectionRunner {
 
   /// nothing_to_queue: every recipient was an unsubscribe address (mailto:).
   /// max_bytes: the session's data_limit() (feedback mail is held to feedback.max_report_bytes).
-  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer, bool nothing_to_queue, std::uint64_t max_bytes) {
+  /// tenant: the submitting tenant whose From: is checked; "" = none (no tenants, or no mail relayed).
+  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer, bool nothing_to_queue, std::uint64_t max_bytes,
+                                           const std::string& tenant) {
     const auto& limits = server.config_.smtp.limits;
     DotUnstuffer decoder({max_bytes, limits.max_text_line});
     std::string chunk;
@@ -124,14 +127,14 @@ struct ConnectionRunner {
       writer.abort();
     } else {
       // The policy check reads the file back and the commit fsyncs: both on the disk pool.
-      bool refused = false;
-      if (server.config_.unsubscribe.body_link == config::BodyLink::reject) {
-        refused = co_await offload(server.disk_, [&] { return refused_by_body_link(writer); });
+      std::optional<Reply> refused;
+      if (server.config_.unsubscribe.body_link == config::BodyLink::reject || !tenant.empty()) {
+        refused = co_await offload(server.disk_, [&] { return content_refusal(writer, tenant); });
       }
       std::string err;
       if (!refused) err = co_await offload(server.disk_, [&] { return writer.commit(); });
       if (refused) {
-        r.outcome.refusal = reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
+        r.outcome.refusal = std::move(refused);
       } else if (!err.empty()) {
         spdlog::error("{}: queue file commit error: {}", writer.id(), err);
         r.outcome.refusal = storage_error(err);
@@ -142,14 +145,41 @@ struct ConnectionRunner {
     co_return r;
   }
 
-  /// unsubscribe.body_link: reject: campaign mail must carry a placeholder
-  /// (Gmail and Yahoo require a visible link); refused before the 250.
-  bool refused_by_body_link(spool::QueueWriter& writer) {
-    if (server.config_.unsubscribe.body_link != config::BodyLink::reject) return false;
+  /// The checks of the content before the 250: a tenant's header From: must be
+  /// one of its sender domains (SPEC Part 3), and with unsubscribe.body_link:
+  /// reject, campaign mail must carry a placeholder (Gmail and Yahoo require a
+  /// visible link). The refusal, or nullopt.
+  std::optional<Reply> content_refusal(spool::QueueWriter& writer, const std::string& tenant) {
     const auto content = writer.content();
-    if (!content) return false;  // cannot read it back: let delivery decide
+    if (!content) {  // cannot read it back: a tenant's From: stays unproven
+      if (tenant.empty()) return std::nullopt;  // body_link: let delivery decide
+      return reply(451, "4.3.0", "Error: cannot read the message back to check its From: header");
+    }
+    if (!tenant.empty()) {
+      if (auto refused = foreign_from(*content, tenant)) return refused;
+    }
+    if (server.config_.unsubscribe.body_link != config::BodyLink::reject) return std::nullopt;
     const auto plan = mime::build_plan(*content, mime::PlanOptions::from(server.config_.unsubscribe), writer.id());
-    return plan.refused();
+    if (!plan.refused()) return std::nullopt;
+    return reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
+  }
+
+  /// Every From: field, every address in it, must be the tenant's (DMARC aligns on this header).
+  std::optional<Reply> foreign_from(const std::string& content, const std::string& tenant) {
+    const auto scanned = mime::scan(content);
+    bool any = false;
+    for (const auto& f : scanned.root.fields) {
+      if (!iequals(f.name, "From")) continue;
+      for (const auto& domain : tenant::from_domains(f.value)) {
+        any = true;
+        if (!server.tenants_.domain_allowed(tenant, domain)) {
+          return reply(550, "5.7.1", fmt::format("Error: From: header domain {} is not one of this client's sender "
+                                                 "domains", printable(domain, 256)));
+        }
+      }
+    }
+    if (!scanned.ok || !any) return reply(550, "5.7.1", "Error: the message has no From: header address to check");
+    return std::nullopt;
   }
 
   /// RFC 2369 mailto: unsubscribes: u+TOKEN@mailto_domain, recorded once the message is in.
@@ -170,7 +200,7 @@ struct ConnectionRunner {
     const auto& env = session.envelope();
     spool::QueueEnvelope qenv{now_seconds(), c->socket.remote_endpoint().address().to_string(),
                               printable(env.helo, 200), printable(session.auth_user(), 200), env.body_8bit,
-                              env.sender, env.recipients};
+                              env.sender, env.recipients, env.tenant};
     std::string err;
     auto writer = server.spool_.create(qenv, &err);
     if (writer) err = writer->append(session.received_header(writer->id(), qenv.arrival));
@@ -185,7 +215,8 @@ struct ConnectionRunner {
     if (!co_await flush()) co_return false;
 
     c->in_data = true;
-    auto result = co_await receive_data(*writer, env.recipients.empty(), session.data_limit());
+    const std::string checked_tenant = env.relayed && server.tenants_.enabled() ? env.tenant : "";
+    auto result = co_await receive_data(*writer, env.recipients.empty(), session.data_limit(), checked_tenant);
     c->in_data = false;
     c->idle_since_ms = steady_ms();
     size_buffer(command_chunk);
@@ -243,6 +274,7 @@ struct ConnectionRunner {
       policy.max_report_bytes = server.config_.feedback.max_report_bytes;
     }
     policy.tls_active = c->tls;
+    policy.tenants = &server.tenants_;
     if (cfg.auth) {
       policy.auth_available = true;
       policy.auth_requires_tls = cfg.auth->require_tls;

@@ -178,14 +178,39 @@ Step Session::mail(std::string_view arg) {
       return error(reply(555, "5.5.4", "Unsupported option: " + printable(p.keyword, 40)));
     }
   }
+  if (auto refused = tenant_check(parsed.value->mailbox)) return std::move(*refused);
   envelope_.sender = parsed.value->mailbox;
   envelope_.body_8bit = body_8bit;
   envelope_.declared_size = declared_size;
   envelope_.feedback = false;
+  envelope_.relayed = false;
   envelope_.recipients.clear();
   envelope_.unsubscribe_tokens.clear();
   enter(S::mail);
   return one(reply(250, "2.1.0", "Ok"));
+}
+
+std::optional<Step> Session::tenant_check(const std::string& sender) {
+  envelope_.tenant.clear();
+  const auto* tenants = policy_.tenants;
+  // A stranger (no relay rights) may only reach feedback and unsubscribe
+  // addresses: that is no submission, so no tenant (its RCPTs are checked as before).
+  if (!tenants || !tenants->enabled() || (!policy_.client_trusted && auth_user_.empty())) return std::nullopt;
+  boost::system::error_code ec;
+  const auto client = boost::asio::ip::make_address(policy_.client_address, ec);
+  const auto tenant = tenants->select(auth_user_, ec ? boost::asio::ip::address() : config::unmap(client));
+  if (!tenant) return error(reply(550, "5.7.1", "Error: no tenant for this client"));
+  const auto domain = tenant::address_domain(sender);
+  if (!sender.empty() && !tenants->domain_allowed(*tenant, domain)) {
+    return error(reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: domain {} is not one of this "
+                                                 "client's sender domains", printable(sender, 256),
+                                                 printable(domain, 256))));
+  }
+  if (policy_.quota_refusal) {
+    if (auto why = policy_.quota_refusal(*tenant, 0); !why.empty()) return one(reply(451, "4.7.1", why));
+  }
+  envelope_.tenant = *tenant;
+  return std::nullopt;
 }
 
 Step Session::rcpt(std::string_view arg) {
@@ -218,7 +243,12 @@ Step Session::rcpt(std::string_view arg) {
     // RFC 5321 §4.5.3.1.10: 452, not a hard error; the client sends the rest later.
     return one(reply(452, "4.5.3", "Error: too many recipients"));
   }
+  if (policy_.quota_refusal && !envelope_.tenant.empty()) {
+    const auto count = envelope_.recipients.size() + 1;  // this transaction's, with this one
+    if (auto why = policy_.quota_refusal(envelope_.tenant, count); !why.empty()) return one(reply(451, "4.7.1", why));
+  }
   envelope_.recipients.push_back(rcpt);
+  envelope_.relayed = true;
   enter(S::rcpt);
   return one(reply(250, "2.1.5", "Ok"));
 }

@@ -31,13 +31,23 @@ std::string one_line(std::string_view text) {
 
 }  // namespace
 
+void PgConnection::connect() {
+  auto fresh = std::make_unique<pqxx::connection>(url_);
+  if (!schema_.empty()) {
+    pqxx::nontransaction n(*fresh);
+    n.exec("CREATE SCHEMA IF NOT EXISTS " + fresh->quote_name(schema_));
+    n.exec("SET search_path TO " + fresh->quote_name(schema_));
+  }
+  conn_ = std::move(fresh);
+}
+
 void PgConnection::open() {
   std::lock_guard lock(mutex_);
-  conn_ = std::make_unique<pqxx::connection>(url_);
+  connect();
 }
 
 pqxx::connection& PgConnection::connection() {
-  if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(url_);
+  if (!conn_ || !conn_->is_open()) connect();
   return *conn_;
 }
 

@@ -28,7 +28,10 @@ namespace unsubrelay::store {
 
 class PgConnection {
  public:
-  explicit PgConnection(std::string url) : url_(std::move(url)) {}
+  /// schema: a tenant's own schema (SPEC Part 3), "" = the database's default
+  /// search_path. It is set on each new connection and again, SET LOCAL, in
+  /// each transaction, so it holds through PgBouncer's transaction pooling.
+  explicit PgConnection(std::string url, std::string schema = "") : url_(std::move(url)), schema_(std::move(schema)) {}
 
   /// Connects now; throws what libpq reported (the caller strips the URL).
   void open();
@@ -63,8 +66,9 @@ class PgConnection {
   template <typename F>
   Outcome attempt_once(F&& body) {
     try {
-      if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(url_);
+      if (!conn_ || !conn_->is_open()) connect();
       pqxx::work w(*conn_);
+      if (!schema_.empty()) w.exec("SET LOCAL search_path TO " + conn_->quote_name(schema_));
       body(w);
       w.commit();
       return Outcome::done;
@@ -76,7 +80,11 @@ class PgConnection {
   /// Records the failure and decides: drop the connection and retry, or fail.
   Outcome classify(const std::exception& e);
 
+  /// A new connection, its search_path set to the schema.
+  void connect();
+
   std::string url_;
+  std::string schema_;
   std::unique_ptr<pqxx::connection> conn_;
   mutable std::mutex mutex_;
   std::string last_error_;

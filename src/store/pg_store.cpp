@@ -88,8 +88,8 @@ constexpr const char* migration_lock = "SELECT pg_advisory_xact_lock(72623894401
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(const std::string& url)
-      : db_(url), bulk_{PgConnection(url), PgConnection(url)}, erasure_(url) {}
+  PgStore(const std::string& url, const std::string& schema)
+      : db_(url, schema), bulk_{PgConnection(url, schema), PgConnection(url, schema)}, erasure_(url, schema) {}
 
   bool open(std::string& error) {
     try {
@@ -458,8 +458,8 @@ std::string uid_in(pqxx::work& w, const std::string& address) {
 
 }  // namespace pg
 
-std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error) {
-  auto store = std::make_unique<PgStore>(url);
+std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error, const std::string& schema) {
+  auto store = std::make_unique<PgStore>(url, schema);
   if (!store->open(error)) {
     // The URL may carry a password: name only what failed.
     error = "store postgresql: " + error;

@@ -2,6 +2,7 @@
 // behind a mutex, prepared statements, versioned schema migrations.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 
@@ -495,9 +496,21 @@ std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) 
   return store;
 }
 
-std::unique_ptr<Store> open(const config::Store& settings, std::string& error) {
-  if (settings.kind == "postgresql") return open_postgresql(settings.url, error);
-  return open_sqlite(settings.path, error);
+std::string tenant_path(const std::string& path, const std::string& tenant) {
+  const std::filesystem::path p(path);
+  return (p.parent_path() / (p.stem().string() + ".tenant-" + tenant + p.extension().string())).string();
+}
+
+std::string tenant_schema(const std::string& tenant) {
+  std::string out = "unsubrelay_tenant_" + tenant;
+  std::replace(out.begin(), out.end(), '-', '_');
+  return out;
+}
+
+std::unique_ptr<Store> open(const config::Store& settings, std::string& error, const std::string& tenant) {
+  const bool own = !tenant.empty() && tenant != "default";
+  if (settings.kind == "postgresql") return open_postgresql(settings.url, error, own ? tenant_schema(tenant) : "");
+  return open_sqlite(own ? tenant_path(settings.path, tenant) : settings.path, error);
 }
 
 }  // namespace unsubrelay::store

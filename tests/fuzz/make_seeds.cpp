@@ -17,6 +17,45 @@ void put(const std::filesystem::path& dir, const std::string& name, const std::s
   std::ofstream(dir / name, std::ios::binary) << content;
 }
 
+/// config: tenants (SPEC Part 3) whose files exist, so that the loader gets
+/// past "cannot read file" to the checks across tenants. The files live
+/// beside the corpus directories (not in one: they are no inputs).
+void put_tenants_seed(const std::filesystem::path& root) {
+  const auto files = std::filesystem::absolute(root / "config-files");
+  const auto file = [&](const std::string& name, const std::string& content) {
+    put(files, name, content);
+    return (files / name).string();
+  };
+  const auto users = file("users", "acme-app:$6$salt$hash\nops:$6$salt$hash\n");
+  const auto top_keys = file("top-keys.yaml", unsubrelay::token::generate_keys_file("top1"));
+  const auto acme_keys = file("acme-keys.yaml", unsubrelay::token::generate_keys_file("acme1"));
+  const auto beta_keys = file("beta-keys.yaml", unsubrelay::token::generate_keys_file("beta1"));
+  const auto admin = file("admin-keys", "admin-1\n");
+  const auto acme_api = file("acme-api-keys", "acme-1 read\n");
+  const auto secret = file("secret", "s3cret\n");
+  put(root / "config", "tenants.yaml",
+      "smtp:\n  allow_networks: [\"10.0.0.0/8\", \"127.0.0.0/8\"]\n"
+      "  auth: {users_file: " + users + ", require_tls: false}\n"
+      "  tenant_header: X-Tenant\n  default_tenant: default\n"
+      "unsubscribe: {keys_file: " + top_keys + ", topics: [{id: news, name: News}]}\n"
+      "http: {api_keys_file: " + admin + "}\n"
+      "feedback: {return_path_domain: bounces.example.com}\n"
+      "tenants:\n"
+      "  - id: acme\n    smtp_users: [acme-app]\n    networks: [\"10.20.0.0/16\"]\n"
+      "    sender_domains: [acme.example]\n    keys_file: " + acme_keys + "\n"
+      "    api_keys_file: " + acme_api + "\n"
+      "    unsubscribe: {base_url: \"https://unsub.acme.example\", topics: [{id: deals, name: Deals}]}\n"
+      "    feedback: {return_path_domain: bounces.acme.example, soft_bounce_limit: 3}\n"
+      "    dkim: [{domain: acme.example, selector: s1, key_file: " + secret + "}]\n"
+      "    upstream: {kind: ses, host: email-smtp.eu-west-1.amazonaws.com}\n"
+      "    ses: {configuration_set: acme-marketing, tenant: acme}\n    suppression: shared\n"
+      "    limits: {messages_per_hour: 100000, recipients_per_day: 1000000, delivery_weight: 5}\n"
+      "    webhooks: [{url: \"https://hooks.acme.example/e\", secret_file: " + secret + "}]\n"
+      "  - id: beta\n    networks: [\"10.20.30.0/24\"]\n    sender_domains: [beta.example]\n"
+      "    keys_file: " + beta_keys + "\n"
+      "  - id: default\n    smtp_users: [ops]\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,5 +123,6 @@ int main(int argc, char** argv) {
                               "@unsub.test>\r\nDATA\r\nSubject: x\r\n\r\n.\r\n");
   put(smtp, "auth-plain-split", "EHLO x\r\nAUTH PLAIN\r\nAHUAcA==\r\nAUTH LOGIN dQ==\r\ncA==\r\n*\r\n");
   put(smtp, "starttls", "EHLO x\r\nSTARTTLS\r\nEHLO y\r\nMAIL FROM:<a@b.c>\r\nBDAT 10 LAST\r\nHELO z\r\n");
+  put_tenants_seed(root);
   return 0;
 }

@@ -238,7 +238,7 @@ struct Tenant {
   TenantSes ses;
   TenantSuppression suppression = TenantSuppression::tenant;
   TenantLimits limits;
-  std::vector<Webhook> webhooks;            // receive this tenant's events only
+  std::vector<Webhook> webhooks;            // receive this tenant's events only (default: the top level's)
 };
 
 struct Config {
@@ -255,6 +255,8 @@ struct Config {
   Log log;
   Tls tls;
   std::vector<Tenant> tenants;  // empty: one tenant, "default", from the top-level sections
+                                // else every tenant, "default" included (appended with line 0 when
+                                // not declared); config/tenants.cpp checks what they claim is their own
 
   const Tenant* find_tenant(std::string_view id) const;
 };

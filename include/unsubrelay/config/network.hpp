@@ -19,9 +19,18 @@ class Network {
   static std::optional<Network> parse(std::string_view text);
 
   bool contains(const boost::asio::ip::address& address) const;
+  /// Every address of inner is in this network (same family, prefix no shorter).
+  bool contains(const Network& inner) const;
+  /// The same addresses (10.1.2.3/16 is 10.1.0.0/16); tenants' networks must differ.
+  bool operator==(const Network& other) const { return contains(other) && other.contains(*this); }
+  /// Its prefix length: the longer, the more specific (tenants[].networks).
+  unsigned prefix_length() const { return prefix_; }
   std::string to_string() const;
+  unsigned prefix() const { return prefix_; }  // the most specific of two matching networks has the longer one
 
  private:
+  bool prefix_matches(const std::array<unsigned char, 16>& bytes) const;
+
   bool v6_ = false;
   std::array<unsigned char, 16> bytes_{};
   unsigned prefix_ = 0;

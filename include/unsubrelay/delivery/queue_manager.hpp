@@ -71,6 +71,20 @@ struct ShardLink {
   store::DeliveryRecorder* recorder = nullptr;
 };
 
+/// One tenant's campaign handling (SPEC Part 3): its rewriter (keys, links,
+/// DKIM), its store, its feedback hooks (VERP domain), and the header fields
+/// its copies get when they lack them (tenants[].ses).
+struct TenantDelivery {
+  const mime::Rewriter* rewriter = nullptr;
+  store::Store* store = nullptr;
+  store::DeliveryRecorder* recorder = nullptr;
+  config::Suppression suppression = config::Suppression::global;
+  FeedbackHooks* feedback = nullptr;
+  std::vector<std::pair<std::string, std::string>> added_fields;
+};
+/// Tenant id -> its delivery; a message of a tenant missing here waits (451) in the queue.
+using TenantTable = std::map<std::string, TenantDelivery, std::less<>>;
+
 class QueueManager {
  public:
   /// Campaign handling (rewriting, suppression, launch records) needs both
@@ -92,7 +106,13 @@ class QueueManager {
   void set_local_transport(LocalTransport local) { local_ = std::move(local); }
   /// The feedback loop (issue 12, feedback_hooks.hpp): VERP senders, in-session
   /// bounce classification, soft bounces on expiry, sent_after_optout. Set before start().
-  void set_feedback(FeedbackHooks* hooks) { feedback_ = hooks; }
+  void set_feedback(FeedbackHooks* hooks) {
+    feedback_ = hooks;
+    default_.feedback = hooks;
+  }
+  /// SPEC Part 3: the tenants' deliveries, read by every attempt (not copied;
+  /// it outlives the manager). Without it every message is the constructor's. Set before start().
+  void set_tenants(const TenantTable* tenants) { tenants_ = tenants; }
   /// Each tenant's share of delivery when tenants compete (tenants[].limits.delivery_weight;
   /// 1 when absent; "" and "default" are one tenant): fair_queue.hpp. Set before start().
   void set_tenant_weights(const std::map<std::string, unsigned>& weights) { weights_ = TenantWeights(weights); }
@@ -145,6 +165,8 @@ class QueueManager {
   OutboundCopy render_copy(const Attempt& a, std::size_t i, std::string& rendered);
   boost::asio::awaitable<RecipientResult> send_copy(Upstream& via, OutboundCopy copy);
   void record_outcome(Attempt& a, std::size_t i, const CopyOutcome& outcome);
+  /// The delivery of a message's tenant ("" = default); nullptr: not configured here.
+  const TenantDelivery* tenant_of(const std::string& id) const;
   boost::asio::awaitable<void> finish(Attempt& a);
   void expire_deferred(Attempt& a, long long now);
   std::string settle(Attempt& a, long long now, unsigned attempts, long long next);  // disk pool
@@ -174,6 +196,8 @@ class QueueManager {
   ShardLink shard_;
   std::unique_ptr<store::DeliveryRecorder> own_recorder_;  // only without a shard's
   store::DeliveryRecorder* recorder_ = nullptr;
+  TenantDelivery default_;                 // the constructor's rewriter and store: tenant "default"
+  const TenantTable* tenants_ = nullptr;
   boost::asio::steady_timer wake_;
   TenantWeights weights_;
   // Copy slots: at most upstream.concurrency() copies in flight; a freed slot

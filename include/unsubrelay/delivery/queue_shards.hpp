@@ -44,6 +44,8 @@ class QueueShards {
   void set_feedback(FeedbackHooks* hooks);
   /// The tenants' delivery weights (QueueManager::set_tenant_weights), for every shard. Set before start().
   void set_tenant_weights(const std::map<std::string, unsigned>& weights);
+  /// SPEC Part 3: every tenant's delivery (queue_manager.hpp); set before start().
+  void set_tenants(const TenantTable* tenants);
   /// Starts the threads, each manager with its share of the messages found at start-up.
   void start(const std::vector<std::string>& recovered);
   /// A message was just committed to the spool: its shard delivers it now.

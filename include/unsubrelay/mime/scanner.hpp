@@ -55,6 +55,10 @@ struct ScanResult {
 
 ScanResult scan(std::string_view message, const ScanLimits& limits = {});
 
+/// True when the message's header (before its first empty line) has a field
+/// of that name (any case). Cheap: no scan of the body.
+bool has_header_field(std::string_view message, std::string_view name);
+
 /// The value of a header field (last occurrence), "" when absent.
 std::string field_value(const Part& part, std::string_view name);
 

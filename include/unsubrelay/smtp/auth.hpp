@@ -32,6 +32,8 @@ class UsersFile {
 
   bool verify(const std::string& user, const std::string& password) const;
   std::size_t size() const { return hashes_.size(); }
+  /// Whether the name has a line (the configuration checks tenants[].smtp_users).
+  bool has(const std::string& user) const { return hashes_.count(user) != 0; }
 
  private:
   std::map<std::string, std::string> hashes_;

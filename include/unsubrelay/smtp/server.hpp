@@ -22,6 +22,7 @@
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/smtp/auth.hpp"
 #include "unsubrelay/spool/spool.hpp"
+#include "unsubrelay/tenant/directory.hpp"
 
 namespace unsubrelay::smtp {
 
@@ -76,6 +77,7 @@ class Server {
   boost::asio::io_context& io_;
   boost::asio::thread_pool& disk_;
   const config::Config& config_;
+  tenant::Directory tenants_;  // SPEC Part 3: from config_.tenants
   const spool::Spool& spool_;
   QueuedCallback on_queued_;
   MailtoCallback on_mailto_;

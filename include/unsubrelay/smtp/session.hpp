@@ -17,6 +17,7 @@
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/feedback/addresses.hpp"
 #include "unsubrelay/smtp/reply.hpp"
+#include "unsubrelay/tenant/directory.hpp"
 
 namespace unsubrelay::smtp {
 
@@ -52,6 +53,12 @@ struct SessionPolicy {
   feedback::Addresses feedback;
   std::function<bool(std::string_view token)> verp_valid;
   std::uint64_t max_report_bytes = 1048576;  // feedback.max_report_bytes: 552 5.3.4 above it
+  /// SPEC Part 3: which tenant a relaying client submits as, and the domains it
+  /// may send as; nullptr or not enabled(): no tenants (everything is "default").
+  const tenant::Directory* tenants = nullptr;
+  /// Quotas (tenants[].limits): "" to go on, else the 4xx text; asked at MAIL
+  /// FROM (recipients 0) and at each RCPT TO (recipients 1).
+  std::function<std::string(const std::string& tenant, std::size_t recipients)> quota_refusal;
 };
 
 /// The envelope of the transaction in progress.
@@ -63,6 +70,8 @@ struct Envelope {
   bool body_8bit = false;
   std::uint64_t declared_size = 0;  // MAIL FROM SIZE=, 0 when not given
   bool feedback = false;            // a recipient is a feedback address: max_report_bytes applies
+  bool relayed = false;             // a recipient is relayed (not a feedback or unsubscribe address)
+  std::string tenant;               // the submitting tenant (SPEC Part 3); "" = none chosen (a stranger's report)
 };
 
 enum class Action {
@@ -118,6 +127,8 @@ class Session {
   Step auth(std::string_view arg);
   Step auth_response(std::string_view line);
   Step finish_auth(const std::string& user, const std::string& password);
+  /// MAIL FROM by a relaying client: its tenant and the sender's domain; a refusal, or nullopt.
+  std::optional<Step> tenant_check(const std::string& sender);
 
   void enter(SessionState next);
   void reset_transaction();

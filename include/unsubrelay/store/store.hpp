@@ -253,9 +253,17 @@ class Store {
 };
 
 std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error);
-std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error);
+/// schema: "" = the database's search_path (the tenant "default"), else a tenant's own, created when missing.
+std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error, const std::string& schema = "");
 
-/// The backend store.kind names.
-std::unique_ptr<Store> open(const config::Store& settings, std::string& error);
+/// The backend store.kind names. A tenant other than "default" (SPEC Part 3)
+/// has a store of its own: SQLite a file beside store.path (tenant_path), PostgreSQL
+/// a schema in the same database (tenant_schema). "default" keeps the database
+/// of an installation without tenants, so its data is the tenant default's.
+std::unique_ptr<Store> open(const config::Store& settings, std::string& error, const std::string& tenant = "");
+/// var/unsubrelay.db -> var/unsubrelay.tenant-acme.db
+std::string tenant_path(const std::string& path, const std::string& tenant);
+/// acme -> unsubrelay_tenant_acme ('-' becomes '_': ids have no '_', so no two collide)
+std::string tenant_schema(const std::string& tenant);
 
 }  // namespace unsubrelay::store
