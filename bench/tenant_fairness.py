@@ -16,13 +16,15 @@ Runs alternate without b / with b (--repeat of each); medians are reported.
 
 How a's backlog is queued: its queue files are written into the relay's spool
 before the relay starts (the N record names tenant a), as `unsubrelay run`
-finds a backlog at start-up. b submits over SMTP from --b-source; without a
-`tenants:` section that message is the tenant "default" (a stand-in until the
-tenant runtime selects tenants by network); with --tenants, the relay is
-configured with tenants a (127.0.0.1/32) and b (--b-source) and b's message
-is tenant b's. With --a-tenant "", a's backlog is the tenant "default" too:
-b's message then waits in a's line (the control: how any message waited
-behind a backlog before the queue was split by tenant).
+finds a backlog at start-up: submitting 100,000 messages over SMTP takes
+longer than the relay takes to deliver them (docs/performance.md, "Slow
+upstream"), so no backlog would form. The relay is configured with the
+tenants a (clients from 127.0.0.1) and b (from 127.0.0.2); b's message is
+submitted over SMTP from 127.0.0.2, its tenant chosen by the relay.
+--same-tenant is the control: b's message comes from 127.0.0.1 as tenant a's
+and waits in a's line, as every message waited behind a backlog before the
+queue was split by tenant. --no-tenants (a relay without the tenant runtime):
+no `tenants:` section, a's files name tenant a, b's message is "default".
 
   python3 bench/tenant_fairness.py                    # 100,000 copies, 3 runs of each
   python3 bench/tenant_fairness.py --smoke            # checks the script: NOT a figure
@@ -41,7 +43,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from postfix_compare import campaign_file, free_port, start_relay  # noqa: E402
+from postfix_compare import BIN, campaign_file, free_port, start_relay  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 B_RCPT = "probe-b@example.net"
@@ -88,11 +90,21 @@ def start_sink(work, delay_ms):
     raise RuntimeError("slow_sink.py did not start")
 
 
-def submit_b(port, message, source):
+def submit_b(port, message, source, sender):
     """One message to B_RCPT; the monotonic time of the relay's 250."""
     with smtplib.SMTP("127.0.0.1", port, source_address=(source, 0), timeout=30) as s:
-        s.sendmail("news@b.example.net", [B_RCPT], message)
+        s.sendmail(sender, [B_RCPT], message)
         return time.monotonic()
+
+
+def tenants_config(work):
+    """Tenants a (127.0.0.1, example.com) and b (127.0.0.2, b.example.net), each with its own token keys."""
+    tenants = []
+    for tenant, network, domain in (("a", "127.0.0.1/32", "example.com"), ("b", "127.0.0.2/32", "b.example.net")):
+        keys = os.path.join(work, f"keys-{tenant}.yaml")
+        subprocess.run([BIN, "keygen", "--id", f"{tenant}1", "-o", keys], check=True, stdout=subprocess.DEVNULL)
+        tenants.append({"id": tenant, "networks": [network], "sender_domains": [domain], "keys_file": keys})
+    return tenants
 
 
 def one_run(args, with_b, content, message):
@@ -101,11 +113,10 @@ def one_run(args, with_b, content, message):
     relay = None
     try:
         spool = os.path.join(work, "spool")
-        write_backlog(spool, content, args.copies, args.a_tenant)
+        write_backlog(spool, content, args.copies, "a")
         extra = {"upstream": {"max_connections": args.connections}, "spool": {"path": spool}}
-        if args.tenants:
-            extra["tenants"] = [{"id": "a", "networks": ["127.0.0.1/32"]},
-                                {"id": "b", "networks": [f"{args.b_source}/32"]}]
+        if not args.no_tenants:
+            extra["tenants"] = tenants_config(work)
         port = free_port()
         relay, _ = start_relay(work, port, sink_port, extra)
         samples, sent_at, deadline = [], None, time.monotonic() + args.timeout
@@ -114,7 +125,7 @@ def one_run(args, with_b, content, message):
             if s and (not samples or s[1] != samples[-1][1]):
                 samples.append(s)
             if with_b and sent_at is None and s and s[0] >= args.b_after:
-                sent_at = submit_b(port, message, args.b_source)
+                sent_at = submit_b(port, message, *args.b_from)
             if s and s[0] >= args.copies + (1 if with_b else 0):
                 break
             time.sleep(0.02)
@@ -128,6 +139,10 @@ def one_run(args, with_b, content, message):
         # b's one copy is inside the window of the runs with b: not a's.
         b_in_window = 1 if with_b else 0
         rate = (last[0] - first[0] - b_in_window) / (last[1] - first[1])
+        if args.verbose:  # a's rate by tenth of its copies, from the sink's samples
+            marks = [next((x for x in samples if x[0] >= k * args.copies // 10), None) for k in range(11)]
+            print("  by tenth:", " ".join(f"{(m1[0] - m0[0]) / (m1[1] - m0[1]):.0f}" if m0 and m1 and m1[1] > m0[1]
+                                          else "-" for m0, m1 in zip(marks, marks[1:])), flush=True)
         latency = None
         if with_b:
             with open(mark) as f:
@@ -153,12 +168,11 @@ def main():
     ap.add_argument("--b-after", type=int, default=30000, help="b submits once the sink has this many of a's copies")
     ap.add_argument("--window", type=float, nargs=2, default=(0.1, 0.9),
                     help="a's rate is measured between these fractions of its copies")
-    ap.add_argument("--b-source", default="127.0.0.1", help="b's client address (127.0.0.2 with --tenants)")
-    ap.add_argument("--a-tenant", default="a",
-                    help='the tenant of a\'s queue files; "" (default, as b without --tenants): one line, the control')
-    ap.add_argument("--tenants", action="store_true", help="configure tenants a and b by network")
+    ap.add_argument("--same-tenant", action="store_true", help="the control: b's message is tenant a's")
+    ap.add_argument("--no-tenants", action="store_true", help="no tenants: section (a relay before the tenant runtime)")
     ap.add_argument("--timeout", type=float, default=1800, help="per run")
     ap.add_argument("--work", default=None, help="where the spools go (default: $TMPDIR)")
+    ap.add_argument("--verbose", action="store_true", help="a's rate by tenth of its copies, per run")
     ap.add_argument("--smoke", action="store_true", help="2,000 copies, one run of each: NOT a figure")
     args = ap.parse_args()
     if args.smoke:
@@ -171,7 +185,11 @@ def main():
         with open(eml) as f:
             text = f.read()
         content = text.replace("\n", "\r\n")  # as the SMTP server spools it
-        message = text.replace("From: News <news@example.com>", "From: B <news@b.example.net>")
+        if args.same_tenant or args.no_tenants:  # from 127.0.0.1: tenant a's network, sender and From:
+            message, args.b_from = text, ("127.0.0.1", "news@example.com")
+        else:
+            message = text.replace("From: News <news@example.com>", "From: B <news@b.example.net>")
+            args.b_from = ("127.0.0.2", "news@b.example.net")
         alone, shared, latencies = [], [], []
         for i in range(args.repeat):
             for with_b in (False, True):
