@@ -331,6 +331,8 @@ TEST(QueueManager, ATenantsBacklogDoesNotDelayAnotherTenantsMessage) {
   Harness h;
   SlowUpstream upstream(std::chrono::milliseconds(10), 2);
   delivery::QueueManager qm(h.io, h.disk, h.spool, upstream, {300, 4000, 120}, "relay.test");
+  const delivery::TenantTable tenants{{"a", {}}, {"b", {}}};  // configured, without campaign handling
+  qm.set_tenants(&tenants);
   std::vector<std::string> ids;
   for (int i = 0; i < 200; ++i) ids.push_back(h.queue({"a" + std::to_string(i) + "@example.org"}, "Subject: a\r\n\r\nx\r\n", "a"));
   qm.start({});
@@ -362,6 +364,8 @@ TEST(QueueManager, RecoveredMessagesAreScheduledByTenantWithTheirWeights) {
   Harness h;
   SlowUpstream upstream(std::chrono::milliseconds(1), 1);  // one copy at a time: the order is the schedule
   delivery::QueueManager qm(h.io, h.disk, h.spool, upstream, {300, 4000, 120}, "relay.test");
+  const delivery::TenantTable tenants{{"a", {}}};
+  qm.set_tenants(&tenants);
   qm.set_tenant_weights({{"a", 3}, {"default", 1}});
   std::vector<std::string> ids;
   for (int i = 0; i < 60; ++i) ids.push_back(h.queue({"a" + std::to_string(i) + "@example.org"}, "Subject: a\r\n\r\nx\r\n", "a"));
