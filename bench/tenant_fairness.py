@@ -113,7 +113,8 @@ def one_run(args, with_b, content, message):
     relay = None
     try:
         spool = os.path.join(work, "spool")
-        write_backlog(spool, content, args.copies, "a")
+        # Without tenants: section, the control's a is "default", as b's message is.
+        write_backlog(spool, content, args.copies, "" if args.no_tenants and args.same_tenant else "a")
         extra = {"upstream": {"max_connections": args.connections}, "spool": {"path": spool}}
         if not args.no_tenants:
             extra["tenants"] = tenants_config(work)
