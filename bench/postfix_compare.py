@@ -168,7 +168,10 @@ def start_relay(work, port, sink_port, extra=None, cpus=None):
         "log": {"level": "warn"},
     }
     for key, value in (extra or {}).items():
-        config.setdefault(key, {}).update(value)
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:  # a list (tenants)
+            config[key] = value
     with open(os.path.join(rdir, "relay.yaml"), "w") as f:
         json.dump(config, f)
     cmd = [BIN, "run", "-c", "relay.yaml"]

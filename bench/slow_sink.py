@@ -5,7 +5,10 @@ SES over the internet takes 50-150 ms per message; this sink models it on
 loopback: every reply is immediate except the one to the final dot, which
 comes --delay-ms later (without blocking the other connections). PIPELINING
 and 8BITMIME are offered. It counts transactions and recipients and writes
-"messages N recipients M" to --stats every 100 ms.
+"messages N recipients M at T" to --stats every 100 ms (T: time.monotonic(),
+the system's CLOCK_MONOTONIC, comparable with other processes' readings).
+With --mark ADDRESS, the moment the end of DATA of a transaction to ADDRESS
+arrives is written to --mark-file (bench/tenant_fairness.py).
 
   python3 bench/slow_sink.py --port 2525 --delay-ms 60 --stats /tmp/sink.stats
 """
@@ -14,8 +17,10 @@ import argparse
 import asyncio
 import os
 import signal
+import time
 
 STATS = {"messages": 0, "recipients": 0}
+MARK = {"address": None, "file": None}
 
 
 class Session(asyncio.Protocol):
@@ -24,6 +29,7 @@ class Session(asyncio.Protocol):
         self.buf = b""
         self.in_data = False
         self.rcpts = 0
+        self.marked = False
         self.transport = None
 
     def connection_made(self, transport):
@@ -45,6 +51,10 @@ class Session(asyncio.Protocol):
                 STATS["messages"] += 1
                 STATS["recipients"] += self.rcpts
                 self.rcpts = 0
+                if self.marked:
+                    self.marked = False
+                    with open(MARK["file"], "a") as f:
+                        f.write(f"{time.monotonic():.6f}\n")
                 asyncio.get_running_loop().call_later(self.delay, self._reply, b"250 2.0.0 queued\r\n")
                 continue
             nl = self.buf.find(b"\r\n")
@@ -65,9 +75,12 @@ class Session(asyncio.Protocol):
             self.transport.write(b"250 sink\r\n")
         elif verb == b"MAIL":
             self.rcpts = 0
+            self.marked = False
             self.transport.write(b"250 2.1.0 ok\r\n")
         elif verb == b"RCPT":
             self.rcpts += 1
+            if MARK["address"] and MARK["address"] in line.lower():
+                self.marked = True
             self.transport.write(b"250 2.1.5 ok\r\n")
         elif verb == b"DATA":
             self.in_data = True
@@ -86,7 +99,11 @@ async def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--delay-ms", type=float, default=60)
     ap.add_argument("--stats", required=True)
+    ap.add_argument("--mark", help="an address whose transactions' arrival times are written to --mark-file")
+    ap.add_argument("--mark-file")
     args = ap.parse_args()
+    if args.mark:
+        MARK["address"], MARK["file"] = args.mark.lower().encode(), args.mark_file
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Session(args.delay_ms / 1000), "127.0.0.1", args.port, backlog=1024)
     stop = asyncio.Event()
@@ -97,7 +114,7 @@ async def main():
         while True:
             tmp = args.stats + ".tmp"
             with open(tmp, "w") as f:
-                f.write(f"messages {STATS['messages']} recipients {STATS['recipients']}\n")
+                f.write(f"messages {STATS['messages']} recipients {STATS['recipients']} at {time.monotonic():.6f}\n")
             os.replace(tmp, args.stats)
             await asyncio.sleep(0.1)
 

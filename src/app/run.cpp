@@ -243,7 +243,13 @@ int run_relay(const std::string& config_path) {
     spdlog::critical("{}", failed);
     return 78;
   }
-  if (!cfg.tenants.empty()) queue.set_tenants(&tenant_set.table);
+  if (!cfg.tenants.empty()) {
+    queue.set_tenants(&tenant_set.table);
+    // Fair delivery between tenants, weighted (delivery/fair_queue.hpp).
+    std::map<std::string, unsigned> weights;
+    for (const auto& t : cfg.tenants) weights[t.id] = t.limits.delivery_weight;
+    queue.set_tenant_weights(weights);
+  }
   // Reports name their tenant by the key that verified their token (SPEC Part 3).
   const auto all_keys = every_key(rewriter.keys(), tenants);
   std::map<std::string, feedback::Recorder*> recorder_of;

@@ -134,6 +134,9 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
     schedule_at(id, retry_at(now_seconds(), 1));
     co_return;
   }
+  // The file's word on the tenant, for the retries (a message read at start-up
+  // when its file could not be read was scheduled as "default").
+  if (const auto it = entries_.find(id); it != entries_.end()) it->second.tenant = a.envelope().tenant;
   co_await send_copies(a);
   co_await finish(a);
 }
@@ -256,7 +259,7 @@ asio::awaitable<void> QueueManager::send_copies(Attempt& a) {
   std::size_t running = 0;
   asio::steady_timer all_done(strand_);  // cancelled when the last copy finishes
   for (auto i : a.pending) {
-    co_await acquire_copy_slot();
+    co_await acquire_copy_slot(a.envelope().tenant);
     ++running;
     asio::co_spawn(strand_, deliver_copy(a, i), asio::bind_executor(strand_, [&, i](std::exception_ptr e) {
                      if (e) {  // no outcome recorded: the recipient waits, never counts as done

@@ -2,6 +2,7 @@
 // One delivery attempt, step by step, is in queue_attempt.cpp.
 #include "unsubrelay/delivery/queue_manager.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include <boost/asio/co_spawn.hpp>
@@ -94,6 +95,7 @@ void QueueManager::enqueue(std::string id, std::unique_ptr<spool::OpenMessage> o
     auto& entry = entries_[id];
     entry.next_try = 0;
     entry.opened = opened;
+    if (opened) entry.tenant = opened->message.envelope.tenant;
     make_due(id, entry);
     // Started here, not at the scheduler's next wake-up: a drain queued on the
     // strand behind this (SIGTERM right after the 250) then waits for it.
@@ -116,9 +118,46 @@ void QueueManager::rescan() {
 }
 
 void QueueManager::make_due(const std::string& id, Entry& entry) {
-  if (entry.ready || entry.in_flight) return;
+  if (entry.ready || entry.in_flight || entry.classifying) return;
+  if (!entry.tenant) {
+    entry.classifying = true;
+    unclassified_.push_back(id);
+    if (!classifying_) {
+      classifying_ = true;
+      asio::co_spawn(strand_, classify_loop(), asio::detached);
+    }
+    return;
+  }
   entry.ready = true;
-  ready_.push_back(id);
+  ready_.push(*entry.tenant, id);
+}
+
+asio::awaitable<void> QueueManager::classify_loop() {
+  // Messages found at start-up (or queued without their content) join their
+  // tenant's queue once their envelope is read, in batches on the disk pool:
+  // the first ones are due after one batch, not after the whole spool.
+  constexpr std::size_t batch_size = 256;
+  while (!unclassified_.empty() && !stopping_) {
+    const auto take = std::min(batch_size, unclassified_.size());
+    std::vector<std::pair<std::string, std::string>> batch;  // id, tenant
+    for (std::size_t i = 0; i < take; ++i) batch.emplace_back(std::move(unclassified_[i]), "");
+    unclassified_.erase(unclassified_.begin(), unclassified_.begin() + static_cast<std::ptrdiff_t>(take));
+    co_await offload(disk_, [&] {
+      // Unreadable or gone: "default" for now; its attempt finds out what it is.
+      for (auto& [id, tenant] : batch) {
+        if (const auto m = spool_.load(id)) tenant = m->envelope.tenant;
+      }
+    });
+    for (auto& [id, tenant] : batch) {
+      const auto it = entries_.find(id);
+      if (it == entries_.end()) continue;
+      it->second.classifying = false;
+      it->second.tenant = std::move(tenant);
+      make_due(id, it->second);
+    }
+    if (!stopping_) start_due();
+  }
+  classifying_ = false;
 }
 
 void QueueManager::schedule_at(const std::string& id, long long when) {
@@ -139,8 +178,7 @@ void QueueManager::start_due() {
   }
   // At most upstream.concurrency() messages in flight; their copies share the copy slots.
   while (!ready_.empty() && in_flight_ < upstream_.concurrency()) {
-    const auto id = std::move(ready_.front());
-    ready_.pop_front();
+    const auto id = ready_.pop();
     const auto it = entries_.find(id);
     if (it == entries_.end()) continue;
     it->second.ready = false;
@@ -194,15 +232,17 @@ long long QueueManager::retry_at(long long now, unsigned attempts) const {
   return now + backoff_seconds(retry_, attempts) + 1;
 }
 
-asio::awaitable<void> QueueManager::acquire_copy_slot() {
+asio::awaitable<void> QueueManager::acquire_copy_slot(const std::string& tenant) {
   // At most upstream.concurrency() copies in flight over all messages: the
-  // upstream opens a connection per copy that finds none idle.
+  // upstream opens a connection per copy that finds none idle. Copies wait in
+  // their tenant's line: one tenant's message of 100,000 recipients does not
+  // hold back another's copies for the length of its own.
   if (copies_in_flight_ < upstream_.concurrency() && slot_waiters_.empty()) {
     ++copies_in_flight_;
     co_return;
   }
   asio::steady_timer handed_over(strand_, asio::steady_timer::time_point::max());
-  slot_waiters_.push_back(&handed_over);
+  slot_waiters_.push(tenant, &handed_over);
   boost::system::error_code ec;
   co_await handed_over.async_wait(asio::redirect_error(asio::use_awaitable, ec));  // cancelled: the slot is ours
 }
@@ -212,8 +252,7 @@ void QueueManager::release_copy_slot() {
     --copies_in_flight_;
     return;
   }
-  auto* next = slot_waiters_.front();  // the slot passes to it, still counted
-  slot_waiters_.pop_front();
+  auto* next = slot_waiters_.pop();  // the slot passes to it, still counted
   next->cancel();
 }
 
@@ -243,7 +282,7 @@ asio::awaitable<void> QueueManager::drain() {
   co_await asio::post(strand_, asio::use_awaitable);
   stopping_ = true;
   wake_.cancel();
-  const auto idle = [this] { return in_flight_ == 0; };  // named: no temporaries in a co_await (g++ 12)
+  const auto idle = [this] { return in_flight_ == 0 && !classifying_; };  // named: no temporaries in a co_await (g++ 12)
   co_await poll_until(strand_, idle);
   co_await upstream_.close();
 }

@@ -87,6 +87,10 @@ std::vector<std::unique_ptr<Upstream>> make_shard_upstreams(const config::Upstre
   return out;
 }
 
+void QueueShards::set_tenant_weights(const std::map<std::string, unsigned>& weights) {
+  for (auto& s : shards_) s->manager->set_tenant_weights(weights);
+}
+
 void QueueShards::set_tenants(const TenantTable* tenants) {
   for (auto& s : shards_) s->manager->set_tenants(tenants);
 }

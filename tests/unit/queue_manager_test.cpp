@@ -2,6 +2,7 @@
 // goes where, what is recorded in the spool, and when a message leaves it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -72,6 +73,43 @@ class GateUpstream final : public delivery::Upstream {
   std::atomic<int> delivered{0};
 };
 
+/// Answers every copy after a delay, concurrency copies at a time; records
+/// the recipients in the order their copies were handed to it.
+class SlowUpstream final : public delivery::Upstream {
+ public:
+  SlowUpstream(std::chrono::milliseconds delay, std::size_t concurrency) : delay_(delay), concurrency_(concurrency) {}
+  asio::awaitable<std::vector<delivery::RecipientResult>> deliver(delivery::OutboundCopy copy) override {
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& r : copy.recipients) order_.push_back(r);
+    }
+    asio::steady_timer wait(co_await asio::this_coro::executor, delay_);
+    co_await wait.async_wait(asio::use_awaitable);
+    co_return std::vector<delivery::RecipientResult>(copy.recipients.size(),
+                                                     {delivery::DeliveryStatus::sent, "250 2.0.0 Ok", "slow", {}});
+  }
+  std::size_t concurrency() const override { return concurrency_; }
+  std::vector<std::string> order() {
+    std::lock_guard lock(mutex_);
+    return order_;
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex_);
+    return order_.size();
+  }
+
+ private:
+  std::chrono::milliseconds delay_;
+  std::size_t concurrency_;
+  std::mutex mutex_;
+  std::vector<std::string> order_;
+};
+
+/// Where recipient is in order (order.size() when absent).
+std::size_t position(const std::vector<std::string>& order, const std::string& recipient) {
+  return static_cast<std::size_t>(std::find(order.begin(), order.end(), recipient) - order.begin());
+}
+
 /// Waits (sleeping) until done() or the time is up; done()'s last answer.
 template <class Done>
 bool wait_until(Done done, std::chrono::seconds limit) {
@@ -108,13 +146,21 @@ struct Harness {
     char tmpl[] = "/tmp/unsubrelay-qmgr-XXXXXX";
     return ::mkdtemp(tmpl);
   }
-  std::string queue(std::vector<std::string> recipients, const std::string& content) {
+  std::string queue(std::vector<std::string> recipients, const std::string& content, const std::string& tenant = "") {
+    return submit(std::move(recipients), content, tenant).first;
+  }
+  /// As the SMTP session queues a message: committed, and open with its content in memory.
+  std::pair<std::string, std::unique_ptr<spool::OpenMessage>> submit(std::vector<std::string> recipients,
+                                                                     const std::string& content,
+                                                                     const std::string& tenant = "") {
     std::string err;
-    auto w = spool.create({static_cast<long long>(std::time(nullptr)), "127.0.0.1", "test", "", false, "s@example.com", std::move(recipients)}, &err);
+    auto w = spool.create({static_cast<long long>(std::time(nullptr)), "127.0.0.1", "test", "", false,
+                           "s@example.com", std::move(recipients), tenant},
+                          &err);
     EXPECT_TRUE(w) << err;
     EXPECT_EQ(w->append(content), "");
     EXPECT_EQ(w->commit(), "");
-    return w->id();
+    return {w->id(), w->opened()};
   }
   /// Runs the relay's loop until done() or 10 s, then drains the queue manager.
   template <class Done>
@@ -274,4 +320,66 @@ TEST(QueueShards, EachShardGetsItsShareOfTheUpstreamLimits) {
   u.delivery_threads = 0;  // one per core, 1 to 8
   EXPECT_GE(delivery::shard_count(u), 1u);
   EXPECT_LE(delivery::shard_count(u), 8u);
+}
+
+// SPEC Part 3, fairness: tenant a's backlog of single-recipient messages
+// behind a slow upstream does not delay tenant b's new message by its length.
+// a's messages are queued without their content (their tenant is read from
+// the queue file, as for the messages found at start-up); b's as the SMTP
+// session queues it. In one FIFO, b's copy would be the 201st.
+TEST(QueueManager, ATenantsBacklogDoesNotDelayAnotherTenantsMessage) {
+  Harness h;
+  SlowUpstream upstream(std::chrono::milliseconds(10), 2);
+  delivery::QueueManager qm(h.io, h.disk, h.spool, upstream, {300, 4000, 120}, "relay.test");
+  const delivery::TenantTable tenants{{"a", {}}, {"b", {}}};  // configured, without campaign handling
+  qm.set_tenants(&tenants);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back(h.queue({"a" + std::to_string(i) + "@example.org"}, "Subject: a\r\n\r\nx\r\n", "a"));
+  qm.start({});
+  for (const auto& id : ids) qm.enqueue(id);
+  std::size_t before = 0;
+  h.run(qm, [&] {
+    if (before == 0 && upstream.count() >= 10) {  // a's backlog is being delivered: b submits
+      before = upstream.count();
+      auto [id, opened] = h.submit({"b@example.org"}, "Subject: b\r\n\r\ny\r\n", "b");
+      qm.enqueue(id, std::move(opened));
+    }
+    return qm.counters().delivered == 201;
+  });
+  ASSERT_EQ(qm.counters().delivered, 201u);
+  const auto order = upstream.order();
+  ASSERT_GE(before, 10u);
+  // b's copy waits for a copy slot (2 in flight) and one turn of a's: a few
+  // copies, never a's 190 left. The slack covers a's copies started between
+  // the count above and the strand taking b's message.
+  EXPECT_LE(position(order, "b@example.org"), before + 10) << "b's message started after a's backlog";
+  EXPECT_TRUE(h.spool.list_ids().empty());
+}
+
+// The messages found at start-up are scheduled by tenant once their envelopes
+// are read, with the weights (tenants[].limits.delivery_weight) given: a
+// weight of 3 takes three copies for each one of a tenant of weight 1 while
+// both wait, and the one left alone takes the rest.
+TEST(QueueManager, RecoveredMessagesAreScheduledByTenantWithTheirWeights) {
+  Harness h;
+  SlowUpstream upstream(std::chrono::milliseconds(1), 1);  // one copy at a time: the order is the schedule
+  delivery::QueueManager qm(h.io, h.disk, h.spool, upstream, {300, 4000, 120}, "relay.test");
+  const delivery::TenantTable tenants{{"a", {}}};
+  qm.set_tenants(&tenants);
+  qm.set_tenant_weights({{"a", 3}, {"default", 1}});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 60; ++i) ids.push_back(h.queue({"a" + std::to_string(i) + "@example.org"}, "Subject: a\r\n\r\nx\r\n", "a"));
+  for (int i = 0; i < 60; ++i) ids.push_back(h.queue({"d" + std::to_string(i) + "@example.org"}, "Subject: d\r\n\r\nx\r\n"));
+  qm.start(ids);  // every "default" message found after every one of a's
+  h.run(qm, [&] { return qm.counters().delivered == 120; });
+  ASSERT_EQ(qm.counters().delivered, 120u);
+  const auto order = upstream.order();
+  ASSERT_EQ(order.size(), 120u);
+  int a = 0;
+  for (std::size_t i = 0; i < 80; ++i) a += order[i][0] == 'a';
+  EXPECT_EQ(a, 60) << "a's 60 copies among the first 80 (3:1)";
+  EXPECT_EQ(position(order, "d0@example.org"), 3u) << "default's first copy after a's first turn";
+  // Each tenant's messages in the order they were found.
+  EXPECT_LT(position(order, "a0@example.org"), position(order, "a1@example.org"));
+  EXPECT_LT(position(order, "d58@example.org"), position(order, "d59@example.org"));
 }

@@ -27,6 +27,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "unsubrelay/delivery/fair_queue.hpp"
 #include "unsubrelay/delivery/retry.hpp"
 #include "unsubrelay/delivery/upstream.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
@@ -118,6 +119,9 @@ class QueueManager {
   /// SPEC Part 3: the tenants' deliveries, read by every attempt (not copied;
   /// it outlives the manager). Without it every message is the constructor's. Set before start().
   void set_tenants(const TenantTable* tenants) { tenants_ = tenants; }
+  /// Each tenant's share of delivery when tenants compete (tenants[].limits.delivery_weight;
+  /// 1 when absent; "" and "default" are one tenant): fair_queue.hpp. Set before start().
+  void set_tenant_weights(const std::map<std::string, unsigned>& weights) { weights_ = TenantWeights(weights); }
 
   /// Which shard of count owns a queue id.
   static std::size_t shard_of(const std::string& id, std::size_t count);
@@ -140,14 +144,17 @@ class QueueManager {
   struct Entry {
     long long next_try = 0;
     std::shared_ptr<spool::OpenMessage> opened;  // content still in memory, for the first attempt
+    std::optional<std::string> tenant;           // from the queue file; unknown until read
     bool ready = false;                          // in ready_
     bool in_flight = false;
+    bool classifying = false;                    // in unclassified_: its tenant is being read
   };
   struct Attempt;      // one delivery attempt of one message (queue_attempt.cpp)
   struct CopyOutcome;  // what happened to one recipient's copy
 
   boost::asio::awaitable<void> schedule_loop();
   void make_due(const std::string& id, Entry& entry);
+  boost::asio::awaitable<void> classify_loop();  // the tenants of unclassified_, read on the disk pool
   void schedule_at(const std::string& id, long long when);
   void start_due();
   boost::asio::awaitable<void> deliver(std::string id);  // attempt(), with a safety net
@@ -173,7 +180,7 @@ class QueueManager {
 
   /// When a message that failed its attempts-th attempt at now is tried again.
   long long retry_at(long long now, unsigned attempts) const;
-  boost::asio::awaitable<void> acquire_copy_slot();
+  boost::asio::awaitable<void> acquire_copy_slot(const std::string& tenant);
   void release_copy_slot();
   /// Queues a DSN to the sender; its queue id, or "" (none sent).
   std::string queue_bounce(const spool::QueuedMessage& message, const std::vector<struct FailedRecipient>& failed,
@@ -199,14 +206,21 @@ class QueueManager {
   TenantDelivery default_;                 // the constructor's rewriter and store: tenant "default"
   const TenantTable* tenants_ = nullptr;
   boost::asio::steady_timer wake_;
+  TenantWeights weights_;
   // Copy slots: at most upstream.concurrency() copies in flight; a freed slot
-  // goes straight to the longest waiter (its timer is cancelled), one wake-up per slot.
+  // goes straight to the next waiter in fair order between tenants (its timer
+  // is cancelled), one wake-up per slot.
   std::size_t copies_in_flight_ = 0;
-  std::deque<boost::asio::steady_timer*> slot_waiters_;
-  // The queue: every message this manager owns; the due ones in arrival order;
-  // the deferred ones by next try. O(log n) per message, whatever the backlog.
+  FairQueue<boost::asio::steady_timer*> slot_waiters_{weights_};
+  // The queue: every message this manager owns; the due ones in arrival order
+  // per tenant, served fairly between tenants; the deferred ones by next try.
+  // O(log n) per message, whatever the backlog. A message whose tenant is not
+  // known yet (found at start-up, or queued without its content) waits in
+  // unclassified_ until its queue file's envelope has been read.
   std::unordered_map<std::string, Entry> entries_;
-  std::deque<std::string> ready_;
+  FairQueue<std::string> ready_{weights_};
+  std::deque<std::string> unclassified_;
+  bool classifying_ = false;  // classify_loop() runs
   std::multimap<long long, std::string> waiting_;
   std::size_t in_flight_ = 0;  // messages being attempted
   std::atomic<bool> stopping_{false};  // written on the strand only

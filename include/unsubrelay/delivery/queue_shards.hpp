@@ -11,6 +11,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,6 +42,8 @@ class QueueShards {
                            const std::function<std::unique_ptr<Upstream>(Upstream& upstream)>& make);
   /// The feedback loop's hooks, shared by every shard (their store work runs on the disk pool).
   void set_feedback(FeedbackHooks* hooks);
+  /// The tenants' delivery weights (QueueManager::set_tenant_weights), for every shard. Set before start().
+  void set_tenant_weights(const std::map<std::string, unsigned>& weights);
   /// SPEC Part 3: every tenant's delivery (queue_manager.hpp); set before start().
   void set_tenants(const TenantTable* tenants);
   /// Starts the threads, each manager with its share of the messages found at start-up.
