@@ -370,6 +370,31 @@ class SqliteTenantsTest(TenantsTests, unittest.TestCase):
 
 
 class PostgresTenantsTest(TenantsTests, unittest.TestCase):
+    def test_a_fleet_keeps_tenants_apart(self):
+        """Two relays on one database: an opt-out taken by one relay stops that tenant's next
+        copy sent by the other, and no other tenant's."""
+        http = {"api_keys_file": self.relay.extra["http"]["api_keys_file"]}
+        smtp = {k: v for k, v in self.relay.smtp.items() if k != "listen"}
+        second = Relay(smtp=smtp, extra={**{k: v for k, v in self.relay.extra.items() if k != "http"}, "http": http})
+        self.smtp("acme-app").sendmail("news@acme.example", ["fleet@example.org"], campaign("news@acme.example"))
+        acme = self.delivered(1)[0]
+        with second:
+            code, _, body = second.http("POST", self.link(acme).replace("https://unsub.acme.example", ""),
+                                        "List-Unsubscribe=One-Click",
+                                        {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(code, 200, body)
+            for user, source, sender in ((None, "127.0.0.2", "news@beta.example"),
+                                         ("acme-app", "127.0.0.1", "news@acme.example")):
+                with smtplib.SMTP("127.0.0.1", second.port, timeout=30, source_address=(source, 0)) as s:
+                    if user:
+                        s.login(user, PASSWORDS[user])
+                    s.sendmail(sender, ["fleet@example.org"], campaign(sender, launch="503"))
+            wait_until(lambda: "status=suppressed" in second.read_log(), what="acme's copy suppressed by the second relay")
+            copies = second.wait_for_outbox(1)
+            self.assertEqual(len(copies), 1)
+            with open(copies[0], "rb") as f:
+                self.assertIn(b"From: News <news@beta.example>", f.read())
+
     def store_settings(self):
         self.server = os.environ.get("UNSUBRELAY_TEST_PG_URL")
         self.assertTrue(self.server, "run under scripts/test-postgres.sh, which starts the test PostgreSQL server")
