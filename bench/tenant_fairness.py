@@ -145,6 +145,11 @@ def one_run(args, with_b, content, message):
             print("  by tenth:", " ".join(f"{(m1[0] - m0[0]) / (m1[1] - m0[1]):.0f}" if m0 and m1 and m1[1] > m0[1]
                                           else "-" for m0, m1 in zip(marks, marks[1:])), flush=True)
         latency = None
+        if with_b and args.verbose:  # a's rate in this run before b's 250 and after it, inside the window
+            sent = next((x for x in samples if x[1] >= sent_at), None)
+            if sent and first[1] < sent[1] < last[1]:
+                print(f"  a before b: {(sent[0] - first[0]) / (sent[1] - first[1]):.0f} copies/s, after: "
+                      f"{(last[0] - sent[0] - 1) / (last[1] - sent[1]):.0f}", flush=True)
         if with_b:
             with open(mark) as f:
                 latency = float(f.read().split()[0]) - sent_at
