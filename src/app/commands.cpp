@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "unsubrelay/app/cli_tenant.hpp"
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
@@ -32,22 +33,27 @@ commands:
   queue list -c FILE          list the spool, like mailq
   queue flush -c FILE         retry every deferred message now, like postqueue -f
   queue delete ID... -c FILE  remove messages from the spool, like postsuper -d
-  token sign -c FILE --recipient R --campaign C --launch L [--topic T]
+  token sign -c FILE --recipient R --campaign C --launch L [--topic T] [--tenant ID]
                               print the unsubscribe URL the relay would inject
-  token verify -c FILE URL_OR_TOKEN
-                              print a token's fields, or why it is invalid
+  token verify -c FILE URL_OR_TOKEN [--tenant ID]
+                              print a token's fields, or why it is invalid (without --tenant:
+                              checked with the keys of the tenant its key id names)
   keygen [--id ID] [-o FILE]  write a new keys file (unsubscribe.keys_file) with one random key
-  stats -c FILE [--campaign C] [--launch L]
+  stats -c FILE [--campaign C] [--launch L] [--tenant ID]
                               sent / delivered / deferred / bounced / suppressed / unsubscribed per launch,
                               with hard_bounced / soft_bounced / blocked / complaints / complaint_rate /
                               sent_after_optout
-  export -c FILE [--since TIME] [--format jsonl|csv]
+  export -c FILE [--since TIME] [--format jsonl|csv] [--tenant ID]
                               subscription events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM
-  suppression list|add|remove|import -c FILE ...
+  suppression list|add|remove|import -c FILE ... [--tenant ID]
                               manage the suppression list (docs/suppression.md)
-  contact show|erase -c FILE ADDRESS
+  contact show|erase -c FILE ADDRESS [--tenant ID]
                               everything held about an address, or erase it (docs/suppression.md)
   version                     print the version
+
+--tenant ID: with tenants: configured, the tenant whose own store and keys stats, export,
+suppression, contact and token work on (docs/configuration.md); without it, the tenant "default",
+which holds the data from before tenants. Without tenants:, only --tenant default is accepted.
 )";
 
 
@@ -66,7 +72,8 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
     } else if (args[i].starts_with("--config=")) {
       a.config_path = args[i].substr(9);
     } else if (args[i] == "--recipient" || args[i] == "--campaign" || args[i] == "--launch" || args[i] == "--id" ||
-               args[i] == "-o" || args[i] == "--since" || args[i] == "--format" || args[i] == "--topic") {
+               args[i] == "-o" || args[i] == "--since" || args[i] == "--format" || args[i] == "--topic" ||
+               args[i] == "--tenant") {
       if (i + 1 >= args.size()) return std::nullopt;
       a.options[args[i]] = args[i + 1];
       ++i;
@@ -165,72 +172,95 @@ int queue_command(const Arguments& a, const config::Config& cfg) {
   return exit_usage;
 }
 
-int token_command(const Arguments& a, const config::Config& cfg) {
-  const auto& sub = a.words.size() > 1 ? a.words[1] : std::string();
-  std::string err;
-  auto keys = mime::load_keys(cfg.unsubscribe, err, sub == "sign");
-  if (!keys) {
-    std::cerr << "unsubrelay: " << err << "\n";
-    return exit_config;
-  }
-  const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys));
-  const auto now = static_cast<long long>(std::time(nullptr));
-  if (sub == "sign") {
-    const auto rcpt = a.options.find("--recipient");
-    if (rcpt == a.options.end()) {
-      std::cerr << "usage: unsubrelay token sign -c FILE --recipient R --campaign C --launch L\n";
-      return exit_usage;
-    }
-    const auto campaign = a.options.count("--campaign") ? a.options.at("--campaign") : std::string();
-    const auto launch = a.options.count("--launch") ? a.options.at("--launch") : std::string();
-    const auto topic = a.options.count("--topic") ? a.options.at("--topic") : std::string();
-    if (!topic.empty() && !cfg.unsubscribe.find_topic(topic)) {
-      std::cerr << fmt::format("unsubrelay: topic '{}' is not one of unsubscribe.topics\n", printable(topic, 64));
-      return exit_usage;
-    }
-    auto store = store::open(cfg.store, err);
-    const auto uid = store ? store->uid_for(rcpt->second) : std::nullopt;
-    if (!uid) {
-      std::cerr << "unsubrelay: store: " << (store ? store->last_error() : err) << "\n";
-      return 1;
-    }
-    std::cout << rewriter.url_for(*uid, campaign, launch, now, topic) << "\n";
-    return 0;
-  }
-  if (sub == "verify") {
-    if (a.words.size() < 3) {
-      std::cerr << "usage: unsubrelay token verify -c FILE URL_OR_TOKEN\n";
-      return exit_usage;
-    }
-    const auto v = token::verify(a.words[2], rewriter.keys(), static_cast<std::uint32_t>(now));
-    if (!v.claims) {
-      std::cout << "invalid: " << token::describe(v.error) << "\n";
-      return 1;
-    }
-    const auto& c = *v.claims;
-    std::cout << fmt::format("valid\nuid: {}\nemail_id: {}\nlaunch_list_id: {}\ntopic: {}\nissued: {}\n"
-                             "expires: {}\nkey: {}\n",
-                             token::uid_text(c.uid), printable(c.email_id, 64), printable(c.launch_list_id, 64),
-                             c.topic.empty() ? std::string("(none)") : printable(c.topic, 64), rfc5322_date(c.issued),
-                             c.expires ? rfc5322_date(c.expires) : std::string("never"), c.key_id);
-    return 0;
-  }
-  std::cerr << "usage: unsubrelay token sign|verify -c FILE ...\n";
-  return exit_usage;
-}
-
 std::string option(const Arguments& a, const char* name) {
   const auto it = a.options.find(name);
   return it == a.options.end() ? std::string() : it->second;
 }
 
-int stats_command(const Arguments& a, const config::Config& cfg) {
-  std::string err;
-  auto store = store::open(cfg.store, err);
-  if (!store) {
-    std::cerr << "unsubrelay: " << err << "\n";
+/// The tenant --tenant names, "default" without it; nullopt after printing why.
+std::optional<CliTenant> tenant_of(const Arguments& a, const config::Config& cfg) {
+  return cli_tenant(cfg, a.options.count("--tenant") ? a.options.at("--tenant") : std::string("default"));
+}
+
+int token_sign(const Arguments& a, const CliTenant& tenant, const mime::Rewriter& rewriter, long long now) {
+  const auto rcpt = a.options.find("--recipient");
+  if (rcpt == a.options.end()) {
+    std::cerr << "usage: unsubrelay token sign -c FILE --recipient R --campaign C --launch L [--tenant ID]\n";
+    return exit_usage;
+  }
+  const auto topic = option(a, "--topic");
+  if (!topic.empty() && !tenant.view.unsubscribe.find_topic(topic)) {
+    std::cerr << fmt::format("unsubrelay: topic '{}' is not one of unsubscribe.topics\n", printable(topic, 64));
+    return exit_usage;
+  }
+  auto store = open_cli_store(tenant);
+  if (!store) return 1;
+  const auto uid = store->uid_for(rcpt->second);
+  if (!uid) {
+    std::cerr << "unsubrelay: store: " << store->last_error() << "\n";
     return 1;
   }
+  std::cout << rewriter.url_for(*uid, option(a, "--campaign"), option(a, "--launch"), now, topic) << "\n";
+  return 0;
+}
+
+/// The tenant that verifies a token: --tenant's, else the one whose keys hold its key id
+/// (key ids are unique in the installation), else default (which reports the unknown key).
+std::optional<CliTenant> verifying_tenant(const Arguments& a, const config::Config& cfg, std::string& err) {
+  if (a.options.count("--tenant")) return tenant_of(a, cfg);
+  auto all = cli_tenants(cfg);
+  const auto key_id = token::key_id_of(a.words[2]);
+  for (auto& t : all) {
+    const auto keys = cli_keys(t, false, err);
+    if (!keys) return std::nullopt;
+    for (const auto& k : keys->keys()) {
+      if (k.id == key_id) return std::move(t);
+    }
+  }
+  return std::move(all.front());
+}
+
+int token_verify(const CliTenant& tenant, bool tenants, const std::string& text, const mime::Rewriter& rewriter,
+                 long long now) {
+  const auto v = token::verify(text, rewriter.keys(), static_cast<std::uint32_t>(now));
+  if (!v.claims) {
+    std::cout << "invalid: " << token::describe(v.error) << (tenants ? " (tenant " + tenant.id + ")" : "") << "\n";
+    return 1;
+  }
+  const auto& c = *v.claims;
+  std::cout << fmt::format("valid\nuid: {}\nemail_id: {}\nlaunch_list_id: {}\ntopic: {}\nissued: {}\n"
+                           "expires: {}\nkey: {}\n",
+                           token::uid_text(c.uid), printable(c.email_id, 64), printable(c.launch_list_id, 64),
+                           c.topic.empty() ? std::string("(none)") : printable(c.topic, 64), rfc5322_date(c.issued),
+                           c.expires ? rfc5322_date(c.expires) : std::string("never"), c.key_id);
+  if (tenants) std::cout << "tenant: " << tenant.id << "\n";
+  return 0;
+}
+
+int token_command(const Arguments& a, const config::Config& cfg) {
+  const auto& sub = a.words.size() > 1 ? a.words[1] : std::string();
+  if (sub != "sign" && (sub != "verify" || a.words.size() < 3)) {
+    std::cerr << (sub == "verify" ? "usage: unsubrelay token verify -c FILE URL_OR_TOKEN [--tenant ID]\n"
+                                  : "usage: unsubrelay token sign|verify -c FILE ...\n");
+    return exit_usage;
+  }
+  std::string err;
+  const auto tenant = sub == "sign" ? tenant_of(a, cfg) : verifying_tenant(a, cfg, err);
+  if (!tenant && err.empty()) return exit_usage;
+  auto keys = tenant ? cli_keys(*tenant, sub == "sign", err) : std::nullopt;
+  if (!keys) {
+    std::cerr << "unsubrelay: " << err << "\n";
+    return exit_config;
+  }
+  const mime::Rewriter rewriter(tenant->view.unsubscribe, std::move(*keys));
+  const auto now = static_cast<long long>(std::time(nullptr));
+  if (sub == "sign") return token_sign(a, *tenant, rewriter, now);
+  return token_verify(*tenant, !cfg.tenants.empty(), a.words[2], rewriter, now);
+}
+
+int stats_command(const Arguments& a, const CliTenant& tenant) {
+  auto store = open_cli_store(tenant);
+  if (!store) return 1;
   const auto launches = store->launches(option(a, "--campaign"), option(a, "--launch"));
   if (!launches) {
     std::cerr << "unsubrelay: store: " << store->last_error() << "\n";
@@ -276,19 +306,16 @@ std::string csv_field(const std::string& v) {
   return out + "\"";
 }
 
-int export_command(const Arguments& a, const config::Config& cfg) {
+int export_command(const Arguments& a, const CliTenant& tenant) {
   const auto since = parse_time(option(a, "--since"));
   const auto format = option(a, "--format").empty() ? std::string("jsonl") : option(a, "--format");
   if (!since || (format != "jsonl" && format != "csv")) {
-    std::cerr << "usage: unsubrelay export -c FILE [--since UNIX_SECONDS|YYYY-MM-DD] [--format jsonl|csv]\n";
+    std::cerr << "usage: unsubrelay export -c FILE [--since UNIX_SECONDS|YYYY-MM-DD] [--format jsonl|csv] "
+                 "[--tenant ID]\n";
     return exit_usage;
   }
-  std::string err;
-  auto store = store::open(cfg.store, err);
-  if (!store) {
-    std::cerr << "unsubrelay: " << err << "\n";
-    return 1;
-  }
+  auto store = open_cli_store(tenant);
+  if (!store) return 1;
   if (format == "csv") std::cout << "time,action,source,uid,email,email_id,launch_list_id,ip,user_agent\n";
   long long after = 0;
   for (;;) {
@@ -338,6 +365,13 @@ int keygen(const Arguments& a) {
   return 0;
 }
 
+/// The spool, the configuration and key files are the installation's, not a tenant's.
+int no_tenant_option(const std::string& command) {
+  std::cerr << fmt::format("unsubrelay {}: --tenant is not an option of this command (it works on the whole "
+                           "installation)\n", command);
+  return exit_usage;
+}
+
 }  // namespace
 
 int main_with_args(const std::vector<std::string>& args) {
@@ -353,6 +387,9 @@ int main_with_args(const std::vector<std::string>& args) {
     std::cout << "unsubrelay 0.1.0\n";
     return 0;
   }
+  if (a->options.count("--tenant") && (command == "keygen" || command == "check-config" || command == "run")) {
+    return no_tenant_option(command);
+  }
   if (command == "keygen") return keygen(*a);
   if (a->config_path.empty()) {
     std::cerr << fmt::format("unsubrelay {}: -c FILE is required\n\n{}", command, usage_text);
@@ -363,9 +400,11 @@ int main_with_args(const std::vector<std::string>& args) {
   if (command == "queue" || command == "token" || command == "stats" || command == "export") {
     const auto cfg = load_or_report(a->config_path);
     if (!cfg) return exit_config;
-    if (command == "stats") return stats_command(*a, *cfg);
-    if (command == "export") return export_command(*a, *cfg);
-    return command == "queue" ? queue_command(*a, *cfg) : token_command(*a, *cfg);
+    if (command == "token") return token_command(*a, *cfg);
+    if (command == "queue") return a->options.count("--tenant") ? no_tenant_option(command) : queue_command(*a, *cfg);
+    const auto tenant = tenant_of(*a, *cfg);
+    if (!tenant) return exit_usage;
+    return command == "stats" ? stats_command(*a, *tenant) : export_command(*a, *tenant);
   }
   std::cerr << fmt::format("unsubrelay: unknown command '{}'\n\n{}", printable(command, 40), usage_text);
   return exit_usage;

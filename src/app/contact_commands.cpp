@@ -5,12 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "unsubrelay/app/cli_tenant.hpp"
 #include "unsubrelay/app/commands.hpp"
 #include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
-#include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/store/store.hpp"
 #include "unsubrelay/suppression/manage.hpp"
 
@@ -19,8 +19,9 @@ namespace unsubrelay::app {
 namespace {
 
 constexpr const char* contact_usage =
-    "usage: unsubrelay contact show -c FILE ADDRESS\n"
-    "       unsubrelay contact erase -c FILE ADDRESS\n";
+    "usage: unsubrelay contact show -c FILE ADDRESS [--tenant ID]\n"
+    "       unsubrelay contact erase -c FILE ADDRESS [--tenant ID]\n"
+    "(without --tenant: the tenant default)\n";
 
 int show(store::Store& s, const std::string& address) {
   const auto record = s.contact(address);
@@ -36,10 +37,10 @@ int show(store::Store& s, const std::string& address) {
   return 0;
 }
 
-int erase(store::Store& s, const config::Config& cfg, const std::string& address) {
+int erase(store::Store& s, const CliTenant& tenant, const std::string& address) {
   std::string err;
-  // The relay's keys: erased entries must hash as the relay checks them.
-  const auto keys = mime::load_keys(cfg.unsubscribe, err, true);
+  // The tenant's keys, as the relay's store of that tenant has: erased entries must hash as it checks them.
+  const auto keys = cli_keys(tenant, true, err);
   if (!keys) {
     std::cerr << "unsubrelay: " << err << "\n";
     return exit_config;
@@ -62,11 +63,13 @@ int erase(store::Store& s, const config::Config& cfg, const std::string& address
 }  // namespace
 
 int contact_main(const std::vector<std::string>& args) {
-  std::string config_path, operand;
+  std::string config_path, operand, tenant_id = "default";
   std::size_t words = 0;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
       config_path = args[++i];
+    } else if (args[i] == "--tenant" && i + 1 < args.size()) {
+      tenant_id = args[++i];
     } else if (++words == 2) {
       operand = args[i];
     }
@@ -85,13 +88,11 @@ int contact_main(const std::vector<std::string>& args) {
     std::cerr << fmt::format("unsubrelay: '{}' is not an address: {}\n", printable(operand, 100), why);
     return exit_usage;
   }
-  std::string err;
-  auto store = store::open(result.config.store, err);
-  if (!store) {
-    std::cerr << "unsubrelay: " << err << "\n";
-    return 1;
-  }
-  return sub == "show" ? show(*store, *address) : erase(*store, result.config, *address);
+  const auto tenant = cli_tenant(result.config, tenant_id);
+  if (!tenant) return exit_usage;
+  auto store = open_cli_store(*tenant);
+  if (!store) return 1;
+  return sub == "show" ? show(*store, *address) : erase(*store, *tenant, *address);
 }
 
 }  // namespace unsubrelay::app

@@ -47,6 +47,7 @@
 #include "unsubrelay/http/service.hpp"
 #include "unsubrelay/http/webhook.hpp"
 #include "unsubrelay/store/store.hpp"
+#include "unsubrelay/tenant/quotas.hpp"
 
 namespace unsubrelay::app {
 
@@ -169,19 +170,11 @@ int run_relay(const std::string& config_path) {
                recovered.queued.size(), recovered.incomplete_removed);
 
   std::string err;
-  // One upstream (connection pool) per delivery shard, each with its share of the limits.
-  std::vector<std::unique_ptr<delivery::Upstream>> upstreams;
   const auto shards = delivery::shard_count(cfg.upstream);
-  for (std::size_t i = 0; i < shards; ++i) {
-    const auto per_shard = delivery::shard_settings(cfg.upstream, shards, i);
-    auto upstream = cfg.upstream.kind == config::UpstreamKind::directory
-                        ? delivery::make_directory_upstream(per_shard, &err)
-                        : delivery::make_smtp_upstream(per_shard, cfg.smtp.hostname, &err, cfg.tls);
-    if (!upstream) {
-      spdlog::critical("upstream: {}", err);
-      return 78;
-    }
-    upstreams.push_back(std::move(upstream));
+  auto upstreams = delivery::make_shard_upstreams(cfg.upstream, shards, cfg.smtp.hostname, cfg.tls, err);
+  if (upstreams.empty()) {
+    spdlog::critical("upstream: {}", err);
+    return 78;
   }
 
   bool users_ok = true;
@@ -230,6 +223,10 @@ int run_relay(const std::string& config_path) {
   constexpr std::size_t disk_threads = 32;
   asio::thread_pool disk(disk_threads);
   name_pool_threads(disk, disk_threads, "disk");
+  // Tenants' objects (app/tenants.hpp), opened below: declared before the queue, so they outlive its threads.
+  TenantSet tenant_set(cfg);
+  const auto& tenants = tenant_set.tenants;
+  auto& tenant_counters = tenant_set.counters;
   delivery::RetryPolicy retry{cfg.spool.retry_min_seconds, cfg.spool.retry_max_seconds, cfg.spool.max_age_hours};
   delivery::QueueShards queue(std::move(upstreams), disk, spool, retry, cfg.smtp.hostname, &rewriter, store.get(),
                               cfg.unsubscribe.suppression);
@@ -239,44 +236,82 @@ int run_relay(const std::string& config_path) {
   feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics);
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
-  // Every other tenant: its own store, keys, DKIM and feedback objects (app/tenants.hpp).
-  std::vector<std::unique_ptr<TenantRuntime>> tenants;
-  delivery::TenantTable tenant_table;
-  store::DeliveryRecorder default_recorder(*store);
-  for (const auto& t : cfg.tenants) {
-    if (t.id == "default") {
-      tenant_table["default"] = {&rewriter, store.get(), &default_recorder, cfg.unsubscribe.suppression,
-                                 &feedback_hooks, ses_fields(t.ses)};
-      continue;
-    }
-    auto opened = open_tenant(cfg, t, feedback_metrics, err);
-    if (!opened) {
-      spdlog::critical("{}", err);
-      return 78;
-    }
-    tenant_table[t.id] = opened->delivery(t.ses);
-    tenants.push_back(std::move(opened));
+  // Every other tenant: its own store, keys, DKIM, feedback objects and upstream (app/tenants.hpp).
+  if (auto failed = tenant_set.open(cfg, {&rewriter, store.get(), nullptr, cfg.unsubscribe.suppression, &feedback_hooks},
+                                    feedback_metrics, shards);
+      !failed.empty()) {
+    spdlog::critical("{}", failed);
+    return 78;
   }
-  if (!cfg.tenants.empty()) queue.set_tenants(&tenant_table);
+  if (!cfg.tenants.empty()) queue.set_tenants(&tenant_set.table);
+  // Reports name their tenant by the key that verified their token (SPEC Part 3).
+  const auto all_keys = every_key(rewriter.keys(), tenants);
+  std::map<std::string, feedback::Recorder*> recorder_of;
+  for (const auto& t : tenants) {
+    for (const auto& k : t->rewriter->keys().keys()) recorder_of[k.id] = t->feedback.get();
+  }
   if (cfg.feedback.enabled) {
     // One transport per delivery thread: reports it forwards go out through that thread's upstream.
     queue.set_local_transport(
-        [addresses = feedback::Addresses(cfg.feedback)](std::string_view rcpt) {
+        [addresses = feedback::intake_addresses(cfg)](std::string_view rcpt) {
           return addresses.classify(rcpt) != feedback::AddressKind::none;
         },
         [&](delivery::Upstream& upstream) {
-          return delivery::make_feedback_transport(cfg.feedback, rewriter.keys(), feedback_recorder, upstream, disk);
+          return delivery::make_feedback_transport(
+              cfg.feedback, feedback::intake_addresses(cfg), all_keys, feedback_recorder,
+              [&recorder_of](const std::string& key_id) {
+                const auto it = recorder_of.find(key_id);
+                return it == recorder_of.end() ? nullptr : it->second;
+              },
+              upstream, disk);
         });
   }
+  // Tenants' HTTP side (app/tenants.hpp); without tenants the one Service answers everything.
+  std::optional<TenantHttp> tenant_side;
+  const std::function<bool()> spool_healthy = [&spool] { return std::filesystem::is_directory(spool.messages_dir()); };
+  if (!cfg.tenants.empty() && !(tenant_side = tenant_http(cfg, service, rewriter.keys(), tenants,
+                                                         *tenant_set.shared_list, *page, spool_healthy))) {
+    return 78;
+  }
+  // A token names its tenant by its key id: it is verified with that tenant's keys only.
+  std::map<std::string, std::pair<const token::KeySet*, http::Service*>, std::less<>> by_key_id;
+  for (const auto& k : rewriter.keys().keys()) by_key_id[k.id] = {&rewriter.keys(), &service};
+  for (const auto& t : tenants) {
+    for (const auto& k : t->rewriter->keys().keys()) {
+      by_key_id[k.id] = {&t->rewriter->keys(), tenant_side->services.at(t->id).get()};
+    }
+  }
+  const auto owner_of = [&](std::string_view token) {
+    const auto it = by_key_id.find(token::key_id_of(token));
+    return it == by_key_id.end() ? std::pair<const token::KeySet*, http::Service*>{&rewriter.keys(), &service}
+                                 : it->second;
+  };
+  // tenants[].limits (tenant/quotas.hpp): each tenant counted in its own store, shared by the fleet.
+  std::vector<tenant::QuotaTenant> quota_tenants;
+  for (const auto& t : cfg.tenants) {
+    store::Store* counted_in = store.get();
+    for (const auto& r : tenants) {
+      if (r->id == t.id) counted_in = r->store.get();
+    }
+    quota_tenants.push_back({t.id, t.limits, counted_in});
+  }
+  tenant::Quotas quotas(quota_tenants);
   smtp::Server server(
       io, disk, cfg, spool,
       [&queue](const std::string& id, std::unique_ptr<spool::OpenMessage> opened) { queue.enqueue(id, std::move(opened)); },
-      [&service](const std::string& token, const std::string& ip, std::string& why) {
-        return service.unsubscribe_by_token(token, "mailto", ip, why);
+      [&owner_of](const std::string& token, const std::string& ip, std::string& why) {
+        return owner_of(token).second->unsubscribe_by_token(token, "mailto", ip, why);
       });
   server.set_users(users);
-  server.set_verp_check([&rewriter](std::string_view token) {
-    return token::verify(token, rewriter.keys(), static_cast<std::uint32_t>(std::time(nullptr))).claims.has_value();
+  if (!cfg.tenants.empty()) server.set_tenant_counters(&tenant_counters);
+  if (quotas.enabled()) {
+    server.set_quotas([&quotas](const std::string& t, std::size_t n) { return quotas.refusal(t, n); },
+                      [&quotas](const std::string& t, std::size_t n) { quotas.accepted(t, n); });
+    quotas.start();
+  }
+  server.set_verp_check([&owner_of](std::string_view token) {
+    const auto now = static_cast<std::uint32_t>(std::time(nullptr));
+    return token::verify(token, *owner_of(token).first, now).claims.has_value();
   });
   if (auto start_err = server.start(); !start_err.empty()) {
     spdlog::critical("{}", start_err);
@@ -291,18 +326,29 @@ int run_relay(const std::string& config_path) {
       m += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, v);
     };
     counter("unsubrelay_connections_total", "SMTP connections accepted.", in.connections.load());
-    counter("unsubrelay_messages_received_total", "Messages accepted with 250.", in.messages_received.load());
-    counter("unsubrelay_messages_refused_total", "Messages refused after DATA.", in.messages_refused.load());
+    // With tenants, these carry a tenant label (SPEC Part 3): one series per tenant instead of one in all.
+    using C = tenant::Counters;
+    auto by_tenant = [&](const char* name, const char* help, std::uint64_t all, std::atomic<std::uint64_t> C::*field) {
+      if (tenant_counters.empty()) return counter(name, help, all);
+      m += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n", name, help);
+      for (const auto& [id, c] : tenant_counters.all()) m += fmt::format("{}{{tenant=\"{}\"}} {}\n", name, id, (c.*field).load());
+    };
+    by_tenant("unsubrelay_messages_received_total", "Messages accepted with 250.", in.messages_received.load(),
+              &C::messages_received);
+    by_tenant("unsubrelay_messages_refused_total", "Messages refused after DATA.", in.messages_refused.load(),
+              &C::messages_refused);
     counter("unsubrelay_copies_rendered_total", "Per-recipient campaign copies rendered.", out.copies_rendered.load());
-    counter("unsubrelay_delivered_total", "Copies accepted by the upstream.", out.delivered.load());
-    counter("unsubrelay_deferred_total", "Delivery attempts deferred.", out.deferred.load());
-    counter("unsubrelay_bounced_total", "Recipients bounced.", out.bounced.load());
-    counter("unsubrelay_suppressed_total", "Recipients suppressed (unsubscribed).", out.suppressed.load());
+    by_tenant("unsubrelay_delivered_total", "Copies accepted by the upstream.", out.delivered.load(), &C::delivered);
+    by_tenant("unsubrelay_deferred_total", "Delivery attempts deferred.", out.deferred.load(), &C::deferred);
+    by_tenant("unsubrelay_bounced_total", "Recipients bounced.", out.bounced.load(), &C::bounced);
+    by_tenant("unsubrelay_suppressed_total", "Recipients suppressed (unsubscribed).", out.suppressed.load(),
+              &C::suppressed);
     m += out.upstream_latency.prometheus("unsubrelay_upstream_latency_seconds");
     m += feedback_metrics.prometheus();
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
                      "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
     m += served.metric();
+    if (quotas.enabled()) m += quotas.prometheus();
     return m;
   };
   // Client contexts come from tls.profile too (docs/tls.md); one that cannot be made stops the start.
@@ -314,14 +360,21 @@ int run_relay(const std::string& config_path) {
       return 78;
     }
     ses_feedback = std::make_unique<http::SesFeedback>(*cfg.feedback.ses_sns, feedback_recorder, std::move(fetcher));
+    std::vector<feedback::Recorder*> tenant_recorders;
+    for (const auto& t : tenants) tenant_recorders.push_back(t->feedback.get());
+    ses_feedback->set_tenant_recorders(std::move(tenant_recorders));
     service.set_ses_handler([&ses_feedback](const http::Request& r) { return ses_feedback->handle(r); });
   }
   std::shared_ptr<asio::ssl::context> webhook_tls;
-  if (!cfg.webhooks.empty() && !(webhook_tls = make_client_context(cfg.tls, "", err))) {
+  const bool any_webhooks = !cfg.webhooks.empty() || std::any_of(tenants.begin(), tenants.end(), [](const auto& t) {
+    return !t->view.webhooks.empty();
+  });
+  if (any_webhooks && !(webhook_tls = make_client_context(cfg.tls, "", err))) {
     spdlog::critical("webhooks: {}", err);
     return 78;
   }
-  http::Server web(io, cfg.http, cfg.tls, service, descriptors.http_connections);
+  http::Handler& front = tenant_side ? static_cast<http::Handler&>(*tenant_side->router) : service;
+  http::Server web(io, cfg.http, cfg.tls, front, descriptors.http_connections);
   if (auto web_err = web.start(); !web_err.empty()) {
     spdlog::critical("{}", web_err);
     return 71;
@@ -345,7 +398,11 @@ int run_relay(const std::string& config_path) {
           bool ok = true;
           auto fresh = load_users(again.config, ok);
           if (ok) server.set_users(fresh);
-          if (auto fresh_keys = load_api_keys(again.config.http.api_keys_file)) {
+          if (tenant_side) {
+            if (!reload_tenant_keys(again.config, *tenant_side, service)) {
+              spdlog::error("reload: the running API keys stay in force");
+            }
+          } else if (auto fresh_keys = load_api_keys(again.config.http.api_keys_file)) {
             service.set_api_keys(std::move(*fresh_keys));
           } else {
             spdlog::error("reload: the running API keys stay in force");
@@ -429,9 +486,16 @@ int run_relay(const std::string& config_path) {
   });
 
   // The lease holder's name: this relay, stable across its restarts (so a restart keeps its lease).
-  http::WebhookSender webhooks(cfg.webhooks, webhook_tls, *store,
-                               fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string()),
-                               cfg.spool.path + "/webhooks");
+  const auto lease_holder = fmt::format("{} {}", cfg.smtp.hostname, std::filesystem::absolute(cfg.spool.path).string());
+  http::WebhookSender webhooks(cfg.webhooks, webhook_tls, *store, lease_holder, cfg.spool.path + "/webhooks");
+  // Each tenant's webhooks read that tenant's events only: its own store's (SPEC Part 3).
+  std::vector<std::unique_ptr<http::WebhookSender>> tenant_webhooks;
+  for (const auto& t : tenants) {
+    if (t->view.webhooks.empty()) continue;
+    tenant_webhooks.push_back(std::make_unique<http::WebhookSender>(t->view.webhooks, webhook_tls, *t->store,
+                                                                    lease_holder,
+                                                                    cfg.spool.path + "/webhooks-" + t->id));
+  }
 
   // SMTP sessions and HTTP; delivery (with its upstream connections) runs on
   // the queue shards' own threads (deliver-N), the disk work on the disk pool.
@@ -448,6 +512,7 @@ int run_relay(const std::string& config_path) {
   stopping = true;
   retention.join();
   webhooks.stop();
+  for (auto& w : tenant_webhooks) w->stop();
   return 0;
 }
 

@@ -9,12 +9,12 @@
 
 #include <fmt/format.h>
 
+#include "unsubrelay/app/cli_tenant.hpp"
 #include "unsubrelay/app/commands.hpp"
 #include "unsubrelay/common/clock.hpp"
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
-#include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/store/suppression_list.hpp"
 #include "unsubrelay/suppression/manage.hpp"
 
@@ -28,7 +28,8 @@ constexpr const char* suppression_usage =
     "usage: unsubrelay suppression list -c FILE [--address A] [--since TIME] [--limit N] [--cursor C]\n"
     "       unsubrelay suppression add -c FILE ADDRESS [--reason R] [--topic T]\n"
     "       unsubrelay suppression remove -c FILE ADDRESS [--topic T]\n"
-    "       unsubrelay suppression import -c FILE [--source S] LIST_FILE|-\n";
+    "       unsubrelay suppression import -c FILE [--source S] LIST_FILE|-\n"
+    "each takes --tenant ID: that tenant's list (without it: the tenant default)\n";
 
 struct Args {
   std::vector<std::string> words;
@@ -49,7 +50,7 @@ std::optional<Args> parse(const std::vector<std::string>& args) {
   }
   for (const auto& [k, v] : a.options) {
     if (k != "--address" && k != "--since" && k != "--limit" && k != "--cursor" && k != "--reason" &&
-        k != "--topic" && k != "--source") {
+        k != "--topic" && k != "--source" && k != "--tenant") {
       return std::nullopt;
     }
   }
@@ -200,15 +201,14 @@ int suppression_main(const std::vector<std::string>& args) {
   auto result = config::load_file(a->config_path);
   for (const auto& e : result.errors) std::cerr << e.to_string(a->config_path) << "\n";
   if (!result.ok()) return exit_config;
-  const auto& cfg = result.config;
+  const auto tenant = cli_tenant(result.config, a->options.count("--tenant") ? a->options.at("--tenant") : "default");
+  if (!tenant) return exit_usage;
+  const auto& cfg = tenant->view;  // its topics
+  auto store = open_cli_store(*tenant);
+  if (!store) return 1;
+  // The tenant's keys, when there are any, so an erased address's hashed entries are found (and lifted) too.
   std::string err;
-  auto store = store::open(cfg.store, err);
-  if (!store) {
-    std::cerr << "unsubrelay: " << err << "\n";
-    return 1;
-  }
-  // The relay's keys, when there are any, so an erased address's hashed entries are found (and lifted) too.
-  if (auto keys = mime::load_keys(cfg.unsubscribe, err, false)) store->set_erasure_keys(store::ErasureKeys(*keys));
+  if (auto keys = cli_keys(*tenant, false, err)) store->set_erasure_keys(store::ErasureKeys(*keys));
   if (sub == "list") return list(*a, *store);
   if (sub == "import") return import(*a, *store, cfg, a->words[2]);
   std::string why;

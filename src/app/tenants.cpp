@@ -2,7 +2,9 @@
 #include "unsubrelay/app/tenants.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "unsubrelay/delivery/queue_shards.hpp"
 #include "unsubrelay/dkim/signer.hpp"
 
 namespace unsubrelay::app {
@@ -24,8 +26,8 @@ std::vector<std::pair<std::string, std::string>> ses_fields(const config::Tenant
   return out;
 }
 
-delivery::TenantDelivery TenantRuntime::delivery(const config::TenantSes& ses) const {
-  return {rewriter.get(), store.get(), recorder.get(), view.unsubscribe.suppression, hooks.get(), ses_fields(ses)};
+delivery::TenantDelivery TenantRuntime::delivery() const {
+  return {rewriter.get(), store.get(), recorder.get(), view.unsubscribe.suppression, hooks.get()};
 }
 
 std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const config::Tenant& tenant,
@@ -62,6 +64,149 @@ std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const conf
   t->hooks = std::make_unique<delivery::FeedbackHooks>(t->view.feedback, t->feedback.get(),
                                                        t->view.unsubscribe.suppression);
   return t;
+}
+
+}  // namespace unsubrelay::app
+
+namespace unsubrelay::app {
+
+namespace {
+
+/// A keys file's keys, or nullopt after logging its errors.
+std::optional<std::vector<http::ApiKey>> key_list(const std::string& path, const std::string& what) {
+  auto file = http::load_api_keys(path);
+  for (const auto& e : file.errors) spdlog::error("{}: {}", what, e);
+  if (!file.ok()) return std::nullopt;
+  return std::move(file.keys);
+}
+
+std::vector<http::ApiKey> joined(std::vector<http::ApiKey> a, const std::vector<http::ApiKey>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::vector<std::string> key_ids(const token::KeySet& keys) {
+  std::vector<std::string> out;
+  for (const auto& k : keys.keys()) out.push_back(k.id);
+  return out;
+}
+
+/// Every tenant's own keys file (by tenant id) and the admin file; nullopt after logging.
+struct KeyFiles {
+  std::vector<http::ApiKey> admin;
+  std::map<std::string, std::vector<http::ApiKey>> own;
+};
+std::optional<KeyFiles> key_files(const config::Config& cfg) {
+  KeyFiles out;
+  auto admin = key_list(cfg.http.api_keys_file, "http.api_keys_file");
+  if (!admin) return std::nullopt;
+  out.admin = std::move(*admin);
+  for (const auto& t : cfg.tenants) {
+    auto own = key_list(t.api_keys_file, fmt::format("tenant {}: api_keys_file", t.id));
+    if (!own) return std::nullopt;
+    out.own[t.id] = std::move(*own);
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+std::vector<std::string> ids_of(const config::Config& cfg) {
+  std::vector<std::string> out;
+  for (const auto& t : cfg.tenants) out.push_back(t.id);
+  return out;
+}
+
+}  // namespace
+
+TenantSet::TenantSet(const config::Config& cfg) : counters(ids_of(cfg)) {}
+
+std::string TenantSet::open(const config::Config& cfg, delivery::TenantDelivery default_delivery,
+                            feedback::FeedbackMetrics& metrics, std::size_t shards) {
+  if (cfg.tenants.empty()) return "";
+  std::string err;
+  default_recorder = std::make_unique<store::DeliveryRecorder>(*default_delivery.store);
+  default_delivery.recorder = default_recorder.get();
+  for (const auto& t : cfg.tenants) {
+    auto& entry = table[t.id];
+    if (t.id == "default") {
+      entry = default_delivery;
+    } else {
+      auto opened = open_tenant(cfg, t, metrics, err);
+      if (!opened) return err;
+      entry = opened->delivery();
+      tenants.push_back(std::move(opened));
+    }
+    entry.added_fields = ses_fields(t.ses);
+    entry.counters = counters.of(t.id);
+    if (t.own_upstream) {  // its own pools, as many as the delivery shards
+      auto& own = upstreams.emplace_back(delivery::make_shard_upstreams(t.upstream, shards, cfg.smtp.hostname,
+                                                                        cfg.tls, err));
+      if (own.empty()) return fmt::format("tenant {}: upstream: {}", t.id, err);
+      for (auto& u : own) entry.upstreams.push_back(u.get());
+    }
+  }
+  // The installation-wide list that tenants with suppression: shared also honour.
+  if (!(shared_list = store::open(cfg.store, err, store::shared_tenant))) {
+    return "the shared suppression list: " + err;
+  }
+  shared_list->set_erasure_keys(store::ErasureKeys(default_delivery.rewriter->keys()));
+  for (const auto& t : cfg.tenants) {
+    if (t.suppression == config::TenantSuppression::shared) table[t.id].shared = shared_list.get();
+  }
+  return "";
+}
+
+token::KeySet every_key(const token::KeySet& default_keys, const std::vector<std::unique_ptr<TenantRuntime>>& tenants) {
+  std::vector<token::Key> keys = default_keys.keys();
+  for (const auto& t : tenants) {
+    const auto& own = t->rewriter->keys().keys();
+    keys.insert(keys.end(), own.begin(), own.end());
+  }
+  std::vector<std::string> errors;
+  if (auto all = token::KeySet::from_keys(std::move(keys), errors)) return std::move(*all);
+  for (const auto& e : errors) spdlog::error("tenants' keys together: {}", e);  // config/tenants.cpp checks ids
+  return default_keys;
+}
+
+std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& default_service,
+                                      const token::KeySet& default_keys,
+                                      const std::vector<std::unique_ptr<TenantRuntime>>& tenants,
+                                      store::Store& shared, const std::string& page,
+                                      const std::function<bool()>& spool_healthy) {
+  auto files = key_files(cfg);
+  if (!files) return std::nullopt;
+  TenantHttp out;
+  std::map<std::string, http::TenantRouter::Tenant, std::less<>> routes;
+  default_service.set_api_keys(http::ApiKeyMatcher(joined(files->own["default"], files->admin)));
+  routes["default"] = {&default_service, http::ApiKeyMatcher(files->own["default"]), key_ids(default_keys)};
+  for (const auto& t : tenants) {
+    auto& service = out.services[t->id] = std::make_unique<http::Service>(
+        t->view, t->rewriter->keys(), *t->store, page, http::ApiKeyMatcher(joined(files->own[t->id], files->admin)),
+        spool_healthy);
+    routes[t->id] = {service.get(), http::ApiKeyMatcher(files->own[t->id]), key_ids(t->rewriter->keys())};
+  }
+  auto& list = out.services[store::shared_tenant] = std::make_unique<http::Service>(
+      cfg, default_keys, shared, page, http::ApiKeyMatcher(files->admin), spool_healthy);
+  routes[store::shared_tenant] = {list.get(), http::ApiKeyMatcher(), {}};
+  out.router = std::make_unique<http::TenantRouter>(std::move(routes), http::ApiKeyMatcher(files->admin));
+  return out;
+}
+
+bool reload_tenant_keys(const config::Config& fresh, TenantHttp& http_side, http::Service& default_service) {
+  auto files = key_files(fresh);
+  if (!files) return false;
+  std::map<std::string, http::ApiKeyMatcher> own;
+  for (const auto& [id, keys] : files->own) own.emplace(id, http::ApiKeyMatcher(keys));
+  default_service.set_api_keys(http::ApiKeyMatcher(joined(files->own["default"], files->admin)));
+  for (auto& [id, service] : http_side.services) {  // a tenant added since the start waits for a restart
+    service->set_api_keys(http::ApiKeyMatcher(id == store::shared_tenant ? files->admin
+                                                                         : joined(files->own[id], files->admin)));
+  }
+  http_side.router->set_api_keys(http::ApiKeyMatcher(files->admin), std::move(own));
+  return true;
 }
 
 }  // namespace unsubrelay::app

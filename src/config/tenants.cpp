@@ -337,6 +337,7 @@ void load_overrides(Section& s, Tenant& t, Context& c, bool is_default) {
     Section u(s.raw("upstream"), s.path("upstream"), c.errors);
     load_upstream(u, t.upstream);
     t.own_upstream = true;
+
   }
   if (s.present("webhooks")) load_webhooks(s.raw("webhooks"), s.path("webhooks"), t.webhooks, c.errors);
 }
@@ -369,6 +370,7 @@ Tenant load_tenant(const YAML::Node& node, const std::string& path, Context& c) 
   load_overrides(s, t, c, is_default);
   load_ses(s, t, c);
   s.choice("suppression", t.suppression, {{"tenant", TenantSuppression::tenant}, {"shared", TenantSuppression::shared}});
+
   load_limits(s, t, c);
   s.finish();
   return t;

@@ -29,10 +29,11 @@ RecipientResult deferred(std::string why) { return {DeliveryStatus::deferred, "4
 
 class FeedbackTransport final : public Upstream {
  public:
-  FeedbackTransport(const config::Feedback& settings, const token::KeySet& keys, feedback::Recorder& recorder,
+  FeedbackTransport(const config::Feedback& settings, feedback::Addresses addresses, const token::KeySet& keys,
+                    feedback::Recorder& recorder, std::function<feedback::Recorder*(const std::string&)> route,
                     Upstream& upstream, boost::asio::thread_pool& disk)
-      : settings_(settings), addresses_(settings), keys_(keys), recorder_(recorder), upstream_(upstream),
-        disk_(disk) {}
+      : settings_(settings), addresses_(std::move(addresses)), keys_(keys), recorder_(recorder),
+        route_(std::move(route)), upstream_(upstream), disk_(disk) {}
 
   boost::asio::awaitable<std::vector<RecipientResult>> deliver(OutboundCopy copy) override {
     std::vector<RecipientResult> results;
@@ -55,10 +56,13 @@ class FeedbackTransport final : public Upstream {
     const feedback::Origin origin{copy.queue_id, trusted(copy.client_address)};
     auto resolved = feedback::resolve_report(copy.content, rcpt, addresses_, keys_, now, origin);
     spdlog::info("{}: feedback: to=<{}>: {}", copy.queue_id, printable(rcpt, 256), resolved.how);
+    // The tenant whose key verified the token (SPEC Part 3); else the default's.
+    auto* routed = route_ && !resolved.key_id.empty() ? route_(resolved.key_id) : nullptr;
+    auto& recorder = routed ? *routed : recorder_;
     if (resolved.unverified) {
       resolved.unverified->client = copy.client_address;
-      if (!recorder_.record_unverified(*resolved.unverified, copy.queue_id)) {
-        return {deferred("store unavailable: " + recorder_.store().last_error()), {}};
+      if (!recorder.record_unverified(*resolved.unverified, copy.queue_id)) {
+        return {deferred("store unavailable: " + recorder.store().last_error()), {}};
       }
       return {{DeliveryStatus::sent, "250 2.0.0 unverified, applied to nobody: " + resolved.how, relay_name, {}}, {}};
     }
@@ -66,13 +70,13 @@ class FeedbackTransport final : public Upstream {
       return {{DeliveryStatus::sent, "250 2.0.0 nothing to record: " + resolved.how, relay_name, {}}, {}};
     }
     auto& report = *resolved.report;
-    auto& store = recorder_.store();
+    auto& store = recorder.store();
     if (report.address.empty() && !report.uid.empty()) {
       const auto address = store.address_of(report.uid);
       if (!address) return {deferred("store unavailable: " + store.last_error()), {}};
       report.address = *address;  // "" for a uid this store does not know: recorded, applied to nobody
     }
-    const auto outcome = recorder_.record(report, copy.queue_id);
+    const auto outcome = recorder.record(report, copy.queue_id);
     if (!outcome) return {deferred("store unavailable: " + store.last_error()), {}};
     Applied out{{DeliveryStatus::sent,
                  fmt::format("250 2.0.0 {} recorded ({})", store::name(report.kind), resolved.how), relay_name, {}},
@@ -82,7 +86,7 @@ class FeedbackTransport final : public Upstream {
       if (!sender) return {deferred("store unavailable: " + store.last_error()), {}};
       // Never to ourselves; each report once, and at most forward_per_hour a sender.
       if (addresses_.classify(*sender) == feedback::AddressKind::none && !sender->empty()) {
-        if (!claim(copy, report, *sender, now, out)) return {deferred("store unavailable: " + store.last_error()), {}};
+        if (!claim(store, copy, report, *sender, now, out)) return {deferred("store unavailable: " + store.last_error()), {}};
       }
     }
     return out;
@@ -92,11 +96,11 @@ class FeedbackTransport final : public Upstream {
   bool trusted(const std::string& client) const { return config::in_networks(client, settings_.trusted_networks); }
 
   /// Sets out.forward_to when this copy may be forwarded (store::ForwardClaim); false when the store failed.
-  bool claim(const OutboundCopy& copy, const store::Feedback& report, const std::string& sender, long long now,
-             Applied& out) {
+  bool claim(store::Store& store, const OutboundCopy& copy, const store::Feedback& report, const std::string& sender,
+             long long now, Applied& out) {
     const auto owner = fmt::format("{}:{}", copy.queue_id, copy.copy_index);
     const auto claimed =
-        recorder_.store().claim_forward(report.dedup_key, sender, owner, now, settings_.forward_per_hour);
+        store.claim_forward(report.dedup_key, sender, owner, now, settings_.forward_per_hour);
     if (!claimed) return false;
     auto& metrics = recorder_.metrics();
     switch (*claimed) {
@@ -137,6 +141,7 @@ class FeedbackTransport final : public Upstream {
   feedback::Addresses addresses_;
   const token::KeySet& keys_;
   feedback::Recorder& recorder_;
+  std::function<feedback::Recorder*(const std::string&)> route_;
   Upstream& upstream_;
   boost::asio::thread_pool& disk_;
 };
@@ -146,7 +151,16 @@ class FeedbackTransport final : public Upstream {
 std::unique_ptr<Upstream> make_feedback_transport(const config::Feedback& settings, const token::KeySet& keys,
                                                   feedback::Recorder& recorder, Upstream& upstream,
                                                   boost::asio::thread_pool& disk) {
-  return std::make_unique<FeedbackTransport>(settings, keys, recorder, upstream, disk);
+  return std::make_unique<FeedbackTransport>(settings, feedback::Addresses(settings), keys, recorder, nullptr,
+                                             upstream, disk);
+}
+
+std::unique_ptr<Upstream> make_feedback_transport(
+    const config::Feedback& settings, feedback::Addresses addresses, const token::KeySet& keys,
+    feedback::Recorder& recorder, std::function<feedback::Recorder*(const std::string& key_id)> route,
+    Upstream& upstream, boost::asio::thread_pool& disk) {
+  return std::make_unique<FeedbackTransport>(settings, std::move(addresses), keys, recorder, std::move(route),
+                                             upstream, disk);
 }
 
 }  // namespace unsubrelay::delivery

@@ -212,6 +212,7 @@ void QueueManager::look_up_recipients(Attempt& a) {
     return;
   }
   for (std::size_t k = 0; k < a.pending.size(); ++k) a.verdicts[a.pending[k]] = (*verdicts)[k];
+  if (a.t->shared && !honour_shared_list(a, recipients)) return;
   if (!a.campaign()) return;
   // Every pending recipient's uid in one store transaction, shared with the
   // other deliveries in flight (group commit), not one per recipient. An
@@ -231,6 +232,25 @@ void QueueManager::look_up_recipients(Attempt& a) {
     return;
   }
   for (std::size_t k = 0; k < which.size(); ++k) a.uids[which[k]] = (*found)[k];
+}
+
+/// suppression: shared (SPEC Part 3): the installation-wide list stops a copy
+/// too. False when that store failed (every verdict is then unknown: the copies wait).
+bool QueueManager::honour_shared_list(Attempt& a, const std::vector<store::SendRecipient>& recipients) {
+  const auto shared = a.t->shared->check_suppression(a.scope, recipients);
+  if (!shared) {
+    a.store_error = "the shared suppression list: " + a.t->shared->last_error();
+    a.verdicts.assign(a.verdicts.size(), std::nullopt);
+    return false;
+  }
+  for (std::size_t k = 0; k < a.pending.size(); ++k) {
+    auto& verdict = a.verdicts[a.pending[k]];
+    if ((*shared)[k].suppressed && !verdict->suppressed) {
+      verdict->suppressed = true;
+      verdict->reason = (*shared)[k].reason + " (shared list)";
+    }
+  }
+  return true;
 }
 
 asio::awaitable<void> QueueManager::send_copies(Attempt& a) {
@@ -293,7 +313,8 @@ asio::awaitable<QueueManager::CopyOutcome> QueueManager::copy_outcome(Attempt& a
                             "550 5.7.0 campaign message without an unsubscribe link (body_link: reject)");
   } else {
     std::string rendered;
-    out.result = co_await send_copy(upstream_, render_copy(a, i, rendered));
+    auto& via = a.t->upstreams.empty() ? upstream_ : *a.t->upstreams.at(shard_.index);
+    out.result = co_await send_copy(via, render_copy(a, i, rendered));
   }
   co_return out;
 }
@@ -339,6 +360,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
                  now - env.arrival, outcome.suppressed,
                  a.t->suppression == config::Suppression::campaign ? "campaign" : "global");
     ++counters_->suppressed;
+    if (a.t && a.t->counters) ++a.t->counters->suppressed;
   } else {
     // Postfix's log line: QUEUEID: to=<rcpt>, relay=..., delay=..., status=... (reply)
     spdlog::info("{}: to=<{}>, relay={}, delay={}, status={} ({}){}", a.id, env.recipients[i], r.relay,
@@ -363,6 +385,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
         spdlog::error("{}: cannot record delivery to <{}>: {}", a.id, env.recipients[i], err);
       }
       if (!suppressed) ++counters_->delivered;
+      if (!suppressed && a.t && a.t->counters) ++a.t->counters->delivered;
       break;
     case DeliveryStatus::bounced:
       a.failed.push_back({env.recipients[i], enhanced_of(r.reply, "5.0.0"), r.reply});
@@ -371,6 +394,7 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
       a.deferred.push_back(i);
       a.defer_reason = r.reply;
       ++counters_->deferred;
+      if (a.t && a.t->counters) ++a.t->counters->deferred;
       break;
   }
 }
@@ -383,6 +407,7 @@ asio::awaitable<void> QueueManager::finish(Attempt& a) {
   std::string bounce_id;
   co_await offload(disk_, [&] { bounce_id = settle(a, now, attempts, next); });
   counters_->bounced += a.failed.size();
+  if (a.t && a.t->counters) a.t->counters->bounced += a.failed.size();
   if (!bounce_id.empty()) {
     if (owns(bounce_id)) {
       make_due(bounce_id, entries_[bounce_id]);

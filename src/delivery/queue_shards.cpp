@@ -76,6 +76,21 @@ void QueueShards::set_tenant_weights(const std::map<std::string, unsigned>& weig
   for (auto& s : shards_) s->manager->set_tenant_weights(weights);
 }
 
+std::vector<std::unique_ptr<Upstream>> make_shard_upstreams(const config::Upstream& settings, std::size_t shards,
+                                                            const std::string& helo_name, const config::Tls& tls,
+                                                            std::string& error) {
+  std::vector<std::unique_ptr<Upstream>> out;
+  for (std::size_t i = 0; i < shards; ++i) {
+    const auto per_shard = shard_settings(settings, shards, i);
+    auto upstream = settings.kind == config::UpstreamKind::directory
+                        ? make_directory_upstream(per_shard, &error)
+                        : make_smtp_upstream(per_shard, helo_name, &error, tls);
+    if (!upstream) return {};
+    out.push_back(std::move(upstream));
+  }
+  return out;
+}
+
 void QueueShards::set_tenants(const TenantTable* tenants) {
   for (auto& s : shards_) s->manager->set_tenants(tenants);
 }

@@ -16,11 +16,19 @@ Addresses::Addresses(const config::Feedback& settings)
   for (const auto& a : settings.complaint_addresses) complaint_addresses_.push_back(to_lower(a));
 }
 
+void Addresses::also_accept(std::string_view return_path_domain) {
+  if (!return_path_domain.empty()) tenant_domains_.push_back(to_lower(return_path_domain));
+}
+
 std::string Addresses::verp_token(std::string_view recipient) const {
-  if (return_path_domain_.empty()) return {};
+  if (return_path_domain_.empty() && tenant_domains_.empty()) return {};
   const auto at = recipient.rfind('@');
   if (at == std::string_view::npos || at <= verp_prefix.size()) return {};
-  if (!iequals(recipient.substr(at + 1), return_path_domain_) || !istarts_with(recipient, verp_prefix)) return {};
+  const auto domain = recipient.substr(at + 1);
+  const bool ours = (!return_path_domain_.empty() && iequals(domain, return_path_domain_)) ||
+                    std::any_of(tenant_domains_.begin(), tenant_domains_.end(),
+                                [&](const std::string& d) { return iequals(domain, d); });
+  if (!ours || !istarts_with(recipient, verp_prefix)) return {};
   return std::string(recipient.substr(verp_prefix.size(), at - verp_prefix.size()));
 }
 
@@ -31,6 +39,16 @@ AddressKind Addresses::classify(std::string_view recipient) const {
     return AddressKind::complaint;
   }
   return AddressKind::none;
+}
+
+Addresses intake_addresses(const config::Config& config) {
+  Addresses out(config.feedback);
+  for (const auto& t : config.tenants) {
+    if (!iequals(t.feedback.return_path_domain, config.feedback.return_path_domain)) {
+      out.also_accept(t.feedback.return_path_domain);
+    }
+  }
+  return out;
 }
 
 std::string Addresses::verp_address(std::string_view token) const {

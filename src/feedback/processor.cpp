@@ -59,6 +59,7 @@ Resolution resolve_dsn(std::string_view message, const std::string& token_text, 
             fmt::format("dsn: VERP token not valid ({})", describe(verified.error))};
   }
   auto f = from_claims(*verified.claims, "dsn", now);
+  const auto key_id = verified.claims->key_id;
   const auto parsed = parse_dsn(message);
   std::string how;
   if (!parsed.ok()) {
@@ -84,7 +85,7 @@ Resolution resolve_dsn(std::string_view message, const std::string& token_text, 
   }
   // One per launch, contact and kind: a DSN mailed twice, or "delayed" warned twice, counts once.
   f.dedup_key = fmt::format("dsn:{}:{}:{}", f.launch_list_id, f.uid, store::name(f.kind));
-  return {f, std::nullopt, how};
+  return {f, std::nullopt, how, key_id};
 }
 
 std::string arf_detail(const FeedbackReport& report) {
@@ -126,10 +127,11 @@ Resolution resolve_arf(std::string_view message, const Addresses& addresses, con
   options.return_path_domain = addresses.return_path_domain();
   const auto candidates = complaint_token_candidates(message, report, options);
   std::optional<store::Feedback> found;
-  std::string how;
+  std::string how, key_id;
   for (const auto& c : candidates) {
     const auto verified = token::verify(c.token, keys, static_cast<std::uint32_t>(now));
     if (!verified.claims) continue;
+    key_id = verified.claims->key_id;
     found = from_claims(*verified.claims, "arf", now);
     found->dedup_key = fmt::format("arf:{}:{}", found->launch_list_id, found->uid);
     how = fmt::format("arf, {} token", describe(c.source));
@@ -151,7 +153,7 @@ Resolution resolve_arf(std::string_view message, const Addresses& addresses, con
   found->kind = store::FeedbackKind::complaint;
   found->status = report.feedback_type;
   found->diagnostic = arf_detail(report);
-  return {found, std::nullopt, how};
+  return {found, std::nullopt, how, key_id};
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ constexpr std::size_t max_running = 2;
 
 /// What the server lends an import.
 struct Context {
-  Service& service;
+  Handler& service;
   asio::thread_pool& pool;  // the handler threads
   const config::Http& config;
   std::atomic<std::size_t>& running;
@@ -168,7 +168,7 @@ asio::awaitable<Outcome> run(Stream& stream, beast::flat_buffer& buffer, bhttp::
   bhttp::request_parser<bhttp::buffer_body> body{std::move(head)};
   body.body_limit(ctx.config.max_import_bytes);
   body.eager(true);
-  auto importer = ctx.service.start_import();
+  auto importer = ctx.service.start_import(r);
   const auto received = co_await pump(stream, buffer, body, *importer, ctx, ec);
   if (!ec) {
     const auto report = co_await offload(ctx.pool, [&importer] { return importer->finish(); });

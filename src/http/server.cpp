@@ -98,12 +98,12 @@ bool exempt_from_rate_limit(const config::Http& config, std::string_view target,
 }
 
 struct Server::Impl {
-  Impl(asio::io_context& i, const config::Http& c, const config::Tls& t, Service& s, std::size_t max)
+  Impl(asio::io_context& i, const config::Http& c, const config::Tls& t, Handler& s, std::size_t max)
       : io(i), config(c), tls_profile(t), service(s), max_connections(max) {}
   asio::io_context& io;
   const config::Http& config;
   const config::Tls& tls_profile;
-  Service& service;
+  Handler& service;
   const std::size_t max_connections;
   TlsServerContext tls;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
@@ -435,7 +435,7 @@ struct Server::Impl {
   }
 };
 
-Server::Server(asio::io_context& io, const config::Http& config, const config::Tls& tls, Service& service,
+Server::Server(asio::io_context& io, const config::Http& config, const config::Tls& tls, Handler& service,
                std::size_t max_connections)
     : impl_(std::make_unique<Impl>(io, config, tls, service, max_connections)) {}
 

@@ -118,10 +118,21 @@ Response SesFeedback::notification(const feedback::SnsMessage& m) {
   }
   const auto& n = *parsed.notification;
   if (n.kind != feedback::SesKind::bounce && n.kind != feedback::SesKind::complaint) return text(200, "ignored");
-  auto& store = recorder_.store();
-  const auto copies = n.message_id.empty() ? std::optional<std::vector<store::SentCopy>>(std::vector<store::SentCopy>{})
-                                           : store.sent_copies(n.message_id);
+  // The tenant whose store recorded the message id (SPEC Part 3); without tenants, the one store.
+  auto* recorder = &recorder_;
+  auto copies = n.message_id.empty() ? std::optional<std::vector<store::SentCopy>>(std::vector<store::SentCopy>{})
+                                     : recorder_.store().sent_copies(n.message_id);
+  for (auto* tenant : tenants_) {
+    if (!copies || !copies->empty() || n.message_id.empty()) break;
+    copies = tenant->store().sent_copies(n.message_id);
+    recorder = tenant;
+  }
   if (!copies) return text(503, "store unavailable");
+  if (!tenants_.empty() && copies->empty()) {
+    spdlog::warn("feedback/ses: SES message {} was sent by no tenant's copy here: applied to nobody",
+                 printable(n.message_id, 100));
+    return text(200, "unmatched");
+  }
   std::vector<store::Feedback> reports;
   if (n.kind == feedback::SesKind::bounce) {
     const auto kind = feedback::classify_ses_bounce(n.bounce_type) == feedback::BounceKind::hard
@@ -144,7 +155,7 @@ Response SesFeedback::notification(const feedback::SnsMessage& m) {
     }
   }
   for (const auto& f : reports) {
-    if (!recorder_.record(f, "ses " + printable(n.message_id, 80))) return text(503, "store unavailable");
+    if (!recorder->record(f, "ses " + printable(n.message_id, 80))) return text(503, "store unavailable");
   }
   return text(200, "ok");
 }

@@ -51,7 +51,7 @@ std::optional<Response> Service::admit_import(const Request& r) {
   return refuse_key(r, "/api/v1/suppressions/import", key_scopes(r));
 }
 
-std::unique_ptr<suppression::Importer> Service::start_import() {
+std::unique_ptr<suppression::Importer> Service::start_import(const Request&) {
   const auto batch = store_.import_writers() > 1 ? store::import_batch_rows : sqlite_api_batch_rows;
   return std::make_unique<suppression::Importer>(store_, topic_ids(config_), "import", now_seconds(), batch);
 }
@@ -164,7 +164,7 @@ Response Service::put_suppression(const Request& r, const std::string& address) 
 /// A body handed whole (Service::handle without the server's streaming:
 /// unit tests); the server streams this route (admit_import, start_import).
 Response Service::import_suppressions(const Request& r) {
-  const auto importer = start_import();
+  const auto importer = start_import(r);
   std::string_view body(r.body);
   for (std::size_t at = 0; at < body.size(); at += import_chunk_bytes) {
     if (!importer->push(body.substr(at, import_chunk_bytes))) break;

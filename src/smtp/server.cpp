@@ -1,5 +1,6 @@
 // server.cpp: one SMTP connection's I/O: commands, STARTTLS, DATA streaming
 // to the spool. The listeners and connection limits are in acceptor.cpp.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -49,6 +50,7 @@ struct ConnectionRunner {
   std::string peer;  // "[addr]:port" for logs
   std::string out;   // replies waiting for the end of a pipelined group
   std::string in;    // bytes read but not yet consumed
+  feedback::Addresses intake;  // the feedback addresses (not relayed: not counted in quotas)
   // Grows to read_chunk for DATA only; never zero-filled (make_unique_for_overwrite).
   std::unique_ptr<char[]> buf_storage = std::make_unique_for_overwrite<char[]>(command_chunk);
   asio::mutable_buffer buf{buf_storage.get(), command_chunk};
@@ -195,6 +197,15 @@ struct ConnectionRunner {
     }
   }
 
+  /// A tenant's accepted message, for its quotas: the message and its relayed recipients.
+  void count_quota(const Envelope& env) {
+    if (!server.quota_accepted_ || env.tenant.empty() || !env.relayed) return;
+    const auto relayed = std::count_if(env.recipients.begin(), env.recipients.end(), [&](const std::string& r) {
+      return intake.classify(r) == feedback::AddressKind::none;
+    });
+    server.quota_accepted_(env.tenant, static_cast<std::size_t>(relayed));
+  }
+
   /// DATA: create the queue file, send 354, stream, commit, reply.
   asio::awaitable<bool> data_phase(Session& session, Step& step) {
     const auto& env = session.envelope();
@@ -233,12 +244,16 @@ struct ConnectionRunner {
     }
     if (result.outcome.queue_id) {
       ++server.counters_.messages_received;
-      spdlog::info("{}: client={}, helo={}, from=<{}>, size={}, nrcpt={}{}", writer->id(), peer,
+      if (server.tenant_counters_) ++server.tenant_counters_->of(env.tenant)->messages_received;
+      spdlog::info("{}: client={}, helo={}, from=<{}>, size={}, nrcpt={}{}{}", writer->id(), peer,
                    printable(env.helo, 100), printable(env.sender, 256), result.size, env.recipients.size(),
-                   session.auth_user().empty() ? "" : ", sasl_username=" + printable(session.auth_user(), 100));
+                   session.auth_user().empty() ? "" : ", sasl_username=" + printable(session.auth_user(), 100),
+                   env.tenant.empty() ? "" : ", tenant=" + env.tenant);
       server.on_queued_(writer->id(), writer->opened());
+      count_quota(env);
     } else {
       ++server.counters_.messages_refused;
+      if (server.tenant_counters_) ++server.tenant_counters_->of(env.tenant)->messages_refused;
       spdlog::info("{}: refused from {}: {}", writer->id(), peer,
                    result.outcome.refusal ? result.outcome.refusal->lines.front() : std::string("?"));
     }
@@ -269,12 +284,14 @@ struct ConnectionRunner {
     policy.tls_available = server.tls_.ready();
     if (server.on_mailto_) policy.mailto_domain = server.config_.unsubscribe.mailto_domain;
     if (server.config_.feedback.enabled) {
-      policy.feedback = feedback::Addresses(server.config_.feedback);
+      policy.feedback = feedback::intake_addresses(server.config_);
+      intake = policy.feedback;
       policy.verp_valid = server.verp_valid_;
       policy.max_report_bytes = server.config_.feedback.max_report_bytes;
     }
     policy.tls_active = c->tls;
     policy.tenants = &server.tenants_;
+    policy.quota_refusal = server.quota_refusal_;
     if (cfg.auth) {
       policy.auth_available = true;
       policy.auth_requires_tls = cfg.auth->require_tls;

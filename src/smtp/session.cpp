@@ -192,6 +192,7 @@ Step Session::mail(std::string_view arg) {
 
 std::optional<Step> Session::tenant_check(const std::string& sender) {
   envelope_.tenant.clear();
+  envelope_.no_tenant = false;
   const auto* tenants = policy_.tenants;
   // A stranger (no relay rights) may only reach feedback and unsubscribe
   // addresses: that is no submission, so no tenant (its RCPTs are checked as before).
@@ -199,7 +200,16 @@ std::optional<Step> Session::tenant_check(const std::string& sender) {
   boost::system::error_code ec;
   const auto client = boost::asio::ip::make_address(policy_.client_address, ec);
   const auto tenant = tenants->select(auth_user_, ec ? boost::asio::ip::address() : config::unmap(client));
-  if (!tenant) return error(reply(550, "5.7.1", "Error: no tenant for this client"));
+  if (!tenant) {
+    // The relay's own feedback and unsubscribe addresses take mail from anyone,
+    // a trusted local MX handing bounces on included: then the refusal waits for
+    // a recipient that would be relayed (rcpt()). Nothing is relayed without a tenant.
+    if (policy_.feedback.empty() && policy_.mailto_domain.empty()) {
+      return error(reply(550, "5.7.1", "Error: no tenant for this client"));
+    }
+    envelope_.no_tenant = true;
+    return std::nullopt;
+  }
   const auto domain = tenant::address_domain(sender);
   if (!sender.empty() && !tenants->domain_allowed(*tenant, domain)) {
     return error(reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: domain {} is not one of this "
@@ -239,6 +249,7 @@ Step Session::rcpt(std::string_view arg) {
   if (!policy_.client_trusted && auth_user_.empty()) {
     return error(reply(554, "5.7.1", fmt::format("<{}>: Relay access denied", printable(rcpt, 256))));
   }
+  if (envelope_.no_tenant) return error(reply(550, "5.7.1", "Error: no tenant for this client"));
   if (envelope_.recipients.size() >= policy_.limits.max_recipients) {
     // RFC 5321 §4.5.3.1.10: 452, not a hard error; the client sends the rest later.
     return one(reply(452, "4.5.3", "Error: too many recipients"));

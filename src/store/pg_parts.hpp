@@ -68,4 +68,8 @@ UnverifiedTally unverified_tally(pqxx::work& w);
 ForwardClaim claim_forward(pqxx::work& w, const std::string& dedup_key, const std::string& sender,
                            const std::string& owner, long long now, unsigned per_hour);
 
+// pg_quota.cpp (issue 24)
+void add_quota_counts(pqxx::work& w, const std::vector<QuotaCount>& adds, long long expire_before);
+std::vector<long long> quota_counts(pqxx::work& w, const std::vector<QuotaCount>& keys);
+
 }  // namespace unsubrelay::store::pg

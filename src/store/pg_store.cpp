@@ -80,6 +80,9 @@ constexpr const char* pg_migrations[] = {
        ALTER TABLE feedback ADD COLUMN IF NOT EXISTS forwarded_at BIGINT NOT NULL DEFAULT 0;
        CREATE INDEX IF NOT EXISTS feedback_forwards ON feedback (forward_sender, forwarded_at)
          WHERE forwarded_at != 0;)",
+    // Issue 24: tenant quotas, counted per window for the fleet (pg_quota.cpp).
+    R"(CREATE TABLE IF NOT EXISTS quota_counts (name TEXT NOT NULL, window_start BIGINT NOT NULL,
+                                               value BIGINT NOT NULL, PRIMARY KEY (name, window_start));)",
 };
 
 /// Held by each migration step's transaction (released at its end; a
@@ -314,6 +317,17 @@ class PgStore final : public Store {
       }
       return static_cast<std::size_t>(ids.size());
     });
+  }
+
+  bool add_quota_counts(const std::vector<QuotaCount>& adds, long long expire_before) override {
+    return run<bool>([&](pqxx::work& w) {
+             pg::add_quota_counts(w, adds, expire_before);
+             return true;
+           })
+        .value_or(false);
+  }
+  std::optional<std::vector<long long>> quota_counts(const std::vector<QuotaCount>& keys) override {
+    return run<std::vector<long long>>([&](pqxx::work& w) { return pg::quota_counts(w, keys); });
   }
 
   std::optional<ContactRecord> contact(const std::string& address) override {

@@ -72,6 +72,7 @@ class Statement {
   }
   int step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
   void reset() {
+    if (!stmt_) return;  // a cached statement that failed to compile (sqlite3_clear_bindings(NULL) crashes)
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }

@@ -59,4 +59,8 @@ std::optional<UnverifiedTally> unverified_tally(SqliteDb& db);
 std::optional<ForwardClaim> claim_forward(SqliteDb& db, const std::string& dedup_key, const std::string& sender,
                                           const std::string& owner, long long now, unsigned per_hour);
 
+// sqlite_quota.cpp (issue 24)
+bool add_quota_counts(SqliteDb& db, const std::vector<QuotaCount>& adds, long long expire_before);
+std::optional<std::vector<long long>> quota_counts(SqliteDb& db, const std::vector<QuotaCount>& keys);
+
 }  // namespace unsubrelay::store::sqlite

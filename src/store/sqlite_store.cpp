@@ -94,6 +94,9 @@ constexpr const char* sqlite_migrations[] = {
        ALTER TABLE feedback ADD COLUMN forward_owner TEXT NOT NULL DEFAULT '';
        ALTER TABLE feedback ADD COLUMN forwarded_at BIGINT NOT NULL DEFAULT 0;
        CREATE INDEX feedback_forwards ON feedback (forward_sender, forwarded_at) WHERE forwarded_at != 0;)",
+    // Issue 24: tenant quotas, counted per window for the fleet (sqlite_quota.cpp).
+    R"(CREATE TABLE quota_counts (name TEXT NOT NULL, window_start BIGINT NOT NULL, value BIGINT NOT NULL,
+                                 PRIMARY KEY (name, window_start));)",
 };
 
 class SqliteStore final : public Store, private SqliteDb {
@@ -403,6 +406,13 @@ class SqliteStore final : public Store, private SqliteDb {
     return ids.size();
   }
 
+  bool add_quota_counts(const std::vector<QuotaCount>& adds, long long expire_before) override {
+    return sqlite::add_quota_counts(*this, adds, expire_before);
+  }
+  std::optional<std::vector<long long>> quota_counts(const std::vector<QuotaCount>& keys) override {
+    return sqlite::quota_counts(*this, keys);
+  }
+
   std::optional<ContactRecord> contact(const std::string& address) override {
     return sqlite::contact(*this, address);
   }
@@ -498,10 +508,12 @@ std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) 
 
 std::string tenant_path(const std::string& path, const std::string& tenant) {
   const std::filesystem::path p(path);
-  return (p.parent_path() / (p.stem().string() + ".tenant-" + tenant + p.extension().string())).string();
+  const auto name = tenant == shared_tenant ? std::string(".shared") : ".tenant-" + tenant;
+  return (p.parent_path() / (p.stem().string() + name + p.extension().string())).string();
 }
 
 std::string tenant_schema(const std::string& tenant) {
+  if (tenant == shared_tenant) return "unsubrelay_shared";
   std::string out = "unsubrelay_tenant_" + tenant;
   std::replace(out.begin(), out.end(), '-', '_');
   return out;

@@ -29,7 +29,7 @@ Directory::Directory(const config::Config& config) : enabled_(!config.tenants.em
     lists_domains_[t.id] = !t.sender_domains.empty();
   }
   std::stable_sort(networks_.begin(), networks_.end(),
-                   [](const auto& a, const auto& b) { return a.first.prefix() > b.first.prefix(); });
+                   [](const auto& a, const auto& b) { return a.first.prefix_length() > b.first.prefix_length(); });
 }
 
 std::optional<std::string> Directory::select(std::string_view auth_user, const boost::asio::ip::address& client) const {

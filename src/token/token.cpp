@@ -202,6 +202,17 @@ std::string sign(const Claims& c, const Key& key) {
   return base64url_encode(payload);
 }
 
+std::string key_id_of(std::string_view input) {
+  if (const auto pos = input.rfind("/u/"); pos != std::string_view::npos) input = input.substr(pos + 3);
+  while (!input.empty() && (input.back() == '/' || input.back() == '\n' || input.back() == '\r')) input.remove_suffix(1);
+  if (input.empty() || input.size() > max_token_chars) return "";
+  const auto raw = base64url_decode(input);
+  if (!raw || raw->size() < 2) return "";
+  const std::size_t len = static_cast<unsigned char>((*raw)[1]);
+  if (2 + len > raw->size()) return "";
+  return raw->substr(2, len);
+}
+
 Verified verify(std::string_view input, const KeySet& keys, std::uint32_t now) {
   Verified v;
   // Accept a whole URL: the token is what follows the last "/u/".

@@ -38,7 +38,6 @@ class TenantsCheckConfigTest(unittest.TestCase):
             "smtp:\n"
             '  allow_networks: ["10.0.0.0/8", "127.0.0.0/8"]\n'
             f"  auth: {{users_file: {self.path('users')}, require_tls: false}}\n"
-            "  tenant_header: X-Tenant\n"
             f"unsubscribe: {{keys_file: {self.path('top-keys.yaml')}}}\n"
             f"http: {{api_keys_file: {self.path('admin-keys')}}}\n"
             "feedback: {return_path_domain: bounces.example.com}\n"
@@ -65,29 +64,29 @@ class TenantsCheckConfigTest(unittest.TestCase):
 
     def test_each_problem_names_its_tenant_and_line(self):
         config = self.write("bad.yaml", self.top_level() + (
-            "  - id: acme\n"                                                  # 9
-            "    smtp_users: [acme-app, ghost]\n"                             # 10
-            '    networks: ["192.168.0.0/16"]\n'                              # 11
-            "    sender_domains: [acme.example]\n"                            # 12
-            f"    keys_file: {self.path('clash-keys.yaml')}\n"                # 13
-            f"    api_keys_file: {self.path('admin-keys')}\n"                 # 14
-            "    unsubscribe: {campaign_header: X-C}\n"                       # 15
-            "  - id: beta\n"                                                  # 16
-            "    sender_domains: [ACME.example]\n"                            # 17
-            "    smtp_users: [acme-app]\n"                                    # 18
+            "  - id: acme\n"                                                  # 8
+            "    smtp_users: [acme-app, ghost]\n"                             # 9
+            '    networks: ["192.168.0.0/16"]\n'                              # 10
+            "    sender_domains: [acme.example]\n"                            # 11
+            f"    keys_file: {self.path('clash-keys.yaml')}\n"                # 12
+            f"    api_keys_file: {self.path('admin-keys')}\n"                 # 13
+            "    unsubscribe: {campaign_header: X-C}\n"                       # 14
+            "  - id: beta\n"                                                  # 15
+            "    sender_domains: [ACME.example]\n"                            # 16
+            "    smtp_users: [acme-app]\n"                                    # 17
         ))
         result = run_cli("check-config", "-c", config)
         self.assertEqual(result.returncode, 78, result.stderr)  # EX_CONFIG
         expected = [
-            f"{config}:10: tenants[0].smtp_users[1]: 'ghost' is not in smtp.auth.users_file",
-            f"{config}:11: tenants[0].networks[0]: '192.168.0.0/16' is not inside any smtp.allow_networks entry",
-            f"{config}:13: tenants[0].keys_file: key id top1 is also in unsubscribe.keys_file",
-            f"{config}:14: tenants[0].api_keys_file: {self.path('admin-keys')}:1: this key is also in "
+            f"{config}:9: tenants[0].smtp_users[1]: 'ghost' is not in smtp.auth.users_file",
+            f"{config}:10: tenants[0].networks[0]: '192.168.0.0/16' is not inside any smtp.allow_networks entry",
+            f"{config}:12: tenants[0].keys_file: key id top1 is also in unsubscribe.keys_file",
+            f"{config}:13: tenants[0].api_keys_file: {self.path('admin-keys')}:1: this key is also in "
             f"http.api_keys_file ({self.path('admin-keys')}:1)",
-            f"{config}:15: tenants[0].unsubscribe.campaign_header: installation-wide: set it at the top level",
-            f"{config}:16: tenants[1].keys_file: is required",
-            f"{config}:17: tenants[1].sender_domains[0]: 'acme.example' is also in tenants[0].sender_domains[0]",
-            f"{config}:18: tenants[1].smtp_users[0]: 'acme-app' is also in tenants[0].smtp_users[0]",
+            f"{config}:14: tenants[0].unsubscribe.campaign_header: installation-wide: set it at the top level",
+            f"{config}:15: tenants[1].keys_file: is required",
+            f"{config}:16: tenants[1].sender_domains[0]: 'acme.example' is also in tenants[0].sender_domains[0]",
+            f"{config}:17: tenants[1].smtp_users[0]: 'acme-app' is also in tenants[0].smtp_users[0]",
         ]
         for line in expected:
             self.assertIn(line, result.stderr)

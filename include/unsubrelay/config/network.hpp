@@ -26,7 +26,6 @@ class Network {
   /// Its prefix length: the longer, the more specific (tenants[].networks).
   unsigned prefix_length() const { return prefix_; }
   std::string to_string() const;
-  unsigned prefix() const { return prefix_; }  // the most specific of two matching networks has the longer one
 
  private:
   bool prefix_matches(const std::array<unsigned char, 16>& bytes) const;

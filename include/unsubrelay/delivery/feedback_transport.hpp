@@ -16,12 +16,15 @@
 // and is tried again, and the de-duplication key makes the retry count once.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include <boost/asio/thread_pool.hpp>
 
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/delivery/upstream.hpp"
+#include "unsubrelay/feedback/addresses.hpp"
 #include "unsubrelay/feedback/recorder.hpp"
 #include "unsubrelay/token/token.hpp"
 
@@ -31,5 +34,14 @@ namespace unsubrelay::delivery {
 std::unique_ptr<Upstream> make_feedback_transport(const config::Feedback& settings, const token::KeySet& keys,
                                                   feedback::Recorder& recorder, Upstream& upstream,
                                                   boost::asio::thread_pool& disk);
+
+/// With tenants (SPEC Part 3): keys holds every tenant's keys, addresses every
+/// tenant's return_path_domain, and a report goes to the recorder (the store)
+/// of the tenant whose key verified its token (route(key id)); a report no
+/// token proves goes to recorder, the tenant default's.
+std::unique_ptr<Upstream> make_feedback_transport(
+    const config::Feedback& settings, feedback::Addresses addresses, const token::KeySet& keys,
+    feedback::Recorder& recorder, std::function<feedback::Recorder*(const std::string& key_id)> route,
+    Upstream& upstream, boost::asio::thread_pool& disk);
 
 }  // namespace unsubrelay::delivery

@@ -34,6 +34,7 @@
 #include "unsubrelay/spool/spool.hpp"
 #include "unsubrelay/store/group_commit.hpp"
 #include "unsubrelay/store/store.hpp"
+#include "unsubrelay/tenant/counters.hpp"
 
 namespace unsubrelay::delivery {
 
@@ -81,6 +82,11 @@ struct TenantDelivery {
   config::Suppression suppression = config::Suppression::global;
   FeedbackHooks* feedback = nullptr;
   std::vector<std::pair<std::string, std::string>> added_fields;
+  tenant::Counters* counters = nullptr;  // this tenant's share of the queue counters (/metrics), or none
+  store::Store* shared = nullptr;        // suppression: shared: the installation-wide list, also honoured
+  /// tenants[].upstream: its own connection pool, one per delivery shard (by
+  /// shard index); empty: the shard's. Its copies still share the shard's copy slots.
+  std::vector<Upstream*> upstreams;
 };
 /// Tenant id -> its delivery; a message of a tenant missing here waits (451) in the queue.
 using TenantTable = std::map<std::string, TenantDelivery, std::less<>>;
@@ -159,6 +165,7 @@ class QueueManager {
   bool load(Attempt& a);                   //   queue file, state, content
   void plan_campaign(Attempt& a);          //   render plan, launch record, send scope
   void look_up_recipients(Attempt& a);     //   uids and suppression verdicts, one store call each
+  bool honour_shared_list(Attempt& a, const std::vector<store::SendRecipient>& recipients);
   boost::asio::awaitable<void> send_copies(Attempt& a);
   boost::asio::awaitable<void> deliver_copy(Attempt& a, std::size_t i);
   boost::asio::awaitable<CopyOutcome> copy_outcome(Attempt& a, std::size_t i);

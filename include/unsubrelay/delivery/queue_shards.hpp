@@ -78,6 +78,12 @@ class QueueShards {
 /// (the shares add up to it; at least one each) and of max_messages_per_second.
 config::Upstream shard_settings(const config::Upstream& settings, std::size_t count, std::size_t index);
 
+/// One upstream (connection pool) per shard, each with its share of the
+/// limits; empty, and error set, when one cannot be made.
+std::vector<std::unique_ptr<Upstream>> make_shard_upstreams(const config::Upstream& settings, std::size_t shards,
+                                                            const std::string& helo_name, const config::Tls& tls,
+                                                            std::string& error);
+
 /// How many shards: upstream.delivery_threads (0: one per core, 1 to 8), never
 /// more than max_connections.
 std::size_t shard_count(const config::Upstream& settings);

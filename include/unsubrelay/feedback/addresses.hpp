@@ -26,12 +26,19 @@ class Addresses {
   std::string verp_token(std::string_view recipient) const;
   /// b+TOKEN@return_path_domain.
   std::string verp_address(std::string_view token) const;
-  bool empty() const { return return_path_domain_.empty() && complaint_addresses_.empty(); }
+  bool empty() const { return return_path_domain_.empty() && complaint_addresses_.empty() && tenant_domains_.empty(); }
   const std::string& return_path_domain() const { return return_path_domain_; }
+  /// A tenant's own return_path_domain (SPEC Part 3): its b+TOKEN@ mail is taken too.
+  void also_accept(std::string_view return_path_domain);
 
  private:
   std::string return_path_domain_;                // lower case; "" = no VERP
   std::vector<std::string> complaint_addresses_;  // lower case
+  std::vector<std::string> tenant_domains_;       // lower case: other tenants' return_path_domains
 };
+
+/// The installation's feedback addresses: the top level's, and each tenant's
+/// own return_path_domain (SPEC Part 3).
+Addresses intake_addresses(const config::Config& config);
 
 }  // namespace unsubrelay::feedback

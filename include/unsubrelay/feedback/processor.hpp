@@ -39,6 +39,9 @@ struct Resolution {
   /// bounded and counted as unverified, never applied. Set only when report is not.
   std::optional<store::UnverifiedReport> unverified;
   std::string how;  // for the log: "dsn rfc3464", "arf list_unsubscribe token", ...
+  /// The id of the key that verified the report's token: whose tenant it is
+  /// (SPEC Part 3); "" when no token proved anything.
+  std::string key_id;
 };
 
 /// recipient: the feedback address the message came to (one of

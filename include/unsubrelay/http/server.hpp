@@ -24,7 +24,7 @@ class Server {
  public:
   /// max_connections: http.max_connections as the descriptor budget allows it
   /// (app/descriptors.hpp).
-  Server(boost::asio::io_context& io, const config::Http& config, const config::Tls& tls, Service& service,
+  Server(boost::asio::io_context& io, const config::Http& config, const config::Tls& tls, Handler& service,
          std::size_t max_connections);
   ~Server();
   /// Loads http.tls and binds every listener. "" or an error naming the file or address.

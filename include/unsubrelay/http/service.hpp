@@ -57,12 +57,24 @@ struct Metrics {
   std::atomic<std::uint64_t> requests{0};
 };
 
-class Service {
+/// What the HTTP server asks of what stands behind it: one Service, or with
+/// tenants the TenantRouter (tenant_router.hpp) that picks a tenant's Service.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual Response handle(const Request& request) = 0;
+  /// POST /api/v1/suppressions/import, before any of the body is read: the refusal, or nullopt.
+  virtual std::optional<Response> admit_import(const Request& r) = 0;
+  /// The importer the admitted request's body is pushed into.
+  virtual std::unique_ptr<suppression::Importer> start_import(const Request& r) = 0;
+};
+
+class Service final : public Handler {
  public:
   Service(const config::Config& config, const token::KeySet& keys, store::Store& store, std::string page_template,
           ApiKeyMatcher api_keys, std::function<bool()> spool_healthy);
 
-  Response handle(const Request& request);
+  Response handle(const Request& request) override;
   /// The mailto: unsubscribe path (SMTP): records an unsubscribe for a token.
   bool unsubscribe_by_token(const std::string& token, const std::string& source, const std::string& ip,
                             std::string& why);
@@ -75,9 +87,9 @@ class Service {
   // suppression_api.cpp: POST /api/v1/suppressions/import with its body
   // streamed by the server (http/import_stream.hpp), never held whole.
   /// Before any of the body is read: the refusal (401 without a valid key), or nullopt.
-  std::optional<Response> admit_import(const Request& r);
+  std::optional<Response> admit_import(const Request& r) override;
   /// The importer one streamed body is pushed into.
-  std::unique_ptr<suppression::Importer> start_import();
+  std::unique_ptr<suppression::Importer> start_import(const Request& r) override;
   /// The answer for an import's report; status 0: 200, or 400/503 from the report.
   static Response import_response(const suppression::ImportReport& report, int status = 0);
 

@@ -44,6 +44,10 @@ class SesFeedback {
   SesFeedback(const config::SesSns& settings, feedback::Recorder& recorder, feedback::Fetcher fetcher);
 
   Response handle(const Request& request);
+  /// SPEC Part 3: the other tenants' recorders. A notification then goes to the
+  /// tenant whose store recorded its SES message id; one that no tenant sent
+  /// is acknowledged and applied to nobody (whose contact it is cannot be told).
+  void set_tenant_recorders(std::vector<feedback::Recorder*> recorders) { tenants_ = std::move(recorders); }
 
  private:
   Response confirm(const feedback::SnsMessage& message);
@@ -51,6 +55,7 @@ class SesFeedback {
 
   const config::SesSns& settings_;
   feedback::Recorder& recorder_;
+  std::vector<feedback::Recorder*> tenants_;
   feedback::Fetcher fetcher_;
   feedback::FetchPool pool_;  // before the cache: its jobs are done before the cache goes
   feedback::CertificateCache certificates_;

@@ -22,6 +22,7 @@
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/smtp/auth.hpp"
 #include "unsubrelay/spool/spool.hpp"
+#include "unsubrelay/tenant/counters.hpp"
 #include "unsubrelay/tenant/directory.hpp"
 
 namespace unsubrelay::smtp {
@@ -38,6 +39,10 @@ using QueuedCallback = std::function<void(const std::string& queue_id, std::uniq
 /// Called for each u+TOKEN@mailto_domain recipient once its message is in:
 /// records the unsubscribe; false and why when the token is not valid.
 using MailtoCallback = std::function<bool(const std::string& token, const std::string& client_ip, std::string& why)>;
+/// Quotas (SPEC Part 3): SessionPolicy::quota_refusal.
+using QuotaCheck = std::function<std::string(const std::string& tenant, std::size_t recipients)>;
+/// Told each message of a tenant after its 250, with its relayed recipients.
+using QuotaCount = std::function<void(const std::string& tenant, std::size_t recipients)>;
 
 class Server {
  public:
@@ -60,6 +65,14 @@ class Server {
   /// feedback: checks the signature of a b+TOKEN@return_path_domain
   /// recipient's token (550 5.1.1 when false). Set before start().
   void set_verp_check(std::function<bool(std::string_view token)> valid) { verp_valid_ = std::move(valid); }
+  /// SPEC Part 3: messages received and refused, per tenant, for /metrics. Set before start().
+  void set_tenant_counters(tenant::CounterTable* counters) { tenant_counters_ = counters; }
+  /// tenants[].limits (tenant/quotas.hpp): both run on the SMTP threads, so
+  /// neither may wait for a store. Set before start().
+  void set_quotas(QuotaCheck refusal, QuotaCount accepted) {
+    quota_refusal_ = std::move(refusal);
+    quota_accepted_ = std::move(accepted);
+  }
   /// SIGHUP: loads smtp.tls again (same profile); new connections use it.
   /// "" or why the running certificate stays.
   std::string reload_tls(const config::Smtp& fresh);
@@ -82,6 +95,9 @@ class Server {
   QueuedCallback on_queued_;
   MailtoCallback on_mailto_;
   std::function<bool(std::string_view token)> verp_valid_;
+  tenant::CounterTable* tenant_counters_ = nullptr;
+  QuotaCheck quota_refusal_;
+  QuotaCount quota_accepted_;
   TlsServerContext tls_;  // the tls profile (docs/tls.md), loaded at start and on SIGHUP
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::atomic<std::size_t> active_{0};

@@ -71,6 +71,7 @@ struct Envelope {
   std::uint64_t declared_size = 0;  // MAIL FROM SIZE=, 0 when not given
   bool feedback = false;            // a recipient is a feedback address: max_report_bytes applies
   bool relayed = false;             // a recipient is relayed (not a feedback or unsubscribe address)
+  bool no_tenant = false;           // a relaying client with no tenant: only feedback and unsubscribe addresses
   std::string tenant;               // the submitting tenant (SPEC Part 3); "" = none chosen (a stranger's report)
 };
 

@@ -111,6 +111,15 @@ struct SendVerdict {
   bool erased = false;  // stopped by an erased address's hashed entry: record nothing about it
 };
 
+/// A named count in one time window (SPEC Part 3 quotas: "messages" per clock
+/// hour, "recipients" per UTC day, each window named by its first second).
+/// The store holds it so every relay of a fleet on one database shares it.
+struct QuotaCount {
+  std::string name;
+  long long window = 0;
+  long long value = 0;
+};
+
 /// One exported subscription event, with its storage id for paging.
 struct StoredEvent {
   long long id = 0;
@@ -211,6 +220,13 @@ class Store {
   virtual std::optional<long long> cursor(const std::string& name) = 0;
   virtual bool set_cursor(const std::string& name, long long value) = 0;
 
+  /// Quotas: adds each entry's value to its (name, window) count, in one
+  /// transaction that also deletes the windows that began before
+  /// expire_before, so old windows never pile up. False when the store failed.
+  virtual bool add_quota_counts(const std::vector<QuotaCount>& adds, long long expire_before) = 0;
+  /// The count of each (name, window) asked, in order (0 when none); nullopt when the store failed.
+  virtual std::optional<std::vector<long long>> quota_counts(const std::vector<QuotaCount>& keys) = 0;
+
   /// Personal data (contact.hpp): everything held about the address; an
   /// empty record when nothing is.
   virtual std::optional<ContactRecord> contact(const std::string& address) = 0;
@@ -261,9 +277,12 @@ std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& erro
 /// a schema in the same database (tenant_schema). "default" keeps the database
 /// of an installation without tenants, so its data is the tenant default's.
 std::unique_ptr<Store> open(const config::Store& settings, std::string& error, const std::string& tenant = "");
-/// var/unsubrelay.db -> var/unsubrelay.tenant-acme.db
+/// The installation-wide suppression list that tenants with `suppression: shared`
+/// honour (SPEC Part 3): a store of its own, filed by admin keys with ?tenant=*.
+inline constexpr const char* shared_tenant = "*";
+/// var/unsubrelay.db -> var/unsubrelay.tenant-acme.db (the shared list: var/unsubrelay.shared.db)
 std::string tenant_path(const std::string& path, const std::string& tenant);
-/// acme -> unsubrelay_tenant_acme ('-' becomes '_': ids have no '_', so no two collide)
+/// acme -> unsubrelay_tenant_acme ('-' becomes '_': ids have no '_', so no two collide); * -> unsubrelay_shared
 std::string tenant_schema(const std::string& tenant);
 
 }  // namespace unsubrelay::store

@@ -74,6 +74,10 @@ std::string sign(const Claims& claims, const Key& key);
 /// Checks a token, or a URL ending in /u/TOKEN. Tokens over 512 characters are malformed.
 Verified verify(std::string_view token_or_url, const KeySet& keys, std::uint32_t now);
 
+/// The key id a token (or /u/TOKEN URL) names, unverified: which tenant's keys
+/// to verify it with (SPEC Part 3). "" when it names none.
+std::string key_id_of(std::string_view token_or_url);
+
 std::string uid_text(const Uid& uid);  // base64url, 22 characters
 /// A new contact's uid: 16 random bytes as uid_text; nullopt when the CSPRNG failed.
 std::optional<std::string> random_uid_text();
