@@ -178,6 +178,7 @@ def main():
     ap.add_argument("--no-tenants", action="store_true", help="no tenants: section (a relay before the tenant runtime)")
     ap.add_argument("--timeout", type=float, default=1800, help="per run")
     ap.add_argument("--work", default=None, help="where the spools go (default: $TMPDIR)")
+    ap.add_argument("--b-first", action="store_true", help="each pair starts with the run with b")
     ap.add_argument("--verbose", action="store_true", help="a's rate by tenth of its copies, per run")
     ap.add_argument("--smoke", action="store_true", help="2,000 copies, one run of each: NOT a figure")
     args = ap.parse_args()
@@ -198,7 +199,7 @@ def main():
             args.b_from = ("127.0.0.2", "news@b.example.net")
         alone, shared, latencies = [], [], []
         for i in range(args.repeat):
-            for with_b in (False, True):
+            for with_b in ((True, False) if args.b_first else (False, True)):
                 rate, latency = one_run(args, with_b, content, message)
                 (shared if with_b else alone).append(rate)
                 if latency is not None:
