@@ -145,6 +145,11 @@ def one_run(args, with_b, content, message):
             print("  by tenth:", " ".join(f"{(m1[0] - m0[0]) / (m1[1] - m0[1]):.0f}" if m0 and m1 and m1[1] > m0[1]
                                           else "-" for m0, m1 in zip(marks, marks[1:])), flush=True)
         latency = None
+        if with_b and args.verbose:  # a's rate in this run before b's 250 and after it, inside the window
+            sent = next((x for x in samples if x[1] >= sent_at), None)
+            if sent and first[1] < sent[1] < last[1]:
+                print(f"  a before b: {(sent[0] - first[0]) / (sent[1] - first[1]):.0f} copies/s, after: "
+                      f"{(last[0] - sent[0] - 1) / (last[1] - sent[1]):.0f}", flush=True)
         if with_b:
             with open(mark) as f:
                 latency = float(f.read().split()[0]) - sent_at
@@ -173,6 +178,7 @@ def main():
     ap.add_argument("--no-tenants", action="store_true", help="no tenants: section (a relay before the tenant runtime)")
     ap.add_argument("--timeout", type=float, default=1800, help="per run")
     ap.add_argument("--work", default=None, help="where the spools go (default: $TMPDIR)")
+    ap.add_argument("--b-first", action="store_true", help="each pair starts with the run with b")
     ap.add_argument("--verbose", action="store_true", help="a's rate by tenth of its copies, per run")
     ap.add_argument("--smoke", action="store_true", help="2,000 copies, one run of each: NOT a figure")
     args = ap.parse_args()
@@ -193,7 +199,7 @@ def main():
             args.b_from = ("127.0.0.2", "news@b.example.net")
         alone, shared, latencies = [], [], []
         for i in range(args.repeat):
-            for with_b in (False, True):
+            for with_b in ((True, False) if args.b_first else (False, True)):
                 rate, latency = one_run(args, with_b, content, message)
                 (shared if with_b else alone).append(rate)
                 if latency is not None:
