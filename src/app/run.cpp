@@ -279,6 +279,12 @@ int run_relay(const std::string& config_path) {
                                                          *tenant_set.shared_list, *page, spool_healthy))) {
     return 78;
   }
+  if (tenant_side) {  // /metrics: each tenant's unsubscribes, labelled
+    service.metrics().tenants.emplace_back("default", &service.metrics());
+    for (const auto& [id, s] : tenant_side->services) {
+      if (id != store::shared_tenant) service.metrics().tenants.emplace_back(id, &s->metrics());
+    }
+  }
   // A token names its tenant by its key id: it is verified with that tenant's keys only.
   std::map<std::string, std::pair<const token::KeySet*, http::Service*>, std::less<>> by_key_id;
   for (const auto& k : rewriter.keys().keys()) by_key_id[k.id] = {&rewriter.keys(), &service};

@@ -265,7 +265,8 @@ std::string QueueManager::queue_bounce(const spool::QueuedMessage& message, cons
     return {};
   }
   const auto dsn = build_bounce({hostname_, message.id, env.sender, env.arrival, now, failed, content});
-  spool::QueueEnvelope bounce_env{now, "127.0.0.1", hostname_, {}, false, "", {env.sender}};
+  // The tenant's own: it goes out through its upstream and waits in its line (fair_queue.hpp).
+  spool::QueueEnvelope bounce_env{now, "127.0.0.1", hostname_, {}, false, "", {env.sender}, env.tenant};
   std::string err;
   auto writer = spool_.create(bounce_env, &err);
   if (writer) err = writer->append(dsn);

@@ -328,15 +328,23 @@ Response Service::summary(const Request&, const std::string& email_id, const std
 
 Response Service::metrics_page() {
   std::string out = metrics_.relay_metrics ? metrics_.relay_metrics() : std::string();
+  // With tenants, one series per tenant and label (the tenants' Services count their own).
+  auto each = metrics_.tenants;
+  if (each.empty()) each.emplace_back("", &metrics_);
+  const auto label = [](const std::string& tenant) { return tenant.empty() ? "" : "tenant=\"" + tenant + "\","; };
   out += "# HELP unsubrelay_unsubscribes_total Unsubscribes recorded, by source.\n"
          "# TYPE unsubrelay_unsubscribes_total counter\n";
-  for (const auto& [source, n] : metrics_.unsubscribes) {
-    out += fmt::format("unsubrelay_unsubscribes_total{{source=\"{}\"}} {}\n", source, n.load());
+  for (const auto& [tenant, m] : each) {
+    for (const auto& [source, n] : m->unsubscribes) {
+      out += fmt::format("unsubrelay_unsubscribes_total{{{}source=\"{}\"}} {}\n", label(tenant), source, n.load());
+    }
   }
   out += "# HELP unsubrelay_token_failures_total Refused tokens, by reason.\n"
          "# TYPE unsubrelay_token_failures_total counter\n";
-  for (const auto& [reason, n] : metrics_.token_failures) {
-    out += fmt::format("unsubrelay_token_failures_total{{reason=\"{}\"}} {}\n", reason, n.load());
+  for (const auto& [tenant, m] : each) {
+    for (const auto& [reason, n] : m->token_failures) {
+      out += fmt::format("unsubrelay_token_failures_total{{{}reason=\"{}\"}} {}\n", label(tenant), reason, n.load());
+    }
   }
   out += fmt::format("# HELP unsubrelay_http_requests_total HTTP requests served.\n"
                      "# TYPE unsubrelay_http_requests_total counter\nunsubrelay_http_requests_total {}\n",

@@ -287,6 +287,13 @@ class TenantsTests(TenantsBase):
             wait_until(lambda: f'unsubrelay_delivered_total{{tenant="{tenant}"}} 1\n' in
                        self.relay.http("GET", "/metrics")[2].decode(), what=f"{tenant}'s delivery counted")
         self.assertIn('unsubrelay_messages_received_total{tenant="default"} 0\n', text)
+        # An opt-out at acme counts as acme's.
+        acme = next(m for m in self.delivered(2) if m["From"].addresses[0].domain == "acme.example")
+        self.relay.http("POST", self.link(acme).replace("https://unsub.acme.example", ""), "List-Unsubscribe=One-Click",
+                        {"Content-Type": "application/x-www-form-urlencoded"})
+        text = self.relay.http("GET", "/metrics")[2].decode()
+        self.assertIn('unsubrelay_unsubscribes_total{tenant="acme",source="one-click"} 1\n', text)
+        self.assertIn('unsubrelay_unsubscribes_total{tenant="beta",source="one-click"} 0\n', text)
 
 
 class MigrationBase:

@@ -55,6 +55,9 @@ struct Metrics {
   std::map<std::string, std::atomic<std::uint64_t>> unsubscribes;    // by source
   std::map<std::string, std::atomic<std::uint64_t>> token_failures;  // by reason
   std::atomic<std::uint64_t> requests{0};
+  /// SPEC Part 3: every tenant's Service's metrics, by tenant id (this one's
+  /// included); set, the unsubscribe and token counters carry a tenant label.
+  std::vector<std::pair<std::string, const Metrics*>> tenants;
 };
 
 /// What the HTTP server asks of what stands behind it: one Service, or with

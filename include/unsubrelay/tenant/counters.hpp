@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <string>
 #include <string_view>
@@ -24,9 +25,10 @@ struct Counters {
 class CounterTable {
  public:
   CounterTable() = default;
-  /// ids: every tenant; "" is added.
+  /// ids: every tenant; "" is added. No ids (no tenants): an empty table, no labels.
   template <typename Ids>
   explicit CounterTable(const Ids& ids) {
+    if (std::empty(ids)) return;
     table_[""];
     for (const auto& id : ids) table_[id];
   }
