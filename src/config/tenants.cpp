@@ -272,8 +272,10 @@ void load_tenant_unsubscribe(Section& s, Tenant& t, Context& c) {
   if (!s.present("unsubscribe")) return;
   Section u(s.raw("unsubscribe"), s.path("unsubscribe"), c.errors);
   u.refuse("keys_file", fmt::format("a tenant's token keys are {}", s.path("keys_file")));
-  // The SMTP side reads these headers before it knows which tenant's rewriter takes the message.
-  for (const char* key : {"placeholders", "campaign_header", "launch_header", "launch_kind_header", "topic_header"}) {
+  // The SMTP side reads these headers before it knows which tenant's rewriter takes the message,
+  // and takes mail to u+TOKEN@mailto_domain from anyone before any tenant is known.
+  for (const char* key : {"placeholders", "campaign_header", "launch_header", "launch_kind_header", "topic_header",
+                          "mailto_domain"}) {
     u.refuse(key, installation_wide);
   }
   load_unsubscribe(u, t.unsubscribe, c.errors);

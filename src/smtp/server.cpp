@@ -130,7 +130,7 @@ struct ConnectionRunner {
     } else {
       // The policy check reads the file back and the commit fsyncs: both on the disk pool.
       std::optional<Reply> refused;
-      if (server.config_.unsubscribe.body_link == config::BodyLink::reject || !tenant.empty()) {
+      if (server.config_.unsubscribe.body_link == config::BodyLink::reject || !tenant.empty()) {  // tenant: its From:
         refused = co_await offload(server.disk_, [&] { return content_refusal(writer, tenant); });
       }
       std::string err;
@@ -160,8 +160,11 @@ struct ConnectionRunner {
     if (!tenant.empty()) {
       if (auto refused = foreign_from(*content, tenant)) return refused;
     }
-    if (server.config_.unsubscribe.body_link != config::BodyLink::reject) return std::nullopt;
-    const auto plan = mime::build_plan(*content, mime::PlanOptions::from(server.config_.unsubscribe), writer.id());
+    // The tenant's own unsubscribe settings (its body_link, topics), else the top level's.
+    const auto* own = tenant.empty() ? nullptr : server.config_.find_tenant(tenant);
+    const auto& unsubscribe = own && tenant != "default" ? own->unsubscribe : server.config_.unsubscribe;
+    if (unsubscribe.body_link != config::BodyLink::reject) return std::nullopt;
+    const auto plan = mime::build_plan(*content, mime::PlanOptions::from(unsubscribe), writer.id());
     if (!plan.refused()) return std::nullopt;
     return reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
   }

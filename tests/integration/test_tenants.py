@@ -79,7 +79,7 @@ class TenantsBase(TenantClient):
             {"id": "acme", "smtp_users": ["acme-app"], "sender_domains": ["acme.example"],
              "keys_file": os.path.join(d, "acme-keys.yaml"),
              "api_keys_file": os.path.join(d, "acme-api-keys"),
-             "unsubscribe": {"base_url": "https://unsub.acme.example"},
+             "unsubscribe": {"base_url": "https://unsub.acme.example", "body_link": "reject"},
              "feedback": {"return_path_domain": "bounces.acme.example"},
              "webhooks": [{"url": self.hooks["acme_url"], "secret_file": os.path.join(d, "hook-secret")}],
              "ses": {"configuration_set": "acme-marketing", "tenant": "acme"}},
@@ -223,6 +223,17 @@ class TenantsTests(TenantsBase):
         wait_until(lambda: "status=suppressed" in self.relay.read_log(), what="acme's copy suppressed")
         later = self.delivered(4)
         self.assertEqual(sorted(m["From"].addresses[0].domain for m in later).count("beta.example"), 2)
+
+    def test_a_tenants_own_body_link_is_checked_before_the_250(self):
+        # acme: body_link reject; beta: the top level's footer. The same campaign without a placeholder:
+        without = campaign("news@acme.example", body="No link here.")
+        with self.assertRaises(smtplib.SMTPDataError) as refused:
+            self.smtp("acme-app").sendmail("news@acme.example", ["x@example.org"], without)
+        self.assertEqual(refused.exception.smtp_code, 550)
+        self.assertEqual(self.relay.spool_ids(), [])
+        self.smtp(source="127.0.0.2").sendmail("news@beta.example", ["x@example.org"],
+                                               without.replace(b"acme.example", b"beta.example"))
+        self.assertEqual(len(self.delivered(1)), 1)
 
     def test_a_tenant_with_its_own_upstream_goes_out_through_it(self):
         self.smtp(source="127.0.0.4").sendmail("news@delta.example", ["ann@example.org"],

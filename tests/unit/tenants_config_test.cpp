@@ -178,6 +178,15 @@ TEST_F(TenantsConfig, NoTenantsKeyNoTenants) {
 }
 
 // Parsed, but refused until the runtime has them: an operator would believe them in force.
+TEST_F(TenantsConfig, MailtoDomainIsInstallationWide) {
+  // u+TOKEN@mailto_domain mail comes from anyone, before any tenant is known.
+  const auto r = load_text(yaml(tenant("acme", "acme.example", "acme-keys.yaml") +
+                                "    unsubscribe: {mailto_domain: unsub.acme.example}\n"));
+  EXPECT_TRUE(std::any_of(r.errors.begin(), r.errors.end(), [](const ConfigError& e) {
+    return e.path == "tenants[0].unsubscribe.mailto_domain" && e.message.find("installation-wide") != std::string::npos;
+  })) << all_errors(r);
+}
+
 TEST_F(TenantsConfig, TenantHeaderIsRefusedAndAnUpstreamOverridesKeyByKey) {
   EXPECT_TRUE(has_error(load_text("smtp:\n  tenant_header: X-Tenant\n"), "smtp.tenant_header", 2,
                         "not supported by this version yet"));
