@@ -479,18 +479,23 @@ int run_relay(const std::string& config_path) {
       }
       if (std::chrono::steady_clock::now() >= next) {
         const auto cutoff = static_cast<long long>(std::time(nullptr)) - cfg.store.launch_retention_days * 86400LL;
-        std::size_t total = 0;
-        for (;;) {
-          const auto n = store->purge_batch_launches(cutoff, 500);
-          if (!n) {
-            spdlog::warn("retention: {}", store->last_error());
-            break;
+        std::vector<std::pair<std::string, store::Store*>> stores{{"default", store.get()}};
+        for (const auto& t : tenants) stores.emplace_back(t->id, t->store.get());  // each tenant's own (SPEC Part 3)
+        for (const auto& [tenant, each] : stores) {
+          std::size_t total = 0;
+          for (;;) {
+            const auto n = each->purge_batch_launches(cutoff, 500);
+            if (!n) {
+              spdlog::warn("retention: tenant {}: {}", tenant, each->last_error());
+              break;
+            }
+            total += *n;
+            if (*n < 500 || stopping) break;
           }
-          total += *n;
-          if (*n < 500 || stopping) break;
+          const auto who = cfg.tenants.empty() ? std::string() : "tenant " + tenant + ": ";
+          if (total) spdlog::info("retention: {}{} batch launch(es) older than {} days purged", who, total,
+                                  cfg.store.launch_retention_days);
         }
-        if (total) spdlog::info("retention: {} batch launch(es) older than {} days purged", total,
-                                cfg.store.launch_retention_days);
         next = std::chrono::steady_clock::now() + std::chrono::hours(1);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
