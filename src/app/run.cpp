@@ -237,9 +237,9 @@ int run_relay(const std::string& config_path) {
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
   // Every other tenant: its own store, keys, DKIM, feedback objects and upstream (app/tenants.hpp).
-  if (auto failed = tenant_set.open(cfg, {&rewriter, store.get(), nullptr, cfg.unsubscribe.suppression, &feedback_hooks},
-                                    feedback_metrics, shards);
-      !failed.empty()) {
+  const delivery::TenantDelivery default_delivery{&rewriter, store.get(), nullptr, cfg.unsubscribe.suppression,
+                                                   &feedback_hooks};
+  if (auto failed = tenant_set.open(cfg, default_delivery, feedback_metrics, shards); !failed.empty()) {
     spdlog::critical("{}", failed);
     return 78;
   }
@@ -343,7 +343,9 @@ int run_relay(const std::string& config_path) {
     auto by_tenant = [&](const char* name, const char* help, std::uint64_t all, std::atomic<std::uint64_t> C::*field) {
       if (tenant_counters.empty()) return counter(name, help, all);
       m += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n", name, help);
-      for (const auto& [id, c] : tenant_counters.all()) m += fmt::format("{}{{tenant=\"{}\"}} {}\n", name, id, (c.*field).load());
+      for (const auto& [id, c] : tenant_counters.all()) {
+        m += fmt::format("{}{{tenant=\"{}\"}} {}\n", name, id, (c.*field).load());
+      }
     };
     by_tenant("unsubrelay_messages_received_total", "Messages accepted with 250.", in.messages_received.load(),
               &C::messages_received);
