@@ -252,10 +252,6 @@ int run_relay(const std::string& config_path) {
   }
   // Reports name their tenant by the key that verified their token (SPEC Part 3).
   const auto all_keys = every_key(rewriter.keys(), tenants);
-  std::map<std::string, feedback::Recorder*> recorder_of;
-  for (const auto& t : tenants) {
-    for (const auto& k : t->rewriter->keys().keys()) recorder_of[k.id] = t->feedback.get();
-  }
   if (cfg.feedback.enabled) {
     // One transport per delivery thread: reports it forwards go out through that thread's upstream.
     queue.set_local_transport(
@@ -265,9 +261,9 @@ int run_relay(const std::string& config_path) {
         [&](delivery::Upstream& upstream) {
           return delivery::make_feedback_transport(
               cfg.feedback, feedback::intake_addresses(cfg), all_keys, feedback_recorder,
-              [&recorder_of](const std::string& key_id) {
-                const auto it = recorder_of.find(key_id);
-                return it == recorder_of.end() ? nullptr : it->second;
+              [&tenant_set](const std::string& key_id) -> feedback::Recorder* {
+                const auto* owner = tenant_set.owner_of_key(key_id);
+                return owner ? owner->feedback.get() : nullptr;
               },
               upstream, disk);
         });
@@ -286,17 +282,11 @@ int run_relay(const std::string& config_path) {
     }
   }
   // A token names its tenant by its key id: it is verified with that tenant's keys only.
-  std::map<std::string, std::pair<const token::KeySet*, http::Service*>, std::less<>> by_key_id;
-  for (const auto& k : rewriter.keys().keys()) by_key_id[k.id] = {&rewriter.keys(), &service};
-  for (const auto& t : tenants) {
-    for (const auto& k : t->rewriter->keys().keys()) {
-      by_key_id[k.id] = {&t->rewriter->keys(), tenant_side->services.at(t->id).get()};
-    }
-  }
   const auto owner_of = [&](std::string_view token) {
-    const auto it = by_key_id.find(token::key_id_of(token));
-    return it == by_key_id.end() ? std::pair<const token::KeySet*, http::Service*>{&rewriter.keys(), &service}
-                                 : it->second;
+    const auto* owner = tenant_set.owner_of_key(token::key_id_of(token));
+    return owner ? std::pair<const token::KeySet*, http::Service*>{&owner->rewriter->keys(),
+                                                                   tenant_side->services.at(owner->id).get()}
+                 : std::pair<const token::KeySet*, http::Service*>{&rewriter.keys(), &service};
   };
   // tenants[].limits (tenant/quotas.hpp): each tenant counted in its own store, shared by the fleet.
   std::vector<tenant::QuotaTenant> quota_tenants;

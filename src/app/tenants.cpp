@@ -137,6 +137,7 @@ std::string TenantSet::open(const config::Config& cfg, delivery::TenantDelivery 
       auto opened = open_tenant(cfg, t, metrics, err);
       if (!opened) return err;
       entry = opened->delivery();
+      for (const auto& k : opened->rewriter->keys().keys()) by_key_id_[k.id] = opened.get();
       tenants.push_back(std::move(opened));
     }
     entry.added_fields = ses_fields(t.ses);
@@ -157,6 +158,11 @@ std::string TenantSet::open(const config::Config& cfg, delivery::TenantDelivery 
     if (t.suppression == config::TenantSuppression::shared) table[t.id].shared = shared_list.get();
   }
   return "";
+}
+
+const TenantRuntime* TenantSet::owner_of_key(std::string_view key_id) const {
+  const auto it = by_key_id_.find(key_id);
+  return it == by_key_id_.end() ? nullptr : it->second;
 }
 
 token::KeySet every_key(const token::KeySet& default_keys, const std::vector<std::unique_ptr<TenantRuntime>>& tenants) {

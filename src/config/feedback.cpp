@@ -4,6 +4,7 @@
 // Present, it switches the closed loop on with SPEC's defaults
 // (hard_bounce_limit 1, soft_bounce_limit 0, bounce_suppression_days 0,
 // forward_to_sender true); absent, the relay behaves as in Part 1.
+#include "unsubrelay/common/text.hpp"
 #include "loaders.hpp"
 
 #include <algorithm>
@@ -67,7 +68,7 @@ void load_ses_sns(Section& s, SesSns& sns) {
 
 void load_feedback_sender_keys(Section& s, Feedback& f) {
   s.string("return_path_domain", f.return_path_domain);
-  f.return_path_domain = lower(f.return_path_domain);
+  f.return_path_domain = to_lower(f.return_path_domain);
   if (s.present("return_path_domain") && !valid_domain(f.return_path_domain)) {
     s.error(s.raw("return_path_domain"), s.path("return_path_domain"), "must be a domain name (bounces.example.com)");
   }
@@ -85,7 +86,7 @@ void load_feedback(Section& s, bool present, Feedback& f, Errors& errors) {
   s.strings("complaint_addresses", f.complaint_addresses);
   for (std::size_t i = 0; i < f.complaint_addresses.size(); ++i) {
     auto& a = f.complaint_addresses[i];
-    a = lower(a);
+    a = to_lower(a);
     if (!valid_address(a)) {
       s.error(s.raw("complaint_addresses")[i], fmt::format("{}[{}]", s.path("complaint_addresses"), i),
               fmt::format("'{}' is not an address (fbl@example.com)", a));

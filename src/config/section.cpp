@@ -117,11 +117,6 @@ bool valid_domain(std::string_view d) {
   return d.back() != '-';
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 std::string unreadable_whole(const std::string& path, std::uintmax_t max_bytes) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return fmt::format("'{}' is not a regular file", path);

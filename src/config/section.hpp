@@ -170,7 +170,6 @@ void readable_file(Section& s, const char* key, std::string& out);
 std::string default_hostname();
 /// A host name as DNS has it: labels of letters, digits and hyphens, dot-separated.
 bool valid_domain(std::string_view d);
-std::string lower(std::string s);
 /// Why a file named in the configuration cannot be read whole here ("" = it
 /// can): not a regular file, or more than max_bytes. Reads at most
 /// max_bytes + 1 bytes, so a name like /dev/zero costs nothing.

@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 
+#include "unsubrelay/common/text.hpp"
 #include "loaders.hpp"
 #include "unsubrelay/http/api_keys.hpp"
 #include "unsubrelay/smtp/auth.hpp"
@@ -210,7 +211,7 @@ void load_tenant_networks(Section& s, Tenant& t, Context& c) {
 void load_sender_domains(Section& s, Tenant& t, Context& c, bool is_default) {
   const auto list = entries(s, "sender_domains");
   for (const auto& domain : list) {
-    const auto d = lower(domain.text);
+    const auto d = to_lower(domain.text);
     if (!valid_domain(d)) {
       s.error(domain.node, domain.path, fmt::format("'{}' is not a domain name (acme.example)", domain.text));
       continue;

@@ -251,9 +251,13 @@ std::optional<Response> Service::refuse_key(const Request& r, std::string_view p
   return std::nullopt;
 }
 
+std::string_view bearer_key(const Request& r) {
+  if (!istarts_with(r.authorization, "Bearer ")) return {};
+  return trim(std::string_view(r.authorization).substr(7));
+}
+
 unsigned Service::key_scopes(const Request& r) const {
-  if (!istarts_with(r.authorization, "Bearer ")) return 0;
-  const auto key = trim(std::string_view(r.authorization).substr(7));
+  const auto key = bearer_key(r);
   if (key.empty()) return 0;
   std::shared_ptr<const ApiKeyMatcher> keys;
   {

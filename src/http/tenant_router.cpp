@@ -11,11 +11,6 @@ namespace unsubrelay::http {
 
 namespace {
 
-std::string bearer(const Request& r) {
-  if (!istarts_with(r.authorization, "Bearer ")) return "";
-  return std::string(trim(std::string_view(r.authorization).substr(7)));
-}
-
 /// The token a /u/ or /api/v1/tokens/ path carries, "" for other paths.
 std::string_view token_in(std::string_view path) {
   for (std::string_view prefix : {"/u/", "/api/v1/tokens/"}) {
@@ -82,7 +77,7 @@ TenantRouter::Routed TenantRouter::route_api(const Request& r) const {
   std::string named;
   bool names = false;
   out.request.target = without_parameter(r.target, "tenant", named, names);
-  const auto key = bearer(r);
+  const auto key = bearer_key(r);
   std::string owner;
   bool admin = false;
   {

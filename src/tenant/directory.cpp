@@ -10,12 +10,6 @@ namespace unsubrelay::tenant {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool domain_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'; }
 
 }  // namespace
@@ -25,7 +19,7 @@ Directory::Directory(const config::Config& config) : enabled_(!config.tenants.em
   for (const auto& t : config.tenants) {
     for (const auto& u : t.smtp_users) by_user_.emplace(u, t.id);
     for (const auto& n : t.networks) networks_.emplace_back(n, t.id);
-    for (const auto& d : t.sender_domains) domain_owner_.emplace(lower(d), t.id);
+    for (const auto& d : t.sender_domains) domain_owner_.emplace(to_lower(d), t.id);
     lists_domains_[t.id] = !t.sender_domains.empty();
   }
   std::stable_sort(networks_.begin(), networks_.end(),
@@ -46,7 +40,7 @@ std::optional<std::string> Directory::select(std::string_view auth_user, const b
 
 bool Directory::domain_allowed(std::string_view tenant, std::string_view domain) const {
   if (!enabled_) return true;
-  std::string d = lower(domain);
+  std::string d = to_lower(domain);
   while (!d.empty() && d.back() == '.') d.pop_back();
   if (d.empty()) return false;
   for (std::string_view rest = d;;) {
@@ -63,7 +57,7 @@ bool Directory::domain_allowed(std::string_view tenant, std::string_view domain)
 std::string address_domain(std::string_view address) {
   const auto at = address.rfind('@');
   if (at == std::string_view::npos) return "";
-  return lower(address.substr(at + 1));
+  return to_lower(address.substr(at + 1));
 }
 
 std::vector<std::string> from_domains(std::string_view value) {
@@ -90,7 +84,7 @@ std::vector<std::string> from_domains(std::string_view value) {
                                     value[end] == ':')) {
         ++end;
       }
-      out.push_back(lower(value.substr(i + 1, end - i - 1)));
+      out.push_back(to_lower(value.substr(i + 1, end - i - 1)));
       i = end - 1;
     }
   }

@@ -202,11 +202,22 @@ std::string sign(const Claims& c, const Key& key) {
   return base64url_encode(payload);
 }
 
-std::string key_id_of(std::string_view input) {
+namespace {
+
+/// The bytes of a token, or of the one a /u/TOKEN URL ends in; nullopt when
+/// it is empty, too long or not base64url.
+std::optional<std::string> token_bytes(std::string_view input) {
+  // Accept a whole URL: the token is what follows the last "/u/".
   if (const auto pos = input.rfind("/u/"); pos != std::string_view::npos) input = input.substr(pos + 3);
   while (!input.empty() && (input.back() == '/' || input.back() == '\n' || input.back() == '\r')) input.remove_suffix(1);
-  if (input.empty() || input.size() > max_token_chars) return "";
-  const auto raw = base64url_decode(input);
+  if (input.empty() || input.size() > max_token_chars) return std::nullopt;
+  return base64url_decode(input);
+}
+
+}  // namespace
+
+std::string key_id_of(std::string_view input) {
+  const auto raw = token_bytes(input);
   if (!raw || raw->size() < 2) return "";
   const std::size_t len = static_cast<unsigned char>((*raw)[1]);
   if (2 + len > raw->size()) return "";
@@ -215,11 +226,7 @@ std::string key_id_of(std::string_view input) {
 
 Verified verify(std::string_view input, const KeySet& keys, std::uint32_t now) {
   Verified v;
-  // Accept a whole URL: the token is what follows the last "/u/".
-  if (const auto pos = input.rfind("/u/"); pos != std::string_view::npos) input = input.substr(pos + 3);
-  while (!input.empty() && (input.back() == '/' || input.back() == '\n' || input.back() == '\r')) input.remove_suffix(1);
-  if (input.empty() || input.size() > max_token_chars) return v;
-  const auto raw = base64url_decode(input);
+  const auto raw = token_bytes(input);
   if (!raw || raw->size() < 2 + mac_size) return v;
   const std::string_view p(*raw);
   const auto version = static_cast<unsigned char>(p[0]);

@@ -65,6 +65,12 @@ struct TenantSet {
   /// is the top level's objects (its recorder is made here). "" or the error.
   std::string open(const config::Config& cfg, delivery::TenantDelivery default_delivery,
                    feedback::FeedbackMetrics& metrics, std::size_t shards);
+  /// The tenant whose keys hold this key id (unique in the installation);
+  /// nullptr for default's keys and for ids nobody has.
+  const TenantRuntime* owner_of_key(std::string_view key_id) const;
+
+ private:
+  std::map<std::string, const TenantRuntime*, std::less<>> by_key_id_;
 };
 
 /// Every tenant's token keys in one set (key ids are unique in the installation):

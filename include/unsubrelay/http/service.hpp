@@ -148,6 +148,9 @@ class Service final : public Handler {
 /// that lets its inline and same-origin scripts run.
 bool is_script_page(const std::string& page_template);
 
+/// The key of an "Authorization: Bearer KEY" header; "" without one.
+std::string_view bearer_key(const Request& r);
+
 /// True for the request whose body the server streams: POST /api/v1/suppressions/import.
 bool is_streamed_import(std::string_view method, std::string_view target);
 
