@@ -44,9 +44,10 @@ cp tests/data/feedback/* build/fuzz/corpus/feedback/
 for f in tests/data/import/*; do { printf '\x05'; cat "$f"; } > "build/fuzz/corpus/import/$(basename "$f")"; done
 printf 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n..x\r\n.\r\nQUIT\r\n' > build/fuzz/corpus/smtp/seed
 printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA' > build/fuzz/corpus/token/seed
-# tenant: a mode byte (0 From: domains, 1 a token, 2 a request target), then the text (fuzz_tenant.cpp)
+# tenant: a mode byte (0 From: domains, 1 a token, 2 a request target, 3 a message with X-Tenant:), then the text (fuzz_tenant.cpp)
 printf '\x00"boss@x.example" (a@b) <news@Mail.ACME.example>, c@news.acme.example' > build/fuzz/corpus/tenant/from
 printf '\x02/api/v1/contacts/a%%40b?since=1&tenant=acme&limit=2' > build/fuzz/corpus/tenant/target
+printf '\x03X-Tenant: acme\r\nFrom: <n@acme.example>\r\nx-tenant:\r\n beta\r\n\r\nbody\r\n' > build/fuzz/corpus/tenant/header
 # Valid tokens and every verb and route (docs/testing.md: what coverage showed missing).
 "$bin/make_seeds" build/fuzz/corpus
 

@@ -233,7 +233,9 @@ int run_relay(const std::string& config_path) {
   // The feedback loop (docs/feedback.md): in-session bounces, VERP, sent_after_optout
   // always; DSN/ARF intake (the local transport) with a feedback: section.
   feedback::FeedbackMetrics feedback_metrics;
-  feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics);
+  const std::string default_label = cfg.tenants.empty() ? "" : "default";  // metrics: a tenant label with tenants
+  feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics,
+                                       default_label);
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
   // Every other tenant: its own store, keys, DKIM, feedback objects and upstream (app/tenants.hpp).
@@ -461,12 +463,14 @@ int run_relay(const std::string& config_path) {
   // 500 launches per short transaction, hourly; on-event launches and
   // subscription events stay. Runs on its own thread: never in the mail path.
   std::atomic<bool> stopping{false};
-  feedback::ComplaintRateWatch complaint_rate(*store, feedback_metrics);
+  // The complaint rate of each tenant's own copies (SPEC Part 3: statistics per tenant).
+  std::vector<feedback::ComplaintRateWatch> complaint_rates{{*store, feedback_metrics, default_label}};
+  for (const auto& t : tenants) complaint_rates.emplace_back(*t->store, feedback_metrics, t->id);
   std::thread retention([&] {
     auto next_rate = std::chrono::steady_clock::now();
     for (auto next = std::chrono::steady_clock::now(); !stopping;) {
       if (std::chrono::steady_clock::now() >= next_rate) {  // the 24-hour complaint rate, every minute
-        complaint_rate.check(static_cast<long long>(std::time(nullptr)));
+        for (auto& watch : complaint_rates) watch.check(static_cast<long long>(std::time(nullptr)));
         next_rate = std::chrono::steady_clock::now() + std::chrono::minutes(1);
       }
       if (std::chrono::steady_clock::now() >= next) {

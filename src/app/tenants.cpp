@@ -58,9 +58,10 @@ std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const conf
   t->store->set_erasure_keys(store::ErasureKeys(*keys));
   t->rewriter = std::make_unique<mime::Rewriter>(t->view.unsubscribe, std::move(*keys), signers,
                                                  t->view.upstream.kind == config::UpstreamKind::ses);
+  t->rewriter->set_strip_field(top.smtp.tenant_header);
   t->recorder = std::make_unique<store::DeliveryRecorder>(*t->store);
   t->feedback =
-      std::make_unique<feedback::Recorder>(*t->store, store::FeedbackPolicy::from(t->view.feedback), metrics);
+      std::make_unique<feedback::Recorder>(*t->store, store::FeedbackPolicy::from(t->view.feedback), metrics, t->id);
   t->hooks = std::make_unique<delivery::FeedbackHooks>(t->view.feedback, t->feedback.get(),
                                                        t->view.unsubscribe.suppression);
   return t;

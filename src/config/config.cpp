@@ -66,10 +66,6 @@ void load_tenant_choice(Section& s, Smtp& smtp) {
   if (s.present("tenant_header") && !valid_field_name(smtp.tenant_header)) {
     s.error(s.raw("tenant_header"), "smtp.tenant_header",
             "must be a header field name: 1-64 printable ASCII characters without ':' or spaces (X-Tenant)");
-  } else if (s.present("tenant_header")) {
-    // Refused rather than ignored: an operator would believe clients are told apart by it.
-    s.error(s.raw("tenant_header"), "smtp.tenant_header",
-            "not supported by this version yet: name tenants by smtp_users or networks (docs/tenants.md)");
   }
   s.string("default_tenant", smtp.default_tenant);
 }

@@ -133,8 +133,26 @@ std::string QueueWriter::append(std::string_view bytes) {
   return {};
 }
 
+std::string QueueWriter::set_tenant(const std::string& tenant) {
+  if (fd_ < 0) return "queue file closed";
+  if (!tenant_pending_ || tenant.empty() || tenant.size() > tenant_slot_width ||
+      tenant.find_first_of(" \r\n") != std::string::npos) {
+    return "no tenant slot for " + tenant;
+  }
+  std::string slot = tenant;
+  slot.resize(tenant_slot_width, ' ');
+  if (::pwrite(fd_, slot.data(), slot.size(), static_cast<off_t>(tenant_offset_)) != static_cast<ssize_t>(slot.size())) {
+    return fmt::format("pwrite: {}", std::strerror(errno));
+  }
+  tenant_pending_ = false;
+  envelope_.tenant = tenant;
+  envelope_.tenant_slot = false;
+  return {};
+}
+
 std::string QueueWriter::commit() {
   if (fd_ < 0) return "queue file closed";
+  if (tenant_pending_) return "the message's tenant was never set";
   buffer_ += encode_trailer(content_length_);
   auto err = flush_buffer();
   if (err.empty() && ::fsync(fd_) != 0) err = fmt::format("fsync: {}", std::strerror(errno));
@@ -245,6 +263,10 @@ std::unique_ptr<QueueWriter> Spool::create(const QueueEnvelope& envelope, std::s
     std::unique_ptr<QueueWriter> w(new QueueWriter(root_, std::move(id), fd, envelope, budget_));
     const auto records = encode_envelope(envelope, &w->recipient_offsets_);
     w->content_offset_ = records.size();
+    if (envelope.tenant_slot) {
+      w->tenant_offset_ = records.find("\nN ") + 3;
+      w->tenant_pending_ = true;
+    }
     if (auto err = write_all(fd, records); !err.empty()) {
       if (error) *error = fmt::format("write {}: {}", path, err);
       return nullptr;

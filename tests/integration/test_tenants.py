@@ -278,6 +278,12 @@ class TenantsTests(TenantsBase):
         self.assertEqual([e["reason"] for e in body["suppressions"]], ["hard_bounce"], body)
         self.assertEqual(self.api("GET", "/api/v1/suppressions?address=gone@example.org", "beta")[1]["suppressions"],
                          [])
+        # Counted as acme's; each tenant has its own complaint rate.
+        metrics = self.relay.http("GET", "/metrics")[2].decode()
+        self.assertIn('unsubrelay_feedback_total{tenant="acme",kind="hard_bounce",source="dsn"} 1\n', metrics)
+        self.assertNotIn('tenant="beta",kind="hard_bounce"', metrics)
+        for tenant in ("default", "acme", "beta"):
+            self.assertIn(f'unsubrelay_complaint_rate{{tenant="{tenant}"}} 0\n', metrics)
         # An opt-out at acme reaches acme's webhook, never the default's.
         code, _, _ = self.relay.http("POST", self.link(acme).replace("https://unsub.acme.example", ""),
                                      "List-Unsubscribe=One-Click",

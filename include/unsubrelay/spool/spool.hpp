@@ -57,7 +57,11 @@ class QueueWriter {
   /// The content written so far: kept in memory, or read back from the file
   /// (policy checks before commit).
   std::optional<std::string> content();
+  /// Fills the N record's slot (QueueEnvelope::tenant_slot) with the tenant a
+  /// header named, in place: the commit's fsync makes it durable with the rest.
+  std::string set_tenant(const std::string& tenant);
   /// Writes the end record, fsyncs, renames into messages/, fsyncs the directory.
+  /// A file whose tenant slot was never filled is not committed (an error).
   std::string commit();
   void abort();
   /// After commit: the message, open for its first delivery attempt, with its
@@ -76,6 +80,8 @@ class QueueWriter {
   std::string buffer_;
   std::uint64_t content_length_ = 0;
   std::uint64_t content_offset_ = 0;  // where the content starts in the file
+  std::uint64_t tenant_offset_ = 0;   // the N record's slot, when the tenant comes after DATA
+  bool tenant_pending_ = false;
   bool committed_ = false;
   QueueEnvelope envelope_;
   std::vector<std::uint64_t> recipient_offsets_;
