@@ -53,6 +53,14 @@ namespace unsubrelay::app {
 
 namespace asio = boost::asio;
 
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 namespace {
 
 /// Names each of a pool's threads PREFIX-N, so top -H and /proc/PID/task/*/comm
@@ -97,14 +105,6 @@ std::shared_ptr<const smtp::UsersFile> load_users(const config::Config& cfg, boo
     return nullptr;
   }
   return std::make_shared<const smtp::UsersFile>(std::move(*users));
-}
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 /// http.api_keys_file's keys and scopes (http/api_keys.hpp); nullopt after logging its errors.
@@ -202,8 +202,8 @@ int run_relay(const std::string& config_path) {
   }
   // Erased addresses stay suppressed as keyed hashes (store/contact.hpp).
   store->set_erasure_keys(store::ErasureKeys(*keys));
-  const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers,
-                                cfg.upstream.kind == config::UpstreamKind::ses);
+  mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers, cfg.upstream.kind == config::UpstreamKind::ses);
+  rewriter.set_strip_field(cfg.smtp.tenant_header);  // the tenant default's copies lose it too
 
   // An explicit http.page_template must be readable (check-config says so); the
   // default conf/unsubscribe.html falls back to the built-in copy of itself.

@@ -279,6 +279,8 @@ void load_tenant_unsubscribe(Section& s, Tenant& t, Context& c) {
                           "mailto_domain"}) {
     u.refuse(key, installation_wide);
   }
+  // The tenant's own landing and preference page (a file like http.page_template).
+  readable_file(u, "page_template", t.page_template);
   load_unsubscribe(u, t.unsubscribe, c.errors);
 }
 

@@ -97,9 +97,12 @@ class TenantHeaderTest(TenantClient, unittest.TestCase):
                      550, b"beta.example")
         self.smtp(source="127.0.0.2").sendmail("news@beta.example", ["kim@example.org"],
                                                message("news@beta.example", "acme"))
-        copies = self.delivered(5)
-        self.assertEqual(len(copies), 5)
-        self.assertEqual((self.received("acme"), self.received("beta")), (2, 3))
+        # The tenant default (the top level's keys and links) may be named too.
+        self.smtp().sendmail("news@example.com", ["kim@example.org"], message("news@example.com", "default"))
+        copies = self.delivered(6)
+        self.assertEqual(len(copies), 6)
+        self.assertEqual((self.received("acme"), self.received("beta"), self.received("default")), (2, 3, 1))
+        self.assertIn("<https://unsub.example.com/u/", [(m["List-Unsubscribe"] or "")[:29] for m in copies])
 
     def test_a_header_tenant_is_held_to_its_domains_and_quotas(self):
         client = self.smtp()

@@ -231,6 +231,7 @@ struct Tenant {
   std::vector<std::string> sender_domains;  // lower case; subdomains included
   std::string api_keys_file;                // bearer keys for this tenant's data only
   Unsubscribe unsubscribe;                  // keys_file: tenants[].keys_file
+  std::string page_template;                // tenants[].unsubscribe.page_template; "" = http.page_template
   Feedback feedback;
   std::vector<Dkim> dkim;
   Upstream upstream;
