@@ -5,16 +5,16 @@
 # build/fuzz/findings/; so does a target that does not report its completed
 # runs ("Done N runs"), such as one that aborts at start or cannot read its
 # dictionary.
-#   [FUZZ_BUILD=release] ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import api_keys tenant (default: all)
+#   [FUZZ_BUILD=release] ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import api_keys tenant segment (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import api_keys tenant)
+[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import api_keys tenant segment)
 
 ./scripts/install-deps.sh test
-builds=(fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import fuzz_api_keys fuzz_tenant make_seeds)
+builds=(fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import fuzz_api_keys fuzz_tenant fuzz_segment make_seeds)
 if [ "${FUZZ_BUILD:-test}" = release ]; then
   # FUZZ_BUILD=release: the targets optimised (RelWithDebInfo, build/fuzz-release),
   # about four times the executions a second of the test build's, for long runs.
@@ -30,7 +30,7 @@ fi
 
 findings=build/fuzz/findings
 rm -f build/fuzz/*.log build/fuzz/*.rc
-mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import,api_keys,tenant}
+mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import,api_keys,tenant,segment}
 cp conf/unsubrelay.yaml build/fuzz/corpus/config/
 printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
 printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_list_id":"1","email_id":"2","uid":"x"}' > build/fuzz/corpus/http/api
@@ -52,7 +52,7 @@ printf '\x03X-Tenant: acme\r\nFrom: <n@acme.example>\r\nx-tenant:\r\n beta\r\n\r
 "$bin/make_seeds" build/fuzz/corpus
 
 # Every finding so far, kept as a seed (tests/data/fuzz/TARGET-*): it must stay fixed.
-for t in smtp token mime config http feedback import api_keys tenant; do
+for t in smtp token mime config http feedback import api_keys tenant segment; do
   cp tests/data/fuzz/"$t"-* "build/fuzz/corpus/$t/" 2>/dev/null || true
 done
 
