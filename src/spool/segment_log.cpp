@@ -215,6 +215,11 @@ std::uint64_t SegmentWriter::size() const {
   return end_;
 }
 
+bool SegmentWriter::failed() const {
+  std::lock_guard lock(mutex_);
+  return !failed_.empty();
+}
+
 std::uint64_t SegmentWriter::syncs() const {
   std::lock_guard lock(mutex_);
   return syncs_;

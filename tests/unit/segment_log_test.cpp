@@ -9,7 +9,10 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "unsubrelay/spool/segment_log.hpp"
+#include "unsubrelay/spool/segment_store.hpp"
 
 using namespace unsubrelay::spool;
 namespace fs = std::filesystem;
@@ -137,4 +140,106 @@ TEST(SegmentLog, ConcurrentWritersShareSyncs) {
   EXPECT_LT(w->syncs(), static_cast<std::uint64_t>(writers * each)) << "no sync was shared";
   std::printf("segment group commit: %d records, %llu fdatasync\n", writers * each,
               static_cast<unsigned long long>(w->syncs()));
+}
+
+namespace {
+
+std::string queue_file(const std::string& content, std::vector<std::string> recipients) {
+  QueueEnvelope e{1700000000, "192.0.2.1", "client.test", "", false, "a@example.com", std::move(recipients)};
+  return encode_envelope(e) + content + encode_trailer(content.size());
+}
+
+std::size_t files_in(const fs::path& dir) {
+  return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+}  // namespace
+
+// Messages, outcomes, deferrals and removals survive a restart as the index
+// they were; outcomes come back folded into the queue file bytes.
+TEST(SegmentStore, ARestartRebuildsTheQueue) {
+  TempDir dir;
+  std::string err;
+  {
+    SegmentStore s(dir.path.string());
+    ASSERT_TRUE(s.open(&err)) << err;
+    EXPECT_EQ(s.put("0000000000000001", queue_file("Subject: one\r\n\r\n1\r\n", {"x@a.org", "y@a.org"})), "");
+    EXPECT_EQ(s.put("0000000000000002", queue_file("Subject: two\r\n\r\n2\r\n", {"z@a.org"})), "");
+    EXPECT_EQ(s.put("0000000000000003", queue_file("Subject: three\r\n\r\n3\r\n", {"w@a.org"})), "");
+    EXPECT_NE(s.put("0000000000000003", queue_file("x", {"w@a.org"})), "");  // ids are unique
+    EXPECT_EQ(s.mark("0000000000000001", 1, RecipientStatus::delivered), "");
+    EXPECT_EQ(s.defer("0000000000000001", "F 1 1700000600 451 4.4.1 try later"), "");
+    EXPECT_EQ(s.remove("0000000000000002"), "");
+    EXPECT_EQ(s.sync(), "");
+  }
+  SegmentStore again(dir.path.string());
+  const auto recovered = again.open(&err);
+  ASSERT_TRUE(recovered) << err;
+  EXPECT_EQ(recovered->ids, (std::vector<std::string>{"0000000000000001", "0000000000000003"}));
+  EXPECT_TRUE(recovered->notes.empty());
+  const auto one = again.read("0000000000000001", &err);
+  ASSERT_TRUE(one) << err;
+  EXPECT_EQ(one->state_line, "F 1 1700000600 451 4.4.1 try later");
+  const auto parsed = parse_queue_file(one->queue_file, std::string_view(one->queue_file).substr(
+                                           one->queue_file.size() - trailer_size), one->queue_file.size(), &err);
+  ASSERT_TRUE(parsed) << err;
+  EXPECT_EQ(parsed->marks, (std::vector<RecipientStatus>{RecipientStatus::pending, RecipientStatus::delivered}));
+  EXPECT_FALSE(again.read("0000000000000002", &err));
+}
+
+// A torn tail (a power cut in the middle of an unsynced record) loses only that record.
+TEST(SegmentStore, ATornTailLosesOnlyWhatWasNeverAcknowledged) {
+  TempDir dir;
+  std::string err;
+  fs::path segment;
+  {
+    SegmentStore s(dir.path.string());
+    ASSERT_TRUE(s.open(&err)) << err;
+    ASSERT_EQ(s.put("00000000000000A1", queue_file("Subject: kept\r\n\r\nk\r\n", {"x@a.org"})), "");
+    segment = *fs::directory_iterator(dir.path);
+  }
+  const auto whole = encode_record(RecordKind::message, "00000000000000A2" + queue_file("torn", {"y@a.org"}));
+  std::ofstream(segment, std::ios::binary | std::ios::app) << whole.substr(0, whole.size() - 3);
+  SegmentStore again(dir.path.string());
+  const auto recovered = again.open(&err);
+  ASSERT_TRUE(recovered) << err;
+  EXPECT_EQ(recovered->ids, std::vector<std::string>{"00000000000000A1"});
+  ASSERT_EQ(recovered->notes.size(), 1u);
+  EXPECT_NE(recovered->notes[0].find("never acknowledged"), std::string::npos);
+  EXPECT_EQ(again.put("00000000000000A3", queue_file("after", {"z@a.org"})), "");  // into a new segment
+  SegmentStore third(dir.path.string());
+  EXPECT_EQ(third.open(&err)->ids, (std::vector<std::string>{"00000000000000A1", "00000000000000A3"}));
+}
+
+// Segments go oldest first, once nothing needs them; a long-deferred message
+// that pins old segments is copied forward by compact(), outcomes included.
+TEST(SegmentStore, SegmentsAreDeletedInOrderAndCompacted) {
+  TempDir dir;
+  std::string err;
+  SegmentStore s(dir.path.string(), 512);  // about one message per segment
+  ASSERT_TRUE(s.open(&err)) << err;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(fmt::format("{:016X}", i + 1));
+    ASSERT_EQ(s.put(ids.back(), queue_file("Subject: x\r\n\r\n" + std::string(400, 'x') + "\r\n", {"a@b.c", "d@e.f"})),
+              "");
+  }
+  EXPECT_GE(s.segment_count(), 6u);
+  ASSERT_EQ(s.mark(ids[0], 0, RecipientStatus::delivered), "");  // the oldest stays (deferred for days)
+  for (std::size_t i = 1; i < ids.size(); ++i) ASSERT_EQ(s.remove(ids[i]), "");
+  EXPECT_GE(s.segment_count(), 6u) << "a newer segment went before an older one";
+  EXPECT_EQ(s.compact(2), 1u);
+  EXPECT_LE(s.segment_count(), 2u);
+  EXPECT_LE(files_in(dir.path), 2u);
+  SegmentStore again(dir.path.string());
+  const auto recovered = again.open(&err);
+  ASSERT_TRUE(recovered) << err;
+  EXPECT_EQ(recovered->ids, std::vector<std::string>{ids[0]});
+  const auto m = again.read(ids[0], &err);
+  ASSERT_TRUE(m) << err;
+  const auto parsed = parse_queue_file(m->queue_file, std::string_view(m->queue_file).substr(
+                                           m->queue_file.size() - trailer_size), m->queue_file.size(), &err);
+  ASSERT_TRUE(parsed) << err;
+  EXPECT_EQ(parsed->marks[0], RecipientStatus::delivered);
+  EXPECT_EQ(parsed->marks[1], RecipientStatus::pending);
 }

@@ -93,6 +93,8 @@ class SegmentWriter {
   std::uint64_t size() const;
   /// fdatasync calls made so far (tests, bench/relay_profile.py).
   std::uint64_t syncs() const;
+  /// A write could not be undone or a sync failed: this segment takes nothing more.
+  bool failed() const;
 
  private:
   SegmentWriter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
