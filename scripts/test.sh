@@ -10,12 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh test package
+./scripts/install-deps.sh test package image
 # The Debian 12 root the systemd boot test boots (tests/integration/test_systemd_boot.py):
 # made once by debootstrap (~3 min, mostly download) and cached outside the
-# repository, so it is made in the background while the sources build.
+# repository, so it is made in the background while the sources build; then,
+# from it, the container test's tools image (tests/integration/pod.py, kept by podman).
 mkdir -p build
-./scripts/debian-root.sh >build/debian-root.log 2>&1 &
+(./scripts/debian-root.sh && /usr/bin/python3 tests/integration/pod.py tools-image) >build/debian-root.log 2>&1 &
 debian_root=$!
 ./scripts/build-test.sh
 # The parsers under libFuzzer, briefly (./scripts/fuzz.sh 600 for a longer run).

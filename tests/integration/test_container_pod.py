@@ -28,6 +28,7 @@ import pod
 from relay import REPO, free_port, wait_until
 
 MANIFEST = os.path.join(REPO, "deploy", "kubernetes", "unsubrelay-sidecar.yaml")
+COMPOSE = os.path.join(REPO, "deploy", "compose.yaml")
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATE = "/var/lib/unsubrelay"
 SINK_PORT = 2526
@@ -327,6 +328,108 @@ class SidecarPodTest(unittest.TestCase):
         wait_until(lambda: re.search(rf"{queue_id}: to=<dee@example\.org>.*status=sent", self.log()), timeout=30,
                    what="the delivery in the log")
         wait_until(lambda: not os.path.exists(self.state(f"spool/messages/{queue_id}")), what="the queue file gone")
+
+
+def adapt_compose(compose, image, tools, port, sink_dir):
+    """deploy/compose.yaml as the test runs it: the same changes as adapt_manifest
+    (the sender as the app, a sink sharing the relay's network, links to the
+    published port on 127.0.0.1); the credentials still come from .env."""
+    services = compose["services"]
+    assert set(services) == {"unsubrelay", "app"}, services.keys()
+    relay, app = services["unsubrelay"], services["app"]
+    assert relay["environment"]["UNSUBRELAY_UPSTREAM_PASSWORD"] == "${SES_SMTP_PASSWORD}"
+    assert app["network_mode"] == "service:unsubrelay"
+    relay.update(image=image, ports=[f"127.0.0.1:{port}:8080"])
+    relay["environment"].update(UNSUBRELAY_BASE_URL=f"http://127.0.0.1:{port}", UNSUBRELAY_UPSTREAM_KIND="smtp",
+                                UNSUBRELAY_UPSTREAM_HOST="127.0.0.1", UNSUBRELAY_UPSTREAM_PORT=str(SINK_PORT),
+                                UNSUBRELAY_UPSTREAM_TLS="none")
+    tools_volume = f"{HERE}:/tools:ro"
+    app.update(image=tools, command=["python3", "/tools/pod_sender.py", "idle"], volumes=[tools_volume])
+    services["sink"] = {
+        "image": tools, "network_mode": "service:unsubrelay", "depends_on": ["unsubrelay"],
+        "command": ["python3", "/tools/pod_sink.py"], "volumes": [tools_volume, f"{sink_dir}:/sink"],
+        "environment": {"SINK_PORT": str(SINK_PORT), "SINK_DIR": "/sink", "SINK_USER": CREDENTIALS["username"],
+                        "SINK_PASSWORD": CREDENTIALS["password"]}}
+    return compose
+
+
+class ComposeTest(unittest.TestCase):
+    """deploy/compose.yaml, run by docker-compose (Debian's 1.29) against podman's Docker API
+    (`podman system service`); Debian 12's podman-compose cannot join a service's network."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.project = f"unsubrelay{os.getpid()}"
+        cls.dir = tempfile.mkdtemp(prefix="unsubrelay-compose-", dir="/var/tmp")
+        cls.sink_dir = os.path.join(cls.dir, "sink")
+        os.makedirs(cls.sink_dir)
+        cls.port = free_port()
+        with open(COMPOSE) as f:
+            compose = adapt_compose(yaml.safe_load(f), _images["relay"], _images["tools"], cls.port, cls.sink_dir)
+        with open(os.path.join(cls.dir, "compose.yaml"), "w") as f:
+            yaml.safe_dump(compose, f)
+        with open(os.path.join(cls.dir, ".env"), "w") as f:
+            f.write(f"SES_SMTP_USERNAME={CREDENTIALS['username']}\nSES_SMTP_PASSWORD={CREDENTIALS['password']}\n")
+        socket_path = os.path.join(cls.dir, "podman.sock")
+        cls.service_log = open(os.path.join(cls.dir, "service.log"), "w")
+        cls.service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
+                                       env=pod.ENV, stdout=cls.service_log, stderr=subprocess.STDOUT)
+        cls.env = {**pod.ENV, "DOCKER_HOST": f"unix://{socket_path}"}
+        try:
+            wait_until(lambda: os.path.exists(socket_path), timeout=30, what="podman's API socket")
+            cls.compose("up", "-d")
+            wait_until(lambda: os.path.exists(os.path.join(cls.sink_dir, "ready")), timeout=60, what="the sink")
+            wait_until(lambda: cls.healthz() == 200, timeout=60, interval=0.1, what="the relay's /healthz")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def compose(cls, *args, check=True):
+        r = subprocess.run(["docker-compose", "-p", cls.project, "-f", "compose.yaml", *args], cwd=cls.dir,
+                           env=cls.env, capture_output=True, text=True, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker-compose {' '.join(args)} exited {r.returncode}: {r.stdout}{r.stderr}")
+        return r
+
+    @classmethod
+    def healthz(cls):
+        try:
+            return http("GET", f"http://127.0.0.1:{cls.port}/healthz", timeout=2)[0]
+        except OSError:
+            return 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.compose("down", "-v", check=False)
+        # down removes in parallel, and podman refuses to remove the relay while the app still joins its network.
+        names = pod.podman("ps", "-a", "--filter", f"label=com.docker.compose.project={cls.project}",
+                           "--format", "{{.Names}}", check=False).stdout.split()
+        if names:
+            pod.podman("rm", "-f", "-t", "0", *names, check=False)
+        pod.podman("volume", "rm", "-f", f"{cls.project}_unsubrelay-state", check=False)
+        pod.podman("network", "rm", "-f", f"{cls.project}_default", check=False)
+        cls.service.terminate()
+        cls.service.wait(30)
+        cls.service_log.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_campaign_one_click_and_a_drained_stop(self):
+        relay, app = f"{self.project}_unsubrelay_1", f"{self.project}_app_1"
+        r = pod.podman("exec", app, "python3", "/tools/pod_sender.py", "send", "spring", "ann@example.org",
+                       check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        path = wait_until(lambda: glob.glob(os.path.join(self.sink_dir, "*.eml")), timeout=30, what="the copy")[0]
+        with open(path) as f:
+            link = LINK.search(f.read()).group(1)
+        self.assertTrue(link.startswith(f"http://127.0.0.1:{self.port}/u/"), link)
+        self.assertEqual(http("POST", link, b"List-Unsubscribe=One-Click")[0], 200)
+        self.assertEqual(pod.inspect(relay, "{{.HostConfig.ReadonlyRootfs}}"), "true")
+        self.compose("stop")
+        self.assertEqual(pod.inspect(relay, "{{.State.ExitCode}}"), "0")
+        log = pod.podman("logs", relay).stdout
+        self.assertIn("signal 15: draining", log)
+        self.assertRegex(log, r"stopped: 1 message\(s\) received, 1 delivered")
 
 
 if __name__ == "__main__":
