@@ -2,7 +2,8 @@
 # The image's entrypoint (docs/container.md). With no arguments (or `run`) it
 # runs the relay in the foreground, as PID 1, its log on standard output, on
 #  - the file $UNSUBRELAY_CONFIG (default /etc/unsubrelay/unsubrelay.yaml) when
-#    one is mounted there, used as it is; or else
+#    one is mounted there, used as it is (a key set is made in the volume on
+#    first start all the same, for its keys_file to name); or else
 #  - a configuration written from the UNSUBRELAY_* variables below into
 #    /tmp/unsubrelay.yaml, with spool, store and key set in /var/lib/unsubrelay
 #    (the volume) and the key set made there on first start.
@@ -90,17 +91,22 @@ store_section() {
     fi
 }
 
-# The key set that signs the links: a mounted one (a fleet shares it), or one
-# made in the volume on first start and kept from then on.
+# The key set that signs the links, made in the volume on first start and
+# kept from then on (links already sent must keep verifying).
+make_keys() {
+    if [ ! -e "$state/keys.yaml" ]; then
+        /usr/bin/unsubrelay keygen -o "$state/keys.yaml" >/dev/null ||
+            fail "cannot make a key set in $state: is the volume writable by the user 10001?"
+        printf 'unsubrelay-entrypoint: made a new key set in %s\n' "$state/keys.yaml" >&2
+    fi
+}
+
+# A mounted key set (a fleet shares one), or the volume's.
 keys_file() {
     keys=$(value UNSUBRELAY_KEYS_FILE "")
     if [ -z "$keys" ]; then
         keys=$state/keys.yaml
-        if [ ! -e "$keys" ]; then
-            /usr/bin/unsubrelay keygen -o "$keys" >/dev/null ||
-                fail "cannot make a key set in $state: is the volume writable by the user 10001?"
-            printf 'unsubrelay-entrypoint: made a new key set in %s\n' "$keys" >&2
-        fi
+        make_keys
     fi
     printf '%s' "$keys"
 }
@@ -149,6 +155,8 @@ if [ -e "$conf" ]; then
         eval "set=\${$name+yes}"
         [ -z "$set" ] || fail "$name is set, but the mounted $conf is the configuration: put it there"
     done
+    # For a file whose unsubscribe.keys_file is /var/lib/unsubrelay/keys.yaml (docs/container.md).
+    make_keys
 else
     [ -z "${UNSUBRELAY_CONFIG:-}" ] || fail "UNSUBRELAY_CONFIG=$conf: no such file"
     write_config

@@ -14,6 +14,7 @@ Needs root (rootful podman); tests/integration/containers.conf is podman's confi
 import glob
 import os
 import re
+import shlex
 import shutil
 import smtplib
 import subprocess
@@ -328,6 +329,63 @@ class SidecarPodTest(unittest.TestCase):
         wait_until(lambda: re.search(rf"{queue_id}: to=<dee@example\.org>.*status=sent", self.log()), timeout=30,
                    what="the delivery in the log")
         wait_until(lambda: not os.path.exists(self.state(f"spool/messages/{queue_id}")), what="the queue file gone")
+
+
+class EntrypointTest(unittest.TestCase):
+    """The image's entrypoint alone: bad settings stop it with 78 (EX_CONFIG) and a line
+    naming the variable; a mounted file is the configuration."""
+
+    def test_bad_settings_are_refused_by_name(self):
+        cases = [
+            ({"UNSUBRELAY_BASE_URL": "http://x y"}, "UNSUBRELAY_BASE_URL may hold only"),
+            ({"UNSUBRELAY_UPSTREAM_HOST": 'a"b'}, "UNSUBRELAY_UPSTREAM_HOST may hold only"),
+            ({"UNSUBRELAY_UPSTREAM_KIND": "ses"}, "UNSUBRELAY_UPSTREAM_KIND=ses needs UNSUBRELAY_UPSTREAM_HOST"),
+            ({"UNSUBRELAY_UPSTREAM_KIND": "carrier-pigeon"}, "UNSUBRELAY_UPSTREAM_KIND is smtp, ses or directory"),
+            ({"UNSUBRELAY_UPSTREAM_HOST": "h", "UNSUBRELAY_UPSTREAM_PASSWORD": "x",
+              "UNSUBRELAY_UPSTREAM_PASSWORD_FILE": "/y"}, "set UNSUBRELAY_UPSTREAM_PASSWORD or"),
+            ({"UNSUBRELAY_CONFIG": "/nope.yaml"}, "UNSUBRELAY_CONFIG=/nope.yaml: no such file"),
+            # The relay's own check: a username without a password.
+            ({"UNSUBRELAY_UPSTREAM_HOST": "h", "UNSUBRELAY_UPSTREAM_USERNAME": "u"},
+             "upstream.password_file: is required with username"),
+        ]
+        # One container runs the entrypoint once per case (a container start costs seconds on a busy machine).
+        script = "".join(
+            f"{' '.join(f'{k}={shlex.quote(v)}' for k, v in env.items())} /usr/lib/unsubrelay/entrypoint; "
+            f"echo \"@@ $?\"; " for env, _ in cases)
+        r = pod.podman("run", "--rm", "--entrypoint", "/bin/sh", _images["relay"], "-c", script, timeout=60)
+        outputs = re.split(r"^@@ (\d+)\n", r.stdout, flags=re.M)
+        self.assertEqual(len(outputs), 2 * len(cases) + 1, r.stdout + r.stderr)
+        for (env, message), text, status in zip(cases, outputs[0::2], outputs[1::2]):
+            self.assertEqual(status, "78", (env, text))
+            self.assertIn(message, text, env)
+
+    def test_a_mounted_file_is_the_configuration(self):
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
+            conf = os.path.join(d, "unsubrelay.yaml")
+            with open(conf, "w") as f:
+                f.write(f"upstream: {{ kind: directory, directory: {STATE}/mounted-outbox }}\n"
+                        f"unsubscribe: {{ keys_file: {STATE}/keys.yaml }}\n"
+                        f"spool: {{ path: {STATE}/spool }}\nstore: {{ path: {STATE}/unsubrelay.db }}\n")
+            os.chmod(conf, 0o644)
+            mount = ["-v", f"{conf}:/etc/unsubrelay/unsubrelay.yaml:ro"]
+            r = pod.podman("run", "--rm", *mount, "-e", "UNSUBRELAY_BASE_URL=https://x.example", _images["relay"],
+                           check=False, timeout=60)
+            self.assertEqual(r.returncode, 78, r.stdout + r.stderr)
+            self.assertIn("UNSUBRELAY_BASE_URL is set, but the mounted /etc/unsubrelay/unsubrelay.yaml", r.stdout)
+            name = f"unsubrelay-mounted-{os.getpid()}"
+            pod.podman("run", "-d", "--name", name, *mount, _images["relay"])
+            try:
+                def ready():
+                    if pod.inspect(name, "{{.State.Status}}") == "exited":
+                        raise AssertionError(pod.podman("logs", name).stdout)
+                    return "unsubrelay ready" in pod.podman("logs", name).stdout
+                wait_until(ready, timeout=30, what="the relay on the mounted file")
+                log = pod.podman("logs", name).stdout
+                self.assertIn(f"upstream directory {STATE}/mounted-outbox", log)
+                pod.podman("stop", "-t", "45", name)
+                self.assertEqual(pod.inspect(name, "{{.State.ExitCode}}"), "0")
+            finally:
+                pod.podman("rm", "-f", "-v", name, check=False)
 
 
 def adapt_compose(compose, image, tools, port, sink_dir):
