@@ -47,7 +47,7 @@ needed=$(readelf -d "$work/deb/usr/bin/unsubrelay" | sed -n 's/.*(NEEDED).*\[\(.
 key=$({ basename "$root"; dpkg-deb -f "$deb" Depends; echo "$needed"; cat "$0"; } | sha256sum | cut -c1-12)
 runtime="$cache/image-runtime-$key"
 
-# chroot's view of PATH (a symlink under merged /usr) as one canonical path.
+# A command in the overlay root (where /lib is a symlink to /usr/lib: ask it for real paths).
 in_root() { chroot "$work/root" "$@"; }
 
 # Copies a file of the root into the tree under its canonical directory, as
@@ -120,6 +120,8 @@ make_runtime() {
   mounts=()
   rm -rf "$runtime"
   mv "$tree" "$runtime"
+  # Trees for other libraries (an older package) are of no more use.
+  find "$cache" -maxdepth 1 -name 'image-runtime-*' ! -name "$(basename "$runtime")" -exec rm -rf {} +
 }
 
 mkdir -p "$cache"
@@ -157,8 +159,13 @@ tar --mtime=@0 --numeric-owner --owner="$user" --group="$user" -C "$relay" -rf "
   --no-recursion ./var/lib/unsubrelay
 cp deploy/image/Containerfile "$context/"
 
+previous=$(podman image inspect --format '{{.Id}}' "$image:$version" 2>/dev/null || true)
 podman build --quiet --layers -f "$context/Containerfile" -t "$image:$version" -t "$image:latest" \
   --label org.opencontainers.image.title=unsubrelay --label org.opencontainers.image.version="$version" \
   --label org.opencontainers.image.description="SMTP relay that gives each recipient a signed unsubscribe link" \
   "$context" >&2
+# The image this one replaces, unless a container or another tag still uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$image:$version")" ]; then
+  podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 echo "$image:$version"
