@@ -28,6 +28,7 @@ fail() {
 # between double quotes, so it may hold none of " \ # ' nor spaces or control
 # characters (none of the keys set here needs them; secrets go into files).
 value() {
+    v=
     eval "v=\${$1-\$2}"
     case $v in
         *[!]A-Za-z0-9._:/@%+=?\&~,[-]*) fail "$1 may hold only letters, digits and ._:/@%+=?&~,[]-" ;;
