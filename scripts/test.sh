@@ -5,7 +5,8 @@
 # parser under libFuzzer briefly, build the Debian package, and run every
 # test: the GoogleTest unit tests and the integration tests that drive the
 # real binary over loopback SMTP and HTTP (smtplib, swaks, urllib, Chromium),
-# the package booted in a Debian 12 container under systemd among them.
+# the package booted in a Debian 12 container under systemd and the OCI
+# image run as a sidecar pod under podman among them.
 # Exits non-zero on any failure. docs/testing.md: what it proves, how long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
