@@ -120,8 +120,10 @@ make_runtime() {
   mounts=()
   rm -rf "$runtime"
   mv "$tree" "$runtime"
-  # Trees for other libraries (an older package) are of no more use.
-  find "$cache" -maxdepth 1 -name 'image-runtime-*' ! -name "$(basename "$runtime")" -exec rm -rf {} +
+  # Trees no build has used for a week (an older package or script) go; a
+  # younger one may belong to another checkout building now.
+  find "$cache" -maxdepth 2 -path '*/image-runtime-*/.unsubrelay-complete' -mtime +7 -printf '%h\n' |
+    xargs -r rm -rf
 }
 
 mkdir -p "$cache"
@@ -134,6 +136,7 @@ if [ ! -f "$runtime/.unsubrelay-complete" ]; then
   fi
   exec 9>&-
 fi
+touch "$runtime/.unsubrelay-complete"  # in use: see make_runtime's clean-up
 
 # The two layers as archives with fixed owners, modes and times: the same
 # tree gives the same archive, and podman build reuses the cached layer.
