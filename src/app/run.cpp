@@ -159,12 +159,18 @@ int run_relay(const std::string& config_path) {
   setup_logging(cfg.log);
   const auto descriptors = apply_descriptor_budget(cfg);
 
-  const spool::Spool spool(cfg.spool.path, std::size_t{cfg.spool.memory_limit_mb} << 20);
+  spool::Spool spool(cfg.spool.path, std::size_t{cfg.spool.memory_limit_mb} << 20);
+  if (cfg.spool.segments) spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10);
   if (auto err = spool.init(); !err.empty()) {
     spdlog::critical("spool: {}", err);
     return 73;  // EX_CANTCREAT
   }
   const auto recovered = spool.recover();
+  if (!recovered.error.empty()) {  // never start on a spool read in part: its messages would wait unseen
+    spdlog::critical("spool: {}", recovered.error);
+    return 74;  // EX_IOERR
+  }
+  for (const auto& n : recovered.notes) spdlog::warn("spool: {}", n);
   for (const auto& q : recovered.quarantined) spdlog::error("spool: damaged queue file moved to corrupt/: {}", q);
   spdlog::info("spool {}: {} message(s) to deliver, {} unacknowledged partial file(s) removed", cfg.spool.path,
                recovered.queued.size(), recovered.incomplete_removed);

@@ -323,6 +323,8 @@ void load_spool(Section& s, Spool& sp) {
   s.integer("retry_min_seconds", sp.retry_min_seconds, 1, 86400);
   s.integer("retry_max_seconds", sp.retry_max_seconds, 1, 86400);
   s.integer("memory_limit_mb", sp.memory_limit_mb, 0, 65536);
+  s.choice("format", sp.segments, {{"files", false}, {"segments", true}});
+  s.integer("segment_max_kb", sp.segment_max_kb, 1, 1024 * 1024);
   if (sp.retry_max_seconds < sp.retry_min_seconds) {
     s.error(s.raw("retry_max_seconds"), "spool.retry_max_seconds", "must not be less than retry_min_seconds");
   }

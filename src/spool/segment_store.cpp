@@ -74,7 +74,12 @@ SegmentStore::SegmentStore(std::string dir, std::uint64_t segment_bytes)
 
 std::string SegmentStore::segment_path(std::uint64_t seq) const { return fmt::format("{}/{:016X}.seg", dir_, seq); }
 
-std::optional<SegmentStore::Recovered> SegmentStore::open(std::string* error) {
+bool SegmentStore::contains(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  return index_.count(id) != 0;
+}
+
+std::optional<SegmentStore::Recovered> SegmentStore::open(std::string* error, bool read_only) {
   std::lock_guard lock(mutex_);
   std::vector<std::uint64_t> seqs;
   std::error_code ec;
@@ -102,6 +107,11 @@ std::optional<SegmentStore::Recovered> SegmentStore::open(std::string* error) {
     }
   }
   active_seq_ = seqs.empty() ? 1 : seqs.back() + 1;  // never append after a torn tail
+  std::vector<std::pair<std::pair<std::uint64_t, std::uint64_t>, std::string>> order;
+  for (const auto& [id, e] : index_) order.push_back({{e.segment, e.offset}, id});
+  std::sort(order.begin(), order.end());
+  for (auto& o : order) out.ids.push_back(std::move(o.second));
+  if (read_only) return out;
   std::string err;
   active_ = SegmentWriter::create(segment_path(active_seq_), &err);
   if (!active_) {
@@ -109,10 +119,6 @@ std::optional<SegmentStore::Recovered> SegmentStore::open(std::string* error) {
     return std::nullopt;
   }
   live_.emplace(active_seq_, 0);
-  std::vector<std::pair<std::pair<std::uint64_t, std::uint64_t>, std::string>> order;
-  for (const auto& [id, e] : index_) order.push_back({{e.segment, e.offset}, id});
-  std::sort(order.begin(), order.end());
-  for (auto& o : order) out.ids.push_back(std::move(o.second));
   release_segments();
   return out;
 }

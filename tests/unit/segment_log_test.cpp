@@ -13,6 +13,7 @@
 
 #include "unsubrelay/spool/segment_log.hpp"
 #include "unsubrelay/spool/segment_store.hpp"
+#include "unsubrelay/spool/spool.hpp"
 
 using namespace unsubrelay::spool;
 namespace fs = std::filesystem;
@@ -242,4 +243,97 @@ TEST(SegmentStore, SegmentsAreDeletedInOrderAndCompacted) {
   ASSERT_TRUE(parsed) << err;
   EXPECT_EQ(parsed->marks[0], RecipientStatus::delivered);
   EXPECT_EQ(parsed->marks[1], RecipientStatus::pending);
+}
+
+// spool.format: segments through the Spool the relay uses: small messages
+// become records (no file), a large one a queue file; both are listed,
+// loaded, opened, marked, deferred, recovered and removed alike.
+TEST(SegmentSpool, SmallMessagesAreRecordsLargeOnesFiles) {
+  TempDir dir;
+  std::string err;
+  const auto envelope = [] {
+    return QueueEnvelope{1700000000, "192.0.2.1", "client.test", "", false, "a@example.com",
+                         {"b@example.org", "c@example.org"}};
+  };
+  std::string small_id, large_id;
+  {
+    Spool spool(dir.path.string());
+    spool.use_segments(4096);
+    ASSERT_EQ(spool.init(), "");
+    ASSERT_EQ(spool.recover().error, "");
+    auto small = spool.create(envelope(), &err);
+    ASSERT_TRUE(small) << err;
+    EXPECT_EQ(small->append("Subject: small\r\n\r\nhi\r\n"), "");
+    EXPECT_TRUE(fs::is_empty(dir.path / "incoming"));  // nothing on disk before the commit
+    ASSERT_EQ(small->commit(), "");
+    small_id = small->id();
+    EXPECT_TRUE(spool.in_segment(small_id));
+    EXPECT_TRUE(fs::is_empty(dir.path / "messages"));
+    auto large = spool.create(envelope(), &err);
+    ASSERT_TRUE(large) << err;
+    EXPECT_EQ(large->append("Subject: large\r\n\r\n"), "");
+    EXPECT_EQ(large->append(std::string(5000, 'x') + "\r\n"), "");  // past 4096: a queue file after all
+    ASSERT_EQ(large->commit(), "");
+    large_id = large->id();
+    EXPECT_FALSE(spool.in_segment(large_id));
+    EXPECT_TRUE(fs::exists(dir.path / "messages" / large_id));
+    const auto handed = small->opened();  // the memory hand-over marks into the segment
+    ASSERT_TRUE(handed);
+    EXPECT_EQ(handed->mark(0, RecipientStatus::delivered), "");
+    EXPECT_EQ(handed->sync(), "");
+    auto loaded = spool.load(small_id, &err);
+    ASSERT_TRUE(loaded) << err;
+    EXPECT_EQ(spool.mark_deferred(*loaded, 1, 1700000300, "451 4.4.1 later"), "");
+  }
+  Spool spool(dir.path.string());
+  spool.use_segments(4096);
+  const auto recovered = spool.recover();
+  ASSERT_EQ(recovered.error, "");
+  auto ids = recovered.queued;
+  std::sort(ids.begin(), ids.end());
+  auto both = std::vector<std::string>{small_id, large_id};
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(ids, both);
+  EXPECT_EQ(spool.list_ids(), both);
+  auto open = spool.open(small_id, &err);
+  ASSERT_TRUE(open) << err;
+  EXPECT_EQ(open->content(), "Subject: small\r\n\r\nhi\r\n");
+  EXPECT_EQ(open->message.state.recipients[0], RecipientStatus::delivered);
+  EXPECT_EQ(open->message.state.recipients[1], RecipientStatus::pending);
+  EXPECT_EQ(open->message.state.attempts, 1u);
+  EXPECT_EQ(open->message.state.last_reason, "451 4.4.1 later");
+  EXPECT_TRUE(spool.remove(open->message));
+  EXPECT_EQ(spool.list_ids(), std::vector<std::string>{large_id});
+  // A second reader (`queue list` beside the relay) sees the queue and writes nothing.
+  Spool reader(dir.path.string());
+  reader.use_segments(4096, true);
+  const auto before = files_in(dir.path / "segments");
+  EXPECT_EQ(reader.recover().error, "");
+  EXPECT_EQ(reader.list_ids(), std::vector<std::string>{large_id});
+  EXPECT_EQ(files_in(dir.path / "segments"), before);
+}
+
+// smtp.tenant_header with segments: the tenant is set before the commit encodes the envelope.
+TEST(SegmentSpool, TheTenantSlotNeedsNoFile) {
+  TempDir dir;
+  std::string err;
+  Spool spool(dir.path.string());
+  spool.use_segments(4096);
+  ASSERT_EQ(spool.init(), "");
+  ASSERT_EQ(spool.recover().error, "");
+  QueueEnvelope e{1700000000, "192.0.2.1", "client.test", "", false, "a@acme.example", {"b@example.org"}};
+  e.tenant_slot = true;
+  auto unnamed = spool.create(e, &err);
+  ASSERT_TRUE(unnamed) << err;
+  EXPECT_EQ(unnamed->append("Subject: x\r\n\r\nx\r\n"), "");
+  EXPECT_NE(unnamed->commit(), "");
+  auto w = spool.create(e, &err);
+  ASSERT_TRUE(w) << err;
+  EXPECT_EQ(w->append("Subject: x\r\n\r\nx\r\n"), "");
+  ASSERT_EQ(w->set_tenant("acme"), "");
+  ASSERT_EQ(w->commit(), "");
+  auto m = spool.load(w->id(), &err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(m->envelope.tenant, "acme");
+  EXPECT_EQ(spool.list_ids().size(), 1u);
 }

@@ -37,7 +37,9 @@ class SegmentStore {
     std::vector<std::string> notes;  // torn tails and unreadable records, for the log
   };
   /// Reads every segment, rebuilds the index, opens a new active segment.
-  std::optional<Recovered> open(std::string* error);
+  /// read_only (`unsubrelay queue list` beside a running relay): writes nothing.
+  std::optional<Recovered> open(std::string* error, bool read_only = false);
+  bool contains(const std::string& id) const;
 
   /// Appends a message (its queue file bytes, end record included) and
   /// returns once it is durable: "" or the error (nothing is acknowledged).
