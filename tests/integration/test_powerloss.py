@@ -194,8 +194,16 @@ class ReadErrorTest(unittest.TestCase):
 
 
 class PowerCutBase:
-    """The relay under load and power cuts; a subclass picks the model and how many."""
+    """The relay under load and power cuts; a subclass picks the model, how many, and the spool's format."""
     MODEL, CUTS = "drop", CUTS
+    SPOOL = {}  # {"format": "segments"}: the group-committed spool (docs/spool.md)
+
+    def spool_empty(self):
+        if not self.SPOOL:
+            return self.relay.spool_ids() == []
+        listed = self.relay.cli("queue", "list")  # reads the segments beside the running relay
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        return listed.stdout.startswith("Mail queue is empty")
 
     def setUp(self):
         self.seed = the_seed(f"power loss, model {self.MODEL}")
@@ -207,6 +215,7 @@ class PowerCutBase:
         self.disk = PowerDisk(self.relay.dir, self.MODEL, self.seed).__enter__()
         self.addCleanup(self.disk.__exit__)
         self.relay.spool["path"] = os.path.join(self.disk.path, "spool")
+        self.relay.spool.update(self.SPOOL)
         self.relay.extra["store"] = {"kind": "sqlite", "path": os.path.join(self.disk.path, "unsubrelay.db")}
         self.relay.extra["unsubscribe"] = {"base_url": "https://u.example"}
         self.relay.extra["http"]["requests_per_minute"] = 1000000  # one client address sends every request
@@ -270,7 +279,7 @@ class PowerCutBase:
 
     def drain(self):
         self.start()
-        wait_until(lambda: self.relay.spool_ids() == [], timeout=600, what="the spool to drain")
+        wait_until(self.spool_empty, timeout=600, interval=0.5, what="the spool to drain")
         self.relay.kill9()
 
     def one_round(self, rng, todo):
@@ -316,7 +325,7 @@ class PowerCutBase:
 
         # Power stays on: the relay delivers what survived, and answers for the unsubscribes.
         self.start()
-        wait_until(lambda: self.relay.spool_ids() == [], timeout=600, what="the spool to drain")
+        wait_until(self.spool_empty, timeout=600, interval=0.5, what="the spool to drain")
         not_held = [link for link in sorted(self.unsubscribed)
                     if b"no longer receives" not in self.relay.http("GET", link)[2]]
         corrupt_dir = os.path.join(self.relay.spool_dir, "corrupt")
@@ -356,7 +365,8 @@ class PowerCutBase:
                    f"dropped {stats['entry_changes_dropped']}" if self.MODEL == "random" else
                    f"dropped {stats['dropped_write_ranges']} unsynced write ranges and "
                    f"{stats['dropped_entry_changes']} unsynced directories")
-        report(f"power loss, model {self.MODEL}: {self.CUTS} cuts ({kinds.count('start-up')} during start-up), "
+        spool = ", spool.format: segments" if self.SPOOL else ""
+        report(f"power loss, model {self.MODEL}{spool}: {self.CUTS} cuts ({kinds.count('start-up')} during start-up), "
                f"{len(self.attempted)} messages tried, {len(self.acked)} acknowledged, all delivered, 0 lost, "
                f"0 half-written, {duplicates} duplicate cop(ies), {len(set(delivered) - self.acked)} delivered "
                f"without a 250 reaching the client; {len(self.unsubscribed)} unsubscribes answered 200, 0 lost; "
@@ -370,6 +380,14 @@ class PowerCutTest(PowerCutBase, unittest.TestCase):
 
 class RandomPowerCutTest(PowerCutBase, unittest.TestCase):
     MODEL, CUTS = "random", RANDOM_CUTS
+
+
+class SegmentPowerCutTest(PowerCutBase, unittest.TestCase):
+    MODEL, CUTS, SPOOL = "drop", scale(6, 200), {"format": "segments"}
+
+
+class SegmentRandomPowerCutTest(PowerCutBase, unittest.TestCase):
+    MODEL, CUTS, SPOOL = "random", scale(6, 200), {"format": "segments"}
 
 
 if __name__ == "__main__":
