@@ -22,6 +22,7 @@
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/common/tls.hpp"
+#include "unsubrelay/http/event_stream.hpp"
 #include "unsubrelay/token/token.hpp"
 
 namespace unsubrelay::http {
@@ -31,12 +32,14 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 
-namespace {
-
-struct Url {
+struct WebhookUrl {
   bool tls = false;
   std::string host, port, target;
 };
+
+namespace {
+
+using Url = WebhookUrl;
 
 std::optional<Url> parse_url(const std::string& url) {
   Url u;
@@ -66,7 +69,7 @@ std::optional<Url> parse_url(const std::string& url) {
 
 /// One POST; returns the status code, or 0 and why on a network failure.
 int post(const Url& url, asio::ssl::context* tls, const std::string& body, const std::string& signature,
-         long long event_id, std::string& why) {
+         long long event_id, std::size_t count, std::string& why) {
   try {
     asio::io_context io;
     tcp::resolver resolver(io);
@@ -76,7 +79,8 @@ int post(const Url& url, asio::ssl::context* tls, const std::string& body, const
     req.set(bhttp::field::user_agent, "unsubrelay-webhook");
     req.set(bhttp::field::content_type, "application/json");
     req.set("X-Unsubrelay-Signature", signature);
-    req.set("X-Unsubrelay-Event-Id", std::to_string(event_id));
+    req.set("X-Unsubrelay-Event-Id", std::to_string(event_id));  // a batch: its last event's
+    req.set("X-Unsubrelay-Event-Count", std::to_string(count));
     req.body() = body;
     req.prepare_payload();
     bhttp::response<bhttp::string_body> res;
@@ -109,19 +113,6 @@ int post(const Url& url, asio::ssl::context* tls, const std::string& body, const
 
 std::string webhook_signature(const std::string& secret, const std::string& body) {
   return "sha256=" + hex(token::hmac_sha256(secret, body));
-}
-
-nlohmann::json event_json(const store::Event& e, const std::string& email) {
-  return {{"action", store::name(e.action)},
-          {"source", e.source},
-          {"time", e.time},
-          {"uid", e.uid},
-          {"email", email},
-          {"email_id", e.email_id},
-          {"launch_list_id", e.launch_list_id},
-          {"ip", e.ip},
-          {"user_agent", e.user_agent},
-          {"topic", e.topic}};
 }
 
 void WebhookSender::pause(std::chrono::milliseconds d) const {
@@ -161,9 +152,36 @@ void WebhookSender::stop() {
   }
 }
 
+std::optional<long long> WebhookSender::start_position(const std::string& name, std::size_t index) {
+  const auto stored = store_.cursor(name);
+  if (!stored) return std::nullopt;
+  if (*stored >= 0) return *stored;
+  // This relay's cursor file from an older version; else events from now on,
+  // not the whole history (`unsubrelay export` gives that).
+  long long cursor = 0;
+  std::ifstream in(fmt::format("{}/{}.cursor", state_dir_, index));
+  if (!(in >> cursor)) {
+    cursor = 0;
+    for (;;) {
+      const auto page = store_.events_since(0, cursor, 1000);
+      if (!page) return std::nullopt;
+      if (page->empty()) break;
+      cursor = page->back().id;
+    }
+  }
+  if (!store_.set_cursor(name, cursor)) return std::nullopt;
+  return cursor;
+}
+
 void WebhookSender::run(std::size_t index, config::Webhook hook, std::string secret) {
   const auto url = parse_url(hook.url);
   if (!url) return;
+  std::string why;
+  const auto filter = hook.events.empty() ? EventFilter::subscription() : EventFilter::of(hook.events, why);
+  if (!filter) {
+    spdlog::error("webhook {}: {}", printable(hook.url, 100), why);
+    return;
+  }
   const auto name = "webhook " + hook.url;  // lease and cursor, shared by every relay sending there
   const auto ttl = static_cast<long long>(hook.lease_seconds);
   // The lease is renewed when half of it is gone; between renewals this relay sends freely.
@@ -184,74 +202,101 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
     return leader;
   };
 
-  long long cursor = -1;
+  using clock = std::chrono::steady_clock;
+  long long cursor = -1;   // the stored position: everything up to it was accepted (or not wanted)
+  long long scanned = -1;  // how far this relay has read: the batch holds what it wanted of it
+  std::vector<store::StoredEvent> batch;
+  clock::time_point batch_started;
+  long long gap_id = -1;  // a missing id (event_stream.hpp) and since when
+  clock::time_point gap_since;
   auto backoff = std::chrono::milliseconds(1000);
   while (!stopping_) {
     if (!hold()) {
+      batch.clear();
+      cursor = -1;  // another relay sends: start again from the stored position when this one leads again
       pause(std::chrono::milliseconds(1000));
       continue;
     }
     if (cursor < 0) {
-      // Where the fleet left off; else this relay's cursor file from an older version; else
-      // start with events from now on, not the whole history (`unsubrelay export` gives that).
-      const auto stored = store_.cursor(name);
-      if (!stored) {
+      const auto start = start_position(name, index);
+      if (!start) {
         pause(std::chrono::milliseconds(1000));
         continue;
       }
-      cursor = *stored;
-      if (cursor < 0) {
-        std::ifstream in(fmt::format("{}/{}.cursor", state_dir_, index));
-        if (!(in >> cursor)) {
-          cursor = 0;
-          for (;;) {
-            const auto page = store_.events_since(0, cursor, 1000);
-            if (!page || page->empty()) break;
-            cursor = page->back().id;
-          }
-        }
-        if (!store_.set_cursor(name, cursor)) {
-          cursor = -1;
-          pause(std::chrono::milliseconds(1000));
-          continue;
-        }
-      }
+      cursor = scanned = *start;
+      batch.clear();
     }
-    const auto page = store_.events_since(0, cursor, 100);
-    if (!page || page->empty()) {
-      pause(std::chrono::milliseconds(500));
+    // Read on until the batch is full (or, unbatched, holds one event).
+    bool caught_up = false;
+    if (batch.size() < hook.batch_size) {
+      const auto page = store_.events_since(0, scanned, 1000);
+      if (!page) {
+        pause(std::chrono::milliseconds(500));
+        continue;
+      }
+      const auto take = settled_count(*page, scanned, [&](long long missing, const store::StoredEvent&) {
+        if (missing != gap_id) gap_id = missing, gap_since = clock::now();
+        return clock::now() - gap_since < std::chrono::seconds(10);
+      });
+      for (std::size_t i = 0; i < take && batch.size() < hook.batch_size; ++i) {
+        scanned = (*page)[i].id;
+        if (!filter->wants((*page)[i].event.action)) continue;
+        if (batch.empty()) batch_started = clock::now();
+        batch.push_back((*page)[i]);
+      }
+      caught_up = take < 1000;
+    }
+    if (batch.empty()) {
+      // Nothing wanted so far: remember how far was read, so a restart does not read it again.
+      if (scanned != cursor && store_.set_cursor(name, scanned)) cursor = scanned;
+      if (caught_up) pause(std::chrono::milliseconds(200));
       continue;
     }
-    for (const auto& [id, e] : *page) {
-      if (stopping_) return;
-      auto j = event_json(e, store_.address_of(e.uid).value_or(""));
-      j["id"] = id;
-      const auto body = json_text(j);
-      bool sent = false;
-      while (!stopping_ && hold()) {
-        std::string why;
-        const int status = post(*url, tls_.get(), body, webhook_signature(secret, body), id, why);
-        if (status >= 200 && status < 300) {
-          backoff = std::chrono::milliseconds(1000);
-          sent = true;
-          break;
-        }
-        spdlog::warn("webhook {}: event {} not accepted ({}); retry in {} s", printable(hook.url, 100), id,
-                     status ? fmt::format("HTTP {}", status) : why, backoff.count() / 1000);
-        pause(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(300000));
-      }
-      if (!sent) {
-        cursor = -1;  // stopping, or another relay took over: it resumes from the stored cursor
-        break;
-      }
-      cursor = id;
-      if (!store_.set_cursor(name, cursor)) {
-        spdlog::warn("webhook {}: cannot store the cursor ({}): event {} may be sent again",
-                     printable(hook.url, 100), store_.last_error(), id);
-      }
+    const bool full = batch.size() >= hook.batch_size;
+    if (!full && caught_up && clock::now() - batch_started < std::chrono::milliseconds(hook.batch_ms)) {
+      pause(std::chrono::milliseconds(std::min(100u, hook.batch_ms)));
+      continue;
+    }
+    if (!deliver(hook, *url, secret, batch, backoff, hold)) {
+      batch.clear();
+      cursor = -1;  // stopping, or another relay took over: it resumes from the stored position
+      continue;
+    }
+    batch.clear();
+    cursor = scanned;
+    if (!store_.set_cursor(name, cursor)) {
+      spdlog::warn("webhook {}: cannot store the position ({}): event {} may be sent again",
+                   printable(hook.url, 100), store_.last_error(), cursor);
     }
   }
+}
+
+bool WebhookSender::deliver(const config::Webhook& hook, const WebhookUrl& url, const std::string& secret,
+                            const std::vector<store::StoredEvent>& batch, std::chrono::milliseconds& backoff,
+                            const std::function<bool()>& hold) {
+  std::string body;
+  if (hook.batch_size == 1) {
+    body = json_text(event_json(batch.front(), true));  // the body receivers got before batching: one object
+  } else {
+    auto array = nlohmann::json::array();
+    for (const auto& e : batch) array.push_back(event_json(e, true));
+    body = json_text(array);
+  }
+  const auto signature = webhook_signature(secret, body);
+  while (!stopping_ && hold()) {
+    std::string why;
+    const int status = post(url, tls_.get(), body, signature, batch.back().id, batch.size(), why);
+    if (status >= 200 && status < 300) {
+      backoff = std::chrono::milliseconds(1000);
+      return true;
+    }
+    spdlog::warn("webhook {}: event {}{} not accepted ({}); retry in {} s", printable(hook.url, 100),
+                 batch.front().id, batch.size() > 1 ? fmt::format("-{}", batch.back().id) : std::string(),
+                 status ? fmt::format("HTTP {}", status) : why, backoff.count() / 1000);
+    pause(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(300000));
+  }
+  return false;
 }
 
 }  // namespace unsubrelay::http
