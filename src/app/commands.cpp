@@ -76,7 +76,7 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
       a.config_path = args[i].substr(9);
     } else if (args[i] == "--recipient" || args[i] == "--campaign" || args[i] == "--launch" || args[i] == "--id" ||
                args[i] == "-o" || args[i] == "--since" || args[i] == "--format" || args[i] == "--topic" ||
-               args[i] == "--tenant") {
+               args[i] == "--tenant" || args[i] == "--events") {
       if (i + 1 >= args.size()) return std::nullopt;
       a.options[args[i]] = args[i + 1];
       ++i;

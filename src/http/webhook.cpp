@@ -170,6 +170,7 @@ std::optional<long long> WebhookSender::start_position(const std::string& name, 
     }
   }
   if (!store_.set_cursor(name, cursor)) return std::nullopt;
+  spdlog::info("{}: first start, sending the events after id {}", printable(name, 110), cursor);
   return cursor;
 }
 
