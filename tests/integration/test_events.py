@@ -316,6 +316,51 @@ class PostgresEventsTest(EventsBase, unittest.TestCase):
     def store_settings(self):
         return {"kind": "postgresql", "url": self.url}
 
+    def test_a_fleet_sends_each_outcome_once_and_another_relay_takes_over(self):
+        """Two relays on one database write their copies' events into it; one of them (the lease's
+        holder) posts all of them; when it is killed the other carries on from the stored position.
+        kill -9 may come after a POST was answered and before its position was stored: then that one
+        batch comes again (at least once), and nothing else does."""
+        receiver = SignedReceiver(self, "all-events-secret")
+        hooks = [{"url": receiver.url, "secret_file": os.path.join(self.files, "all-secret"),
+                  "events": ["delivered"], "batch_size": 5, "batch_ms": 100, "lease_seconds": 3}]
+        extra = {"store": self.store_settings(), "unsubscribe": {"base_url": BASE_URL}, "webhooks": hooks}
+        a, b = Relay(extra=extra), Relay(extra=extra)
+        for r in (a, b):
+            self.addCleanup(r.stop)
+            r.start()
+        decided = ("this relay is now the sender", "another relay is now the sender")
+        wait_until(lambda: all(any(d in r.read_log() for d in decided) for r in (a, b)), timeout=30,
+                   what="both relays' first answer from the lease")
+        wait_until(lambda: "first start, sending the events after id" in a.read_log() + b.read_log(),
+                   what="the fleet's starting position")
+        send(a.port, [f"a{i}@example.org" for i in range(6)], campaign("F1", "LF1"))
+        send(b.port, [f"b{i}@example.org" for i in range(4)], campaign("F2", "LF2"))
+        wait_until(lambda: len(receiver.events()) == 10, timeout=30, what="ten delivered events")
+        senders = [r for r in (a, b) if "this relay is now the sender" in r.read_log()]
+        self.assertEqual(len(senders), 1, "exactly one relay posts")
+        before = list(receiver.posts)
+        sender = senders[0]
+        other = b if sender is a else a
+        sender.kill9()
+        send(other.port, [f"c{i}@example.org" for i in range(3)], campaign("F3", "LF3"))
+        wait_until(lambda: {e["email"] for e in receiver.events()} >= {f"c{i}@example.org" for i in range(3)},
+                   timeout=40, what="the other relay's take-over")
+        self.assertIn("this relay is now the sender", other.read_log())
+        self.assertEqual(receiver.bad, [])
+        events = receiver.events()
+        self.assertEqual({e["email"] for e in events},
+                         {f"{p}{i}@example.org" for p, n in (("a", 6), ("b", 4), ("c", 3)) for i in range(n)})
+        first = [e["id"] for e in events[:10]]
+        self.assertEqual(first, sorted(set(first)))
+        last_batch = {e["id"] for e in json.loads(before[-1][1])}
+        after = [e["id"] for e in events[10:]]
+        repeated = [i for i in after if i in set(first)]
+        self.assertTrue(set(repeated) <= last_batch, (repeated, last_batch))
+        fresh = [i for i in after if i not in set(first)]
+        self.assertEqual(fresh, sorted(set(fresh)))
+        self.assertGreater(min(fresh), max(first))
+
 
 if __name__ == "__main__":
     unittest.main()
