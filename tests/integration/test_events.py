@@ -27,7 +27,7 @@ import uuid
 import test_feedback as fb
 import test_feedback_ses as sns_helpers
 from fake_ses import FakeSes, make_ca, make_server_cert
-from relay import BIN, Relay, wait_until
+from relay import BIN, Relay, make_users_file, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VERP = "bounces.example.com"
@@ -298,12 +298,66 @@ class EventsBase:
                                                    "launch_list_id", "ip", "user_agent", "topic"})
 
 
-class SqliteEventsTest(EventsBase, unittest.TestCase):
+class TenantEventsBase:
+    """With tenants (docs/tenants.md): a copy's events go to its tenant's store, that tenant's
+    receivers and that tenant's API keys only."""
+
+    def test_a_tenants_events_reach_its_receivers_and_keys_only(self):
+        d = tempfile.mkdtemp(prefix="unsubrelay-tenant-events-")
+        for key_id in ("top1", "acme1"):
+            made = subprocess.run([BIN, "keygen", "--id", key_id, "-o", os.path.join(d, f"{key_id}.yaml")],
+                                  capture_output=True, text=True)
+            self.assertEqual(made.returncode, 0, made.stderr)
+        for name, value in (("admin-keys", "admin-key-0123456789"), ("acme-keys", "acme-key-0123456789"),
+                            ("secret", "tenant-events-secret")):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(value + "\n")
+        users = make_users_file(d, {"acme-app": "acme-secret"})
+        default_hook, acme_hook = SignedReceiver(self, "tenant-events-secret"), SignedReceiver(self, "tenant-events-secret")
+        hook = {"secret_file": os.path.join(d, "secret"), "events": ["delivered", "unsubscribe"]}
+        relay = Relay(smtp={"auth": {"users_file": users, "require_tls": False}, "default_tenant": "default"}, extra={
+            "store": self.store_settings(),
+            "unsubscribe": {"keys_file": os.path.join(d, "top1.yaml"), "base_url": BASE_URL},
+            "http": {"api_keys_file": os.path.join(d, "admin-keys")},
+            "webhooks": [{"url": default_hook.url, **hook}],
+            "tenants": [{"id": "acme", "smtp_users": ["acme-app"], "sender_domains": ["acme.example"],
+                         "keys_file": os.path.join(d, "acme1.yaml"), "api_keys_file": os.path.join(d, "acme-keys"),
+                         "webhooks": [{"url": acme_hook.url, **hook}]}]})
+        self.addCleanup(relay.stop)
+        relay.start()
+        wait_until(lambda: relay.read_log().count("first start, sending the events after id") == 2,
+                   what="both tenants' receivers started")
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+            s.login("acme-app", "acme-secret")
+            s.sendmail("news@acme.example", ["kim@example.org"],
+                       campaign("A1", "LA1").replace(b"news@example.com", b"news@acme.example"))
+        send(relay.port, ["lou@example.org"], campaign("D1", "LD1"))
+        wait_until(lambda: acme_hook.events() and default_hook.events(), what="each tenant's delivered event")
+        self.assertEqual([(e["action"], e["email"]) for e in acme_hook.events()], [("delivered", "kim@example.org")])
+        self.assertEqual([(e["action"], e["email"]) for e in default_hook.events()], [("delivered", "lou@example.org")])
+
+        def listed(key, query=""):
+            status, _, body = relay.http("GET", "/api/v1/events" + query, None, {"Authorization": f"Bearer {key}"})
+            return status, json.loads(body)
+        status, body = listed("acme-key-0123456789")
+        self.assertEqual((status, [e["email"] for e in body["events"]]), (200, ["kim@example.org"]))
+        self.assertEqual(listed("acme-key-0123456789", "?tenant=default")[0], 404)  # another tenant is not there
+        self.assertEqual(listed("admin-key-0123456789")[0], 400)  # an admin key names the tenant
+        status, body = listed("admin-key-0123456789", "?tenant=default&types=delivered")
+        self.assertEqual((status, [e["email"] for e in body["events"]]), (200, ["lou@example.org"]))
+        self.assertEqual(relay.http("GET", "/api/v1/events", None, {"Authorization": "Bearer wrong"})[0], 401)
+        out = relay.cli("export", "--tenant", "acme", "--events", "delivered")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual([json.loads(l)["email"] for l in out.stdout.splitlines()], ["kim@example.org"])
+        self.assertEqual(acme_hook.bad + default_hook.bad, [])
+
+
+class SqliteEventsTest(EventsBase, TenantEventsBase, unittest.TestCase):
     def store_settings(self):
         return {"kind": "sqlite", "path": "var/unsubrelay.db"}
 
 
-class PostgresEventsTest(EventsBase, unittest.TestCase):
+class PostgresEventsTest(EventsBase, TenantEventsBase, unittest.TestCase):
     def setUp(self):
         server = os.environ.get("UNSUBRELAY_TEST_PG_URL")
         self.assertTrue(server, "run under scripts/test-postgres.sh, which starts the test PostgreSQL server")
