@@ -3,6 +3,7 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -230,7 +231,10 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
     // Read on until the batch is full (or, unbatched, holds one event).
     bool caught_up = false;
     if (batch.size() < hook.batch_size) {
-      const auto page = store_.events_since(0, scanned, 1000);
+      // Enough for the batch's room even when most events are not wanted, not so many that a
+      // full batch leaves most of the page read for nothing (the read holds SQLite's lock).
+      const std::size_t limit = std::clamp<std::size_t>((hook.batch_size - batch.size()) * 4, 100, 1000);
+      const auto page = store_.events_since(0, scanned, limit);
       if (!page) {
         pause(std::chrono::milliseconds(500));
         continue;
@@ -245,7 +249,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
         if (batch.empty()) batch_started = clock::now();
         batch.push_back((*page)[i]);
       }
-      caught_up = take < 1000;
+      caught_up = take < limit;
     }
     if (batch.empty()) {
       // Nothing wanted so far: remember how far was read, so a restart does not read it again.
