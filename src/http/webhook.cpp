@@ -175,6 +175,67 @@ std::optional<long long> WebhookSender::start_position(const std::string& name, 
   return cursor;
 }
 
+/// The fleet's lease on one receiver (store::Store::take_lease), renewed when
+/// half of it is gone; between renewals this relay sends freely.
+class WebhookLease {
+ public:
+  WebhookLease(store::Store& store, std::string name, std::string holder, std::string url, long long ttl)
+      : store_(store), name_(std::move(name)), holder_(std::move(holder)), url_(std::move(url)), ttl_(ttl) {}
+
+  bool hold() {
+    const auto now = static_cast<long long>(std::time(nullptr));
+    if (leader_ && now < held_until_ - ttl_ / 2) return true;
+    const bool was = leader_;
+    leader_ = store_.take_lease(name_, holder_, now, ttl_);
+    if (leader_) held_until_ = now + ttl_;
+    if (leader_ != was || !decided_) {  // the first answer is logged either way: an operator sees which relay sends
+      decided_ = true;
+      spdlog::info("webhook {}: {} sender for this fleet", printable(url_, 100),
+                   leader_ ? "this relay is now the" : "another relay is now the");
+    }
+    return leader_;
+  }
+
+ private:
+  store::Store& store_;
+  std::string name_, holder_, url_;
+  long long ttl_;
+  long long held_until_ = 0;
+  bool leader_ = false;
+  bool decided_ = false;
+};
+
+/// One receiver's reading: the stored position, how far this relay has read,
+/// and the batch of wanted events read since the position.
+struct WebhookSender::Stream {
+  using clock = std::chrono::steady_clock;
+  long long cursor = -1;   // stored: everything up to it was accepted (or not wanted)
+  long long scanned = -1;  // read: the batch holds what was wanted of it
+  std::vector<store::StoredEvent> batch;
+  clock::time_point batch_started;
+  long long gap_id = -1;  // a missing id (event_stream.hpp) and since when
+  clock::time_point gap_since;
+};
+
+std::optional<bool> WebhookSender::read_more(const config::Webhook& hook, const EventFilter& filter, Stream& s) {
+  // Enough for the batch's room even when most events are not wanted, not so many that a
+  // full batch leaves most of the page read for nothing (the read holds SQLite's lock).
+  const std::size_t limit = std::clamp<std::size_t>((hook.batch_size - s.batch.size()) * 4, 100, 1000);
+  const auto page = store_.events_since(0, s.scanned, limit);
+  if (!page) return std::nullopt;
+  const auto take = settled_count(*page, s.scanned, [&](long long missing, const store::StoredEvent&) {
+    if (missing != s.gap_id) s.gap_id = missing, s.gap_since = Stream::clock::now();
+    return Stream::clock::now() - s.gap_since < std::chrono::seconds(10);
+  });
+  for (std::size_t i = 0; i < take && s.batch.size() < hook.batch_size; ++i) {
+    s.scanned = (*page)[i].id;
+    if (!filter.wants((*page)[i].event.action)) continue;
+    if (s.batch.empty()) s.batch_started = Stream::clock::now();
+    s.batch.push_back((*page)[i]);
+  }
+  return take < limit;  // caught up: nothing more to read now
+}
+
 void WebhookSender::run(std::size_t index, config::Webhook hook, std::string secret) {
   const auto url = parse_url(hook.url);
   if (!url) return;
@@ -185,93 +246,50 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
     return;
   }
   const auto name = "webhook " + hook.url;  // lease and cursor, shared by every relay sending there
-  const auto ttl = static_cast<long long>(hook.lease_seconds);
-  // The lease is renewed when half of it is gone; between renewals this relay sends freely.
-  long long held_until = 0;
-  bool leader = false;
-  bool decided = false;  // the first answer is logged either way: an operator sees which relay sends
-  auto hold = [&] {
-    const auto now = static_cast<long long>(std::time(nullptr));
-    if (leader && now < held_until - ttl / 2) return true;
-    const bool was = leader;
-    leader = store_.take_lease(name, holder_, now, ttl);
-    if (leader) held_until = now + ttl;
-    if (leader != was || !decided) {
-      decided = true;
-      spdlog::info("webhook {}: {} sender for this fleet", printable(hook.url, 100),
-                   leader ? "this relay is now the" : "another relay is now the");
-    }
-    return leader;
-  };
-
-  using clock = std::chrono::steady_clock;
-  long long cursor = -1;   // the stored position: everything up to it was accepted (or not wanted)
-  long long scanned = -1;  // how far this relay has read: the batch holds what it wanted of it
-  std::vector<store::StoredEvent> batch;
-  clock::time_point batch_started;
-  long long gap_id = -1;  // a missing id (event_stream.hpp) and since when
-  clock::time_point gap_since;
+  WebhookLease lease(store_, name, holder_, hook.url, static_cast<long long>(hook.lease_seconds));
+  const std::function<bool()> hold = [&] { return lease.hold(); };
+  Stream s;
   auto backoff = std::chrono::milliseconds(1000);
   while (!stopping_) {
     if (!hold()) {
-      batch.clear();
-      cursor = -1;  // another relay sends: start again from the stored position when this one leads again
+      s = Stream{};  // another relay sends: start again from the stored position when this one leads again
       pause(std::chrono::milliseconds(1000));
       continue;
     }
-    if (cursor < 0) {
+    if (s.cursor < 0) {
       const auto start = start_position(name, index);
       if (!start) {
         pause(std::chrono::milliseconds(1000));
         continue;
       }
-      cursor = scanned = *start;
-      batch.clear();
+      s = Stream{};
+      s.cursor = s.scanned = *start;
     }
-    // Read on until the batch is full (or, unbatched, holds one event).
-    bool caught_up = false;
-    if (batch.size() < hook.batch_size) {
-      // Enough for the batch's room even when most events are not wanted, not so many that a
-      // full batch leaves most of the page read for nothing (the read holds SQLite's lock).
-      const std::size_t limit = std::clamp<std::size_t>((hook.batch_size - batch.size()) * 4, 100, 1000);
-      const auto page = store_.events_since(0, scanned, limit);
-      if (!page) {
-        pause(std::chrono::milliseconds(500));
-        continue;
-      }
-      const auto take = settled_count(*page, scanned, [&](long long missing, const store::StoredEvent&) {
-        if (missing != gap_id) gap_id = missing, gap_since = clock::now();
-        return clock::now() - gap_since < std::chrono::seconds(10);
-      });
-      for (std::size_t i = 0; i < take && batch.size() < hook.batch_size; ++i) {
-        scanned = (*page)[i].id;
-        if (!filter->wants((*page)[i].event.action)) continue;
-        if (batch.empty()) batch_started = clock::now();
-        batch.push_back((*page)[i]);
-      }
-      caught_up = take < limit;
-    }
-    if (batch.empty()) {
-      // Nothing wanted so far: remember how far was read, so a restart does not read it again.
-      if (scanned != cursor && store_.set_cursor(name, scanned)) cursor = scanned;
-      if (caught_up) pause(std::chrono::milliseconds(200));
+    std::optional<bool> caught_up = false;
+    if (s.batch.size() < hook.batch_size && !(caught_up = read_more(hook, *filter, s))) {
+      pause(std::chrono::milliseconds(500));  // the store failed: try again
       continue;
     }
-    const bool full = batch.size() >= hook.batch_size;
-    if (!full && caught_up && clock::now() - batch_started < std::chrono::milliseconds(hook.batch_ms)) {
+    if (s.batch.empty()) {
+      // Nothing wanted so far: remember how far was read, so a restart does not read it again.
+      if (s.scanned != s.cursor && store_.set_cursor(name, s.scanned)) s.cursor = s.scanned;
+      if (*caught_up) pause(std::chrono::milliseconds(200));
+      continue;
+    }
+    const bool full = s.batch.size() >= hook.batch_size;
+    if (!full && *caught_up && Stream::clock::now() - s.batch_started < std::chrono::milliseconds(hook.batch_ms)) {
       pause(std::chrono::milliseconds(std::min(100u, hook.batch_ms)));
       continue;
     }
-    if (!deliver(hook, *url, secret, batch, backoff, hold)) {
-      batch.clear();
-      cursor = -1;  // stopping, or another relay took over: it resumes from the stored position
+    if (!deliver(hook, *url, secret, s.batch, backoff, hold)) {
+      s = Stream{};  // stopping, or another relay took over: it resumes from the stored position
       continue;
     }
-    batch.clear();
-    cursor = scanned;
-    if (!store_.set_cursor(name, cursor)) {
+    s.batch.clear();
+    s.cursor = s.scanned;
+    if (!store_.set_cursor(name, s.cursor)) {
       spdlog::warn("webhook {}: cannot store the position ({}): event {} may be sent again",
-                   printable(hook.url, 100), store_.last_error(), cursor);
+                   printable(hook.url, 100), store_.last_error(), s.cursor);
     }
   }
 }

@@ -2,6 +2,9 @@
 // readers' filter, JSON and gap rule (http/event_stream.hpp), both backends.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "temp_store.hpp"
 #include "unsubrelay/delivery/outcome_event.hpp"
 #include "unsubrelay/http/event_stream.hpp"
@@ -197,4 +200,25 @@ TEST(OutcomeEvent, RefusalsAreHardBouncesOrBlocked) {
   const auto sent = delivery::copy_event(copy, "", {delivery::DeliveryStatus::sent, "250 Ok 0100abc", "ses", "0100abc"},
                                          "", "global", 9);
   EXPECT_EQ(sent.upstream_id, "0100abc");
+}
+
+TEST(EventConfig, AReceiverNamesKnownEventsAndItsBatches) {
+  const auto secret = std::filesystem::temp_directory_path() / "unsubrelay-events-test-secret";
+  { std::ofstream(secret) << "s\n"; }
+  const auto yaml = [&](const std::string& more) {
+    return "webhooks:\n  - {url: \"http://127.0.0.1:9/h\", secret_file: \"" + secret.string() + "\"" + more + "}\n";
+  };
+  const auto plain = config::load_text(yaml(""));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain.config.webhooks[0].events.empty());  // subscription events, as before
+  EXPECT_EQ(plain.config.webhooks[0].batch_size, 1u);     // one object per POST, as before
+  const auto chosen = config::load_text(yaml(", events: [bounced, complaint], batch_size: 100, batch_ms: 50"));
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_EQ(chosen.config.webhooks[0].events, (std::vector<std::string>{"bounced", "complaint"}));
+  EXPECT_EQ(chosen.config.webhooks[0].batch_size, 100u);
+  const auto bad = config::load_text(yaml(", events: [bounced, bogus], batch_size: 5000"));
+  ASSERT_EQ(bad.errors.size(), 2u);
+  EXPECT_EQ(bad.errors[0].path, "webhooks[0].batch_size");
+  EXPECT_NE(bad.errors[1].message.find("unknown event \"bogus\""), std::string::npos);
+  EXPECT_EQ(config::load_text("store: {event_retention_days: 7}\n").config.store.event_retention_days, 7u);
 }

@@ -35,6 +35,7 @@ class context;
 namespace unsubrelay::http {
 
 struct WebhookUrl;
+class EventFilter;
 
 class WebhookSender {
  public:
@@ -48,7 +49,11 @@ class WebhookSender {
   void stop();
 
  private:
+  struct Stream;
   void run(std::size_t index, config::Webhook hook, std::string secret);
+  /// Reads on from the stream's position into its batch (up to batch_size
+  /// wanted events); true when it caught up, nullopt when the store failed.
+  std::optional<bool> read_more(const config::Webhook& hook, const EventFilter& filter, Stream& s);
   /// The position a receiver starts from: the fleet's, else an older
   /// version's cursor file, else the newest event; nullopt when the store failed.
   std::optional<long long> start_position(const std::string& name, std::size_t index);
