@@ -356,6 +356,26 @@ class SqliteEventsTest(EventsBase, TenantEventsBase, unittest.TestCase):
     def store_settings(self):
         return {"kind": "sqlite", "path": "var/unsubrelay.db"}
 
+    def test_mail_never_waits_for_a_slow_receiver(self):
+        """A receiver that takes 1 s per POST, one event per POST: its 15 events take 15 s to post,
+        the 15 copies are delivered and their queue file removed long before; the receiver then
+        catches up, in order."""
+        slow = SignedReceiver(self, "all-events-secret", delay=1.0)
+        hooks = [{"url": slow.url, "secret_file": os.path.join(self.files, "all-secret"), "events": ["delivered"]}]
+        relay = Relay(extra={"store": self.store_settings(), "unsubscribe": {"base_url": BASE_URL},
+                             "webhooks": hooks})
+        self.addCleanup(relay.stop)
+        relay.start()
+        wait_until(lambda: "first start, sending the events after id" in relay.read_log(), what="the start position")
+        send(relay.port, [f"r{i}@example.org" for i in range(15)], campaign("S1", "LS1"))
+        relay.wait_for_outbox(15)
+        wait_until(lambda: relay.spool_ids() == [], what="the message settled")
+        self.assertLess(len(slow.posts), 15, "delivery finished while the receiver was still behind")
+        wait_until(lambda: len(slow.events()) == 15, timeout=60, what="the receiver caught up")
+        ids = [e["id"] for e in slow.events()]
+        self.assertEqual(ids, sorted(set(ids)))
+        self.assertEqual(slow.bad, [])
+
 
 class PostgresEventsTest(EventsBase, TenantEventsBase, unittest.TestCase):
     def setUp(self):
