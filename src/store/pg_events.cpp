@@ -10,7 +10,55 @@ constexpr const char* outcome_columns =
     "INSERT INTO events (uid, email_id, launch_list_id, action, source, time, topic, queue_id, copy_index, status, "
     "detail, kind, upstream_id) ";
 
+/// A PostgreSQL array literal of one column of the events, for unnest($n::text[]).
+template <typename Get>
+std::string event_column(const std::vector<const Event*>& events, Get get) {
+  std::string out = "{";
+  for (const auto* e : events) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    const std::string value(get(*e));  // get may return a temporary
+    for (char c : value) {
+      if (c == '\0') continue;  // a text value cannot hold NUL
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + '}';
+}
+
 }  // namespace
+
+void insert_outcomes(pqxx::work& w, const std::vector<const Event*>& events) {
+  if (events.empty()) return;
+  const auto text = [&](auto get) { return event_column(events, get); };
+  const auto number = [&](auto get) {
+    return event_column(events, [&](const Event& e) { return std::to_string(get(e)); });
+  };
+  // One statement for a whole group commit's events, in order; a deferral only when
+  // the copy's send record does not say deferred already (its first).
+  w.exec_params(std::string(outcome_columns) +
+                    "SELECT v.u, v.e, v.l, v.a, v.s, v.t, v.tp, v.q, v.c, v.st, v.d, v.k, v.up FROM unnest($1::text[], "
+                    "$2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], "
+                    "$9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY "
+                    "AS v(u, e, l, a, s, t, tp, q, c, st, d, k, up, n) WHERE v.a != 'deferred' OR NOT EXISTS "
+                    "(SELECT 1 FROM sends x WHERE x.launch_list_id = v.l AND x.uid = v.u AND x.status = 'deferred') "
+                    "ORDER BY v.n",
+                text([](const Event& e) -> const std::string& { return e.uid; }),
+                text([](const Event& e) -> const std::string& { return e.email_id; }),
+                text([](const Event& e) -> const std::string& { return e.launch_list_id; }),
+                text([](const Event& e) { return std::string(name(e.action)); }),
+                text([](const Event& e) -> const std::string& { return e.source; }),
+                number([](const Event& e) { return e.time; }),
+                text([](const Event& e) -> const std::string& { return e.topic; }),
+                text([](const Event& e) -> const std::string& { return e.queue_id; }),
+                number([](const Event& e) { return e.copy; }),
+                text([](const Event& e) { return e.status.substr(0, 64); }),
+                text([](const Event& e) { return e.detail.substr(0, 500); }),
+                text([](const Event& e) -> const std::string& { return e.kind; }),
+                text([](const Event& e) -> const std::string& { return e.upstream_id; }));
+}
 
 void insert_outcome(pqxx::work& w, const Event& e) {
   // The first deferral of a copy only: not when its send record says deferred already.

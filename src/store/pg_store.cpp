@@ -147,9 +147,14 @@ class PgStore final : public Store {
 
   bool record_sends(const std::vector<Send>& sends) override {
     return run<bool>([&](pqxx::work& w) {
+             // Before the send records: a deferral is the copy's first when its record does not say
+             // deferred yet. All the events in one statement: no round trip per copy.
+             std::vector<const Event*> events;
              for (const auto& x : sends) {
-               // Before the send record: a deferral is the copy's first when the record does not say deferred yet.
-               if (x.event) pg::insert_outcome(w, *x.event);
+               if (x.event) events.push_back(&*x.event);
+             }
+             pg::insert_outcomes(w, events);
+             for (const auto& x : sends) {
                w.exec_params(
                    "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
                    "after_optout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (launch_list_id, uid) DO UPDATE "

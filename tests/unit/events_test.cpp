@@ -66,6 +66,25 @@ TEST_P(EventsTest, OutcomesRideOnTheSendRecordAndOnlyTheFirstDeferralIsKept) {
   EXPECT_TRUE(t.store->contact("a@example.org")->events.empty());
 }
 
+TEST_P(EventsTest, AGroupCommitsEventsKeepTheirOrderAndTheirBytes) {
+  TempStore t(GetParam());
+  const auto uids = *t.store->uids_for({"f@example.org", "g@example.org", "h@example.org"});
+  const std::string odd = "550 5.7.1 \"quoted\", back\\slash {braces} caf\xc3\xa9";
+  std::vector<store::Send> sends;
+  for (std::size_t i = 0; i < uids.size(); ++i) {
+    sends.push_back(send_with(uids[i], store::SendStatus::bounced, Action::blocked, 60, odd));
+    sends.back().event->copy = static_cast<long long>(i);
+  }
+  ASSERT_TRUE(t.store->record_sends(sends));
+  const auto events = *t.store->events_since(0, 0, 100);
+  ASSERT_EQ(events.size(), 3u);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].event.copy, static_cast<long long>(i));
+    EXPECT_EQ(events[i].event.uid, uids[i]);
+    EXPECT_EQ(events[i].event.detail, odd);
+  }
+}
+
 TEST_P(EventsTest, FeedbackFromOutsideIsAnEventOnceAndInSessionRefusalsAreNot) {
   TempStore t(GetParam());
   const auto uid = *t.store->uid_for("b@example.org");
