@@ -72,12 +72,12 @@ void insert_outcome(pqxx::work& w, const Event& e) {
 }
 
 void insert_feedback_event(pqxx::work& w, const Feedback& f) {
-  std::string uid = f.uid;
-  if (uid.empty() && !f.address.empty()) {  // a report that named the address only: its contact, if there is one
-    const auto r = w.exec_params("SELECT uid FROM contacts WHERE address = $1", f.address);
-    if (!r.empty()) uid = r[0][0].as<std::string>();
-  }
-  if (uid.empty()) return;  // nobody we know: no event (the feedback row stands)
+  // The report's contact: by its uid (the token's), else by the address it named. None (never
+  // seen, or erased since: its events must not carry its words again): no event, the row stands.
+  const auto r = w.exec_params("SELECT uid FROM contacts WHERE ($1 != '' AND uid = $1) OR ($1 = '' AND address = $2)",
+                               f.uid, f.address);
+  if (r.empty()) return;
+  const auto uid = r[0][0].as<std::string>();
   Event e;
   e.uid = uid;
   e.email_id = f.email_id;

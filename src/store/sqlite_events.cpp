@@ -30,15 +30,17 @@ bool insert_outcome_locked(SqliteDb& db, const Event& e) {
 }
 
 bool insert_feedback_event_locked(SqliteDb& db, const Feedback& f) {
-  std::string uid = f.uid;
-  if (uid.empty() && !f.address.empty()) {  // a report that named the address only: its contact, if there is one
-    Statement s(db.db_, "SELECT uid FROM contacts WHERE address = ?");
-    s.bind(1, f.address);
+  // The report's contact: by its uid (the token's), else by the address it named. None (never
+  // seen, or erased since: its events must not carry its words again): no event, the row stands.
+  std::string uid;
+  {
+    Statement s(db.db_, "SELECT uid FROM contacts WHERE (?1 != '' AND uid = ?1) OR (?1 = '' AND address = ?2)");
+    s.bind(1, f.uid).bind(2, f.address);
     const int rc = s.step();
     if (rc == SQLITE_ROW) uid = s.text(0);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db.failed();
   }
-  if (uid.empty()) return true;  // nobody we know: no event (the feedback row stands)
+  if (uid.empty()) return true;
   Event e;
   e.uid = uid;
   e.email_id = f.email_id;

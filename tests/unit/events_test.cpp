@@ -135,6 +135,10 @@ TEST_P(EventsTest, AnErasureLeavesNoAddressOrReplyInTheEvents) {
   ASSERT_EQ(actions(events), (std::vector<Action>{Action::bounced, Action::erase}));
   EXPECT_EQ(events[0].address, "");
   EXPECT_EQ(events[0].event.detail, "");
+  // A late DSN naming the erased contact's uid is recorded as a row, but makes no event.
+  ASSERT_TRUE(t.store->record_feedback({"d@example.org", uid, "L1", "E1", store::FeedbackKind::hard_bounce, "5.1.1",
+                                        "550 <d@example.org>", "dsn", 30, "dsn:late"}, {}));
+  EXPECT_EQ(t.store->events_since(0, 0, 100)->size(), 2u);
 }
 
 TEST_P(EventsTest, ReadEventsFiltersAndMovesPastWhatItSkipped) {
