@@ -209,7 +209,9 @@ class WebhookLease {
 /// and the batch of wanted events read since the position.
 struct WebhookSender::Stream {
   using clock = std::chrono::steady_clock;
-  long long cursor = -1;   // stored: everything up to it was accepted (or not wanted)
+  long long cursor = -1;   // everything up to it was accepted (or not wanted)
+  long long stored = -1;   // the cursor as last stored (at most once a second while events flow)
+  clock::time_point stored_at;
   long long scanned = -1;  // read: the batch holds what was wanted of it
   std::vector<store::StoredEvent> batch;
   clock::time_point batch_started;
@@ -249,6 +251,19 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
   WebhookLease lease(store_, name, holder_, hook.url, static_cast<long long>(hook.lease_seconds));
   const std::function<bool()> hold = [&] { return lease.hold(); };
   Stream s;
+  // The position is stored at most once a second while batches flow, and at once when the
+  // receiver has caught up or the relay stops: a store write (an fsync on SQLite) per batch
+  // competed with the mail path's. A crash resends at most that second (at least once).
+  const auto keep = [&](bool now) {
+    if (s.cursor == s.stored || (!now && Stream::clock::now() - s.stored_at < std::chrono::seconds(1))) return;
+    if (store_.set_cursor(name, s.cursor)) {
+      s.stored = s.cursor;
+      s.stored_at = Stream::clock::now();
+    } else {
+      spdlog::warn("webhook {}: cannot store the position ({}): events after {} may be sent again",
+                   printable(hook.url, 100), store_.last_error(), s.stored);
+    }
+  };
   auto backoff = std::chrono::milliseconds(1000);
   while (!stopping_) {
     if (!hold()) {
@@ -263,7 +278,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
         continue;
       }
       s = Stream{};
-      s.cursor = s.scanned = *start;
+      s.cursor = s.stored = s.scanned = *start;
     }
     std::optional<bool> caught_up = false;
     if (s.batch.size() < hook.batch_size && !(caught_up = read_more(hook, *filter, s))) {
@@ -271,8 +286,8 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
       continue;
     }
     if (s.batch.empty()) {
-      // Nothing wanted so far: remember how far was read, so a restart does not read it again.
-      if (s.scanned != s.cursor && store_.set_cursor(name, s.scanned)) s.cursor = s.scanned;
+      s.cursor = s.scanned;  // nothing wanted so far: a restart need not read it again
+      keep(*caught_up);
       if (*caught_up) pause(std::chrono::milliseconds(200));
       continue;
     }
@@ -282,16 +297,15 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
       continue;
     }
     if (!deliver(hook, *url, secret, s.batch, backoff, hold)) {
-      s = Stream{};  // stopping, or another relay took over: it resumes from the stored position
+      if (stopping_) break;
+      s = Stream{};  // another relay took over: it resumes from the stored position
       continue;
     }
     s.batch.clear();
     s.cursor = s.scanned;
-    if (!store_.set_cursor(name, s.cursor)) {
-      spdlog::warn("webhook {}: cannot store the position ({}): event {} may be sent again",
-                   printable(hook.url, 100), store_.last_error(), s.cursor);
-    }
+    keep(false);
   }
+  if (s.cursor >= 0 && hold()) keep(true);  // stopping: what was accepted is not sent again
 }
 
 bool WebhookSender::deliver(const config::Webhook& hook, const WebhookUrl& url, const std::string& secret,
