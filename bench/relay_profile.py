@@ -189,6 +189,11 @@ def report_strace(path, messages, copies):
     print(f"system calls: {total / messages:.1f} per message, {total / copies:.2f} per copy")
     for n, name in sorted(calls, reverse=True)[:15]:
         print(f"  {name:<16} {n / messages:8.2f} per message")
+    # Issue 25's two figures: what makes a message durable, and the files made for it.
+    count = dict((name, n) for n, name in calls)
+    syncs = count.get("fsync", 0) + count.get("fdatasync", 0)
+    print(f"durability: fsync + fdatasync {syncs / messages:.2f} per message; "
+          f"rename {count.get('rename', 0) / messages:.2f} per message (a queue file made and moved into messages/)")
 
 
 def report_callgrind(path, copies):

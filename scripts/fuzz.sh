@@ -5,16 +5,16 @@
 # build/fuzz/findings/; so does a target that does not report its completed
 # runs ("Done N runs"), such as one that aborts at start or cannot read its
 # dictionary.
-#   [FUZZ_BUILD=release] ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import api_keys tenant (default: all)
+#   [FUZZ_BUILD=release] ./scripts/fuzz.sh [SECONDS [TARGET...]]     targets: smtp token mime config http feedback import api_keys tenant segment (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import api_keys tenant)
+[ ${#targets[@]} -gt 0 ] || targets=(smtp token mime config http feedback import api_keys tenant segment)
 
 ./scripts/install-deps.sh test
-builds=(fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import fuzz_api_keys fuzz_tenant make_seeds)
+builds=(fuzz_mime fuzz_token fuzz_smtp fuzz_config fuzz_http fuzz_feedback fuzz_import fuzz_api_keys fuzz_tenant fuzz_segment make_seeds)
 if [ "${FUZZ_BUILD:-test}" = release ]; then
   # FUZZ_BUILD=release: the targets optimised (RelWithDebInfo, build/fuzz-release),
   # about four times the executions a second of the test build's, for long runs.
@@ -30,7 +30,7 @@ fi
 
 findings=build/fuzz/findings
 rm -f build/fuzz/*.log build/fuzz/*.rc
-mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import,api_keys,tenant}
+mkdir -p "$findings" build/fuzz/corpus/{mime,token,smtp,config,http,feedback,import,api_keys,tenant,segment}
 cp conf/unsubrelay.yaml build/fuzz/corpus/config/
 printf 'POST\n/u/AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA\napplication/x-www-form-urlencoded\n\nList-Unsubscribe=One-Click' > build/fuzz/corpus/http/one-click
 printf 'POST\n/api/v2/email/unsubscribe\napplication/json\nBearer key\n{"launch_list_id":"1","email_id":"2","uid":"x"}' > build/fuzz/corpus/http/api
@@ -44,14 +44,15 @@ cp tests/data/feedback/* build/fuzz/corpus/feedback/
 for f in tests/data/import/*; do { printf '\x05'; cat "$f"; } > "build/fuzz/corpus/import/$(basename "$f")"; done
 printf 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n..x\r\n.\r\nQUIT\r\n' > build/fuzz/corpus/smtp/seed
 printf 'AQJrMQ2OtCR_yI3qnyWbp2saWnUJMjIyMjIyMjIyCTExMTExMTExMWsGGJMAAAAAurSha-sunkLYPlOI94TGaA' > build/fuzz/corpus/token/seed
-# tenant: a mode byte (0 From: domains, 1 a token, 2 a request target), then the text (fuzz_tenant.cpp)
+# tenant: a mode byte (0 From: domains, 1 a token, 2 a request target, 3 a message with X-Tenant:), then the text (fuzz_tenant.cpp)
 printf '\x00"boss@x.example" (a@b) <news@Mail.ACME.example>, c@news.acme.example' > build/fuzz/corpus/tenant/from
 printf '\x02/api/v1/contacts/a%%40b?since=1&tenant=acme&limit=2' > build/fuzz/corpus/tenant/target
+printf '\x03X-Tenant: acme\r\nFrom: <n@acme.example>\r\nx-tenant:\r\n beta\r\n\r\nbody\r\n' > build/fuzz/corpus/tenant/header
 # Valid tokens and every verb and route (docs/testing.md: what coverage showed missing).
 "$bin/make_seeds" build/fuzz/corpus
 
 # Every finding so far, kept as a seed (tests/data/fuzz/TARGET-*): it must stay fixed.
-for t in smtp token mime config http feedback import api_keys tenant; do
+for t in smtp token mime config http feedback import api_keys tenant segment; do
   cp tests/data/fuzz/"$t"-* "build/fuzz/corpus/$t/" 2>/dev/null || true
 done
 

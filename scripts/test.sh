@@ -5,17 +5,19 @@
 # parser under libFuzzer briefly, build the Debian package, and run every
 # test: the GoogleTest unit tests and the integration tests that drive the
 # real binary over loopback SMTP and HTTP (smtplib, swaks, urllib, Chromium),
-# the package booted in a Debian 12 container under systemd among them.
+# the package booted in a Debian 12 container under systemd and the OCI
+# image run as a sidecar pod under podman among them.
 # Exits non-zero on any failure. docs/testing.md: what it proves, how long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh test package
+./scripts/install-deps.sh test package image
 # The Debian 12 root the systemd boot test boots (tests/integration/test_systemd_boot.py):
 # made once by debootstrap (~3 min, mostly download) and cached outside the
-# repository, so it is made in the background while the sources build.
+# repository, so it is made in the background while the sources build; then,
+# from it, the container test's tools image (tests/integration/pod.py, kept by podman).
 mkdir -p build
-./scripts/debian-root.sh >build/debian-root.log 2>&1 &
+(./scripts/debian-root.sh && /usr/bin/python3 tests/integration/pod.py tools-image) >build/debian-root.log 2>&1 &
 debian_root=$!
 ./scripts/build-test.sh
 # The parsers under libFuzzer, briefly (./scripts/fuzz.sh 600 for a longer run).

@@ -53,6 +53,14 @@ namespace unsubrelay::app {
 
 namespace asio = boost::asio;
 
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 namespace {
 
 /// Names each of a pool's threads PREFIX-N, so top -H and /proc/PID/task/*/comm
@@ -97,14 +105,6 @@ std::shared_ptr<const smtp::UsersFile> load_users(const config::Config& cfg, boo
     return nullptr;
   }
   return std::make_shared<const smtp::UsersFile>(std::move(*users));
-}
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 /// http.api_keys_file's keys and scopes (http/api_keys.hpp); nullopt after logging its errors.
@@ -159,12 +159,18 @@ int run_relay(const std::string& config_path) {
   setup_logging(cfg.log);
   const auto descriptors = apply_descriptor_budget(cfg);
 
-  const spool::Spool spool(cfg.spool.path, std::size_t{cfg.spool.memory_limit_mb} << 20);
+  spool::Spool spool(cfg.spool.path, std::size_t{cfg.spool.memory_limit_mb} << 20);
+  if (cfg.spool.segments) spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10);
   if (auto err = spool.init(); !err.empty()) {
     spdlog::critical("spool: {}", err);
     return 73;  // EX_CANTCREAT
   }
   const auto recovered = spool.recover();
+  if (!recovered.error.empty()) {  // never start on a spool read in part: its messages would wait unseen
+    spdlog::critical("spool: {}", recovered.error);
+    return 74;  // EX_IOERR
+  }
+  for (const auto& n : recovered.notes) spdlog::warn("spool: {}", n);
   for (const auto& q : recovered.quarantined) spdlog::error("spool: damaged queue file moved to corrupt/: {}", q);
   spdlog::info("spool {}: {} message(s) to deliver, {} unacknowledged partial file(s) removed", cfg.spool.path,
                recovered.queued.size(), recovered.incomplete_removed);
@@ -202,8 +208,8 @@ int run_relay(const std::string& config_path) {
   }
   // Erased addresses stay suppressed as keyed hashes (store/contact.hpp).
   store->set_erasure_keys(store::ErasureKeys(*keys));
-  const mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers,
-                                cfg.upstream.kind == config::UpstreamKind::ses);
+  mime::Rewriter rewriter(cfg.unsubscribe, std::move(*keys), signers, cfg.upstream.kind == config::UpstreamKind::ses);
+  rewriter.set_strip_field(cfg.smtp.tenant_header);  // the tenant default's copies lose it too
 
   // An explicit http.page_template must be readable (check-config says so); the
   // default conf/unsubscribe.html falls back to the built-in copy of itself.
@@ -233,7 +239,9 @@ int run_relay(const std::string& config_path) {
   // The feedback loop (docs/feedback.md): in-session bounces, VERP, sent_after_optout
   // always; DSN/ARF intake (the local transport) with a feedback: section.
   feedback::FeedbackMetrics feedback_metrics;
-  feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics);
+  const std::string default_label = cfg.tenants.empty() ? "" : "default";  // metrics: a tenant label with tenants
+  feedback::Recorder feedback_recorder(*store, store::FeedbackPolicy::from(cfg.feedback), feedback_metrics,
+                                       default_label);
   delivery::FeedbackHooks feedback_hooks(cfg.feedback, &feedback_recorder, cfg.unsubscribe.suppression);
   queue.set_feedback(&feedback_hooks);
   // Every other tenant: its own store, keys, DKIM, feedback objects and upstream (app/tenants.hpp).
@@ -461,12 +469,14 @@ int run_relay(const std::string& config_path) {
   // 500 launches per short transaction, hourly; on-event launches and
   // subscription events stay (outcome events go after store.event_retention_days). Runs on its own thread: never in the mail path.
   std::atomic<bool> stopping{false};
-  feedback::ComplaintRateWatch complaint_rate(*store, feedback_metrics);
+  // The complaint rate of each tenant's own copies (SPEC Part 3: statistics per tenant).
+  std::vector<feedback::ComplaintRateWatch> complaint_rates{{*store, feedback_metrics, default_label}};
+  for (const auto& t : tenants) complaint_rates.emplace_back(*t->store, feedback_metrics, t->id);
   std::thread retention([&] {
     auto next_rate = std::chrono::steady_clock::now();
     for (auto next = std::chrono::steady_clock::now(); !stopping;) {
       if (std::chrono::steady_clock::now() >= next_rate) {  // the 24-hour complaint rate, every minute
-        complaint_rate.check(static_cast<long long>(std::time(nullptr)));
+        for (auto& watch : complaint_rates) watch.check(static_cast<long long>(std::time(nullptr)));
         next_rate = std::chrono::steady_clock::now() + std::chrono::minutes(1);
       }
       if (std::chrono::steady_clock::now() >= next) {

@@ -58,9 +58,10 @@ std::unique_ptr<TenantRuntime> open_tenant(const config::Config& top, const conf
   t->store->set_erasure_keys(store::ErasureKeys(*keys));
   t->rewriter = std::make_unique<mime::Rewriter>(t->view.unsubscribe, std::move(*keys), signers,
                                                  t->view.upstream.kind == config::UpstreamKind::ses);
+  t->rewriter->set_strip_field(top.smtp.tenant_header);
   t->recorder = std::make_unique<store::DeliveryRecorder>(*t->store);
   t->feedback =
-      std::make_unique<feedback::Recorder>(*t->store, store::FeedbackPolicy::from(t->view.feedback), metrics);
+      std::make_unique<feedback::Recorder>(*t->store, store::FeedbackPolicy::from(t->view.feedback), metrics, t->id);
   t->hooks = std::make_unique<delivery::FeedbackHooks>(t->view.feedback, t->feedback.get(),
                                                        t->view.unsubscribe.suppression);
   return t;
@@ -189,9 +190,15 @@ std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& 
   default_service.set_api_keys(http::ApiKeyMatcher(joined(files->own["default"], files->admin)));
   routes["default"] = {&default_service, http::ApiKeyMatcher(files->own["default"]), key_ids(default_keys)};
   for (const auto& t : tenants) {
+    const auto* declared = cfg.find_tenant(t->id);
+    const auto own_page = declared && !declared->page_template.empty() ? read_file(declared->page_template) : page;
+    if (!own_page) {
+      spdlog::critical("tenant {}: unsubscribe.page_template {} cannot be read", t->id, declared->page_template);
+      return std::nullopt;
+    }
     auto& service = out.services[t->id] = std::make_unique<http::Service>(
-        t->view, t->rewriter->keys(), *t->store, page, http::ApiKeyMatcher(joined(files->own[t->id], files->admin)),
-        spool_healthy);
+        t->view, t->rewriter->keys(), *t->store, *own_page,
+        http::ApiKeyMatcher(joined(files->own[t->id], files->admin)), spool_healthy);
     routes[t->id] = {service.get(), http::ApiKeyMatcher(files->own[t->id]), key_ids(t->rewriter->keys())};
   }
   auto& list = out.services[store::shared_tenant] = std::make_unique<http::Service>(

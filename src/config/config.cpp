@@ -66,10 +66,6 @@ void load_tenant_choice(Section& s, Smtp& smtp) {
   if (s.present("tenant_header") && !valid_field_name(smtp.tenant_header)) {
     s.error(s.raw("tenant_header"), "smtp.tenant_header",
             "must be a header field name: 1-64 printable ASCII characters without ':' or spaces (X-Tenant)");
-  } else if (s.present("tenant_header")) {
-    // Refused rather than ignored: an operator would believe clients are told apart by it.
-    s.error(s.raw("tenant_header"), "smtp.tenant_header",
-            "not supported by this version yet: name tenants by smtp_users or networks (docs/tenants.md)");
   }
   s.string("default_tenant", smtp.default_tenant);
 }
@@ -328,6 +324,8 @@ void load_spool(Section& s, Spool& sp) {
   s.integer("retry_min_seconds", sp.retry_min_seconds, 1, 86400);
   s.integer("retry_max_seconds", sp.retry_max_seconds, 1, 86400);
   s.integer("memory_limit_mb", sp.memory_limit_mb, 0, 65536);
+  s.choice("format", sp.segments, {{"files", false}, {"segments", true}});
+  s.integer("segment_max_kb", sp.segment_max_kb, 1, 1024 * 1024);
   if (sp.retry_max_seconds < sp.retry_min_seconds) {
     s.error(s.raw("retry_max_seconds"), "spool.retry_max_seconds", "must not be less than retry_min_seconds");
   }

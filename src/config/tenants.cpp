@@ -279,6 +279,8 @@ void load_tenant_unsubscribe(Section& s, Tenant& t, Context& c) {
                           "mailto_domain"}) {
     u.refuse(key, installation_wide);
   }
+  // The tenant's own landing and preference page (a file like http.page_template).
+  readable_file(u, "page_template", t.page_template);
   load_unsubscribe(u, t.unsubscribe, c.errors);
 }
 
@@ -379,6 +381,26 @@ Tenant load_tenant(const YAML::Node& node, const std::string& path, Context& c) 
   return t;
 }
 
+/// smtp.tenant_header names tenants, so there must be some; and it is removed
+/// from every copy, so it cannot be a field the relay reads for anything else.
+void check_tenant_header(const YAML::Node& root, const Config& config, Errors& errors) {
+  const auto& name = config.smtp.tenant_header;
+  if (name.empty()) return;
+  const auto& u = config.unsubscribe;
+  std::string why;
+  if (config.tenants.empty()) {
+    why = "needs tenants: it names one of them (docs/tenants.md)";
+  } else {
+    for (const auto& used : {u.campaign_header, u.launch_header, u.launch_kind_header, u.topic_header,
+                             std::string("From"), std::string("Sender"), std::string("To")}) {
+      if (!used.empty() && to_lower(used) == to_lower(name)) why = fmt::format("{} is a field the relay reads", used);
+    }
+  }
+  if (why.empty()) return;
+  const auto smtp = root["smtp"];
+  errors.push_back({"smtp.tenant_header", smtp && smtp.IsMap() ? line_of(smtp["tenant_header"]) : 0, why});
+}
+
 /// smtp.default_tenant must name a tenant there is.
 void check_default_tenant(const YAML::Node& root, const Config& config, Errors& errors) {
   const auto& name = config.smtp.default_tenant;
@@ -417,6 +439,7 @@ void load_tenants(const YAML::Node& root, Config& config, Errors& errors) {
     }
   }
   check_default_tenant(root, config, errors);
+  check_tenant_header(root, config, errors);
 }
 
 }  // namespace unsubrelay::config::detail

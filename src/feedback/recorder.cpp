@@ -8,22 +8,35 @@
 
 namespace unsubrelay::feedback {
 
-void FeedbackMetrics::count(const std::string& kind, const std::string& source) {
+void FeedbackMetrics::count(const std::string& kind, const std::string& source, const std::string& tenant) {
   std::lock_guard lock(mutex_);
-  ++totals_[{kind, source}];
+  ++totals_[{tenant, kind, source}];
 }
+
+void FeedbackMetrics::set_complaint_rate(const std::string& tenant, double rate) {
+  std::lock_guard lock(mutex_);
+  rates_[tenant] = rate;
+}
+
+namespace {
+/// The tenant label, first of a series' labels: "" without tenants.
+std::string tenant_label(const std::string& tenant, bool alone) {
+  if (tenant.empty()) return "";
+  return alone ? fmt::format("{{tenant=\"{}\"}}", tenant) : fmt::format("tenant=\"{}\",", tenant);
+}
+}  // namespace
 
 std::string FeedbackMetrics::prometheus() const {
   std::string out =
       "# HELP unsubrelay_feedback_total Bounces and complaints recorded (each report once), by kind and source; "
       "kind unverified: complaints no token of ours proves, applied to nobody.\n"
       "# TYPE unsubrelay_feedback_total counter\n";
-  {
-    std::lock_guard lock(mutex_);
-    if (totals_.empty()) out += "unsubrelay_feedback_total{kind=\"hard_bounce\",source=\"dsn\"} 0\n";
-    for (const auto& [key, n] : totals_) {
-      out += fmt::format("unsubrelay_feedback_total{{kind=\"{}\",source=\"{}\"}} {}\n", key.first, key.second, n);
-    }
+  std::lock_guard lock(mutex_);
+  if (totals_.empty()) out += "unsubrelay_feedback_total{kind=\"hard_bounce\",source=\"dsn\"} 0\n";
+  for (const auto& [key, n] : totals_) {
+    const auto& [tenant, kind, source] = key;
+    out += fmt::format("unsubrelay_feedback_total{{{}kind=\"{}\",source=\"{}\"}} {}\n", tenant_label(tenant, false),
+                       kind, source, n);
   }
   out += fmt::format(
       "# HELP unsubrelay_feedback_forwards_total Reports passed on to the launch's sender (forwarded), not passed on "
@@ -33,12 +46,16 @@ std::string FeedbackMetrics::prometheus() const {
       "unsubrelay_feedback_forwards_total{{result=\"duplicate\"}} {}\n"
       "unsubrelay_feedback_forwards_total{{result=\"limited\"}} {}\n",
       forwards_sent.load(), forwards_duplicate.load(), forwards_limited.load());
+  out += "# HELP unsubrelay_complaint_rate Complaints per delivered campaign copy over the last 24 hours.\n"
+         "# TYPE unsubrelay_complaint_rate gauge\n";
+  if (rates_.empty()) out += "unsubrelay_complaint_rate 0\n";
+  for (const auto& [tenant, rate] : rates_) {
+    out += fmt::format("unsubrelay_complaint_rate{} {}\n", tenant_label(tenant, true), rate);
+  }
   out += fmt::format(
-      "# HELP unsubrelay_complaint_rate Complaints per delivered campaign copy over the last 24 hours.\n"
-      "# TYPE unsubrelay_complaint_rate gauge\nunsubrelay_complaint_rate {}\n"
       "# HELP unsubrelay_sent_after_optout_total Copies handed upstream after an applicable opt-out was recorded "
       "(must stay 0).\n# TYPE unsubrelay_sent_after_optout_total counter\nunsubrelay_sent_after_optout_total {}\n",
-      complaint_rate.load(), sent_after_optout.load());
+      sent_after_optout.load());
   return out;
 }
 
@@ -56,7 +73,7 @@ std::optional<store::FeedbackOutcome> Recorder::record(const store::Feedback& re
                  printable(report.dedup_key, 120));
     return outcome;
   }
-  metrics_.count(store::name(report.kind), report.source);
+  metrics_.count(store::name(report.kind), report.source, tenant_);
   std::string effect;
   if (outcome->suppressed) {
     const auto& s = *outcome->suppressed;
@@ -79,7 +96,7 @@ bool Recorder::record_unverified(const store::UnverifiedReport& report, const st
                  report.source, store_.last_error());
     return false;
   }
-  metrics_.count("unverified", report.source);
+  metrics_.count("unverified", report.source, tenant_);
   spdlog::warn("{}: feedback: unverified {} report ({}), client={}: applied to nobody, no complaint, not forwarded "
                "({})",
                context, report.source, report.reason, printable(report.client, 64), printable(report.detail, 200));

@@ -6,6 +6,7 @@
 #include "json_response.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/suppression/import.hpp"
+#include "unsubrelay/suppression/manage.hpp"  // Importer: destroyed here
 
 namespace unsubrelay::http {
 

@@ -24,7 +24,8 @@ bool removed_field(const std::string& name, const PlanOptions& o) {
          iequals(name, "List-Unsubscribe-Post") || iequals(name, "DKIM-Signature") ||
          (o.ses_tags && iequals(name, "X-SES-MESSAGE-TAGS")) ||
          (!o.topic_header.empty() && iequals(name, o.topic_header)) ||
-         (!o.feedback_id.empty() && iequals(name, "Feedback-ID"));
+         (!o.feedback_id.empty() && iequals(name, "Feedback-ID")) ||
+         (!o.strip_field.empty() && iequals(name, o.strip_field));
 }
 
 /// A value in a Feedback-ID field: Gmail splits on ':', so only a plain alphabet.

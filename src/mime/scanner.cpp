@@ -201,6 +201,23 @@ bool has_header_field(std::string_view message, std::string_view name) {
   return false;
 }
 
+std::optional<std::string> without_field(std::string_view message, std::string_view name) {
+  const auto scanned = scan(message);
+  if (!scanned.ok) return std::nullopt;
+  std::string out;
+  std::size_t cursor = 0;
+  bool found = false;
+  for (const auto& f : scanned.root.fields) {
+    if (!iequals(f.name, name)) continue;
+    out.append(message.substr(cursor, f.begin - cursor));
+    cursor = f.end;
+    found = true;
+  }
+  if (!found) return std::nullopt;
+  out.append(message.substr(cursor));
+  return out;
+}
+
 std::string field_value(const Part& part, std::string_view name) {
   for (auto it = part.fields.rbegin(); it != part.fields.rend(); ++it) {
     if (iequals(it->name, name)) return it->value;

@@ -15,6 +15,7 @@
 #include "unsubrelay/mime/scanner.hpp"
 #include "unsubrelay/smtp/dot_unstuffer.hpp"
 #include "unsubrelay/smtp/session.hpp"
+#include "unsubrelay/smtp/tenant_intake.hpp"
 
 namespace unsubrelay::smtp {
 
@@ -83,9 +84,11 @@ struct ConnectionRunner {
 
   /// nothing_to_queue: every recipient was an unsubscribe address (mailto:).
   /// max_bytes: the session's data_limit() (feedback mail is held to feedback.max_report_bytes).
-  /// tenant: the submitting tenant whose From: is checked; "" = none (no tenants, or no mail relayed).
-  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer, bool nothing_to_queue, std::uint64_t max_bytes,
-                                           const std::string& tenant) {
+  /// tenant: the submitting tenant whose From: is checked; "" = none (no tenants, or no mail relayed),
+  /// or, with by_header, the tenant smtp.tenant_header names (set here once read).
+  asio::awaitable<DataResult> receive_data(spool::QueueWriter& writer, const Envelope& env, std::uint64_t max_bytes,
+                                           std::string& tenant, bool by_header) {
+    const bool nothing_to_queue = env.recipients.empty();
     const auto& limits = server.config_.smtp.limits;
     DotUnstuffer decoder({max_bytes, limits.max_text_line});
     std::string chunk;
@@ -130,9 +133,10 @@ struct ConnectionRunner {
     } else {
       // The policy check reads the file back and the commit fsyncs: both on the disk pool.
       std::optional<Reply> refused;
-      if (server.config_.unsubscribe.body_link == config::BodyLink::reject || !tenant.empty()) {  // tenant: its From:
-        refused = co_await offload(server.disk_, [&] { return content_refusal(writer, tenant); });
+      if (server.config_.unsubscribe.body_link == config::BodyLink::reject || !tenant.empty() || by_header) {
+        refused = co_await offload(server.disk_, [&] { return content_refusal(writer, env, tenant, by_header); });
       }
+      if (!refused && by_header) refused = header_tenant_quota(env, tenant);
       std::string err;
       if (!refused) err = co_await offload(server.disk_, [&] { return writer.commit(); });
       if (refused) {
@@ -147,18 +151,28 @@ struct ConnectionRunner {
     co_return r;
   }
 
-  /// The checks of the content before the 250: a tenant's header From: must be
-  /// one of its sender domains (SPEC Part 3), and with unsubscribe.body_link:
-  /// reject, campaign mail must carry a placeholder (Gmail and Yahoo require a
-  /// visible link). The refusal, or nullopt.
-  std::optional<Reply> content_refusal(spool::QueueWriter& writer, const std::string& tenant) {
+  /// The checks of the content before the 250: which tenant the header names
+  /// (by_header), that a tenant's header From: is one of its sender domains
+  /// (SPEC Part 3), and with unsubscribe.body_link: reject, that campaign mail
+  /// carries a placeholder (Gmail and Yahoo require a visible link). The refusal, or nullopt.
+  std::optional<Reply> content_refusal(spool::QueueWriter& writer, const Envelope& env, std::string& tenant,
+                                       bool by_header) {
     const auto content = writer.content();
     if (!content) {  // cannot read it back: a tenant's From: stays unproven
-      if (tenant.empty()) return std::nullopt;  // body_link: let delivery decide
+      if (tenant.empty() && !by_header) return std::nullopt;  // body_link: let delivery decide
       return reply(451, "4.3.0", "Error: cannot read the message back to check its From: header");
     }
-    if (!tenant.empty()) {
-      if (auto refused = foreign_from(*content, tenant)) return refused;
+    if (!tenant.empty() || by_header) {
+      const auto header = by_header ? server.config_.smtp.tenant_header : std::string();
+      auto verdict = check_tenant_content(mime::scan(*content), tenant, header, env.sender, server.tenants_);
+      if (verdict.refusal) return verdict.refusal;
+      if (by_header) {
+        tenant = verdict.tenant;
+        if (auto err = writer.set_tenant(tenant); !err.empty()) {
+          spdlog::error("{}: queue file write error: {}", writer.id(), err);
+          return storage_error(err);
+        }
+      }
     }
     // The tenant's own unsubscribe settings (its body_link, topics), else the top level's.
     const auto* own = tenant.empty() ? nullptr : server.config_.find_tenant(tenant);
@@ -169,21 +183,12 @@ struct ConnectionRunner {
     return reply(550, "5.7.0", "Error: campaign message without an unsubscribe link or placeholder");
   }
 
-  /// Every From: field, every address in it, must be the tenant's (DMARC aligns on this header).
-  std::optional<Reply> foreign_from(const std::string& content, const std::string& tenant) {
-    const auto scanned = mime::scan(content);
-    bool any = false;
-    for (const auto& f : scanned.root.fields) {
-      if (!iequals(f.name, "From")) continue;
-      for (const auto& domain : tenant::from_domains(f.value)) {
-        any = true;
-        if (!server.tenants_.domain_allowed(tenant, domain)) {
-          return reply(550, "5.7.1", fmt::format("Error: From: header domain {} is not one of this client's sender "
-                                                 "domains", printable(domain, 256)));
-        }
-      }
+  /// The quotas of a tenant the header named, asked now it is known (others are asked at MAIL FROM and RCPT TO).
+  std::optional<Reply> header_tenant_quota(const Envelope& env, const std::string& tenant) {
+    if (!server.quota_refusal_) return std::nullopt;
+    for (const auto n : {std::size_t{0}, relayed_count(env)}) {
+      if (auto why = server.quota_refusal_(tenant, n); !why.empty()) return reply(451, "4.7.1", why);
     }
-    if (!scanned.ok || !any) return reply(550, "5.7.1", "Error: the message has no From: header address to check");
     return std::nullopt;
   }
 
@@ -200,13 +205,17 @@ struct ConnectionRunner {
     }
   }
 
-  /// A tenant's accepted message, for its quotas: the message and its relayed recipients.
-  void count_quota(const Envelope& env) {
-    if (!server.quota_accepted_ || env.tenant.empty() || !env.relayed) return;
-    const auto relayed = std::count_if(env.recipients.begin(), env.recipients.end(), [&](const std::string& r) {
+  /// The recipients relayed (not the relay's own feedback addresses): what quotas count.
+  std::size_t relayed_count(const Envelope& env) const {
+    return static_cast<std::size_t>(std::count_if(env.recipients.begin(), env.recipients.end(), [&](const auto& r) {
       return intake.classify(r) == feedback::AddressKind::none;
-    });
-    server.quota_accepted_(env.tenant, static_cast<std::size_t>(relayed));
+    }));
+  }
+
+  /// A tenant's accepted message, for its quotas: the message and its relayed recipients.
+  void count_quota(const Envelope& env, const std::string& tenant) {
+    if (!server.quota_accepted_ || tenant.empty() || !env.relayed) return;
+    server.quota_accepted_(tenant, relayed_count(env));
   }
 
   /// DATA: create the queue file, send 354, stream, commit, reply.
@@ -215,6 +224,9 @@ struct ConnectionRunner {
     spool::QueueEnvelope qenv{now_seconds(), c->socket.remote_endpoint().address().to_string(),
                               printable(env.helo, 200), printable(session.auth_user(), 200), env.body_8bit,
                               env.sender, env.recipients, env.tenant};
+    // smtp.tenant_header: the tenant is read from the message, so the queue file holds a slot for it.
+    const bool by_header = env.relayed && env.tenant_by_header;
+    qenv.tenant_slot = by_header;
     std::string err;
     auto writer = server.spool_.create(qenv, &err);
     if (writer) err = writer->append(session.received_header(writer->id(), qenv.arrival));
@@ -229,8 +241,9 @@ struct ConnectionRunner {
     if (!co_await flush()) co_return false;
 
     c->in_data = true;
-    const std::string checked_tenant = env.relayed && server.tenants_.enabled() ? env.tenant : "";
-    auto result = co_await receive_data(*writer, env.recipients.empty(), session.data_limit(), checked_tenant);
+    std::string tenant = env.relayed && server.tenants_.enabled() ? env.tenant : "";  // its From: is checked
+    auto result = co_await receive_data(*writer, env, session.data_limit(), tenant, by_header);
+    if (!by_header) tenant = env.tenant;
     c->in_data = false;
     c->idle_since_ms = steady_ms();
     size_buffer(command_chunk);
@@ -247,16 +260,16 @@ struct ConnectionRunner {
     }
     if (result.outcome.queue_id) {
       ++server.counters_.messages_received;
-      if (server.tenant_counters_) ++server.tenant_counters_->of(env.tenant)->messages_received;
+      if (server.tenant_counters_) ++server.tenant_counters_->of(tenant)->messages_received;
       spdlog::info("{}: client={}, helo={}, from=<{}>, size={}, nrcpt={}{}{}", writer->id(), peer,
                    printable(env.helo, 100), printable(env.sender, 256), result.size, env.recipients.size(),
                    session.auth_user().empty() ? "" : ", sasl_username=" + printable(session.auth_user(), 100),
-                   env.tenant.empty() ? "" : ", tenant=" + env.tenant);
+                   tenant.empty() ? "" : ", tenant=" + tenant);
       server.on_queued_(writer->id(), writer->opened());
-      count_quota(env);
+      count_quota(env, tenant);
     } else {
       ++server.counters_.messages_refused;
-      if (server.tenant_counters_) ++server.tenant_counters_->of(env.tenant)->messages_refused;
+      if (server.tenant_counters_) ++server.tenant_counters_->of(tenant)->messages_refused;
       spdlog::info("{}: refused from {}: {}", writer->id(), peer,
                    result.outcome.refusal ? result.outcome.refusal->lines.front() : std::string("?"));
     }
@@ -294,6 +307,7 @@ struct ConnectionRunner {
     }
     policy.tls_active = c->tls;
     policy.tenants = &server.tenants_;
+    policy.tenant_header = cfg.tenant_header;
     policy.quota_refusal = server.quota_refusal_;
     if (cfg.auth) {
       policy.auth_available = true;

@@ -193,13 +193,20 @@ Step Session::mail(std::string_view arg) {
 std::optional<Step> Session::tenant_check(const std::string& sender) {
   envelope_.tenant.clear();
   envelope_.no_tenant = false;
+  envelope_.tenant_by_header = false;
   const auto* tenants = policy_.tenants;
   // A stranger (no relay rights) may only reach feedback and unsubscribe
   // addresses: that is no submission, so no tenant (its RCPTs are checked as before).
   if (!tenants || !tenants->enabled() || (!policy_.client_trusted && auth_user_.empty())) return std::nullopt;
   boost::system::error_code ec;
   const auto client = boost::asio::ip::make_address(policy_.client_address, ec);
-  const auto tenant = tenants->select(auth_user_, ec ? boost::asio::ip::address() : config::unmap(client));
+  auto tenant = tenants->select(auth_user_, ec ? boost::asio::ip::address() : config::unmap(client), false);
+  if (!tenant && policy_.client_trusted && !policy_.tenant_header.empty()) {
+    // The header names the tenant; its domains and quotas are checked after DATA, before the 250.
+    envelope_.tenant_by_header = true;
+    return std::nullopt;
+  }
+  if (!tenant) tenant = tenants->default_tenant();
   if (!tenant) {
     // The relay's own feedback and unsubscribe addresses take mail from anyone,
     // a trusted local MX handing bounces on included: then the refusal waits for

@@ -40,7 +40,11 @@ std::string encode_envelope(const QueueEnvelope& e, std::vector<std::uint64_t>* 
   std::string out(queue_magic);
   out += fmt::format("T {}\nC {}\nH {}\n", e.arrival, one_line(e.client_address), one_line(e.helo));
   if (!e.auth_user.empty()) out += fmt::format("A {}\n", one_line(e.auth_user));
-  if (!e.tenant.empty()) out += fmt::format("N {}\n", one_line(e.tenant));
+  if (e.tenant_slot) {
+    out += fmt::format("N {:<{}}\n", one_line(e.tenant), tenant_slot_width);
+  } else if (!e.tenant.empty()) {
+    out += fmt::format("N {}\n", one_line(e.tenant));
+  }
   if (e.body_8bit) out += "B 8BITMIME\n";
   out += fmt::format("S {}\n", one_line(e.sender));
   if (offsets) offsets->clear();
@@ -83,7 +87,7 @@ std::optional<ParsedQueueFile> parse_queue_file(std::string_view head, std::stri
       case 'C': q.envelope.client_address = value; break;
       case 'H': q.envelope.helo = value; break;
       case 'A': q.envelope.auth_user = value; break;
-      case 'N': q.envelope.tenant = value; break;
+      case 'N': q.envelope.tenant = value.substr(0, value.find_last_not_of(' ') + 1); break;
       case 'B': q.envelope.body_8bit = value == "8BITMIME"; break;
       case 'S': q.envelope.sender = value; have_sender = true; break;
       case 'R':

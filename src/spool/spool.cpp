@@ -122,6 +122,14 @@ std::string QueueWriter::flush_buffer() {
 }
 
 std::string QueueWriter::append(std::string_view bytes) {
+  if (segments_) {  // a small message stays in memory until its commit to a segment
+    if (kept_.size() + bytes.size() <= segment_max_ && budget_->reserve(bytes.size())) {
+      kept_.append(bytes);
+      content_length_ += bytes.size();
+      return {};
+    }
+    if (auto err = spill(); !err.empty()) return err;
+  }
   if (fd_ < 0) return "queue file closed";
   keep(bytes);
   content_length_ += bytes.size();
@@ -133,8 +141,55 @@ std::string QueueWriter::append(std::string_view bytes) {
   return {};
 }
 
+std::string QueueWriter::spill() {
+  segments_ = nullptr;
+  const auto path = root_ + "/incoming/" + id_;
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd_ < 0) return fmt::format("create {}: {}", path, std::strerror(errno));
+  const auto records = encode_envelope(envelope_, &recipient_offsets_);
+  content_offset_ = records.size();
+  if (tenant_pending_) tenant_offset_ = records.find("\nN ") + 3;
+  buffer_ = records;
+  buffer_ += kept_;
+  return flush_buffer();
+}
+
+std::string QueueWriter::commit_to_segment() {
+  if (tenant_pending_) return "the message's tenant was never set";
+  const auto records = encode_envelope(envelope_, &recipient_offsets_);
+  content_offset_ = records.size();
+  auto err = segments_->put(id_, records + kept_ + encode_trailer(content_length_));
+  if (err.empty()) committed_ = true;
+  return err;
+}
+
+std::string QueueWriter::set_tenant(const std::string& tenant) {
+  if (fd_ < 0 && !segments_) return "queue file closed";
+  if (!tenant_pending_ || tenant.empty() || tenant.size() > tenant_slot_width ||
+      tenant.find_first_of(" \r\n") != std::string::npos) {
+    return "no tenant slot for " + tenant;
+  }
+  if (segments_) {  // nothing written yet: the envelope is encoded at the commit
+    tenant_pending_ = false;
+    envelope_.tenant = tenant;
+    envelope_.tenant_slot = false;
+    return {};
+  }
+  std::string slot = tenant;
+  slot.resize(tenant_slot_width, ' ');
+  if (::pwrite(fd_, slot.data(), slot.size(), static_cast<off_t>(tenant_offset_)) != static_cast<ssize_t>(slot.size())) {
+    return fmt::format("pwrite: {}", std::strerror(errno));
+  }
+  tenant_pending_ = false;
+  envelope_.tenant = tenant;
+  envelope_.tenant_slot = false;
+  return {};
+}
+
 std::string QueueWriter::commit() {
+  if (segments_) return commit_to_segment();
   if (fd_ < 0) return "queue file closed";
+  if (tenant_pending_) return "the message's tenant was never set";
   buffer_ += encode_trailer(content_length_);
   auto err = flush_buffer();
   if (err.empty() && ::fsync(fd_) != 0) err = fmt::format("fsync: {}", std::strerror(errno));
@@ -162,6 +217,7 @@ std::unique_ptr<OpenMessage> QueueWriter::opened() {
   if (!committed_ || !keeping_) return nullptr;
   keeping_ = false;  // the reservation moves to the OpenMessage with the content
   std::unique_ptr<OpenMessage> m(new OpenMessage(root_ + "/messages/" + id_, -1, std::move(kept_), budget_));
+  m->segments_ = segments_;
   kept_ = std::string();
   auto& q = m->message;
   q.id = id_;
@@ -183,6 +239,12 @@ OpenMessage::~OpenMessage() {
 
 std::string OpenMessage::mark(std::size_t index, RecipientStatus status) {
   if (index >= message.recipient_offsets.size()) return "no such recipient";
+  if (segments_) {  // an outcome record in the segments, synced with the attempt
+    if (auto err = segments_->mark(message.id, index, status); !err.empty()) return err;
+    message.state.recipients[index] = status;
+    dirty_ = true;
+    return {};
+  }
   if (fd_ < 0) {
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd_ < 0) return fmt::format("open {}: {}", path_, std::strerror(errno));
@@ -201,6 +263,11 @@ std::string OpenMessage::mark(std::size_t index, RecipientStatus status) {
 
 std::string OpenMessage::sync() {
   if (!dirty_) return {};
+  if (segments_) {
+    auto err = segments_->sync();
+    if (err.empty()) dirty_ = false;
+    return err;
+  }
   if (::fdatasync(fd_) != 0) return fmt::format("fdatasync {}: {}", path_, std::strerror(errno));
   dirty_ = false;
   return {};
@@ -218,7 +285,7 @@ Spool::Spool(std::string root, std::size_t memory_limit)
     : root_(std::move(root)), budget_(std::make_shared<ContentBudget>(memory_limit)) {}
 
 std::string Spool::init() const {
-  for (const char* sub : {"incoming", "messages", "state", "corrupt"}) {
+  for (const char* sub : {"incoming", "messages", "state", "corrupt", "segments"}) {
     if (auto err = make_directories(root_ + "/" + sub); !err.empty()) return err;
   }
   return {};
@@ -232,7 +299,20 @@ bool Spool::valid_id(std::string_view id) {
   return true;
 }
 
+void Spool::use_segments(std::size_t max_bytes, bool read_only) {
+  segments_ = std::make_shared<SegmentStore>(root_ + "/segments");
+  segment_max_ = max_bytes;
+  segments_read_only_ = read_only;
+}
+
 std::unique_ptr<QueueWriter> Spool::create(const QueueEnvelope& envelope, std::string* error) const {
+  if (segments_ && !segments_read_only_) {  // no file: a segment record at the commit, or a file if it grows
+    std::unique_ptr<QueueWriter> w(new QueueWriter(root_, new_queue_id(), -1, envelope, budget_));
+    w->segments_ = segments_.get();
+    w->segment_max_ = segment_max_;
+    w->tenant_pending_ = envelope.tenant_slot;
+    return w;
+  }
   for (int tries = 0; tries < 8; ++tries) {
     auto id = new_queue_id();
     const auto path = root_ + "/incoming/" + id;
@@ -245,6 +325,10 @@ std::unique_ptr<QueueWriter> Spool::create(const QueueEnvelope& envelope, std::s
     std::unique_ptr<QueueWriter> w(new QueueWriter(root_, std::move(id), fd, envelope, budget_));
     const auto records = encode_envelope(envelope, &w->recipient_offsets_);
     w->content_offset_ = records.size();
+    if (envelope.tenant_slot) {
+      w->tenant_offset_ = records.find("\nN ") + 3;
+      w->tenant_pending_ = true;
+    }
     if (auto err = write_all(fd, records); !err.empty()) {
       if (error) *error = fmt::format("write {}: {}", path, err);
       return nullptr;
@@ -256,6 +340,15 @@ std::unique_ptr<QueueWriter> Spool::create(const QueueEnvelope& envelope, std::s
 }
 
 std::vector<std::string> Spool::list_ids() const {
+  auto ids = file_ids();
+  if (segments_) {
+    for (auto& id : segments_->ids()) ids.push_back(std::move(id));
+    std::sort(ids.begin(), ids.end());
+  }
+  return ids;
+}
+
+std::vector<std::string> Spool::file_ids() const {
   std::vector<std::string> ids;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(messages_dir(), ec)) {
@@ -266,10 +359,34 @@ std::vector<std::string> Spool::list_ids() const {
   return ids;
 }
 
+std::optional<std::pair<QueuedMessage, std::string>> Spool::load_segment(const std::string& id, std::string* why,
+                                                                         bool* unreadable) const {
+  std::string err;
+  auto m = segments_->read(id, &err);
+  if (!m) {  // an I/O error: the record may be fine
+    if (why) *why = err;
+    if (unreadable) *unreadable = true;
+    return std::nullopt;
+  }
+  const std::string_view bytes(m->queue_file);
+  const auto tail = bytes.size() >= trailer_size ? bytes.substr(bytes.size() - trailer_size) : bytes;
+  const auto parsed = parse_queue_file(bytes, tail, bytes.size(), why);
+  if (!parsed) return std::nullopt;
+  QueuedMessage q{id, parsed->envelope, parsed->content_length, parsed->content_offset, {}, parsed->recipient_offsets,
+                  !m->state_line.empty()};
+  q.state = parse_state_log(m->state_line.empty() ? "" : m->state_line + "\n", parsed->marks);
+  return std::pair{std::move(q), std::string(bytes.substr(parsed->content_offset, parsed->content_length))};
+}
+
 std::optional<QueuedMessage> Spool::load(const std::string& id, std::string* why, bool* unreadable) const {
   if (!valid_id(id)) {
     if (why) *why = "not a queue id";
     return std::nullopt;
+  }
+  if (in_segment(id)) {
+    auto m = load_segment(id, why, unreadable);
+    if (!m) return std::nullopt;
+    return std::move(m->first);
   }
   const auto path = messages_dir() + "/" + id;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -306,6 +423,18 @@ std::unique_ptr<OpenMessage> Spool::open(const std::string& id, std::string* why
     if (why) *why = "not a queue id";
     return nullptr;
   }
+  if (in_segment(id)) {
+    bool unreadable = false;
+    auto loaded = load_segment(id, why, &unreadable);
+    if (!loaded) {
+      if (damaged) *damaged = !unreadable;
+      return nullptr;
+    }
+    std::unique_ptr<OpenMessage> m(new OpenMessage({}, -1, std::move(loaded->second), nullptr));
+    m->message = std::move(loaded->first);
+    m->segments_ = segments_.get();
+    return m;
+  }
   const auto path = messages_dir() + "/" + id;
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -337,13 +466,24 @@ std::unique_ptr<OpenMessage> Spool::open(const std::string& id, std::string* why
 
 RecoveryReport Spool::recover() const {
   RecoveryReport report;
+  if (segments_) {
+    std::string err;
+    auto recovered = segments_->open(&err, segments_read_only_);
+    if (!recovered) {
+      report.error = "segments: " + err;
+      return report;
+    }
+    report.queued = std::move(recovered->ids);
+    report.notes = std::move(recovered->notes);
+    if (segments_read_only_) return report;
+  }
   std::error_code ec;
   // incoming/: the SMTP client never got a 250 for these; it will send them again.
   for (const auto& entry : fs::directory_iterator(root_ + "/incoming", ec)) {
     fs::remove(entry.path(), ec);
     ++report.incomplete_removed;
   }
-  for (const auto& id : list_ids()) {
+  for (const auto& id : file_ids()) {
     std::string why;
     bool unreadable = false;
     if (load(id, &why, &unreadable) || unreadable) {
@@ -379,11 +519,13 @@ std::string Spool::mark_deferred(QueuedMessage& message, unsigned attempts, long
     if (c == '\n' || c == '\r') c = ' ';
   }
   message.has_state_log = true;
+  if (in_segment(message.id)) return segments_->defer(message.id, fmt::format("F {} {} {}", attempts, next_try, clean));
   return append_state(message.id, fmt::format("F {} {} {}\n", attempts, next_try, clean), false);
 }
 
 bool Spool::remove(const std::string& id) const {
   if (!valid_id(id)) return false;
+  if (in_segment(id)) return !segments_read_only_ && segments_->remove(id).empty();
   const bool removed = ::unlink((messages_dir() + "/" + id).c_str()) == 0;
   ::unlink((root_ + "/state/" + id).c_str());
   // Not fsynced, as in Postfix: if power fails before the file system commits
@@ -394,11 +536,16 @@ bool Spool::remove(const std::string& id) const {
 
 bool Spool::remove(const QueuedMessage& message) const {
   // Only the files there are: one unlink for a message delivered at its first attempt.
-  if (message.has_state_log) return remove(message.id);
+  if (message.has_state_log || in_segment(message.id)) return remove(message.id);
   return valid_id(message.id) && ::unlink((messages_dir() + "/" + message.id).c_str()) == 0;
 }
 
 void Spool::quarantine(const std::string& id) const {
+  if (in_segment(id)) {  // its record, as a queue file in corrupt/, for the operator to look at
+    if (const auto m = segments_->read(id, nullptr)) write_file_atomically(root_ + "/corrupt", id, m->queue_file);
+    segments_->remove(id);
+    return;
+  }
   ::rename((messages_dir() + "/" + id).c_str(), (root_ + "/corrupt/" + id).c_str());
   ::unlink((root_ + "/state/" + id).c_str());
 }

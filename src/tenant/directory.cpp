@@ -26,7 +26,8 @@ Directory::Directory(const config::Config& config) : enabled_(!config.tenants.em
                    [](const auto& a, const auto& b) { return a.first.prefix_length() > b.first.prefix_length(); });
 }
 
-std::optional<std::string> Directory::select(std::string_view auth_user, const boost::asio::ip::address& client) const {
+std::optional<std::string> Directory::select(std::string_view auth_user, const boost::asio::ip::address& client,
+                                             bool with_default) const {
   if (!enabled_) return std::string(default_id);
   if (!auth_user.empty()) {
     if (const auto it = by_user_.find(auth_user); it != by_user_.end()) return it->second;
@@ -34,6 +35,11 @@ std::optional<std::string> Directory::select(std::string_view auth_user, const b
   for (const auto& [network, id] : networks_) {
     if (network.contains(client)) return id;
   }
+  return with_default ? default_tenant() : std::nullopt;
+}
+
+std::optional<std::string> Directory::default_tenant() const {
+  if (!enabled_) return std::string(default_id);
   if (!default_tenant_.empty()) return default_tenant_;
   return std::nullopt;
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "unsubrelay/spool/segment_log.hpp"
 #include "unsubrelay/token/token.hpp"
 
 namespace {
@@ -125,5 +126,13 @@ int main(int argc, char** argv) {
   put(smtp, "auth-plain-split", "EHLO x\r\nAUTH PLAIN\r\nAHUAcA==\r\nAUTH LOGIN dQ==\r\ncA==\r\n*\r\n");
   put(smtp, "starttls", "EHLO x\r\nSTARTTLS\r\nEHLO y\r\nMAIL FROM:<a@b.c>\r\nBDAT 10 LAST\r\nHELO z\r\n");
   put_tenants_seed(root);
+  // segment: records with valid checksums (a random input never has one), and one torn at the end.
+  using unsubrelay::spool::RecordKind;
+  using unsubrelay::spool::encode_record;
+  const auto records = encode_record(RecordKind::message, "0123456789ABCDEFUNSUBRELAY-QUEUE 1\nT 1\n") +
+                       encode_record(RecordKind::done, std::string("0123456789ABCDEF\0\0\0\0D", 21)) +
+                       encode_record(RecordKind::removed, "0123456789ABCDEF");
+  put(root / "segment", "records", records);
+  put(root / "segment", "torn", records + encode_record(RecordKind::deferred, "0123456789ABCDEF 1 2 451").substr(0, 20));
   return 0;
 }

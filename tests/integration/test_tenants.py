@@ -13,7 +13,7 @@ import subprocess
 import unittest
 import uuid
 
-from relay import BIN, Relay, make_users_file, start_webhook_receiver, wait_until
+from relay import BIN, REPO, Relay, make_users_file, start_webhook_receiver, wait_until
 
 PASSWORDS = {"acme-app": "acme-secret", "beta-app": "beta-secret"}
 KEYS = {"admin": "admin-key-0123456789", "acme": "acme-key-0123456789", "beta": "beta-key-0123456789"}
@@ -58,6 +58,10 @@ class TenantsBase(TenantClient):
                                   text=True)
             self.assertEqual(made.returncode, 0, made.stderr)
         users = make_users_file(d, PASSWORDS)
+        with open(os.path.join(REPO, "conf", "unsubscribe.html")) as f:
+            page = f.read()
+        with open(os.path.join(d, "acme-page.html"), "w") as f:
+            f.write(page.replace("<body>", "<body><p>Acme Corp preferences</p>", 1))
         self.relay.smtp.update({"auth": {"users_file": users, "require_tls": False},
                                 "allow_networks": ["127.0.0.1/32", "127.0.0.2/32", "127.0.0.4/32"]})
         self.relay.extra["unsubscribe"] = {"keys_file": os.path.join(d, "top-keys.yaml"),
@@ -79,7 +83,8 @@ class TenantsBase(TenantClient):
             {"id": "acme", "smtp_users": ["acme-app"], "sender_domains": ["acme.example"],
              "keys_file": os.path.join(d, "acme-keys.yaml"),
              "api_keys_file": os.path.join(d, "acme-api-keys"),
-             "unsubscribe": {"base_url": "https://unsub.acme.example", "body_link": "reject"},
+             "unsubscribe": {"base_url": "https://unsub.acme.example", "body_link": "reject",
+                             "page_template": os.path.join(d, "acme-page.html")},
              "feedback": {"return_path_domain": "bounces.acme.example"},
              "webhooks": [{"url": self.hooks["acme_url"], "secret_file": os.path.join(d, "hook-secret")}],
              "ses": {"configuration_set": "acme-marketing", "tenant": "acme"}},
@@ -153,6 +158,13 @@ class TenantsTests(TenantsBase):
         self.assertEqual(acme["X-SES-CONFIGURATION-SET"], "acme-marketing")
         self.assertEqual(acme["X-SES-TENANT"], "acme")
         self.assertIsNone(beta["X-SES-TENANT"])
+        # acme's landing page is its own page_template; beta's the installation's.
+        pages = {}
+        for name, msg, host in (("acme", acme, "https://unsub.acme.example"), ("beta", beta, "https://unsub.beta.example")):
+            code, _, pages[name] = self.relay.http("GET", self.link(msg).replace(host, ""))
+            self.assertEqual(code, 200, pages[name])
+        self.assertIn(b"Acme Corp preferences", pages["acme"])
+        self.assertNotIn(b"Acme Corp preferences", pages["beta"])
         # The same address is two contacts with two uids.
         self.assertNotEqual(acme["List-Unsubscribe"], beta["List-Unsubscribe"])
         uids = self.uids("pat@example.org")
@@ -278,6 +290,12 @@ class TenantsTests(TenantsBase):
         self.assertEqual([e["reason"] for e in body["suppressions"]], ["hard_bounce"], body)
         self.assertEqual(self.api("GET", "/api/v1/suppressions?address=gone@example.org", "beta")[1]["suppressions"],
                          [])
+        # Counted as acme's; each tenant has its own complaint rate.
+        metrics = self.relay.http("GET", "/metrics")[2].decode()
+        self.assertIn('unsubrelay_feedback_total{tenant="acme",kind="hard_bounce",source="dsn"} 1\n', metrics)
+        self.assertNotIn('tenant="beta",kind="hard_bounce"', metrics)
+        for tenant in ("default", "acme", "beta"):
+            self.assertIn(f'unsubrelay_complaint_rate{{tenant="{tenant}"}} 0\n', metrics)
         # An opt-out at acme reaches acme's webhook, never the default's.
         code, _, _ = self.relay.http("POST", self.link(acme).replace("https://unsub.acme.example", ""),
                                      "List-Unsubscribe=One-Click",

@@ -65,3 +65,24 @@ TEST(FeedbackRecorder, UnverifiedReportsAreCountedButAreNoComplaint) {
   EXPECT_NE(text.find("unsubrelay_feedback_forwards_total{result=\"limited\"} 0\n"), std::string::npos);
   EXPECT_EQ(t.store->unverified_tally()->total, 2u);
 }
+
+// SPEC Part 3: with tenants, each tenant's counts and complaint rate carry its label.
+TEST(FeedbackRecorder, EachTenantHasItsOwnCountsAndRate) {
+  TempStore acme_store("sqlite"), beta_store("sqlite");
+  feedback::FeedbackMetrics metrics;
+  feedback::Recorder acme(*acme_store.store, {1, 0, 0}, metrics, "acme");
+  const auto uid = *acme_store.store->uid_for("a@x.org");
+  ASSERT_TRUE(acme_store.store->record_launch("L1", "100", 1));
+  ASSERT_TRUE(acme_store.store->record_sends({{"L1", uid, "Q", "", store::SendStatus::delivered, 1000, "250"}}));
+  ASSERT_TRUE(acme.record({"a@x.org", uid, "L1", "100", store::FeedbackKind::complaint, "abuse", "", "arf", 1020,
+                           "arf:k2"}, "Q3"));
+  feedback::ComplaintRateWatch acme_rate(*acme_store.store, metrics, "acme"), beta_rate(*beta_store.store, metrics, "beta");
+  acme_rate.check(1100);
+  beta_rate.check(1100);
+  const auto text = metrics.prometheus();
+  EXPECT_NE(text.find("unsubrelay_feedback_total{tenant=\"acme\",kind=\"complaint\",source=\"arf\"} 1\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("unsubrelay_complaint_rate{tenant=\"acme\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("unsubrelay_complaint_rate{tenant=\"beta\"} 0\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("unsubrelay_complaint_rate 0\n"), std::string::npos) << text;
+}

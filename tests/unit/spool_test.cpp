@@ -108,6 +108,39 @@ TEST(Spool, CommitLoadAndRemove) {
   EXPECT_FALSE(spool.remove("../../etc/passwd"));
 }
 
+// smtp.tenant_header: the tenant is known after DATA; the slot written at
+// create is filled in place before the commit, and a file whose slot was
+// never filled is never committed (it would have been "default"'s).
+TEST(Spool, TenantSlotIsFilledBeforeTheCommit) {
+  TempDir dir;
+  Spool spool(dir.path.string());
+  ASSERT_EQ(spool.init(), "");
+  auto e = envelope();
+  e.tenant_slot = true;
+  std::string err;
+  auto unnamed = spool.create(e, &err);
+  ASSERT_TRUE(unnamed) << err;
+  EXPECT_EQ(unnamed->append("Subject: y\r\n\r\nbody\r\n"), "");
+  EXPECT_NE(unnamed->commit(), "");
+  EXPECT_TRUE(spool.list_ids().empty());
+
+  auto writer = spool.create(e, &err);
+  ASSERT_TRUE(writer) << err;
+  EXPECT_EQ(writer->append("Subject: y\r\n\r\nbody\r\n"), "");
+  EXPECT_NE(writer->set_tenant(std::string(33, 'a')), "");  // wider than the slot
+  EXPECT_NE(writer->set_tenant("a b"), "");
+  ASSERT_EQ(writer->set_tenant("acme"), "");
+  EXPECT_NE(writer->set_tenant("beta"), "");  // once
+  ASSERT_EQ(writer->commit(), "");
+  auto m = spool.load(writer->id(), &err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(m->envelope.tenant, "acme");
+  EXPECT_EQ(m->envelope.recipients.size(), 2u);
+  auto open = spool.open(writer->id(), &err);
+  ASSERT_TRUE(open) << err;
+  EXPECT_EQ(open->content(), "Subject: y\r\n\r\nbody\r\n");
+}
+
 // Postfix-style marks: each recipient's outcome is one byte in the queue file
 // itself, the file stays valid, and a state log from older versions still counts.
 TEST(Spool, RecipientsAreMarkedInPlace) {

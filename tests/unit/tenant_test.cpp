@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "unsubrelay/smtp/session.hpp"
+#include "unsubrelay/smtp/tenant_intake.hpp"
 #include "unsubrelay/tenant/directory.hpp"
 
 using namespace unsubrelay;
@@ -122,4 +123,79 @@ TEST(TenantSession, QuotaRefusalIsTemporary) {
   auto over = s.on_line("RCPT TO:<y@example.org>");
   EXPECT_EQ(over.replies.back().code, 451);
   EXPECT_EQ(over.replies.back().enhanced, "4.7.1");
+}
+
+// smtp.tenant_header: a trusted client that no login or network names waits
+// for the header; one that a network names is that tenant whatever it says.
+TEST(TenantSession, TheHeaderNamesTheTenantOfAnUnnamedTrustedClient) {
+  const auto c = two_tenants();
+  const tenant::Directory d(c);
+  smtp::SessionPolicy p;
+  p.hostname = "relay.test";
+  p.client_address = "127.0.0.1";
+  p.client_trusted = true;
+  p.tenants = &d;
+  p.tenant_header = "X-Tenant";
+  smtp::Session s(p);
+  s.on_line("EHLO client.test");
+  EXPECT_EQ(s.on_line("MAIL FROM:<x@anything.example>").replies.back().code, 250);  // checked after DATA
+  EXPECT_TRUE(s.envelope().tenant_by_header);
+  EXPECT_EQ(s.envelope().tenant, "");
+  EXPECT_EQ(s.on_line("RCPT TO:<r@example.org>").replies.back().code, 250);
+
+  p.client_address = "10.20.1.1";  // acme's network: the header changes nothing
+  smtp::Session networked(p);
+  networked.on_line("EHLO client.test");
+  EXPECT_EQ(networked.on_line("MAIL FROM:<x@beta.example>").replies.back().code, 550);
+  EXPECT_EQ(networked.on_line("MAIL FROM:<x@acme.example>").replies.back().code, 250);
+  EXPECT_FALSE(networked.envelope().tenant_by_header);
+
+  p.client_address = "192.0.2.9";  // not trusted: no header, no relaying
+  p.client_trusted = false;
+  smtp::Session stranger(p);
+  stranger.on_line("EHLO mx.example");
+  EXPECT_EQ(stranger.on_line("MAIL FROM:<>").replies.back().code, 250);
+  EXPECT_FALSE(stranger.envelope().tenant_by_header);
+}
+
+TEST(TenantIntake, TheHeaderIsCheckedLikeAnEnvelope) {
+  const auto c = two_tenants();
+  const tenant::Directory d(c);
+  const auto check = [&](const std::string& header, const std::string& sender, const std::string& tenant = "") {
+    return smtp::check_tenant_content(mime::scan(header + "\r\nbody\r\n"), tenant, tenant.empty() ? "X-Tenant" : "",
+                                      sender, d);
+  };
+  auto ok = check("X-Tenant: beta\r\nFrom: <n@beta.example>\r\n", "n@beta.example");
+  EXPECT_FALSE(ok.refusal);
+  EXPECT_EQ(ok.tenant, "beta");
+  EXPECT_FALSE(check("x-tenant:  beta \r\nX-TENANT: beta\r\nFrom: n@beta.example\r\n", "").refusal);
+  const auto refused = [&](const smtp::TenantVerdict& v, const std::string& text) {
+    if (!v.refusal) return ::testing::AssertionFailure() << "not refused";
+    if (v.refusal->code != 550 || v.refusal->lines.front().find(text) == std::string::npos) {
+      return ::testing::AssertionFailure() << v.refusal->code << " " << v.refusal->lines.front();
+    }
+    return ::testing::AssertionSuccess();
+  };
+  EXPECT_TRUE(refused(check("X-Tenant: beta\r\nFrom: n@acme.example\r\n", ""), "From: header domain acme.example"));
+  EXPECT_TRUE(refused(check("X-Tenant: beta\r\nFrom: n@beta.example\r\n", "n@acme.example"), "domain acme.example"));
+  EXPECT_TRUE(refused(check("X-Tenant: beta\r\nX-Tenant: acme\r\nFrom: n@beta.example\r\n", ""), "more than one"));
+  EXPECT_TRUE(refused(check("X-Tenant: gamma\r\nFrom: n@beta.example\r\n", ""), "names no tenant"));
+  EXPECT_TRUE(refused(check("From: n@beta.example\r\n", ""), "no X-Tenant: header"));
+  EXPECT_TRUE(refused(check("X-Tenant: beta\r\n", ""), "no From: header"));
+  // A tenant chosen at MAIL FROM: only its From: is checked here.
+  EXPECT_TRUE(refused(check("X-Tenant: beta\r\nFrom: n@beta.example\r\n", "", "acme"), "beta.example"));
+
+  auto with_default = c;
+  with_default.smtp.default_tenant = "acme";
+  const tenant::Directory dd(with_default);
+  auto fallback = smtp::check_tenant_content(mime::scan("From: n@acme.example\r\n\r\nbody\r\n"), "", "X-Tenant",
+                                             "", dd);
+  EXPECT_FALSE(fallback.refusal);
+  EXPECT_EQ(fallback.tenant, "acme");
+}
+
+TEST(TenantIntake, TheHeaderLeavesEveryCopy) {
+  EXPECT_EQ(mime::without_field("A: 1\r\nX-Tenant: a\r\n b\r\nB: 2\r\nx-tenant: c\r\n\r\nX-Tenant: body\r\n", "X-Tenant"),
+            "A: 1\r\nB: 2\r\n\r\nX-Tenant: body\r\n");
+  EXPECT_EQ(mime::without_field("A: 1\r\n\r\nX-Tenant: body\r\n", "X-Tenant"), std::nullopt);
 }

@@ -187,9 +187,20 @@ TEST_F(TenantsConfig, MailtoDomainIsInstallationWide) {
   })) << all_errors(r);
 }
 
-TEST_F(TenantsConfig, TenantHeaderIsRefusedAndAnUpstreamOverridesKeyByKey) {
-  EXPECT_TRUE(has_error(load_text("smtp:\n  tenant_header: X-Tenant\n"), "smtp.tenant_header", 2,
-                        "not supported by this version yet"));
+TEST_F(TenantsConfig, TenantHeaderNeedsTenantsAndAFieldOfItsOwn) {
+  EXPECT_TRUE(has_error(load_text("smtp:\n  tenant_header: X-Tenant\n"), "smtp.tenant_header", 2, "needs tenants"));
+  const auto with = [&](const std::string& header) {
+    auto text = yaml(tenant("acme", "acme.example", "acme-keys.yaml"));
+    return load_text(text.replace(text.find("  auth:"), 0, "  tenant_header: " + header + "\n"));
+  };
+  const auto good = with("X-Tenant");
+  EXPECT_TRUE(good.ok()) << all_errors(good);
+  EXPECT_EQ(good.config.smtp.tenant_header, "X-Tenant");
+  EXPECT_TRUE(has_error(with("x-campaign-id"), "smtp.tenant_header", 3, "a field the relay reads"));
+  EXPECT_TRUE(has_error(with("From"), "smtp.tenant_header", 3, "a field the relay reads"));
+}
+
+TEST_F(TenantsConfig, AnUpstreamOverridesKeyByKey) {
   const auto r = load_text(yaml(tenant("acme", "acme.example", "acme-keys.yaml") +
                                 "    upstream: {max_connections: 5}\n    suppression: shared\n"));
   EXPECT_TRUE(r.ok()) << all_errors(r);

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,10 +85,14 @@ struct TenantHttp {
   std::unique_ptr<http::TenantRouter> router;
 };
 
+/// A whole file's bytes (run.cpp), nullopt when it cannot be read.
+std::optional<std::string> read_file(const std::string& path);
+
 /// A Service accepts its tenant's keys and the admin keys (the router decides
 /// who reaches it); the router knows each tenant's keys alone. The shared
 /// suppression list (store::shared_tenant) has a Service that only admin keys
-/// reach, as ?tenant=*. nullopt after logging the keys files' errors.
+/// reach, as ?tenant=*. Each tenant's Service serves its own page_template, or
+/// page. nullopt after logging the keys files' (or a page's) errors.
 std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& default_service,
                                       const token::KeySet& default_keys,
                                       const std::vector<std::unique_ptr<TenantRuntime>>& tenants,

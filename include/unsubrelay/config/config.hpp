@@ -154,6 +154,8 @@ struct Spool {
   unsigned retry_min_seconds = 300;    // Postfix minimal_backoff_time
   unsigned retry_max_seconds = 4000;   // Postfix maximal_backoff_time
   unsigned memory_limit_mb = 8;        // message content kept in memory for first attempts
+  bool segments = false;               // format: segments (group-committed, docs/spool.md); files by default
+  unsigned segment_max_kb = 256;       // larger messages are queue files even with segments
 };
 
 struct Dkim {
@@ -237,6 +239,7 @@ struct Tenant {
   std::vector<std::string> sender_domains;  // lower case; subdomains included
   std::string api_keys_file;                // bearer keys for this tenant's data only
   Unsubscribe unsubscribe;                  // keys_file: tenants[].keys_file
+  std::string page_template;                // tenants[].unsubscribe.page_template; "" = http.page_template
   Feedback feedback;
   std::vector<Dkim> dkim;
   Upstream upstream;

@@ -5,6 +5,8 @@
 // it errs: at each change of level, and hourly while the rate stays above 0.1%.
 #pragma once
 
+#include <string>
+
 #include "unsubrelay/feedback/recorder.hpp"
 #include "unsubrelay/store/store.hpp"
 
@@ -17,7 +19,9 @@ RateLevel rate_level(double rate);
 
 class ComplaintRateWatch {
  public:
-  ComplaintRateWatch(store::Store& store, FeedbackMetrics& metrics) : store_(store), metrics_(metrics) {}
+  /// tenant: whose store it reads, for the gauge's label and the log ("" without tenants).
+  ComplaintRateWatch(store::Store& store, FeedbackMetrics& metrics, std::string tenant = "")
+      : store_(store), metrics_(metrics), tenant_(std::move(tenant)) {}
   /// Reads the window ending at now, sets the gauge, logs as above.
   void check(long long now);
   RateLevel level() const { return level_; }
@@ -25,6 +29,7 @@ class ComplaintRateWatch {
  private:
   store::Store& store_;
   FeedbackMetrics& metrics_;
+  std::string tenant_;
   RateLevel level_ = RateLevel::normal;
   long long last_logged_ = 0;
 };

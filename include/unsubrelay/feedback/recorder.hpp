@@ -11,18 +11,22 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "unsubrelay/store/store.hpp"
 
 namespace unsubrelay::feedback {
 
-/// The feedback side of /metrics (SPEC Part 2 "Statistics and compliance evidence").
+/// The feedback side of /metrics (SPEC Part 2 "Statistics and compliance
+/// evidence"). tenant: "" without tenants (no label), else the tenant's id
+/// (SPEC Part 3: a label on each series).
 class FeedbackMetrics {
  public:
-  void count(const std::string& kind, const std::string& source);
+  void count(const std::string& kind, const std::string& source, const std::string& tenant = "");
+  /// Complaints / delivered campaign copies over the last 24 h, of one tenant's store (fleet-wide).
+  void set_complaint_rate(const std::string& tenant, double rate);
   std::atomic<std::uint64_t> sent_after_optout{0};
-  std::atomic<double> complaint_rate{0};  // complaints / delivered campaign copies, last 24 h (store-wide)
   // forward_to_sender: reports handed upstream, copies of a report already
   // forwarded, and reports past the sender's forward_per_hour (this process).
   std::atomic<std::uint64_t> forwards_sent{0}, forwards_duplicate{0}, forwards_limited{0};
@@ -33,13 +37,15 @@ class FeedbackMetrics {
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, std::uint64_t> totals_;
+  std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> totals_;  // tenant, kind, source
+  std::map<std::string, double> rates_;                                                // tenant -> rate
 };
 
 class Recorder {
  public:
-  Recorder(store::Store& store, store::FeedbackPolicy policy, FeedbackMetrics& metrics)
-      : store_(store), policy_(policy), metrics_(metrics) {}
+  /// tenant: the label of its counts ("" without tenants).
+  Recorder(store::Store& store, store::FeedbackPolicy policy, FeedbackMetrics& metrics, std::string tenant = "")
+      : store_(store), policy_(policy), metrics_(metrics), tenant_(std::move(tenant)) {}
 
   /// Records and applies one report; nullopt when the store failed (nothing
   /// was recorded: the caller keeps the report and tries again later).
@@ -56,6 +62,7 @@ class Recorder {
   store::Store& store_;
   store::FeedbackPolicy policy_;
   FeedbackMetrics& metrics_;
+  std::string tenant_;
 };
 
 }  // namespace unsubrelay::feedback

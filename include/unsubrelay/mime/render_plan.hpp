@@ -41,6 +41,7 @@ struct PlanOptions {
   std::string topic_header;         // "" = topics are not configured
   std::vector<std::string> topics;  // the known topic ids
   std::string feedback_id;          // Feedback-ID template, "" = no header
+  std::string strip_field;          // smtp.tenant_header: removed from every copy; "" = none
   /// The longest URL or mailto address a copy can carry (base URL or mailto
   /// domain plus the longest token): decides when a 7bit/8bit line could pass 998.
   std::size_t link_bytes = 400;

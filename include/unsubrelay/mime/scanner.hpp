@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,11 @@ ScanResult scan(std::string_view message, const ScanLimits& limits = {});
 /// True when the message's header (before its first empty line) has a field
 /// of that name (any case). Cheap: no scan of the body.
 bool has_header_field(std::string_view message, std::string_view name);
+
+/// The message without any top-level header field of that name (any case,
+/// folded lines included); nullopt when it has none, or its header cannot be
+/// read (then the message is forwarded as it is: see mime.md).
+std::optional<std::string> without_field(std::string_view message, std::string_view name);
 
 /// The value of a header field (last occurrence), "" when absent.
 std::string field_value(const Part& part, std::string_view name);

@@ -56,6 +56,9 @@ struct SessionPolicy {
   /// SPEC Part 3: which tenant a relaying client submits as, and the domains it
   /// may send as; nullptr or not enabled(): no tenants (everything is "default").
   const tenant::Directory* tenants = nullptr;
+  /// smtp.tenant_header: a trusted client whose AUTH identity and network name
+  /// no tenant names it in this header; "" = not configured.
+  std::string tenant_header;
   /// Quotas (tenants[].limits): "" to go on, else the 4xx text; asked at MAIL
   /// FROM (recipients 0) and at each RCPT TO (recipients 1).
   std::function<std::string(const std::string& tenant, std::size_t recipients)> quota_refusal;
@@ -73,6 +76,7 @@ struct Envelope {
   bool relayed = false;             // a recipient is relayed (not a feedback or unsubscribe address)
   bool no_tenant = false;           // a relaying client with no tenant: only feedback and unsubscribe addresses
   std::string tenant;               // the submitting tenant (SPEC Part 3); "" = none chosen (a stranger's report)
+  bool tenant_by_header = false;    // smtp.tenant_header names it: known after DATA (server.cpp)
 };
 
 enum class Action {

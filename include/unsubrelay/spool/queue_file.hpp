@@ -9,7 +9,8 @@
 //   C <client address>\n
 //   H <HELO name, escaped>\n
 //   A <authenticated user, escaped>\n        (optional)
-//   N <tenant id>\n                          (optional; absent = "default")
+//   N <tenant id>\n                          (optional; absent = "default"; trailing
+//                                            spaces: a slot filled in after DATA)
 //   B 8BITMIME\n                             (optional)
 //   S <envelope sender, empty for <>>\n
 //   R <recipient>\n                          (one per recipient)
@@ -41,7 +42,14 @@ struct QueueEnvelope {
   std::string sender;
   std::vector<std::string> recipients;
   std::string tenant;  // SPEC Part 3; "" = the tenant "default" (and every file written before tenants)
+  /// smtp.tenant_header: the tenant is named by the message's header, read
+  /// after DATA; the N record is written as a slot of tenant_slot_width spaces
+  /// that QueueWriter::set_tenant fills in before the commit's fsync.
+  bool tenant_slot = false;
 };
+
+/// The width of the N record's value when it is filled in after DATA (tenant ids are 1-32 characters).
+inline constexpr std::size_t tenant_slot_width = 32;
 
 /// Per-recipient delivery state.
 enum class RecipientStatus { pending, delivered, bounced };

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "unsubrelay/spool/queue_file.hpp"
+#include "unsubrelay/spool/segment_store.hpp"
 
 namespace unsubrelay::spool {
 
@@ -57,7 +58,11 @@ class QueueWriter {
   /// The content written so far: kept in memory, or read back from the file
   /// (policy checks before commit).
   std::optional<std::string> content();
+  /// Fills the N record's slot (QueueEnvelope::tenant_slot) with the tenant a
+  /// header named, in place: the commit's fsync makes it durable with the rest.
+  std::string set_tenant(const std::string& tenant);
   /// Writes the end record, fsyncs, renames into messages/, fsyncs the directory.
+  /// A file whose tenant slot was never filled is not committed (an error).
   std::string commit();
   void abort();
   /// After commit: the message, open for its first delivery attempt, with its
@@ -69,6 +74,10 @@ class QueueWriter {
   QueueWriter(std::string root, std::string id, int fd, QueueEnvelope envelope, std::shared_ptr<ContentBudget> budget);
   std::string flush_buffer();
   void keep(std::string_view bytes);
+  /// spool.format: segments: the message outgrew segment_max_ (or the memory
+  /// budget): it becomes a queue file after all, holding what came so far.
+  std::string spill();
+  std::string commit_to_segment();
 
   std::string root_;
   std::string id_;
@@ -76,12 +85,16 @@ class QueueWriter {
   std::string buffer_;
   std::uint64_t content_length_ = 0;
   std::uint64_t content_offset_ = 0;  // where the content starts in the file
+  std::uint64_t tenant_offset_ = 0;   // the N record's slot, when the tenant comes after DATA
+  bool tenant_pending_ = false;
   bool committed_ = false;
   QueueEnvelope envelope_;
   std::vector<std::uint64_t> recipient_offsets_;
   std::shared_ptr<ContentBudget> budget_;
   std::string kept_;     // the content, while the budget allows
   bool keeping_ = true;
+  SegmentStore* segments_ = nullptr;  // spool.format: segments, while the message is small (no file yet)
+  std::size_t segment_max_ = 0;
 };
 
 /// A queued message as read back from messages/ID.
@@ -117,6 +130,7 @@ class OpenMessage {
   friend class Spool;
   friend class QueueWriter;
   OpenMessage(std::string path, int fd, std::string content, std::shared_ptr<ContentBudget> budget);
+  SegmentStore* segments_ = nullptr;  // the message is in a segment: marks are records there
   std::string path_;
   int fd_ = -1;  // opened at the first mark when the message came from the SMTP session
   std::string content_;
@@ -128,6 +142,8 @@ struct RecoveryReport {
   std::vector<std::string> queued;       // ids ready for delivery
   std::size_t incomplete_removed = 0;    // never acknowledged
   std::vector<std::string> quarantined;  // moved to corrupt/, with reasons
+  std::vector<std::string> notes;        // segments' torn tails (never acknowledged), for the log
+  std::string error;                     // the segments could not be read: the relay must not start
 };
 
 /// The default of spool.memory_limit_mb.
@@ -142,6 +158,10 @@ class Spool {
 
   /// Creates the directories. Returns "" or the error.
   std::string init() const;
+  /// spool.format: segments (docs/spool.md): messages up to max_bytes go to
+  /// segments of spool/segments/, larger ones to queue files. Before recover().
+  /// read_only: `queue list` beside a running relay (recover() writes nothing then).
+  void use_segments(std::size_t max_bytes, bool read_only = false);
 
   /// Starts a new message: creates incoming/ID with the envelope records.
   std::unique_ptr<QueueWriter> create(const QueueEnvelope& envelope, std::string* error) const;
@@ -176,12 +196,21 @@ class Spool {
   bool take_flush_request() const;
 
   static bool valid_id(std::string_view id);
+  /// The message is a record in a segment (spool.format: segments), not a queue file.
+  bool in_segment(const std::string& id) const { return segments_ && segments_->contains(id); }
   const ContentBudget& budget() const { return *budget_; }
 
  private:
   QueuedMessage with_state(const std::string& id, const ParsedQueueFile& parsed) const;
+  /// A message of a segment, read as a queue file with its state; nullopt and why.
+  std::optional<std::pair<QueuedMessage, std::string>> load_segment(const std::string& id, std::string* why,
+                                                                    bool* unreadable) const;
+  std::vector<std::string> file_ids() const;
   std::string root_;
   std::shared_ptr<ContentBudget> budget_;
+  std::shared_ptr<SegmentStore> segments_;
+  std::size_t segment_max_ = 0;
+  bool segments_read_only_ = false;
 };
 
 }  // namespace unsubrelay::spool

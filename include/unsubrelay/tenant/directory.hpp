@@ -29,8 +29,14 @@ class Directory {
 
   bool enabled() const { return enabled_; }
   /// The tenant a relaying client submits as: its AUTH identity's, else the
-  /// most specific matching network's, else smtp.default_tenant; nullopt: none.
-  std::optional<std::string> select(std::string_view auth_user, const boost::asio::ip::address& client) const;
+  /// most specific matching network's, else (with_default) smtp.default_tenant;
+  /// nullopt: none. Between the two comes smtp.tenant_header, read after DATA.
+  std::optional<std::string> select(std::string_view auth_user, const boost::asio::ip::address& client,
+                                    bool with_default = true) const;
+  /// smtp.default_tenant, or nullopt when there is none.
+  std::optional<std::string> default_tenant() const;
+  /// Whether id is a configured tenant ("default" included once tenants exist).
+  bool known(std::string_view id) const { return lists_domains_.find(id) != lists_domains_.end(); }
   /// True when the tenant may use domain (lower or upper case) as a sender.
   bool domain_allowed(std::string_view tenant, std::string_view domain) const;
 

@@ -1,0 +1,96 @@
+// segment_store.hpp: queued messages kept in segment files (issue 25; the
+// spool does not use it yet: docs/spool.md, "The segment log").
+//
+// Messages, their recipients' outcomes, their deferrals and their removal are
+// records in the segments of one directory (segment_log.hpp), named by a
+// 16-digit sequence number. Recovery reads every segment in order and rebuilds
+// the index in memory; new records always go to a new segment.
+//
+// A segment is deleted when no live message has its M record in it, and only
+// when every older segment is deleted too: a segment may hold the outcome
+// records of messages in older ones, and deleting it first would forget that
+// those recipients were delivered (a duplicate after a restart). A message that
+// lives long (deferred for days) would pin every later segment; compact()
+// copies such messages, outcomes folded in, into the active segment.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "unsubrelay/spool/queue_file.hpp"
+#include "unsubrelay/spool/segment_log.hpp"
+
+namespace unsubrelay::spool {
+
+class SegmentStore {
+ public:
+  /// dir must exist. segment_bytes: when the active segment is this large, the next record starts a new one.
+  SegmentStore(std::string dir, std::uint64_t segment_bytes = 64ull << 20);
+
+  struct Recovered {
+    std::vector<std::string> ids;    // live messages, oldest first
+    std::vector<std::string> notes;  // torn tails and unreadable records, for the log
+  };
+  /// Reads every segment, rebuilds the index, opens a new active segment.
+  /// read_only (`unsubrelay queue list` beside a running relay): writes nothing.
+  std::optional<Recovered> open(std::string* error, bool read_only = false);
+  bool contains(const std::string& id) const;
+
+  /// Appends a message (its queue file bytes, end record included) and
+  /// returns once it is durable: "" or the error (nothing is acknowledged).
+  std::string put(const std::string& id, const std::string& queue_file);
+  /// A recipient's outcome (not yet durable: sync()).
+  std::string mark(const std::string& id, std::size_t index, RecipientStatus status);
+  /// A deferral's state line ("attempts next reason"), durable when it returns.
+  std::string defer(const std::string& id, const std::string& state_line);
+  /// Makes every record written so far durable.
+  std::string sync();
+  /// The message is done (delivered, bounced or deleted). Not synced: a crash
+  /// before the next sync delivers it again, as with a queue file.
+  std::string remove(const std::string& id);
+
+  /// The queue file bytes of a live message with its outcomes folded in (R->D/X), and its last state line.
+  struct Message {
+    std::string queue_file;
+    std::string state_line;
+  };
+  std::optional<Message> read(const std::string& id, std::string* error) const;
+  std::vector<std::string> ids() const;
+
+  /// Copies the live messages of the oldest segments into the active one (outcomes folded in) until
+  /// at most max_segments are left; then deletes what nothing needs. Returns the messages moved.
+  std::size_t compact(std::size_t max_segments);
+  std::size_t segment_count() const;
+  std::uint64_t syncs() const;
+
+ private:
+  struct Entry {
+    std::uint64_t segment = 0;  // where its M record is
+    std::uint64_t offset = 0;   // of the payload's queue file bytes
+    std::uint64_t length = 0;
+    std::vector<std::pair<std::size_t, RecipientStatus>> marks;
+    std::string state_line;
+  };
+  std::string segment_path(std::uint64_t seq) const;
+  /// Appends under mutex_ (rotating first when the active segment is full); the writer to wait on.
+  std::shared_ptr<SegmentWriter> append(RecordKind kind, const std::string& payload, std::uint64_t* ticket,
+                                        std::string* error);
+  void apply(const ScannedRecord& r, std::uint64_t segment, std::vector<std::string>& notes);
+  void release_segments();
+
+  std::string dir_;
+  std::uint64_t segment_bytes_;
+  mutable std::mutex mutex_;
+  std::map<std::string, Entry> index_;
+  std::map<std::uint64_t, std::size_t> live_;  // segment -> messages whose M record is there (every segment listed)
+  std::shared_ptr<SegmentWriter> active_;  // shared: a waiter keeps a rotated-away segment alive
+  std::uint64_t active_seq_ = 0;
+  std::uint64_t retired_syncs_ = 0;
+};
+
+}  // namespace unsubrelay::spool
