@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "unsubrelay/common/clock.hpp"
+#include "unsubrelay/common/text.hpp"
 #include "unsubrelay/http/event_stream.hpp"
 #include "unsubrelay/http/service.hpp"
 
