@@ -17,9 +17,19 @@ relay's process, or Postfix's processes with what master reaped), peak RSS
 
   python3 bench/postfix_compare.py --cells 10:1,100:10 --messages 2000
   python3 bench/postfix_compare.py --smoke          # checks the script: NOT a figure
+
+Two more targets measure the events of issue 26 (docs/events.md) against plain
+unsubrelay in the same run: unsubrelay+events (a loopback webhook receiver that
+answers at once, every event type on, batch_size 100) and unsubrelay+slow (the
+same receiver answering each POST after 200 ms). For them the table adds the
+receiver's lag: how long after the sink had the last copy the receiver had its
+event (the relay never waits for it; only the lag grows).
+
+  python3 bench/postfix_compare.py --cells 10:10 --targets unsubrelay,unsubrelay+events,unsubrelay+slow
 """
 
 import argparse
+import http.server
 import json
 import os
 import re
@@ -29,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -155,6 +166,45 @@ class Sink:
         self.out.close()
 
 
+class EventReceiver:
+    """A loopback webhook receiver (docs/events.md) keeping the highest event id posted to it,
+    answering each POST with 204 after delay seconds, and when it last grew (for the lag). Every
+    event of this benchmark is a copy's `delivered`, ids 1, 2, ...: id N is the Nth copy's."""
+
+    def __init__(self, work, delay):
+        self.max_id, self.last, self.delay = 0, 0.0, delay
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if owner.delay:
+                    time.sleep(owner.delay)
+                owner.max_id = max([owner.max_id] + [e["id"] for e in (body if isinstance(body, list) else [body])])
+                owner.last = time.monotonic()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.secret = os.path.join(work, f"hook-secret-{self.server.server_port}")
+        with open(self.secret, "w") as f:
+            f.write("bench-secret\n")
+
+    def relay_config(self):
+        names = ["delivered", "deferred", "bounced", "blocked", "complaint", "suppressed", "unsubscribe",
+                 "resubscribe", "erase"]
+        return {"webhooks": [{"url": f"http://127.0.0.1:{self.server.server_port}/events", "secret_file": self.secret,
+                              "events": names, "batch_size": 100, "batch_ms": 200}]}
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def start_relay(work, port, sink_port, extra=None, cpus=None):
     """The Release relay: upstream kind smtp to the sink, SESSIONS connections, fsynced spool."""
     rdir = tempfile.mkdtemp(prefix="relaybench-", dir=work)
@@ -211,6 +261,7 @@ def run_target(target, work, message, messages, rcpts, warmup, options):
     port = free_port()
     relay = None
     pf_dir = None
+    receiver = None
     try:
         if target == "direct":
             dest = sink.port
@@ -233,7 +284,11 @@ def run_target(target, work, message, messages, rcpts, warmup, options):
                                        capture_output=True, text=True, check=True).stdout)
             per_message = -(-rcpts // limit)
         else:
-            relay, _ = start_relay(work, port, sink.port, options.get("relay_config"), options.get("relay_cpus"))
+            extra = dict(options.get("relay_config") or {})
+            if target in ("unsubrelay+events", "unsubrelay+slow"):
+                receiver = EventReceiver(work, 0.2 if target == "unsubrelay+slow" else 0.0)
+                extra.update(receiver.relay_config())
+            relay, _ = start_relay(work, port, sink.port, extra, options.get("relay_cpus"))
             dest = port
             per_message = rcpts  # one copy per recipient, each with its own link
 
@@ -275,7 +330,14 @@ def run_target(target, work, message, messages, rcpts, warmup, options):
             with open(f"/proc/{relay.pid}/status") as f:
                 peak[0] = max(peak[0], int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)))
         n = messages * rcpts
-        return {"target": target, "seconds": elapsed, "complete": complete,
+        lag = None
+        if receiver:  # every copy's delivered event (warm-up included), once the sink has all copies
+            done = start + elapsed
+            give_up = time.monotonic() + options.get("timeout", 1800)
+            while receiver.max_id < (warmup + messages) * rcpts and time.monotonic() < give_up:
+                time.sleep(0.05)
+            lag = max(0.0, receiver.last - done) if receiver.max_id >= (warmup + messages) * rcpts else None
+        return {"target": target, "receiver_lag_s": lag, "seconds": elapsed, "complete": complete,
                 "messages_per_s": messages / elapsed, "recipients_per_s": n / elapsed,
                 "cpu_ms_per_rcpt": cpu_all * 1000 / n,
                 "own_cpu_ms_per_rcpt": cpu_own * 1000 / n if target != "direct" else None,
@@ -290,6 +352,8 @@ def run_target(target, work, message, messages, rcpts, warmup, options):
             time.sleep(0.5)
             os.remove("/etc/postfix/main.cf")
         sink.stop()
+        if receiver:
+            receiver.stop()
 
 
 def parse_args():
@@ -321,6 +385,10 @@ def print_table(rows, repeat):
             own = f"{r['own_cpu_ms_per_rcpt']:.3f}" if r["own_cpu_ms_per_rcpt"] is not None else "-"
             rss = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-"
             done = "" if r["complete"] else " (INCOMPLETE)"
+            if r.get("receiver_lag_s") is not None:
+                done += f" (receiver lag {r['receiver_lag_s']:.1f} s)"
+            elif t in ("unsubrelay+events", "unsubrelay+slow"):
+                done += " (receiver INCOMPLETE)"
             print(f"| {size_kb} KB | {rcpts} | {t}{done} | {r['messages_per_s']:.0f} | {r['recipients_per_s']:.0f} "
                   f"| {r['cpu_ms_per_rcpt']:.3f} | {own} | {rss} | {vs_pf} | {vs_direct} "
                   f"| {spread[t][0]:.0f}-{spread[t][1]:.0f} |")

@@ -16,6 +16,7 @@
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/config/config.hpp"
+#include "unsubrelay/http/event_stream.hpp"
 #include "unsubrelay/http/webhook.hpp"
 #include "unsubrelay/mime/rewriter.hpp"
 #include "unsubrelay/store/store.hpp"
@@ -43,8 +44,10 @@ commands:
                               sent / delivered / deferred / bounced / suppressed / unsubscribed per launch,
                               with hard_bounced / soft_bounced / blocked / complaints / complaint_rate /
                               sent_after_optout
-  export -c FILE [--since TIME] [--format jsonl|csv] [--tenant ID]
-                              subscription events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM
+  export -c FILE [--since TIME] [--events LIST] [--format jsonl|csv] [--tenant ID]
+                              events (TIME: unix seconds or YYYY-MM-DD), for an ESP or CRM; LIST: comma-separated
+                              (delivered,deferred,bounced,blocked,complaint,suppressed,unsubscribe,resubscribe,
+                              erase; default: the last three) (docs/events.md)
   suppression list|add|remove|import -c FILE ... [--tenant ID]
                               manage the suppression list (docs/suppression.md)
   contact show|erase -c FILE ADDRESS [--tenant ID]
@@ -73,7 +76,7 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
       a.config_path = args[i].substr(9);
     } else if (args[i] == "--recipient" || args[i] == "--campaign" || args[i] == "--launch" || args[i] == "--id" ||
                args[i] == "-o" || args[i] == "--since" || args[i] == "--format" || args[i] == "--topic" ||
-               args[i] == "--tenant") {
+               args[i] == "--tenant" || args[i] == "--events") {
       if (i + 1 >= args.size()) return std::nullopt;
       a.options[args[i]] = args[i + 1];
       ++i;
@@ -322,34 +325,47 @@ std::string csv_field(const std::string& v) {
 int export_command(const Arguments& a, const CliTenant& tenant) {
   const auto since = parse_time(option(a, "--since"));
   const auto format = option(a, "--format").empty() ? std::string("jsonl") : option(a, "--format");
-  if (!since || (format != "jsonl" && format != "csv")) {
-    std::cerr << "usage: unsubrelay export -c FILE [--since UNIX_SECONDS|YYYY-MM-DD] [--format jsonl|csv] "
-                 "[--tenant ID]\n";
+  const bool chosen = a.options.count("--events") != 0;
+  std::string why;
+  const auto filter = chosen ? http::EventFilter::parse(option(a, "--events"), why) : http::EventFilter::subscription();
+  if (!filter) std::cerr << "unsubrelay export: --events: " << why << "\n";
+  if (!since || !filter || (format != "jsonl" && format != "csv")) {
+    std::cerr << "usage: unsubrelay export -c FILE [--since UNIX_SECONDS|YYYY-MM-DD] [--events LIST] "
+                 "[--format jsonl|csv] [--tenant ID]\n";
     return exit_usage;
   }
   auto store = open_cli_store(tenant);
   if (!store) return 1;
-  if (format == "csv") std::cout << "time,action,source,uid,email,email_id,launch_list_id,ip,user_agent\n";
+  // Without --events the columns of before issue 26; with it, a copy's outcome fields too.
+  if (format == "csv") {
+    std::cout << "time,action,source,uid,email,email_id,launch_list_id,ip,user_agent"
+              << (chosen ? ",topic,queue_id,copy,status,detail,kind,upstream_id\n" : "\n");
+  }
   long long after = 0;
   for (;;) {
-    const auto page = store->events_since(*since, after, 1000);
+    const auto page = http::read_events(*store, *filter, *since, after, 1000, static_cast<long long>(std::time(nullptr)));
     if (!page) {
       std::cerr << "unsubrelay: store: " << store->last_error() << "\n";
       return 1;
     }
-    for (const auto& [id, e] : *page) {
-      after = id;
-      const auto address = store->address_of(e.uid).value_or("");
+    for (const auto& x : page->events) {
+      const auto& e = x.event;
       if (format == "csv") {
-        std::cout << fmt::format("{},{},{},{},{},{},{},{},{}\n", e.time, store::name(e.action), e.source, e.uid,
-                                 csv_field(address),
-                                 csv_field(e.email_id), csv_field(e.launch_list_id), csv_field(e.ip),
-                                 csv_field(e.user_agent));
+        std::cout << fmt::format("{},{},{},{},{},{},{},{},{}", e.time, store::name(e.action), e.source, e.uid,
+                                 csv_field(x.address), csv_field(e.email_id), csv_field(e.launch_list_id),
+                                 csv_field(e.ip), csv_field(e.user_agent));
+        if (chosen) {
+          std::cout << fmt::format(",{},{},{},{},{},{},{}", csv_field(e.topic), csv_field(e.queue_id),
+                                   e.copy >= 0 ? std::to_string(e.copy) : "", csv_field(e.status),
+                                   csv_field(e.detail), csv_field(e.kind), csv_field(e.upstream_id));
+        }
+        std::cout << "\n";
       } else {
-        std::cout << json_text(http::event_json(e, address)) << "\n";
+        std::cout << json_text(http::event_json(x, false)) << "\n";
       }
     }
-    if (page->size() < 1000) break;
+    if (page->next == after) break;
+    after = page->next;
   }
   return 0;
 }

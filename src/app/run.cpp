@@ -467,7 +467,7 @@ int run_relay(const std::string& config_path) {
 
   // Retention: batch launch data older than store.launch_retention_days goes,
   // 500 launches per short transaction, hourly; on-event launches and
-  // subscription events stay. Runs on its own thread: never in the mail path.
+  // subscription events stay (outcome events go after store.event_retention_days). Runs on its own thread: never in the mail path.
   std::atomic<bool> stopping{false};
   // The complaint rate of each tenant's own copies (SPEC Part 3: statistics per tenant).
   std::vector<feedback::ComplaintRateWatch> complaint_rates{{*store, feedback_metrics, default_label}};
@@ -483,20 +483,29 @@ int run_relay(const std::string& config_path) {
         const auto cutoff = static_cast<long long>(std::time(nullptr)) - cfg.store.launch_retention_days * 86400LL;
         std::vector<std::pair<std::string, store::Store*>> stores{{"default", store.get()}};
         for (const auto& t : tenants) stores.emplace_back(t->id, t->store.get());  // each tenant's own (SPEC Part 3)
+        // A copy's outcome events (docs/events.md) older than store.event_retention_days go too.
+        const auto event_cutoff = static_cast<long long>(std::time(nullptr)) - cfg.store.event_retention_days * 86400LL;
         for (const auto& [tenant, each] : stores) {
-          std::size_t total = 0;
-          for (;;) {
-            const auto n = each->purge_batch_launches(cutoff, 500);
-            if (!n) {
-              spdlog::warn("retention: tenant {}: {}", tenant, each->last_error());
-              break;
+          const auto purge = [&, &tenant = tenant, each = each](auto step, std::size_t batch) {
+            std::size_t total = 0;
+            for (;;) {
+              const auto n = step(batch);
+              if (!n) {
+                spdlog::warn("retention: tenant {}: {}", tenant, each->last_error());
+                break;
+              }
+              total += *n;
+              if (*n < batch || stopping) break;
             }
-            total += *n;
-            if (*n < 500 || stopping) break;
-          }
+            return total;
+          };
+          const auto total = purge([&, each = each](std::size_t n) { return each->purge_batch_launches(cutoff, n); }, 500);
+          const auto events = purge([&, each = each](std::size_t n) { return each->purge_events(event_cutoff, n); }, 5000);
           const auto who = cfg.tenants.empty() ? std::string() : "tenant " + tenant + ": ";
           if (total) spdlog::info("retention: {}{} batch launch(es) older than {} days purged", who, total,
                                   cfg.store.launch_retention_days);
+          if (events) spdlog::info("retention: {}{} outcome event(s) older than {} days purged", who, events,
+                                   cfg.store.event_retention_days);
         }
         next = std::chrono::steady_clock::now() + std::chrono::hours(1);
       }

@@ -312,6 +312,7 @@ void load_store(Section& s, Store& st) {
   s.string("path", st.path);
   s.string("url", st.url);
   s.integer("launch_retention_days", st.launch_retention_days, 1, 36500);
+  s.integer("event_retention_days", st.event_retention_days, 1, 36500);
   if (st.kind == "postgresql" && st.url.empty()) s.error(s.raw("kind"), "store.url", "is required for postgresql");
   s.finish();
 }
@@ -370,6 +371,22 @@ void detail::load_webhooks(const YAML::Node& node, const std::string& list, std:
     s.string("url", w.url);
     readable_file(s, "secret_file", w.secret_file);
     s.integer("lease_seconds", w.lease_seconds, 2, 3600);
+    s.integer("batch_size", w.batch_size, 1, 1000);
+    s.integer("batch_ms", w.batch_ms, 0, 60000);
+    if (s.present("events")) {
+      s.strings("events", w.events);
+      // The names docs/events.md lists (store::action_named; config sits below the store).
+      static const std::set<std::string> known = {"unsubscribe", "resubscribe", "erase",     "delivered", "deferred",
+                                                  "bounced",     "blocked",     "complaint", "suppressed"};
+      for (const auto& e : w.events) {
+        if (!known.count(e)) {
+          s.error(s.raw("events"), path + ".events",
+                  fmt::format("unknown event \"{}\": one of unsubscribe, resubscribe, erase, delivered, deferred, "
+                              "bounced, blocked, complaint, suppressed", e.substr(0, 40)));
+        }
+      }
+      if (w.events.empty()) s.error(s.raw("events"), path + ".events", "must name at least one event");
+    }
     if (!w.url.starts_with("http://") && !w.url.starts_with("https://")) {
       s.error(s.raw("url"), path + ".url", "must start with http:// or https://");
     }

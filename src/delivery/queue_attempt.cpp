@@ -39,6 +39,7 @@
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/delivery/bounce.hpp"
 #include "unsubrelay/delivery/feedback_hooks.hpp"
+#include "unsubrelay/delivery/outcome_event.hpp"
 #include "unsubrelay/feedback/locate.hpp"
 #include "unsubrelay/mime/scanner.hpp"
 #include "unsubrelay/delivery/queue_manager.hpp"
@@ -377,6 +378,8 @@ void QueueManager::record_outcome(Attempt& a, std::size_t i, const CopyOutcome& 
                     : r.status == DeliveryStatus::bounced ? store::SendStatus::bounced
                                                           : store::SendStatus::deferred;
     a.sends.push_back({a.plan->launch_list_id(), a.uids[i], a.id, r.upstream_id, st, now, r.reply});
+    a.sends.back().event = copy_event(a.copy_of(i), a.scope.topic, r, outcome.suppressed,  // issue 26
+                                      a.t->suppression == config::Suppression::campaign ? "campaign" : "global", now);
     a.send_addresses.push_back(env.recipients[i]);
     if (a.feedback() && !suppressed) {
       if (auto report = a.feedback()->refusal(a.copy_of(i), r, now)) a.reports.push_back(std::move(*report));
@@ -434,6 +437,11 @@ void QueueManager::expire_deferred(Attempt& a, long long now) {
                         fmt::format("message expired after {} hours in the queue; last error: {}",
                                     retry_.max_age_hours, a.defer_reason)});
     spdlog::info("{}: to=<{}>, status=expired, returned to sender", a.id, a.envelope().recipients[i]);
+    if (a.campaign() && !a.uids[i].empty()) {  // its event rides on the send record (issue 26)
+      for (auto& send : a.sends) {
+        if (send.uid == a.uids[i]) send.event = expired_event(a.copy_of(i), a.scope.topic, a.defer_reason, now);
+      }
+    }
     if (a.feedback() && a.campaign() && !a.uids[i].empty()) {
       if (auto report = a.feedback()->expiry(a.copy_of(i), a.defer_reason, now)) {
         a.reports.push_back(std::move(*report));

@@ -179,6 +179,7 @@ unsigned required_scopes(std::string_view method, std::string_view path) {
     if (get) return scope_read;
     return when((put || del) && rest.size() > 1, scope_write);
   }
+  if (path == "/api/v1/events") return when(get, scope_read);  // IPs and user agents: scope_export too
   if (path.starts_with("/api/v1/contacts/")) {
     // A contact without its events' IPs and user agents for read; with them for export.
     if (get) return scope_read | scope_export;

@@ -392,6 +392,7 @@ Response Service::handle(const Request& r) {
     if (path.starts_with("/api/v1/contacts/") && path.size() > 17) {
       return contact_route(r, path.substr(17), query, scopes);
     }
+    if (path == "/api/v1/events") return events_route(r, query, scopes);
     const std::string prefix = "/api/v2/email/", suffix = "/responses/summary";
     if (path.starts_with(prefix) && path.ends_with(suffix) && path.size() > prefix.size() + suffix.size() &&
         r.method == "GET") {

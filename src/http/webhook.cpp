@@ -3,6 +3,7 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "unsubrelay/common/json.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/common/tls.hpp"
+#include "unsubrelay/http/event_stream.hpp"
 #include "unsubrelay/token/token.hpp"
 
 namespace unsubrelay::http {
@@ -31,12 +33,14 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 
-namespace {
-
-struct Url {
+struct WebhookUrl {
   bool tls = false;
   std::string host, port, target;
 };
+
+namespace {
+
+using Url = WebhookUrl;
 
 std::optional<Url> parse_url(const std::string& url) {
   Url u;
@@ -66,7 +70,7 @@ std::optional<Url> parse_url(const std::string& url) {
 
 /// One POST; returns the status code, or 0 and why on a network failure.
 int post(const Url& url, asio::ssl::context* tls, const std::string& body, const std::string& signature,
-         long long event_id, std::string& why) {
+         long long event_id, std::size_t count, std::string& why) {
   try {
     asio::io_context io;
     tcp::resolver resolver(io);
@@ -76,7 +80,8 @@ int post(const Url& url, asio::ssl::context* tls, const std::string& body, const
     req.set(bhttp::field::user_agent, "unsubrelay-webhook");
     req.set(bhttp::field::content_type, "application/json");
     req.set("X-Unsubrelay-Signature", signature);
-    req.set("X-Unsubrelay-Event-Id", std::to_string(event_id));
+    req.set("X-Unsubrelay-Event-Id", std::to_string(event_id));  // a batch: its last event's
+    req.set("X-Unsubrelay-Event-Count", std::to_string(count));
     req.body() = body;
     req.prepare_payload();
     bhttp::response<bhttp::string_body> res;
@@ -109,19 +114,6 @@ int post(const Url& url, asio::ssl::context* tls, const std::string& body, const
 
 std::string webhook_signature(const std::string& secret, const std::string& body) {
   return "sha256=" + hex(token::hmac_sha256(secret, body));
-}
-
-nlohmann::json event_json(const store::Event& e, const std::string& email) {
-  return {{"action", store::name(e.action)},
-          {"source", e.source},
-          {"time", e.time},
-          {"uid", e.uid},
-          {"email", email},
-          {"email_id", e.email_id},
-          {"launch_list_id", e.launch_list_id},
-          {"ip", e.ip},
-          {"user_agent", e.user_agent},
-          {"topic", e.topic}};
 }
 
 void WebhookSender::pause(std::chrono::milliseconds d) const {
@@ -161,97 +153,187 @@ void WebhookSender::stop() {
   }
 }
 
+std::optional<long long> WebhookSender::start_position(const std::string& name, std::size_t index) {
+  const auto stored = store_.cursor(name);
+  if (!stored) return std::nullopt;
+  if (*stored >= 0) return *stored;
+  // This relay's cursor file from an older version; else events from now on,
+  // not the whole history (`unsubrelay export` gives that).
+  long long cursor = 0;
+  std::ifstream in(fmt::format("{}/{}.cursor", state_dir_, index));
+  if (!(in >> cursor)) {
+    cursor = 0;
+    for (;;) {
+      const auto page = store_.events_since(0, cursor, 1000);
+      if (!page) return std::nullopt;
+      if (page->empty()) break;
+      cursor = page->back().id;
+    }
+  }
+  if (!store_.set_cursor(name, cursor)) return std::nullopt;
+  spdlog::info("{}: first start, sending the events after id {}", printable(name, 110), cursor);
+  return cursor;
+}
+
+/// The fleet's lease on one receiver (store::Store::take_lease), renewed when
+/// half of it is gone; between renewals this relay sends freely.
+class WebhookLease {
+ public:
+  WebhookLease(store::Store& store, std::string name, std::string holder, std::string url, long long ttl)
+      : store_(store), name_(std::move(name)), holder_(std::move(holder)), url_(std::move(url)), ttl_(ttl) {}
+
+  bool hold() {
+    const auto now = static_cast<long long>(std::time(nullptr));
+    if (leader_ && now < held_until_ - ttl_ / 2) return true;
+    const bool was = leader_;
+    leader_ = store_.take_lease(name_, holder_, now, ttl_);
+    if (leader_) held_until_ = now + ttl_;
+    if (leader_ != was || !decided_) {  // the first answer is logged either way: an operator sees which relay sends
+      decided_ = true;
+      spdlog::info("webhook {}: {} sender for this fleet", printable(url_, 100),
+                   leader_ ? "this relay is now the" : "another relay is now the");
+    }
+    return leader_;
+  }
+
+ private:
+  store::Store& store_;
+  std::string name_, holder_, url_;
+  long long ttl_;
+  long long held_until_ = 0;
+  bool leader_ = false;
+  bool decided_ = false;
+};
+
+/// One receiver's reading: the stored position, how far this relay has read,
+/// and the batch of wanted events read since the position.
+struct WebhookSender::Stream {
+  using clock = std::chrono::steady_clock;
+  long long cursor = -1;   // everything up to it was accepted (or not wanted)
+  long long stored = -1;   // the cursor as last stored (at most once a second while events flow)
+  clock::time_point stored_at;
+  long long scanned = -1;  // read: the batch holds what was wanted of it
+  std::vector<store::StoredEvent> batch;
+  clock::time_point batch_started;
+  long long gap_id = -1;  // a missing id (event_stream.hpp) and since when
+  clock::time_point gap_since;
+};
+
+std::optional<bool> WebhookSender::read_more(const config::Webhook& hook, const EventFilter& filter, Stream& s) {
+  // Enough for the batch's room even when most events are not wanted, not so many that a
+  // full batch leaves most of the page read for nothing (the read holds SQLite's lock).
+  const std::size_t limit = std::clamp<std::size_t>((hook.batch_size - s.batch.size()) * 4, 100, 1000);
+  const auto page = store_.events_since(0, s.scanned, limit);
+  if (!page) return std::nullopt;
+  const auto take = settled_count(*page, s.scanned, [&](long long missing, const store::StoredEvent&) {
+    if (missing != s.gap_id) s.gap_id = missing, s.gap_since = Stream::clock::now();
+    return Stream::clock::now() - s.gap_since < std::chrono::seconds(10);
+  });
+  for (std::size_t i = 0; i < take && s.batch.size() < hook.batch_size; ++i) {
+    s.scanned = (*page)[i].id;
+    if (!filter.wants((*page)[i].event.action)) continue;
+    if (s.batch.empty()) s.batch_started = Stream::clock::now();
+    s.batch.push_back((*page)[i]);
+  }
+  return take < limit;  // caught up: nothing more to read now
+}
+
 void WebhookSender::run(std::size_t index, config::Webhook hook, std::string secret) {
   const auto url = parse_url(hook.url);
   if (!url) return;
+  std::string why;
+  const auto filter = hook.events.empty() ? EventFilter::subscription() : EventFilter::of(hook.events, why);
+  if (!filter) {
+    spdlog::error("webhook {}: {}", printable(hook.url, 100), why);
+    return;
+  }
   const auto name = "webhook " + hook.url;  // lease and cursor, shared by every relay sending there
-  const auto ttl = static_cast<long long>(hook.lease_seconds);
-  // The lease is renewed when half of it is gone; between renewals this relay sends freely.
-  long long held_until = 0;
-  bool leader = false;
-  bool decided = false;  // the first answer is logged either way: an operator sees which relay sends
-  auto hold = [&] {
-    const auto now = static_cast<long long>(std::time(nullptr));
-    if (leader && now < held_until - ttl / 2) return true;
-    const bool was = leader;
-    leader = store_.take_lease(name, holder_, now, ttl);
-    if (leader) held_until = now + ttl;
-    if (leader != was || !decided) {
-      decided = true;
-      spdlog::info("webhook {}: {} sender for this fleet", printable(hook.url, 100),
-                   leader ? "this relay is now the" : "another relay is now the");
+  WebhookLease lease(store_, name, holder_, hook.url, static_cast<long long>(hook.lease_seconds));
+  const std::function<bool()> hold = [&] { return lease.hold(); };
+  Stream s;
+  // The position is stored at most once a second while batches flow, and at once when the
+  // receiver has caught up or the relay stops: a store write (an fsync on SQLite) per batch
+  // competed with the mail path's. A crash resends at most that second (at least once).
+  const auto keep = [&](bool now) {
+    if (s.cursor == s.stored || (!now && Stream::clock::now() - s.stored_at < std::chrono::seconds(1))) return;
+    if (store_.set_cursor(name, s.cursor)) {
+      s.stored = s.cursor;
+      s.stored_at = Stream::clock::now();
+    } else {
+      spdlog::warn("webhook {}: cannot store the position ({}): events after {} may be sent again",
+                   printable(hook.url, 100), store_.last_error(), s.stored);
     }
-    return leader;
   };
-
-  long long cursor = -1;
   auto backoff = std::chrono::milliseconds(1000);
   while (!stopping_) {
     if (!hold()) {
+      s = Stream{};  // another relay sends: start again from the stored position when this one leads again
       pause(std::chrono::milliseconds(1000));
       continue;
     }
-    if (cursor < 0) {
-      // Where the fleet left off; else this relay's cursor file from an older version; else
-      // start with events from now on, not the whole history (`unsubrelay export` gives that).
-      const auto stored = store_.cursor(name);
-      if (!stored) {
+    if (s.cursor < 0) {
+      const auto start = start_position(name, index);
+      if (!start) {
         pause(std::chrono::milliseconds(1000));
         continue;
       }
-      cursor = *stored;
-      if (cursor < 0) {
-        std::ifstream in(fmt::format("{}/{}.cursor", state_dir_, index));
-        if (!(in >> cursor)) {
-          cursor = 0;
-          for (;;) {
-            const auto page = store_.events_since(0, cursor, 1000);
-            if (!page || page->empty()) break;
-            cursor = page->back().id;
-          }
-        }
-        if (!store_.set_cursor(name, cursor)) {
-          cursor = -1;
-          pause(std::chrono::milliseconds(1000));
-          continue;
-        }
-      }
+      s = Stream{};
+      s.cursor = s.stored = s.scanned = *start;
     }
-    const auto page = store_.events_since(0, cursor, 100);
-    if (!page || page->empty()) {
-      pause(std::chrono::milliseconds(500));
+    std::optional<bool> caught_up = false;
+    if (s.batch.size() < hook.batch_size && !(caught_up = read_more(hook, *filter, s))) {
+      pause(std::chrono::milliseconds(500));  // the store failed: try again
       continue;
     }
-    for (const auto& [id, e] : *page) {
-      if (stopping_) return;
-      auto j = event_json(e, store_.address_of(e.uid).value_or(""));
-      j["id"] = id;
-      const auto body = json_text(j);
-      bool sent = false;
-      while (!stopping_ && hold()) {
-        std::string why;
-        const int status = post(*url, tls_.get(), body, webhook_signature(secret, body), id, why);
-        if (status >= 200 && status < 300) {
-          backoff = std::chrono::milliseconds(1000);
-          sent = true;
-          break;
-        }
-        spdlog::warn("webhook {}: event {} not accepted ({}); retry in {} s", printable(hook.url, 100), id,
-                     status ? fmt::format("HTTP {}", status) : why, backoff.count() / 1000);
-        pause(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(300000));
-      }
-      if (!sent) {
-        cursor = -1;  // stopping, or another relay took over: it resumes from the stored cursor
-        break;
-      }
-      cursor = id;
-      if (!store_.set_cursor(name, cursor)) {
-        spdlog::warn("webhook {}: cannot store the cursor ({}): event {} may be sent again",
-                     printable(hook.url, 100), store_.last_error(), id);
-      }
+    if (s.batch.empty()) {
+      s.cursor = s.scanned;  // nothing wanted so far: a restart need not read it again
+      keep(*caught_up);
+      if (*caught_up) pause(std::chrono::milliseconds(200));
+      continue;
     }
+    const bool full = s.batch.size() >= hook.batch_size;
+    if (!full && *caught_up && Stream::clock::now() - s.batch_started < std::chrono::milliseconds(hook.batch_ms)) {
+      pause(std::chrono::milliseconds(std::min(100u, hook.batch_ms)));
+      continue;
+    }
+    if (!deliver(hook, *url, secret, s.batch, backoff, hold)) {
+      if (stopping_) break;
+      s = Stream{};  // another relay took over: it resumes from the stored position
+      continue;
+    }
+    s.batch.clear();
+    s.cursor = s.scanned;
+    keep(false);
   }
+  if (s.cursor >= 0 && hold()) keep(true);  // stopping: what was accepted is not sent again
+}
+
+bool WebhookSender::deliver(const config::Webhook& hook, const WebhookUrl& url, const std::string& secret,
+                            const std::vector<store::StoredEvent>& batch, std::chrono::milliseconds& backoff,
+                            const std::function<bool()>& hold) {
+  std::string body;
+  if (hook.batch_size == 1) {
+    body = json_text(event_json(batch.front(), true));  // the body receivers got before batching: one object
+  } else {
+    auto array = nlohmann::json::array();
+    for (const auto& e : batch) array.push_back(event_json(e, true));
+    body = json_text(array);
+  }
+  const auto signature = webhook_signature(secret, body);
+  while (!stopping_ && hold()) {
+    std::string why;
+    const int status = post(url, tls_.get(), body, signature, batch.back().id, batch.size(), why);
+    if (status >= 200 && status < 300) {
+      backoff = std::chrono::milliseconds(1000);
+      return true;
+    }
+    spdlog::warn("webhook {}: event {}{} not accepted ({}); retry in {} s", printable(hook.url, 100),
+                 batch.front().id, batch.size() > 1 ? fmt::format("-{}", batch.back().id) : std::string(),
+                 status ? fmt::format("HTTP {}", status) : why, backoff.count() / 1000);
+    pause(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(300000));
+  }
+  return false;
 }
 
 }  // namespace unsubrelay::http

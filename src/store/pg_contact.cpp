@@ -44,8 +44,8 @@ EraseOutcome erase_contact(pqxx::work& w, const std::string& address, const std:
                                            "dedup_key = 'erased:' || id WHERE ") + feedback_of,
                                a, uid).affected_rows();
   if (!uid.empty()) {
-    out.events = w.exec_params("UPDATE events SET ip = '', user_agent = '' WHERE uid = $1 AND "
-                               "(ip != '' OR user_agent != '')", uid).affected_rows();
+    out.events = w.exec_params("UPDATE events SET ip = '', user_agent = '', detail = '' WHERE uid = $1 AND "
+                               "(ip != '' OR user_agent != '' OR detail != '')", uid).affected_rows();
   }
   const auto sends = w.exec_params("UPDATE sends SET last_reply = '' WHERE uid = $1 AND "
                                    "strpos(lower(last_reply), $2) > 0", uid, a).affected_rows();

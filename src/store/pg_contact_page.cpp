@@ -23,7 +23,8 @@ void read_sends(pqxx::work& w, const ContactPageQuery& q, ContactRecord& out) {
 
 void read_events(pqxx::work& w, const ContactPageQuery& q, ContactRecord& out) {
   for (const auto& row : w.exec_params("SELECT id, action, source, time, email_id, launch_list_id, topic, ip, "
-                                       "user_agent FROM events WHERE uid = $1 AND id > $2 ORDER BY id LIMIT $3",
+                                       "user_agent FROM events WHERE uid = $1 AND id > $2 AND action IN "
+                                       "('unsubscribe', 'resubscribe', 'erase') ORDER BY id LIMIT $3",
                                        out.uid, q.after_event, fetch_limit(q))) {
     out.events.push_back({row[0].as<long long>(), row[1].as<std::string>(), row[2].as<std::string>(),
                           row[3].as<long long>(), row[4].as<std::string>(), row[5].as<std::string>(),

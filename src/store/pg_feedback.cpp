@@ -79,7 +79,11 @@ FeedbackOutcome record_feedback(pqxx::work& w, const Feedback& report, const Fee
       f.address, f.uid, f.launch_list_id, f.email_id, std::string(name(f.kind)), f.status.substr(0, 64),
       f.diagnostic.substr(0, 500), f.source, f.time, f.dedup_key.substr(0, 300));
   out.duplicate = inserted.empty();
-  if (out.duplicate || f.address.empty()) return out;
+  if (out.duplicate) return out;
+  // Its event (issue 26), before the unsubscribe a complaint causes; an
+  // in-session refusal's (smtp) is written with the copy's send record instead.
+  if (f.source != "smtp") insert_feedback_event(w, f);
+  if (f.address.empty()) return out;
   if (f.kind == FeedbackKind::complaint) {
     apply_complaint(w, f, out);
   } else if (f.kind != FeedbackKind::blocked) {

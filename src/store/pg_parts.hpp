@@ -55,6 +55,16 @@ std::size_t lift_erased(pqxx::work& w, const std::vector<std::string>& hashed, c
 /// bytes are gone, else why not. Sets nothing on the session (PgBouncer).
 std::string compact(PgConnection& db, const Compactions::Batch& batch);
 
+// pg_events.cpp (issue 26, docs/events.md)
+/// A copy's outcome event (a deferred one only when its send record is not deferred already).
+void insert_outcome(pqxx::work& w, const Event& event);
+/// insert_outcome for many events in one statement (one round trip), in order.
+void insert_outcomes(pqxx::work& w, const std::vector<const Event*>& events);
+/// The outcome event of a new bounce or complaint row (none when it names no contact).
+void insert_feedback_event(pqxx::work& w, const Feedback& report);
+std::vector<StoredEvent> events_since(pqxx::work& w, long long since, long long after_id, std::size_t limit);
+std::size_t purge_events(pqxx::work& w, long long cutoff, std::size_t batch);
+
 // pg_feedback.cpp
 FeedbackOutcome record_feedback(pqxx::work& w, const Feedback& report, const FeedbackPolicy& policy);
 std::vector<SentCopy> sent_copies(pqxx::work& w, const std::string& upstream_id);

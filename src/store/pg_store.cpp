@@ -83,6 +83,14 @@ constexpr const char* pg_migrations[] = {
     // Issue 24: tenant quotas, counted per window for the fleet (pg_quota.cpp).
     R"(CREATE TABLE IF NOT EXISTS quota_counts (name TEXT NOT NULL, window_start BIGINT NOT NULL,
                                                value BIGINT NOT NULL, PRIMARY KEY (name, window_start));)",
+    // Issue 26: a copy's outcomes as events (pg_events.cpp); by time for retention.
+    R"(ALTER TABLE events ADD COLUMN IF NOT EXISTS queue_id TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN IF NOT EXISTS copy_index BIGINT NOT NULL DEFAULT -1;
+       ALTER TABLE events ADD COLUMN IF NOT EXISTS status TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN IF NOT EXISTS detail TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN IF NOT EXISTS upstream_id TEXT NOT NULL DEFAULT '';
+       CREATE INDEX IF NOT EXISTS events_by_time ON events (time);)",
 };
 
 /// Held by each migration step's transaction (released at its end; a
@@ -139,6 +147,13 @@ class PgStore final : public Store {
 
   bool record_sends(const std::vector<Send>& sends) override {
     return run<bool>([&](pqxx::work& w) {
+             // Before the send records: a deferral is the copy's first when its record does not say
+             // deferred yet. All the events in one statement: no round trip per copy.
+             std::vector<const Event*> events;
+             for (const auto& x : sends) {
+               if (x.event) events.push_back(&*x.event);
+             }
+             pg::insert_outcomes(w, events);
              for (const auto& x : sends) {
                w.exec_params(
                    "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
@@ -290,20 +305,10 @@ class PgStore final : public Store {
 
   std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
                                                        std::size_t limit) override {
-    return run<std::vector<StoredEvent>>([&](pqxx::work& w) {
-      std::vector<StoredEvent> out;
-      auto r = w.exec_params("SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent, topic FROM "
-                             "events WHERE time >= $1 AND id > $2 ORDER BY id LIMIT $3",
-                             since, after_id, static_cast<long long>(limit));
-      for (const auto& row : r) {
-        out.push_back({row[0].as<long long>(),
-                       {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
-                        parse_action(row[4].as<std::string>()),
-                        row[5].as<std::string>(), row[6].as<long long>(), row[7].as<std::string>(),
-                        row[8].as<std::string>(), "", row[9].as<std::string>()}});
-      }
-      return out;
-    });
+    return run<std::vector<StoredEvent>>([&](pqxx::work& w) { return pg::events_since(w, since, after_id, limit); });
+  }
+  std::optional<std::size_t> purge_events(long long cutoff, std::size_t batch) override {
+    return run<std::size_t>([&](pqxx::work& w) { return pg::purge_events(w, cutoff, batch); });
   }
 
   std::optional<std::size_t> purge_batch_launches(long long cutoff, std::size_t batch) override {

@@ -64,8 +64,9 @@ bool erase_locked(SqliteDb& db, const ContactRecord& held, const std::string& ha
       db, std::string("UPDATE feedback SET address = '', diagnostic = '', dedup_key = 'erased:' || id WHERE ") +
               feedback_of, a, uid);
   const long long events = uid.empty() ? 0
-                                       : change_locked(db, "UPDATE events SET ip = '', user_agent = '' WHERE uid = ?1 "
-                                                           "AND (ip != '' OR user_agent != '')", uid, "");
+                                       : change_locked(db, "UPDATE events SET ip = '', user_agent = '', detail = '' "
+                                                           "WHERE uid = ?1 AND (ip != '' OR user_agent != '' OR "
+                                                           "detail != '')", uid, "");
   if (feedback < 0 || events < 0 || change_locked(db, "DELETE FROM suppressions WHERE address = ?1", a, "") < 0 ||
       change_locked(db, "UPDATE sends SET last_reply = '' WHERE uid = ?1 AND instr(lower(last_reply), ?2) > 0",
                     uid, a) < 0 ||

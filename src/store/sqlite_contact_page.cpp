@@ -37,7 +37,8 @@ bool read_sends_locked(SqliteDb& db, const ContactPageQuery& q, ContactRecord& o
 
 bool read_events_locked(SqliteDb& db, const ContactPageQuery& q, ContactRecord& out) {
   Statement s(db.db_, "SELECT id, action, source, time, email_id, launch_list_id, topic, ip, user_agent "
-                      "FROM events WHERE uid = ?1 AND id > ?2 ORDER BY id LIMIT ?3");
+                      "FROM events WHERE uid = ?1 AND id > ?2 AND action IN ('unsubscribe', 'resubscribe', 'erase') "
+                      "ORDER BY id LIMIT ?3");
   s.bind(1, out.uid).bind(2, q.after_event).bind(3, fetch_limit(q));
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {

@@ -117,6 +117,9 @@ std::optional<FeedbackOutcome> record_feedback(SqliteDb& db, const Feedback& rep
   bool inserted = false;
   bool ok = insert_report_locked(db, f, inserted);
   out.duplicate = ok && !inserted;
+  // Its event (issue 26), before the unsubscribe a complaint causes; an
+  // in-session refusal's (smtp) is written with the copy's send record instead.
+  if (ok && inserted && f.source != "smtp") ok = insert_feedback_event_locked(db, f);
   if (ok && inserted && !f.address.empty()) {
     if (f.kind == FeedbackKind::complaint) {
       ok = apply_complaint_locked(db, f, out);

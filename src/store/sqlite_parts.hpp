@@ -59,6 +59,15 @@ std::optional<UnverifiedTally> unverified_tally(SqliteDb& db);
 std::optional<ForwardClaim> claim_forward(SqliteDb& db, const std::string& dedup_key, const std::string& sender,
                                           const std::string& owner, long long now, unsigned per_hour);
 
+// sqlite_events.cpp (issue 26, docs/events.md)
+/// A copy's outcome event (a deferred one only when its send record is not deferred already).
+bool insert_outcome_locked(SqliteDb& db, const Event& event);
+/// The outcome event of a new bounce or complaint row (none when it names no contact).
+bool insert_feedback_event_locked(SqliteDb& db, const Feedback& report);
+std::optional<std::vector<StoredEvent>> events_since(SqliteDb& db, long long since, long long after_id,
+                                                     std::size_t limit);
+std::optional<std::size_t> purge_events(SqliteDb& db, long long cutoff, std::size_t batch);
+
 // sqlite_quota.cpp (issue 24)
 bool add_quota_counts(SqliteDb& db, const std::vector<QuotaCount>& adds, long long expire_before);
 std::optional<std::vector<long long>> quota_counts(SqliteDb& db, const std::vector<QuotaCount>& keys);

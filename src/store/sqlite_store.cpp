@@ -21,13 +21,25 @@ const char* name(Action a) {
     case Action::unsubscribe: return "unsubscribe";
     case Action::resubscribe: return "resubscribe";
     case Action::erase: return "erase";
+    case Action::delivered: return "delivered";
+    case Action::deferred: return "deferred";
+    case Action::bounced: return "bounced";
+    case Action::blocked: return "blocked";
+    case Action::complaint: return "complaint";
+    case Action::suppressed: return "suppressed";
   }
   return "?";
 }
 
-Action parse_action(std::string_view text) {
-  return text == "unsubscribe" ? Action::unsubscribe : text == "erase" ? Action::erase : Action::resubscribe;
+std::optional<Action> action_named(std::string_view text) {
+  for (auto a : {Action::unsubscribe, Action::resubscribe, Action::erase, Action::delivered, Action::deferred,
+                 Action::bounced, Action::blocked, Action::complaint, Action::suppressed}) {
+    if (text == name(a)) return a;
+  }
+  return std::nullopt;
 }
+
+Action parse_action(std::string_view text) { return action_named(text).value_or(Action::resubscribe); }
 
 const char* name(SendStatus s) {
   switch (s) {
@@ -97,6 +109,14 @@ constexpr const char* sqlite_migrations[] = {
     // Issue 24: tenant quotas, counted per window for the fleet (sqlite_quota.cpp).
     R"(CREATE TABLE quota_counts (name TEXT NOT NULL, window_start BIGINT NOT NULL, value BIGINT NOT NULL,
                                  PRIMARY KEY (name, window_start));)",
+    // Issue 26: a copy's outcomes as events (sqlite_events.cpp); by time for retention.
+    R"(ALTER TABLE events ADD COLUMN queue_id TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN copy_index BIGINT NOT NULL DEFAULT -1;
+       ALTER TABLE events ADD COLUMN status TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+       ALTER TABLE events ADD COLUMN upstream_id TEXT NOT NULL DEFAULT '';
+       CREATE INDEX events_by_time ON events (time);)",
 };
 
 class SqliteStore final : public Store, private SqliteDb {
@@ -183,6 +203,11 @@ class SqliteStore final : public Store, private SqliteDb {
     std::lock_guard lock(mutex_);
     if (!exec("BEGIN")) return false;
     for (const auto& x : sends) {
+      // Before the send record: a deferral is the copy's first when the record does not say deferred yet.
+      if (x.event && !sqlite::insert_outcome_locked(*this, *x.event)) {
+        exec("ROLLBACK");
+        return false;
+      }
       Statement s(*statements_, "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
                        "after_optout) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (launch_list_id, uid) DO UPDATE SET "
                        "queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
@@ -362,23 +387,10 @@ class SqliteStore final : public Store, private SqliteDb {
 
   std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
                                                        std::size_t limit) override {
-    std::lock_guard lock(mutex_);
-    Statement s(db_, "SELECT id, uid, email_id, launch_list_id, action, source, time, ip, user_agent, topic FROM events "
-                     "WHERE time >= ? AND id > ? ORDER BY id LIMIT ?");
-    s.bind(1, since).bind(2, after_id).bind(3, static_cast<long long>(limit));
-    std::vector<StoredEvent> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW) {
-      out.push_back({s.integer(0),
-                     {s.text(1), s.text(2), s.text(3),
-                      parse_action(s.text(4)), s.text(5), s.integer(6),
-                      s.text(7), s.text(8), "", s.text(9)}});
-    }
-    if (rc != SQLITE_DONE) {
-      last_error_ = sqlite3_errmsg(db_);
-      return std::nullopt;
-    }
-    return out;
+    return sqlite::events_since(*this, since, after_id, limit);
+  }
+  std::optional<std::size_t> purge_events(long long cutoff, std::size_t batch) override {
+    return sqlite::purge_events(*this, cutoff, batch);
   }
 
   std::optional<std::size_t> purge_batch_launches(long long cutoff, std::size_t batch) override {

@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   put(http, "summary", "GET\n/api/v2/email/222222222/responses/summary?launch_list_id=111111111\n\nBearer key\n");
   put(http, "contact-show", "GET\n/api/v1/contacts/Alice%40Example.org\n\nBearer key\n");
   put(http, "contact-erase", "DELETE\n/api/v1/contacts/alice@example.org\n\nBearer key\n");
+  put(http, "events", "GET\n/api/v1/events?types=bounced,complaint&since=1&cursor=0&limit=10\n\nBearer key\n");
   put(http, "metrics", "GET\n/metrics\n\n\n");
   put(http, "health", "GET\n/healthz\n\n\n");
 

@@ -245,10 +245,12 @@ TEST_P(SuppressionStoreTest, ComplaintUnsubscribesFromAllCampaignsWithAnEvent) {
   ASSERT_TRUE(out->suppressed);
   EXPECT_EQ(out->suppressed->scope, Scope::campaigns);
   EXPECT_EQ(t.store->unsubscribed(uid, "999"), std::optional<bool>(true));
+  // The complaint's own event (issue 26), then the opt-out it causes.
   const auto events = t.store->events_since(0, 0, 10);
-  ASSERT_EQ(events->size(), 1u);
-  EXPECT_EQ(events->front().event.source, "complaint");
-  EXPECT_EQ(events->front().event.launch_list_id, "L1");
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ(events->front().event.action, Action::complaint);
+  EXPECT_EQ(events->back().event.source, "complaint");
+  EXPECT_EQ(events->back().event.launch_list_id, "L1");
   const auto s = t.store->summary("100", "L1");
   EXPECT_EQ(s->complaints, 1u);
   EXPECT_DOUBLE_EQ(s->complaint_rate(), 1.0);

@@ -145,6 +145,7 @@ struct Store {
   std::string path = "var/unsubrelay.db";
   std::string url;
   unsigned launch_retention_days = 60;
+  unsigned event_retention_days = 30;  // copy outcome events (docs/events.md); opt-outs are kept
 };
 
 struct Spool {
@@ -164,11 +165,16 @@ struct Dkim {
   std::string algorithm = "rsa-sha256";
 };
 
-/// A receiver of subscription events (POST, JSON, HMAC-signed).
+/// A receiver of events (POST, JSON, HMAC-signed; docs/events.md).
 struct Webhook {
   std::string url;          // http:// or https://
   std::string secret_file;  // the HMAC-SHA256 key, one line
   unsigned lease_seconds = 30;  // a fleet: how soon another relay takes over a stopped sender
+  /// The event names it gets; empty (absent) = unsubscribe, resubscribe, erase (before issue 26).
+  std::vector<std::string> events;
+  /// 1 (default): one JSON object per POST, as before; more: a JSON array of up to batch_size.
+  unsigned batch_size = 1;
+  unsigned batch_ms = 1000;  // a batch waits at most this long for more events before it goes
 };
 
 /// feedback.ses_sns: Amazon SES notifications through SNS (POST /feedback/ses).

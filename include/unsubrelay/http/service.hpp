@@ -120,6 +120,8 @@ class Service final : public Handler {
   // contact_api.cpp: /api/v1/contacts/ADDRESS (personal data).
   // key_scopes: what the bearer key may do (api_keys.hpp); the IPs and user agents need scope_export.
   Response contact_route(const Request& r, const std::string& rest, const std::string& query, unsigned key_scopes);
+  // events_api.cpp: GET /api/v1/events (docs/events.md); IPs and user agents need scope_export.
+  Response events_route(const Request& r, const std::string& query, unsigned key_scopes);
   Response emarsys_unsubscribe(const Request& r);
   Response summary(const Request& r, const std::string& email_id, const std::string& query);
   Response metrics_page();

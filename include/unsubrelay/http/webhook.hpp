@@ -1,9 +1,12 @@
-// webhook.hpp: subscription events pushed to receivers, off the mail path.
+// webhook.hpp: events pushed to receivers, off the mail path (docs/events.md).
 //
-// One thread per receiver reads new events from the store, POSTs each as
-// JSON with X-Unsubrelay-Signature: sha256=HEX(HMAC-SHA256(secret, body)),
-// and retries a failure with exponential backoff (1 s doubling to 5 min)
-// before moving on: events are delivered in order, at least once. The
+// One thread per receiver reads new events from the store, keeps the actions
+// the receiver's `events:` names (absent: unsubscribe, resubscribe, erase),
+// POSTs them as JSON (one object per POST, or with batch_size > 1 an array of
+// up to batch_size, waiting at most batch_ms for more) with
+// X-Unsubrelay-Signature: sha256=HEX(HMAC-SHA256(secret, body)), and retries a
+// failure with exponential backoff (1 s doubling to 5 min) before moving on:
+// events are delivered in order, at least once. The
 // position (the last event id sent) is kept in the store under the
 // receiver's URL, so a restart resumes there. In a fleet sharing a store, the
 // relays hold a lease per receiver (store::Store::take_lease): one relay
@@ -13,7 +16,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +34,9 @@ class context;
 
 namespace unsubrelay::http {
 
+struct WebhookUrl;
+class EventFilter;
+
 class WebhookSender {
  public:
   /// tls: the client context for https:// receivers (common/tls.hpp
@@ -41,7 +49,19 @@ class WebhookSender {
   void stop();
 
  private:
+  struct Stream;
   void run(std::size_t index, config::Webhook hook, std::string secret);
+  /// Reads on from the stream's position into its batch (up to batch_size
+  /// wanted events); true when it caught up, nullopt when the store failed.
+  std::optional<bool> read_more(const config::Webhook& hook, const EventFilter& filter, Stream& s);
+  /// The position a receiver starts from: the fleet's, else an older
+  /// version's cursor file, else the newest event; nullopt when the store failed.
+  std::optional<long long> start_position(const std::string& name, std::size_t index);
+  /// POSTs one batch until the receiver accepts it; false when stopping or
+  /// when this relay lost the lease (hold() false) before it was accepted.
+  bool deliver(const config::Webhook& hook, const WebhookUrl& url, const std::string& secret,
+               const std::vector<store::StoredEvent>& batch, std::chrono::milliseconds& backoff,
+               const std::function<bool()>& hold);
   /// Sleeps d, waking early when stop() is called.
   void pause(std::chrono::milliseconds d) const;
   std::shared_ptr<boost::asio::ssl::context> tls_;
@@ -55,7 +75,5 @@ class WebhookSender {
 /// The signature header value for a body: "sha256=" + lower-case hex HMAC.
 std::string webhook_signature(const std::string& secret, const std::string& body);
 
-/// A subscription event as JSON, as webhooks post it (they add "id") and `unsubrelay export` writes it.
-nlohmann::json event_json(const store::Event& e, const std::string& email);
 
 }  // namespace unsubrelay::http

@@ -26,24 +26,20 @@ namespace unsubrelay::store {
 enum class SendStatus { queued, delivered, deferred, bounced, suppressed };
 const char* name(SendStatus s);
 
-struct Send {
-  std::string launch_list_id;
-  std::string uid;
-  std::string queue_id;
-  std::string upstream_id;
-  SendStatus status = SendStatus::queued;
-  long long time = 0;
-  std::string last_reply;
-  /// Handed upstream although an opt-out that applies to it was recorded
-  /// before (a render that raced the opt-out): sent_after_optout.
-  bool after_optout = false;
-};
-
 /// erase: the contact's personal data was erased (contact.hpp); the event names
-/// its uid (or the keyed hash), never the address.
-enum class Action { unsubscribe, resubscribe, erase };
-const char* name(Action a);  // "unsubscribe" | "resubscribe" | "erase": stored, exported, posted
+/// its uid (or the keyed hash), never the address. The others after it are a
+/// copy's outcomes (issue 26, docs/events.md): written with the copy's send
+/// record (delivery) or with its bounce or complaint row (feedback), never
+/// through record_events, and they change no suppression entry themselves.
+enum class Action { unsubscribe, resubscribe, erase, delivered, deferred, bounced, blocked, complaint, suppressed };
+const char* name(Action a);  // "unsubscribe" | … | "suppressed": stored, exported, posted
 Action parse_action(std::string_view text);
+/// The action a name means; nullopt for any other word (configuration, --events, ?types=).
+std::optional<Action> action_named(std::string_view text);
+/// unsubscribe, resubscribe, erase: what receivers and export got before issue 26.
+inline bool subscription_event(Action a) {
+  return a == Action::unsubscribe || a == Action::resubscribe || a == Action::erase;
+}
 
 struct Event {
   std::string uid;
@@ -61,6 +57,30 @@ struct Event {
   /// The topic the change is about (issue 13): an unsubscribe adds that topic's
   /// entry, a resubscribe lifts it; "" = not about one topic.
   std::string topic;
+  // A copy's outcome (docs/events.md lists which field means what per action).
+  std::string queue_id;     // the message's queue id; "" when unknown (a DSN whose copy was purged)
+  long long copy = -1;      // the recipient's index in the message; -1 when unknown
+  std::string status;       // enhanced status ("5.1.1"), or the complaint's feedback type
+  std::string detail;       // the upstream's reply, the diagnostic, or the suppression's reason
+  std::string kind;         // bounced: hard | soft; suppressed: the suppression's scope
+  std::string upstream_id;  // delivered: the upstream's message id (SES)
+};
+
+struct Send {
+  std::string launch_list_id;
+  std::string uid;
+  std::string queue_id;
+  std::string upstream_id;
+  SendStatus status = SendStatus::queued;
+  long long time = 0;
+  std::string last_reply;
+  /// Handed upstream although an opt-out that applies to it was recorded
+  /// before (a render that raced the opt-out): sent_after_optout.
+  bool after_optout = false;
+  /// The copy's outcome event, written in the same transaction (issue 26): no
+  /// store round trip of its own. A deferred one is written only when the
+  /// copy's previous send record was not deferred already (first deferral).
+  std::optional<Event> event;
 };
 
 struct Summary {
@@ -120,10 +140,12 @@ struct QuotaCount {
   long long value = 0;
 };
 
-/// One exported subscription event, with its storage id for paging.
+/// One stored event, with its storage id for paging, and the contact's
+/// address read with it ("" once the contact was erased, or for none).
 struct StoredEvent {
   long long id = 0;
   Event event;
+  std::string address;
 };
 
 class Store {
@@ -204,9 +226,14 @@ class Store {
   /// Per launch, newest first; empty filters match everything.
   virtual std::optional<std::vector<LaunchSummary>> launches(const std::string& email_id,
                                                              const std::string& launch_list_id) = 0;
-  /// Subscription events with time >= since, oldest first, at most limit.
+  /// Events of every action with time >= since and id > after_id, oldest
+  /// first, at most limit, each with its contact's address (one query).
   virtual std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
                                                                std::size_t limit) = 0;
+  /// Retention (store.event_retention_days): removes up to batch outcome
+  /// events (never unsubscribe, resubscribe or erase: the opt-out evidence)
+  /// older than cutoff, in one short transaction; how many went.
+  virtual std::optional<std::size_t> purge_events(long long cutoff, std::size_t batch) = 0;
   /// Retention: removes up to batch batch-launches created before cutoff, with
   /// their sends, in one short transaction. Returns how many launches went.
   virtual std::optional<std::size_t> purge_batch_launches(long long cutoff, std::size_t batch) = 0;
