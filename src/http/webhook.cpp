@@ -303,7 +303,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
     }
     s.batch.clear();
     s.cursor = s.scanned;
-    keep(false);
+    keep(*caught_up);  // a trickle is stored at once; a flood once a second
   }
   if (s.cursor >= 0 && hold()) keep(true);  // stopping: what was accepted is not sent again
 }

@@ -115,7 +115,8 @@ class FleetTest(unittest.TestCase):
     def test_webhooks_are_sent_once_by_the_fleet_and_taken_over(self):
         """No sleep proves "no duplicate": the sender posts events in id order from the shared
         cursor, so a marker event recorded after the others and seen at the receiver proves that
-        any repeat of the earlier ones (a stale cursor, a second sender) would have come before it."""
+        any repeat of the earlier ones (a stale cursor, a second sender) would have come before it.
+        After a kill -9 the at-least-once rule allows the dead sender's last posts again, no more."""
         webhook_port, bodies = start_webhook_receiver(self)
         secret = os.path.join(tempfile.mkdtemp(), "secret")
         with open(secret, "w") as f:
@@ -168,8 +169,14 @@ class FleetTest(unittest.TestCase):
         unsubscribe(other, 3)
         unsubscribe(other, 4)
         wait_until(lambda: "p4@example.org" in received(), timeout=30, what="the marker after the take-over")
-        self.assertEqual(received()[3:], ["p3@example.org", "p4@example.org"])
-        self.assertEqual(len(bodies), 5)
+        # At least once: the kill may come between the receiver's 200 and the stored
+        # position, so the new sender may post again the tail the dead one sent last
+        # (in order, from the shared position), never an event before it, nothing lost.
+        after = received()[3:]
+        self.assertEqual(after[-2:], ["p3@example.org", "p4@example.org"])
+        resent = after[:-2]
+        self.assertIn(resent, [[], ["p2@example.org"], ["p1@example.org", "p2@example.org"],
+                               ["p0@example.org", "p1@example.org", "p2@example.org"]])
         self.assertIn("this relay is now the sender", other.read_log())
 
 if __name__ == "__main__":
