@@ -78,20 +78,7 @@ void insert_feedback_event(pqxx::work& w, const Feedback& f) {
                                f.uid, f.address);
   if (r.empty()) return;
   const auto uid = r[0][0].as<std::string>();
-  Event e;
-  e.uid = uid;
-  e.email_id = f.email_id;
-  e.launch_list_id = f.launch_list_id;
-  e.source = f.source;
-  e.time = f.time;
-  e.status = f.status;
-  e.detail = f.diagnostic;
-  switch (f.kind) {
-    case FeedbackKind::hard_bounce: e.action = Action::bounced, e.kind = "hard"; break;
-    case FeedbackKind::soft_bounce: e.action = Action::bounced, e.kind = "soft"; break;
-    case FeedbackKind::blocked: e.action = Action::blocked; break;
-    case FeedbackKind::complaint: e.action = Action::complaint; break;
-  }
+  auto e = feedback_event(f, uid);
   if (!f.launch_list_id.empty()) {  // the copy's queue id, from its send record (the index is not kept there)
     const auto r = w.exec_params("SELECT queue_id FROM sends WHERE launch_list_id = $1 AND uid = $2",
                                  f.launch_list_id, uid);

@@ -41,20 +41,7 @@ bool insert_feedback_event_locked(SqliteDb& db, const Feedback& f) {
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db.failed();
   }
   if (uid.empty()) return true;
-  Event e;
-  e.uid = uid;
-  e.email_id = f.email_id;
-  e.launch_list_id = f.launch_list_id;
-  e.source = f.source;
-  e.time = f.time;
-  e.status = f.status;
-  e.detail = f.diagnostic;
-  switch (f.kind) {
-    case FeedbackKind::hard_bounce: e.action = Action::bounced, e.kind = "hard"; break;
-    case FeedbackKind::soft_bounce: e.action = Action::bounced, e.kind = "soft"; break;
-    case FeedbackKind::blocked: e.action = Action::blocked; break;
-    case FeedbackKind::complaint: e.action = Action::complaint; break;
-  }
+  auto e = feedback_event(f, uid);
   if (!f.launch_list_id.empty()) {  // the copy's queue id, from its send record (the index is not kept there)
     Statement s(db.db_, "SELECT queue_id FROM sends WHERE launch_list_id = ? AND uid = ?");
     s.bind(1, f.launch_list_id).bind(2, uid);

@@ -27,6 +27,24 @@ std::optional<Scope> parse_scope(std::string_view text) {
   return std::nullopt;
 }
 
+Event feedback_event(const Feedback& f, const std::string& uid) {
+  Event e;
+  e.uid = uid;
+  e.email_id = f.email_id;
+  e.launch_list_id = f.launch_list_id;
+  e.source = f.source;
+  e.time = f.time;
+  e.status = f.status;
+  e.detail = f.diagnostic;
+  switch (f.kind) {
+    case FeedbackKind::hard_bounce: e.action = Action::bounced, e.kind = "hard"; break;
+    case FeedbackKind::soft_bounce: e.action = Action::bounced, e.kind = "soft"; break;
+    case FeedbackKind::blocked: e.action = Action::blocked; break;
+    case FeedbackKind::complaint: e.action = Action::complaint; break;
+  }
+  return e;
+}
+
 const char* name(FeedbackKind k) {
   switch (k) {
     case FeedbackKind::hard_bounce: return "hard_bounce";

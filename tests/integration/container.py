@@ -24,6 +24,34 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def package():
+    """The Debian package the boot and container tests install: UNSUBRELAY_DEB, else build/deb's one .deb."""
+    if os.environ.get("UNSUBRELAY_DEB"):
+        return os.environ["UNSUBRELAY_DEB"]
+    debs = glob.glob(os.path.join(REPO, "build", "deb", "unsubrelay_*_amd64.deb"))
+    if len(debs) != 1:
+        raise AssertionError(f"expected one build/deb/unsubrelay_*_amd64.deb (./scripts/build-deb.sh), found {debs}")
+    return debs[0]
+
+
+@contextlib.contextmanager
+def netns(pid):
+    """Sockets this thread opens inside the block live in the network namespace of pid."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into the network of process {pid}")
+        try:
+            yield
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(own)
+        os.close(target)
+
+
 def debian_root():
     """The cached debootstrap root (built on first use, ~3 min)."""
     r = subprocess.run([os.path.join(REPO, "scripts", "debian-root.sh")], capture_output=True, text=True)
@@ -128,22 +156,9 @@ class Container:
         return subprocess.run(["nsenter", "-t", str(self.pid), "-n", *argv], capture_output=True, text=True,
                               timeout=timeout)
 
-    @contextlib.contextmanager
     def netns(self):
         """Sockets this thread opens inside the block live in the container's network."""
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY)
-        try:
-            if _libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns into the container's network")
-            try:
-                yield
-            finally:
-                if _libc.setns(own, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back")
-        finally:
-            os.close(own)
-            os.close(target)
+        return netns(self.pid)
 
     def path(self, inside):
         return os.path.join(self.root, inside.lstrip("/"))

@@ -9,10 +9,7 @@ later run finds it at once. `./scripts/test.sh` makes it in the background
 while the sources build (`python3 pod.py tools-image`). Needs root.
 """
 
-import contextlib
-import ctypes
 import fcntl
-import glob
 import hashlib
 import json
 import os
@@ -22,6 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from container import netns, package  # noqa: E402,F401 (netns: for the tests)
 from relay import REPO  # noqa: E402
 
 CONTAINERS_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "containers.conf")
@@ -31,8 +29,6 @@ ENV = {**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF, "DISABLE_HC_SYSTEMD": "
 TOOLS_PACKAGES = ["python3-aiosmtpd"]
 TOOLS_REPOSITORY = "localhost/unsubrelay-test-tools"
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def podman(*args, check=True, timeout=300, input=None):
@@ -47,15 +43,6 @@ def run(argv, what, timeout=900):
     if r.returncode != 0:
         raise AssertionError(f"{what} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r.stdout.strip()
-
-
-def package():
-    if os.environ.get("UNSUBRELAY_DEB"):
-        return os.environ["UNSUBRELAY_DEB"]
-    debs = glob.glob(os.path.join(REPO, "build", "deb", "unsubrelay_*_amd64.deb"))
-    if len(debs) != 1:
-        raise AssertionError(f"expected one build/deb/unsubrelay_*_amd64.deb (./scripts/build-deb.sh), found {debs}")
-    return debs[0]
 
 
 def relay_image():
@@ -143,24 +130,6 @@ def k8s_secret_json(data):
     base64 values; a `kind: Secret` document played by it is stored otherwise, podman #16269)."""
     import base64
     return json.dumps({k: base64.b64encode(v.encode()).decode() for k, v in data.items()})
-
-
-@contextlib.contextmanager
-def netns(pid):
-    """Sockets this thread opens inside the block live in the network namespace of pid (the pod's)."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns into the pod's network")
-        try:
-            yield
-        finally:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
-    finally:
-        os.close(own)
-        os.close(target)
 
 
 if __name__ == "__main__":

@@ -18,21 +18,12 @@ import socket
 import subprocess
 import unittest
 
-from container import Container, debian_root
+from container import Container, debian_root, package
 from relay import REPO, wait_until
 
 CONF = "/etc/unsubrelay/unsubrelay.yaml"
 STATE = "/var/lib/unsubrelay"
 UNIT = "unsubrelay.service"
-
-
-def package():
-    if os.environ.get("UNSUBRELAY_DEB"):
-        return os.environ["UNSUBRELAY_DEB"]
-    debs = glob.glob(os.path.join(REPO, "build", "deb", "unsubrelay_*_amd64.deb"))
-    if len(debs) != 1:
-        raise AssertionError(f"expected one build/deb/unsubrelay_*_amd64.deb (./scripts/build-deb.sh), found {debs}")
-    return debs[0]
 
 
 def claimed_security_score():

@@ -66,6 +66,10 @@ struct Event {
   std::string upstream_id;  // delivered: the upstream's message id (SES)
 };
 
+/// The event a new bounce or complaint report makes for the contact uid
+/// (both backends' record_feedback; the queue id is theirs to look up).
+Event feedback_event(const Feedback& f, const std::string& uid);
+
 struct Send {
   std::string launch_list_id;
   std::string uid;
