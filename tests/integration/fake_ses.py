@@ -42,6 +42,19 @@ def make_server_cert(directory, ca_key, ca_cert, hostname="localhost"):
     return cert, key
 
 
+def make_sns_files(directory):
+    """A CA and a server certificate for the fake SES and SNS endpoints, and the SNS
+    signing certificate and its key (what AWS keeps secret): (ca, cert, key, sign_key, sign_cert)."""
+    ca_key, ca = make_ca(directory, "ca")
+    cert, key = make_server_cert(directory, ca_key, ca)
+    sign_key = os.path.join(directory, "sign-key.pem")
+    sign_cert = os.path.join(directory, "sign-cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=sns.amazonaws.com", "-keyout", sign_key, "-out", sign_cert],
+                   check=True, capture_output=True)
+    return ca, cert, key, sign_key, sign_cert
+
+
 class Received:
     def __init__(self, mail_from, rcpt_tos, content, message_id):
         self.mail_from, self.rcpt_tos, self.content, self.message_id = mail_from, rcpt_tos, content, message_id

@@ -26,7 +26,7 @@ import uuid
 
 import test_feedback as fb
 import test_feedback_ses as sns_helpers
-from fake_ses import FakeSes, make_ca, make_server_cert
+from fake_ses import FakeSes, make_sns_files
 from relay import BIN, Relay, make_users_file, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,13 +107,7 @@ class EventsBase:
     @classmethod
     def setUpClass(cls):
         cls.files = tempfile.mkdtemp(prefix="unsubrelay-events-")
-        ca_key, cls.ca = make_ca(cls.files, "ca")
-        cls.cert, cls.key = make_server_cert(cls.files, ca_key, cls.ca)
-        cls.sign_key = os.path.join(cls.files, "sign-key.pem")
-        cls.sign_cert = os.path.join(cls.files, "sign-cert.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=sns.amazonaws.com", "-keyout", cls.sign_key, "-out", cls.sign_cert],
-                       check=True, capture_output=True)
+        cls.ca, cls.cert, cls.key, cls.sign_key, cls.sign_cert = make_sns_files(cls.files)
         for name, value in (("user", "AKIATEST"), ("password", "ses-secret"), ("api-keys", API_KEY),
                             ("all-secret", "all-events-secret"), ("legacy-secret", "legacy-secret")):
             with open(os.path.join(cls.files, name), "w") as f:

@@ -16,7 +16,7 @@ import time
 import unittest
 import uuid
 
-from fake_ses import FakeSes, make_ca, make_server_cert
+from fake_ses import FakeSes, make_sns_files
 from relay import Relay, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,14 +38,7 @@ class SesFeedbackTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.files = tempfile.mkdtemp(prefix="unsubrelay-sns-")
-        ca_key, cls.ca = make_ca(cls.files, "ca")
-        cls.cert, cls.key = make_server_cert(cls.files, ca_key, cls.ca)
-        # The SNS signing certificate and its key (what AWS keeps secret).
-        cls.sign_key = os.path.join(cls.files, "sign-key.pem")
-        cls.sign_cert = os.path.join(cls.files, "sign-cert.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=sns.amazonaws.com", "-keyout", cls.sign_key, "-out", cls.sign_cert],
-                       check=True, capture_output=True)
+        cls.ca, cls.cert, cls.key, cls.sign_key, cls.sign_cert = make_sns_files(cls.files)
         for name, value in (("user", "AKIATEST"), ("password", "ses-secret")):
             with open(os.path.join(cls.files, name), "w") as f:
                 f.write(value + "\n")
