@@ -2,6 +2,8 @@
 // a crash, and the segment writer's group commit (spool/segment_log.hpp).
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -16,18 +18,12 @@
 #include "unsubrelay/spool/spool.hpp"
 
 using namespace unsubrelay::spool;
+using namespace unsubrelay;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/unsubrelay-segment-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing_support::TempDir;
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -1,24 +1,20 @@
 // spool_test.cpp: queue file format, commit, recovery, state logs.
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include <filesystem>
 #include <fstream>
 
 #include "unsubrelay/spool/spool.hpp"
 
 using namespace unsubrelay::spool;
+using namespace unsubrelay;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/unsubrelay-spool-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing_support::TempDir;
 
 QueueEnvelope envelope() {
   return QueueEnvelope{1700000000, "192.0.2.1", "client.test", "", true, "a@example.com",
