@@ -251,11 +251,12 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
   WebhookLease lease(store_, name, holder_, hook.url, static_cast<long long>(hook.lease_seconds));
   const std::function<bool()> hold = [&] { return lease.hold(); };
   Stream s;
-  // The position is stored at most once a second while batches flow, and at once when the
-  // receiver has caught up or the relay stops: a store write (an fsync on SQLite) per batch
-  // competed with the mail path's. A crash resends at most that second (at least once).
-  const auto keep = [&](bool now) {
-    if (s.cursor == s.stored || (!now && Stream::clock::now() - s.stored_at < std::chrono::seconds(1))) return;
+  // The position is stored at most once a second while batches flow, and within 200 ms when
+  // the receiver has caught up (a trickle: at once): a store write (an fsync on SQLite) per
+  // batch competed with the mail path's. A crash resends at most that much (at least once).
+  using std::chrono::milliseconds;
+  const auto keep = [&](milliseconds at_most_every) {
+    if (s.cursor == s.stored || Stream::clock::now() - s.stored_at < at_most_every) return;
     if (store_.set_cursor(name, s.cursor)) {
       s.stored = s.cursor;
       s.stored_at = Stream::clock::now();
@@ -287,7 +288,7 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
     }
     if (s.batch.empty()) {
       s.cursor = s.scanned;  // nothing wanted so far: a restart need not read it again
-      keep(*caught_up);
+      keep(*caught_up ? milliseconds(200) : milliseconds(1000));
       if (*caught_up) pause(std::chrono::milliseconds(200));
       continue;
     }
@@ -303,9 +304,9 @@ void WebhookSender::run(std::size_t index, config::Webhook hook, std::string sec
     }
     s.batch.clear();
     s.cursor = s.scanned;
-    keep(*caught_up);  // a trickle is stored at once; a flood once a second
+    keep(*caught_up ? milliseconds(200) : milliseconds(1000));
   }
-  if (s.cursor >= 0 && hold()) keep(true);  // stopping: what was accepted is not sent again
+  if (s.cursor >= 0 && hold()) keep(milliseconds(0));  // stopping: what was accepted is not sent again
 }
 
 bool WebhookSender::deliver(const config::Webhook& hook, const WebhookUrl& url, const std::string& secret,
