@@ -7,11 +7,9 @@
 // in flight finish, then the process exits.
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <latch>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <pthread.h>
@@ -30,6 +28,7 @@
 #include "unsubrelay/app/descriptors.hpp"
 #include "unsubrelay/app/systemd_notify.hpp"
 #include "unsubrelay/app/tenants.hpp"
+#include "unsubrelay/spool/durable_file.hpp"
 #include "unsubrelay/common/certificate.hpp"
 #include "unsubrelay/common/poll.hpp"
 #include "unsubrelay/common/text.hpp"
@@ -52,14 +51,6 @@
 namespace unsubrelay::app {
 
 namespace asio = boost::asio;
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 namespace {
 
@@ -213,7 +204,7 @@ int run_relay(const std::string& config_path) {
 
   // An explicit http.page_template must be readable (check-config says so); the
   // default conf/unsubscribe.html falls back to the built-in copy of itself.
-  auto page = read_file(cfg.http.page_template);
+  auto page = spool::read_file(cfg.http.page_template);
   if (!page) {
     spdlog::info("http.page_template {} not found here: using the built-in page", cfg.http.page_template);
     page = std::string(http::embedded_page);

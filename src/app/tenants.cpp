@@ -6,6 +6,7 @@
 
 #include "unsubrelay/delivery/queue_shards.hpp"
 #include "unsubrelay/dkim/signer.hpp"
+#include "unsubrelay/spool/durable_file.hpp"
 
 namespace unsubrelay::app {
 
@@ -191,7 +192,7 @@ std::optional<TenantHttp> tenant_http(const config::Config& cfg, http::Service& 
   routes["default"] = {&default_service, http::ApiKeyMatcher(files->own["default"]), key_ids(default_keys)};
   for (const auto& t : tenants) {
     const auto* declared = cfg.find_tenant(t->id);
-    const auto own_page = declared && !declared->page_template.empty() ? read_file(declared->page_template) : page;
+    const auto own_page = declared && !declared->page_template.empty() ? spool::read_file(declared->page_template) : page;
     if (!own_page) {
       spdlog::critical("tenant {}: unsubscribe.page_template {} cannot be read", t->id, declared->page_template);
       return std::nullopt;

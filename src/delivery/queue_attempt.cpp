@@ -81,7 +81,6 @@ struct QueueManager::Attempt {
   std::shared_ptr<spool::OpenMessage> open;     // nullptr: gone, quarantined, or unreadable now
   bool gone = false;                            // removed or quarantined: forget it
   std::optional<mime::RenderPlan> plan;         // views into the content
-  std::optional<std::string> stripped;          // transactional: the content without smtp.tenant_header
   store::SendScope scope;
   std::vector<std::size_t> pending;             // the recipients (indexes) this attempt tries
   std::vector<std::string> uids;                // per recipient index; "" when not looked up
@@ -99,6 +98,8 @@ struct QueueManager::Attempt {
   const spool::QueueEnvelope& envelope() const { return open->message.envelope; }
   std::string_view content() const { return open->content(); }
   bool campaign() const { return plan && plan->rewritten(); }
+  /// Transactional mail without smtp.tenant_header, when it carried one (the plan removed it).
+  const std::string* stripped() const { return plan && plan->stripped() ? &*plan->stripped() : nullptr; }
   FeedbackHooks* feedback() const { return t ? t->feedback : nullptr; }
   /// Recipient i's campaign copy, for the feedback hooks.
   CampaignCopy copy_of(std::size_t i) const {
@@ -189,9 +190,6 @@ void QueueManager::plan_campaign(Attempt& a) {
   const auto& plan = *a.plan;
   for (const auto& note : plan.notes()) spdlog::warn("{}: MIME: {}", a.id, note);
   a.scope = {a.campaign(), plan.email_id(), plan.launch_list_id(), plan.topic(), a.t->suppression};
-  if (!a.campaign() && !a.t->rewriter->strip_field().empty()) {
-    a.stripped = mime::without_field(a.content(), a.t->rewriter->strip_field());
-  }
   if (!plan.campaign()) return;
   if (!a.t->store->record_launch(plan.launch_list_id(), plan.email_id(), now_seconds(), plan.launch_kind(),
                             a.envelope().sender)) {
@@ -329,9 +327,9 @@ OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::str
   if (a.campaign()) {
     rendered = a.added_fields + a.t->rewriter->copy(*a.plan, a.uids[i], now_seconds());
     ++counters_->copies_rendered;
-  } else if (!a.added_fields.empty() || a.stripped) {
+  } else if (!a.added_fields.empty() || a.stripped()) {
     rendered = a.added_fields;
-    rendered += a.stripped ? std::string_view(*a.stripped) : a.content();
+    rendered += a.stripped() ? std::string_view(*a.stripped()) : a.content();
   }
   // The envelope sender is the message's, or b+TOKEN@return_path_domain (VERP) for a campaign copy.
   std::string sender = env.sender;
@@ -342,7 +340,7 @@ OutboundCopy QueueManager::render_copy(const Attempt& a, std::size_t i, std::str
         a.t->rewriter->url_for(a.uids[i], plan.email_id(), plan.launch_list_id(), now_seconds(), a.scope.topic);
     sender = a.feedback()->envelope_sender(env.sender, feedback::url_token(url));
   }
-  const bool own_text = a.campaign() || !a.added_fields.empty() || a.stripped;
+  const bool own_text = a.campaign() || !a.added_fields.empty() || a.stripped();
   return {a.id, i, std::move(sender), {env.recipients[i]}, own_text ? std::string_view(rendered) : a.content(),
           env.client_address};
 }

@@ -136,7 +136,10 @@ class PlanBuilder {
     bool any = false;
     for (const auto& t : text_) any |= !t.matches.empty();
     plan_.campaign_ = !campaign_header.empty() || any;
-    if (!plan_.campaign_) return;  // transactional mail passes through byte for byte
+    if (!plan_.campaign_) {  // transactional mail passes through byte for byte, less strip_field
+      if (!o_.strip_field.empty()) plan_.stripped_ = without_field(msg_, root, o_.strip_field);
+      return;
+    }
 
     plan_.placeholder_found_ = any;
     plan_.email_id_ = clean_id(campaign_header);

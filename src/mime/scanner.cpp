@@ -204,10 +204,14 @@ bool has_header_field(std::string_view message, std::string_view name) {
 std::optional<std::string> without_field(std::string_view message, std::string_view name) {
   const auto scanned = scan(message);
   if (!scanned.ok) return std::nullopt;
+  return without_field(message, scanned.root, name);
+}
+
+std::optional<std::string> without_field(std::string_view message, const Part& root, std::string_view name) {
   std::string out;
   std::size_t cursor = 0;
   bool found = false;
-  for (const auto& f : scanned.root.fields) {
+  for (const auto& f : root.fields) {
     if (!iequals(f.name, name)) continue;
     out.append(message.substr(cursor, f.begin - cursor));
     cursor = f.end;

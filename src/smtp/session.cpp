@@ -1,5 +1,6 @@
 // session.cpp: SMTP server session: command table, transitions, replies.
 #include "unsubrelay/smtp/session.hpp"
+#include "unsubrelay/smtp/tenant_intake.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -217,12 +218,7 @@ std::optional<Step> Session::tenant_check(const std::string& sender) {
     envelope_.no_tenant = true;
     return std::nullopt;
   }
-  const auto domain = tenant::address_domain(sender);
-  if (!sender.empty() && !tenants->domain_allowed(*tenant, domain)) {
-    return error(reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: domain {} is not one of this "
-                                                 "client's sender domains", printable(sender, 256),
-                                                 printable(domain, 256))));
-  }
+  if (auto refused = sender_refusal(sender, *tenant, *tenants)) return error(std::move(*refused));
   if (policy_.quota_refusal) {
     if (auto why = policy_.quota_refusal(*tenant, 0); !why.empty()) return one(reply(451, "4.7.1", why));
   }

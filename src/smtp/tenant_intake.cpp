@@ -51,6 +51,14 @@ std::optional<Reply> foreign_from(const mime::ScanResult& scanned, const std::st
 
 }  // namespace
 
+std::optional<Reply> sender_refusal(const std::string& sender, const std::string& tenant,
+                                    const tenant::Directory& tenants) {
+  const auto domain = tenant::address_domain(sender);
+  if (sender.empty() || tenants.domain_allowed(tenant, domain)) return std::nullopt;
+  return reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: domain {} is not one of this client's "
+                                         "sender domains", printable(sender, 256), printable(domain, 256)));
+}
+
 TenantVerdict check_tenant_content(const mime::ScanResult& scanned, const std::string& tenant,
                                    const std::string& header_name, const std::string& sender,
                                    const tenant::Directory& tenants) {
@@ -59,13 +67,7 @@ TenantVerdict check_tenant_content(const mime::ScanResult& scanned, const std::s
     if (!scanned.ok) return {reply(550, "5.7.1", "Error: the message header cannot be read to find its tenant"), ""};
     v = named_tenant(scanned.root, header_name, tenants);
     if (v.refusal) return v;
-    const auto domain = tenant::address_domain(sender);
-    if (!sender.empty() && !tenants.domain_allowed(v.tenant, domain)) {
-      v.refusal = reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: domain {} is not one of this "
-                                                  "client's sender domains", printable(sender, 256),
-                                                  printable(domain, 256)));
-      return v;
-    }
+    if ((v.refusal = sender_refusal(sender, v.tenant, tenants))) return v;
   }
   v.refusal = foreign_from(scanned, v.tenant, tenants);
   return v;

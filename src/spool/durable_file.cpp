@@ -13,6 +13,48 @@
 
 namespace unsubrelay::spool {
 
+std::optional<std::string> pread_all(int fd, std::uint64_t offset, std::uint64_t length, std::string* why,
+                                     bool* unreadable) {
+  std::string out(length, '\0');
+  std::uint64_t done = 0;
+  while (done < length) {
+    const auto n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (why) *why = n < 0 ? std::strerror(errno) : "unexpected end of file";
+      if (unreadable && n < 0) *unreadable = true;
+      return std::nullopt;
+    }
+    done += static_cast<std::uint64_t>(n);
+  }
+  return out;
+}
+
+std::optional<std::string> read_range(const std::string& path, std::uint64_t offset, std::uint64_t length,
+                                      std::string* why) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (why) *why = std::strerror(errno);
+    return std::nullopt;
+  }
+  auto out = pread_all(fd, offset, length, why);
+  ::close(fd);
+  return out;
+}
+
+std::optional<std::string> read_file(const std::string& path, std::string* why) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    if (why) *why = fmt::format("{}: {}", path, std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+    return std::nullopt;
+  }
+  auto out = pread_all(fd, 0, static_cast<std::uint64_t>(st.st_size), why);
+  ::close(fd);
+  return out;
+}
+
 std::string write_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     const auto n = ::write(fd, bytes.data(), bytes.size());

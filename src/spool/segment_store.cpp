@@ -9,10 +9,10 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
+
+#include "unsubrelay/spool/durable_file.hpp"
 
 namespace unsubrelay::spool {
 
@@ -28,31 +28,6 @@ std::optional<std::uint64_t> segment_seq(const std::string& name) {
   const auto [end, ec] = std::from_chars(name.data(), name.data() + 16, seq, 16);
   if (ec != std::errc{} || end != name.data() + 16) return std::nullopt;
   return seq;
-}
-
-std::optional<std::string> read_whole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return s.str();
-}
-
-std::optional<std::string> read_at(const std::string& path, std::uint64_t offset, std::uint64_t length) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string out(length, '\0');
-  std::uint64_t got = 0;
-  while (got < length) {
-    const auto n = ::pread(fd, out.data() + got, length - got, static_cast<off_t>(offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::uint64_t>(n);
-  }
-  ::close(fd);
-  if (got != length) return std::nullopt;
-  return out;
 }
 
 /// A queue file's bytes with recipients' outcomes written over their R bytes.
@@ -93,11 +68,8 @@ std::optional<SegmentStore::Recovered> SegmentStore::open(std::string* error, bo
   std::sort(seqs.begin(), seqs.end());
   Recovered out;
   for (const auto seq : seqs) {
-    const auto bytes = read_whole(segment_path(seq));
-    if (!bytes) {  // unreadable now (EIO): never guess; the caller retries the start
-      if (error) *error = fmt::format("read {}: {}", segment_path(seq), std::strerror(errno));
-      return std::nullopt;
-    }
+    const auto bytes = read_file(segment_path(seq), error);
+    if (!bytes) return std::nullopt;  // unreadable now (EIO): never guess; the caller retries the start
     live_.emplace(seq, 0);
     const auto scan = scan_records(*bytes);
     for (const auto& r : scan.records) apply(r, seq, out.notes);
@@ -272,9 +244,10 @@ std::optional<SegmentStore::Message> SegmentStore::read(const std::string& id, s
     }
     e = it->second;
   }
-  auto bytes = read_at(segment_path(e.segment), e.offset, e.length);
+  std::string why;
+  auto bytes = read_range(segment_path(e.segment), e.offset, e.length, &why);
   if (!bytes) {
-    if (error) *error = fmt::format("read {}: {}", segment_path(e.segment), std::strerror(errno));
+    if (error) *error = fmt::format("read {}: {}", segment_path(e.segment), why);
     return std::nullopt;
   }
   auto queue_file = folded(std::move(*bytes), e.marks);

@@ -33,37 +33,6 @@ std::string new_queue_id() {
                      static_cast<std::uint32_t>(rng()));
 }
 
-/// length bytes at offset of fd, or nullopt and why; unreadable is set on an
-/// I/O error (the file may be fine), not on a short file (damage).
-std::optional<std::string> pread_all(int fd, std::uint64_t offset, std::uint64_t length, std::string* why,
-                                     bool* unreadable = nullptr) {
-  std::string out(length, '\0');
-  std::uint64_t done = 0;
-  while (done < length) {
-    const auto n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (why) *why = n < 0 ? std::strerror(errno) : "unexpected end of file";
-      if (unreadable && n < 0) *unreadable = true;
-      return std::nullopt;
-    }
-    done += static_cast<std::uint64_t>(n);
-  }
-  return out;
-}
-
-std::optional<std::string> read_range(const std::string& path, std::uint64_t offset, std::uint64_t length,
-                                      std::string* why) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (why) *why = std::strerror(errno);
-    return std::nullopt;
-  }
-  auto out = pread_all(fd, offset, length, why);
-  ::close(fd);
-  return out;
-}
-
 /// state/ID's text; "" and exists = false when there is none.
 std::string read_state_log(const std::string& path, bool& exists) {
   exists = false;

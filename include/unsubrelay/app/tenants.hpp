@@ -85,9 +85,6 @@ struct TenantHttp {
   std::unique_ptr<http::TenantRouter> router;
 };
 
-/// A whole file's bytes (run.cpp), nullopt when it cannot be read.
-std::optional<std::string> read_file(const std::string& path);
-
 /// A Service accepts its tenant's keys and the admin keys (the router decides
 /// who reaches it); the router knows each tenant's keys alone. The shared
 /// suppression list (store::shared_tenant) has a Service that only admin keys

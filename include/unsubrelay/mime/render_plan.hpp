@@ -9,6 +9,7 @@
 #pragma once
 
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +66,8 @@ class RenderPlan {
   const std::string& unknown_topic() const { return unknown_topic_; }
   /// "batch", or "on-event" when the launch kind header says so.
   const std::string& launch_kind() const { return launch_kind_; }
+  /// Transactional mail without PlanOptions::strip_field, when it had one (else it goes as it came).
+  const std::optional<std::string>& stripped() const { return stripped_; }
   /// What was odd about the message (malformed MIME, skipped parts), for the log.
   const std::vector<std::string>& notes() const { return notes_; }
 
@@ -85,6 +88,7 @@ class RenderPlan {
   void render_value(const Piece& p, const RecipientValues& v, std::string& out) const;
 
   std::string_view original_;
+  std::optional<std::string> stripped_;
   bool campaign_ = false;
   bool passthrough_ = true;
   bool refused_ = false;

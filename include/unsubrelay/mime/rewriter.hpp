@@ -36,10 +36,8 @@ class Rewriter {
   /// The link a copy's body carries: PAGE_URL?e=TOKEN with unsubscribe.page_url, else BASE/u/TOKEN.
   std::string body_url_for(const std::string& token) const;
   const token::KeySet& keys() const { return keys_; }
-  /// smtp.tenant_header: a field no copy keeps (campaign copies here; the
-  /// delivery removes it from transactional mail with mime::without_field).
+  /// smtp.tenant_header: a field no copy keeps, campaign or transactional (RenderPlan::stripped).
   void set_strip_field(const std::string& name) { options_.strip_field = name; }
-  const std::string& strip_field() const { return options_.strip_field; }
 
  private:
   std::string token_for(const std::string& uid, const std::string& email_id, const std::string& launch_id,

@@ -64,6 +64,8 @@ bool has_header_field(std::string_view message, std::string_view name);
 /// folded lines included); nullopt when it has none, or its header cannot be
 /// read (then the message is forwarded as it is: see mime.md).
 std::optional<std::string> without_field(std::string_view message, std::string_view name);
+/// The same with the message's header already scanned (root: scan(message).root).
+std::optional<std::string> without_field(std::string_view message, const Part& root, std::string_view name);
 
 /// The value of a header field (last occurrence), "" when absent.
 std::string field_value(const Part& part, std::string_view name);

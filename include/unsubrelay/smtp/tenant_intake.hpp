@@ -26,6 +26,12 @@ struct TenantVerdict {
   std::string tenant;            // the tenant the message belongs to
 };
 
+/// The 550 5.7.1 for an envelope sender whose domain is not the tenant's, or
+/// nullopt (the null sender names no domain). At MAIL FROM, or after DATA when
+/// the header named the tenant.
+std::optional<Reply> sender_refusal(const std::string& sender, const std::string& tenant,
+                                    const tenant::Directory& tenants);
+
 /// tenant: the tenant chosen at MAIL FROM, "" when header_name names it.
 /// header_name: smtp.tenant_header when the envelope awaits it, else "".
 /// sender: the envelope sender (checked here when the header named the tenant).

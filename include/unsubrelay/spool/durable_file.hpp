@@ -5,6 +5,8 @@
 // directory entry is data too). Errors come back as messages, not exceptions.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +20,16 @@ std::string fsync_directory(const std::string& dir);
 
 /// Writes content to dir/.name.tmp, fsyncs, renames to dir/name, fsyncs dir.
 std::string write_file_atomically(const std::string& dir, const std::string& name, std::string_view content);
+
+/// length bytes at offset of fd, or nullopt and why; unreadable is set on an
+/// I/O error (the file may be fine), not on a short file (damage).
+std::optional<std::string> pread_all(int fd, std::uint64_t offset, std::uint64_t length, std::string* why,
+                                     bool* unreadable = nullptr);
+/// length bytes at offset of the file at path, or nullopt and why.
+std::optional<std::string> read_range(const std::string& path, std::uint64_t offset, std::uint64_t length,
+                                      std::string* why);
+/// The whole file at path, or nullopt and why.
+std::optional<std::string> read_file(const std::string& path, std::string* why = nullptr);
 
 /// Creates a directory and its parents, each fsynced into its parent (umask mode).
 std::string make_directories(const std::string& path);
