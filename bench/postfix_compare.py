@@ -26,6 +26,18 @@ receiver's lag: how long after the sink had the last copy the receiver had its
 event (the relay never waits for it; only the lag grows).
 
   python3 bench/postfix_compare.py --cells 10:10 --targets unsubrelay,unsubrelay+events,unsubrelay+slow
+
+Issue 25 (docs/spool.md) adds targets for the spool and for a second binary:
+  unsubrelay+files / unsubrelay+segments  the relay with spool.format forced to files or segments
+  unsubrelay@old    the binary named by UNSUBRELAY_OLD_BIN (say, a build of an earlier main),
+                    so old and new are measured in the same run
+  postfix+copies    Postfix fed personalised copies: the sender renders the campaign per
+                    recipient and submits N one-recipient messages (what a user who needs a
+                    per-recipient link does without this relay); its vs-Postfix ratio is
+                    against plain Postfix in the same cell
+
+  UNSUBRELAY_OLD_BIN=/tmp/old/unsubrelay python3 bench/postfix_compare.py --cells 10:1,100:1 \
+      --targets postfix,postfix+copies,unsubrelay@old,unsubrelay
 """
 
 import argparse
@@ -44,6 +56,8 @@ import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.path.abspath(os.environ.get("UNSUBRELAY_BIN", os.path.join(REPO, "build", "release", "unsubrelay")))
+OLD_BIN = os.environ.get("UNSUBRELAY_OLD_BIN")
+SPOOL_FORMATS = {"unsubrelay+files": "files", "unsubrelay+segments": "segments"}
 SESSIONS = 20
 
 
@@ -205,7 +219,7 @@ class EventReceiver:
         self.server.server_close()
 
 
-def start_relay(work, port, sink_port, extra=None, cpus=None):
+def start_relay(work, port, sink_port, extra=None, cpus=None, binary=BIN):
     """The Release relay: upstream kind smtp to the sink, SESSIONS connections, fsynced spool."""
     rdir = tempfile.mkdtemp(prefix="relaybench-", dir=work)
     config = {
@@ -224,7 +238,7 @@ def start_relay(work, port, sink_port, extra=None, cpus=None):
             config[key] = value
     with open(os.path.join(rdir, "relay.yaml"), "w") as f:
         json.dump(config, f)
-    cmd = [BIN, "run", "-c", "relay.yaml"]
+    cmd = [binary, "run", "-c", "relay.yaml"]
     if cpus:
         cmd = ["taskset", "-c", cpus] + cmd
     relay = subprocess.Popen(cmd, cwd=rdir, stdout=open(os.path.join(rdir, "relay.log"), "w"),
@@ -262,11 +276,12 @@ def run_target(target, work, message, messages, rcpts, warmup, options):
     relay = None
     pf_dir = None
     receiver = None
+    campaigns = messages
     try:
         if target == "direct":
             dest = sink.port
             per_message = 1
-        elif target == "postfix":
+        elif target in ("postfix", "postfix+copies"):
             pf_dir = tempfile.mkdtemp(prefix="pfbench-", dir=work)
             os.chmod(pf_dir, 0o755)  # Postfix's daemons run as user postfix and must reach their queue
             with open("/etc/postfix/main.cf", "w") as f:
@@ -283,12 +298,22 @@ def run_target(target, work, message, messages, rcpts, warmup, options):
             limit = int(subprocess.run(["postconf", "-c", f"{pf_dir}/etc", "-h", "default_destination_recipient_limit"],
                                        capture_output=True, text=True, check=True).stdout)
             per_message = -(-rcpts // limit)
+            if target == "postfix+copies":  # rcpts one-recipient copies per campaign message
+                campaigns = messages  # messages/s stays campaign messages, as for the others
+                messages, warmup, rcpts, per_message = messages * rcpts, warmup * rcpts, 1, 1
         else:
-            extra = dict(options.get("relay_config") or {})
+            extra = json.loads(json.dumps(options.get("relay_config") or {}))  # a deep copy
             if target in ("unsubrelay+events", "unsubrelay+slow"):
                 receiver = EventReceiver(work, 0.2 if target == "unsubrelay+slow" else 0.0)
                 extra.update(receiver.relay_config())
-            relay, _ = start_relay(work, port, sink.port, extra, options.get("relay_cpus"))
+            if target in SPOOL_FORMATS:
+                extra.setdefault("spool", {})["format"] = SPOOL_FORMATS[target]
+            binary = BIN
+            if target == "unsubrelay@old":
+                if not OLD_BIN:
+                    raise RuntimeError("unsubrelay@old needs UNSUBRELAY_OLD_BIN")
+                binary = os.path.abspath(OLD_BIN)
+            relay, _ = start_relay(work, port, sink.port, extra, options.get("relay_cpus"), binary)
             dest = port
             per_message = rcpts  # one copy per recipient, each with its own link
 
@@ -338,7 +363,7 @@ def run_target(target, work, message, messages, rcpts, warmup, options):
                 time.sleep(0.05)
             lag = max(0.0, receiver.last - done) if receiver.max_id >= (warmup + messages) * rcpts else None
         return {"target": target, "receiver_lag_s": lag, "seconds": elapsed, "complete": complete,
-                "messages_per_s": messages / elapsed, "recipients_per_s": n / elapsed,
+                "messages_per_s": campaigns / elapsed, "recipients_per_s": n / elapsed,
                 "cpu_ms_per_rcpt": cpu_all * 1000 / n,
                 "own_cpu_ms_per_rcpt": cpu_own * 1000 / n if target != "direct" else None,
                 "peak_rss_mb": peak[0] / 1024 if peak[0] else None}

@@ -5,6 +5,7 @@ Wall-clock figures need a quiet machine; these counts do not. The relay (Release
 build) relays smtp-source's messages to smtp-sink, as in bench/postfix_compare.py,
 under one of:
   --tool strace     strace -c -f attached after start-up: system calls per message, by name
+  --tool syncs      strace -y of fsync, fdatasync, rename and unlink: per message, by file
   --tool callgrind  valgrind --tool=callgrind, collecting only while the load runs:
                     instructions per copy, and the top functions (inclusive)
   --tool perf       perf record -g while the load runs: where the CPU goes (perf report)
@@ -62,7 +63,7 @@ def start_relay(rdir, port, sink_port, sessions, tool, extra):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tool", choices=("strace", "callgrind", "perf", "none"), default="none")
+    ap.add_argument("--tool", choices=("strace", "syncs", "callgrind", "perf", "none"), default="none")
     ap.add_argument("--size", type=int, default=10, help="message size in KB")
     ap.add_argument("--rcpts", type=int, default=10)
     ap.add_argument("--messages", type=int, default=200, help="measured messages")
@@ -97,6 +98,11 @@ def main():
             helper = subprocess.Popen(["strace", "-c", "-f", "-o", os.path.join(work, "strace.txt"), "-p",
                                        str(relay.pid)], stderr=subprocess.DEVNULL)
             time.sleep(1)
+        elif args.tool == "syncs":
+            helper = subprocess.Popen(["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,unlink",
+                                       "-o", os.path.join(work, "syncs.txt"), "-p", str(relay.pid)],
+                                      stderr=subprocess.DEVNULL)
+            time.sleep(1)
         elif args.tool == "perf":
             helper = subprocess.Popen(["perf", "record", "-g", "-o", os.path.join(work, "perf.data"), "-p",
                                        str(relay.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -129,6 +135,8 @@ def main():
         print("relay CPU by thread (s):", ", ".join(f"{name} {s:.2f}" for name, s in threads))
     elif args.tool == "strace":
         report_strace(os.path.join(work, "strace.txt"), args.messages, copies)
+    elif args.tool == "syncs":
+        report_syncs(os.path.join(work, "syncs.txt"), args.messages)
     elif args.tool == "callgrind":
         report_callgrind(os.path.join(work, "callgrind.out"), copies)
     elif args.tool == "perf":
@@ -194,6 +202,24 @@ def report_strace(path, messages, copies):
     syncs = count.get("fsync", 0) + count.get("fdatasync", 0)
     print(f"durability: fsync + fdatasync {syncs / messages:.2f} per message; "
           f"rename {count.get('rename', 0) / messages:.2f} per message (a queue file made and moved into messages/)")
+
+
+def report_syncs(path, messages):
+    """fsync, fdatasync, rename and unlink per message, by the file they were called on
+    (digits folded, so every segment or queue file counts as one name)."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"\d+\s+(\w+)\((?:\d+<([^>]*)>|\"([^\"]*)\")", line)
+            if not m:
+                continue
+            name = m.group(2) or m.group(3) or "?"
+            head, base = os.path.split(name)
+            name = os.path.join(os.path.basename(head), re.sub(r"[0-9A-Za-z]{8,}", "*", base))
+            counts[(m.group(1), name)] = counts.get((m.group(1), name), 0) + 1
+    print("durability by file (per message):")
+    for (call, name), n in sorted(counts.items(), key=lambda x: -x[1]):
+        print(f"  {call:<10} {n / messages:6.3f}  {name}")
 
 
 def report_callgrind(path, copies):

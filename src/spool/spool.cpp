@@ -92,7 +92,12 @@ std::string QueueWriter::flush_buffer() {
 
 std::string QueueWriter::append(std::string_view bytes) {
   if (segments_) {  // a small message stays in memory until its commit to a segment
-    if (kept_.size() + bytes.size() <= segment_max_ && budget_->reserve(bytes.size())) {
+    if (kept_.size() + bytes.size() <= segment_max_) {
+      // Past the memory bound it is still one record; its first attempt reads it back from the segment.
+      if (keeping_ && !budget_->reserve(bytes.size())) {
+        keeping_ = false;
+        budget_->release(kept_.size());
+      }
       kept_.append(bytes);
       content_length_ += bytes.size();
       return {};
@@ -120,6 +125,7 @@ std::string QueueWriter::spill() {
   if (tenant_pending_) tenant_offset_ = records.find("\nN ") + 3;
   buffer_ = records;
   buffer_ += kept_;
+  if (!keeping_) kept_ = std::string();  // not reserved: read back from the file
   return flush_buffer();
 }
 
@@ -129,6 +135,7 @@ std::string QueueWriter::commit_to_segment() {
   content_offset_ = records.size();
   auto err = segments_->put(id_, records + kept_ + encode_trailer(content_length_));
   if (err.empty()) committed_ = true;
+  if (!keeping_) kept_ = std::string();  // not reserved: read back from the segment
   return err;
 }
 
@@ -177,7 +184,7 @@ std::string QueueWriter::commit() {
 }
 
 std::optional<std::string> QueueWriter::content() {
-  if (keeping_) return kept_;
+  if (keeping_ || segments_) return kept_;  // a segment message is whole in memory until its commit
   if (fd_ < 0 || !flush_buffer().empty()) return std::nullopt;
   return read_range(root_ + "/incoming/" + id_, content_offset_, content_length_, nullptr);
 }

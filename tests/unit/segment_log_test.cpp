@@ -309,6 +309,32 @@ TEST(SegmentSpool, SmallMessagesAreRecordsLargeOnesFiles) {
   EXPECT_EQ(files_in(dir.path / "segments"), before);
 }
 
+// Past spool.memory_limit_mb a small message is still one segment record (no
+// queue file); only its first attempt reads it back instead of taking it from memory.
+TEST(SegmentSpool, OverTheMemoryBoundAMessageIsStillARecord) {
+  TempDir dir;
+  std::string err;
+  Spool spool(dir.path.string(), 16);  // 16 bytes of memory for hand-overs
+  spool.use_segments(4096);
+  ASSERT_EQ(spool.init(), "");
+  ASSERT_EQ(spool.recover().error, "");
+  auto w = spool.create(QueueEnvelope{1700000000, "192.0.2.1", "client.test", "", false, "a@example.com",
+                                      {"b@example.org"}}, &err);
+  ASSERT_TRUE(w) << err;
+  EXPECT_EQ(w->append("Subject: over the bound\r\n\r\n"), "");
+  EXPECT_EQ(w->append("body\r\n"), "");
+  EXPECT_EQ(w->content(), "Subject: over the bound\r\n\r\nbody\r\n");  // the content checks after DATA
+  ASSERT_EQ(w->commit(), "");
+  EXPECT_TRUE(spool.in_segment(w->id()));
+  EXPECT_TRUE(fs::is_empty(dir.path / "incoming"));
+  EXPECT_TRUE(fs::is_empty(dir.path / "messages"));
+  EXPECT_EQ(w->opened(), nullptr);  // not in memory: read back
+  EXPECT_EQ(spool.budget().used(), 0u);
+  auto open = spool.open(w->id(), &err);
+  ASSERT_TRUE(open) << err;
+  EXPECT_EQ(open->content(), "Subject: over the bound\r\n\r\nbody\r\n");
+}
+
 // smtp.tenant_header with segments: the tenant is set before the commit encodes the envelope.
 TEST(SegmentSpool, TheTenantSlotNeedsNoFile) {
   TempDir dir;

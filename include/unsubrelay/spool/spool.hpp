@@ -74,8 +74,8 @@ class QueueWriter {
   QueueWriter(std::string root, std::string id, int fd, QueueEnvelope envelope, std::shared_ptr<ContentBudget> budget);
   std::string flush_buffer();
   void keep(std::string_view bytes);
-  /// spool.format: segments: the message outgrew segment_max_ (or the memory
-  /// budget): it becomes a queue file after all, holding what came so far.
+  /// spool.format: segments: the message outgrew segment_max_: it becomes a
+  /// queue file after all, holding what came so far.
   std::string spill();
   std::string commit_to_segment();
 
@@ -91,7 +91,7 @@ class QueueWriter {
   QueueEnvelope envelope_;
   std::vector<std::uint64_t> recipient_offsets_;
   std::shared_ptr<ContentBudget> budget_;
-  std::string kept_;     // the content, while the budget allows
+  std::string kept_;     // the content, while the budget allows (with segments, until the commit regardless)
   bool keeping_ = true;
   SegmentStore* segments_ = nullptr;  // spool.format: segments, while the message is small (no file yet)
   std::size_t segment_max_ = 0;
