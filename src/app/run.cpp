@@ -220,6 +220,7 @@ int run_relay(const std::string& config_path) {
   constexpr std::size_t disk_threads = 32;
   asio::thread_pool disk(disk_threads);
   name_pool_threads(disk, disk_threads, "disk");
+  spool.set_background([&disk](std::function<void()> task) { asio::post(disk, std::move(task)); });
   // Tenants' objects (app/tenants.hpp), opened below: declared before the queue, so they outlive its threads.
   TenantSet tenant_set(cfg);
   const auto& tenants = tenant_set.tenants;

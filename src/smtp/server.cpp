@@ -5,6 +5,9 @@
 #include <cstring>
 #include <ctime>
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "connection.hpp"
@@ -138,7 +141,7 @@ struct ConnectionRunner {
       }
       if (!refused && by_header) refused = header_tenant_quota(env, tenant);
       std::string err;
-      if (!refused) err = co_await offload(server.disk_, [&] { return writer.commit(); });
+      if (!refused) err = co_await commit(writer);
       if (refused) {
         r.outcome.refusal = std::move(refused);
       } else if (!err.empty()) {
@@ -149,6 +152,24 @@ struct ConnectionRunner {
       }
     }
     co_return r;
+  }
+
+  /// A queue file's commit (fsyncs) runs on the disk pool; a segment record is
+  /// appended here and awaited while one shared sync makes it durable with
+  /// other sessions' records (spool/segment_log.hpp), holding no thread.
+  asio::awaitable<std::string> commit(spool::QueueWriter& writer) {
+    if (!writer.commits_async()) co_return co_await offload(server.disk_, [&] { return writer.commit(); });
+    auto err = co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::string)>(
+        [&writer](auto handler) {
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          writer.commit_async([shared](const std::string& e) {
+            const auto ex = asio::get_associated_executor(*shared);
+            asio::post(ex, [shared, e]() mutable { std::move(*shared)(e); });
+          });
+        },
+        asio::use_awaitable);
+    writer.finish_commit(err);
+    co_return err;
   }
 
   /// The checks of the content before the 250: which tenant the header names

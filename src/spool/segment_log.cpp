@@ -184,6 +184,33 @@ std::optional<std::uint64_t> SegmentWriter::append(RecordKind kind, std::string_
   return end_;
 }
 
+void SegmentWriter::sync_locked(std::unique_lock<std::mutex>& lock) {
+  syncing_ = true;
+  const auto target = end_;  // everything written so far rides on this sync
+  lock.unlock();
+  const int rc = ::fdatasync(fd_);
+  const int err = errno;
+  lock.lock();
+  syncing_ = false;
+  ++syncs_;
+  if (rc != 0) {
+    failed_ = fmt::format("fdatasync {}: {}", path_, std::strerror(err));
+  } else if (target > durable_) {
+    durable_ = target;
+  }
+  synced_.notify_all();
+}
+
+std::vector<std::pair<DurableCallback, std::string>> SegmentWriter::answered_locked() {
+  std::vector<std::pair<DurableCallback, std::string>> out;
+  std::erase_if(callbacks_, [&](auto& c) {
+    if (c.first > durable_ && failed_.empty()) return false;
+    out.emplace_back(std::move(c.second), c.first > durable_ ? failed_ : std::string());
+    return true;
+  });
+  return out;
+}
+
 std::string SegmentWriter::wait_durable(std::uint64_t ticket) {
   std::unique_lock lock(mutex_);
   while (durable_ < ticket) {
@@ -192,22 +219,44 @@ std::string SegmentWriter::wait_durable(std::uint64_t ticket) {
       synced_.wait(lock);
       continue;
     }
-    syncing_ = true;
-    const auto target = end_;  // everything written so far rides on this sync
-    lock.unlock();
-    const int rc = ::fdatasync(fd_);
-    const int err = errno;
-    lock.lock();
-    syncing_ = false;
-    ++syncs_;
-    if (rc != 0) {
-      failed_ = fmt::format("fdatasync {}: {}", path_, std::strerror(err));
-    } else if (target > durable_) {
-      durable_ = target;
-    }
-    synced_.notify_all();
+    sync_locked(lock);
   }
   return {};
+}
+
+void SegmentWriter::when_durable(std::uint64_t ticket, DurableCallback done, const Background& background) {
+  if (!background) {
+    done(wait_durable(ticket));
+    return;
+  }
+  std::unique_lock lock(mutex_);
+  if (durable_ >= ticket || !failed_.empty()) {
+    const auto err = durable_ >= ticket ? std::string() : failed_;
+    lock.unlock();
+    done(err);
+    return;
+  }
+  callbacks_.emplace_back(ticket, std::move(done));
+  if (serving_) return;  // the task under way syncs again for it
+  serving_ = true;
+  lock.unlock();
+  background([self = shared_from_this()] { self->serve_callbacks(); });  // the task keeps the writer alive
+}
+
+void SegmentWriter::serve_callbacks() {
+  std::unique_lock lock(mutex_);
+  while (!callbacks_.empty()) {
+    if (syncing_) {
+      synced_.wait(lock);  // a blocking waiter's sync: it may answer some callbacks
+    } else if (failed_.empty()) {
+      sync_locked(lock);
+    }
+    auto answered = answered_locked();
+    lock.unlock();
+    for (auto& [done, err] : answered) done(err);
+    lock.lock();
+  }
+  serving_ = false;
 }
 
 std::uint64_t SegmentWriter::size() const {

@@ -157,25 +157,46 @@ std::shared_ptr<SegmentWriter> SegmentStore::append(RecordKind kind, const std::
   return nullptr;
 }
 
+std::shared_ptr<SegmentWriter> SegmentStore::add_message(const std::string& id, const std::string& queue_file,
+                                                         std::uint64_t* ticket, std::string* error) {
+  std::lock_guard lock(mutex_);
+  if (id.size() != id_size || index_.count(id)) {
+    *error = "bad or duplicate queue id " + id;
+    return nullptr;
+  }
+  auto writer = append(RecordKind::message, id + queue_file, ticket, error);
+  if (!writer) return nullptr;
+  index_[id] = Entry{active_seq_, *ticket - queue_file.size(), queue_file.size(), {}, {}};
+  ++live_[active_seq_];
+  return writer;
+}
+
+void SegmentStore::retire(const std::shared_ptr<SegmentWriter>& writer) {
+  std::lock_guard lock(mutex_);
+  if (active_ == writer) {
+    retired_syncs_ += active_->syncs();
+    active_.reset();  // poisoned: the next record starts a new segment
+  }
+}
+
 std::string SegmentStore::put(const std::string& id, const std::string& queue_file) {
   std::uint64_t ticket = 0;
   std::string err;
-  std::shared_ptr<SegmentWriter> writer;
-  {
-    std::lock_guard lock(mutex_);
-    if (id.size() != id_size || index_.count(id)) return "bad or duplicate queue id " + id;
-    if (!(writer = append(RecordKind::message, id + queue_file, &ticket, &err))) return err;
-    index_[id] = Entry{active_seq_, ticket - queue_file.size(), queue_file.size(), {}, {}};
-    ++live_[active_seq_];
-  }
-  if (err = writer->wait_durable(ticket); !err.empty()) {
-    std::lock_guard lock(mutex_);
-    if (active_ == writer) {
-      retired_syncs_ += active_->syncs();
-      active_.reset();  // poisoned: the next record starts a new segment
-    }
-  }
+  const auto writer = add_message(id, queue_file, &ticket, &err);
+  if (!writer) return err;
+  if (err = writer->wait_durable(ticket); !err.empty()) retire(writer);
   return err;
+}
+
+void SegmentStore::put_async(const std::string& id, const std::string& queue_file, DurableCallback done) {
+  std::uint64_t ticket = 0;
+  std::string err;
+  const auto writer = add_message(id, queue_file, &ticket, &err);
+  if (!writer) return done(err);
+  writer->when_durable(ticket, [this, writer, done = std::move(done)](const std::string& e) {
+    if (!e.empty()) retire(writer);
+    done(e);
+  }, background_);
 }
 
 std::string SegmentStore::mark(const std::string& id, std::size_t index, RecipientStatus status) {

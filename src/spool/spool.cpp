@@ -129,14 +129,35 @@ std::string QueueWriter::spill() {
   return flush_buffer();
 }
 
-std::string QueueWriter::commit_to_segment() {
-  if (tenant_pending_) return "the message's tenant was never set";
+std::optional<std::string> QueueWriter::segment_payload(std::string* error) {
+  if (tenant_pending_) {
+    *error = "the message's tenant was never set";
+    return std::nullopt;
+  }
   const auto records = encode_envelope(envelope_, &recipient_offsets_);
   content_offset_ = records.size();
-  auto err = segments_->put(id_, records + kept_ + encode_trailer(content_length_));
+  return records + kept_ + encode_trailer(content_length_);
+}
+
+std::string QueueWriter::commit_to_segment() {
+  std::string err;
+  if (const auto payload = segment_payload(&err)) err = segments_->put(id_, *payload);
+  finish_commit(err);
+  return err;
+}
+
+void QueueWriter::commit_async(DurableCallback done) {
+  if (!segments_) return done(commit());
+  std::string err;
+  const auto payload = segment_payload(&err);
+  if (!payload) return done(err);
+  segments_->put_async(id_, *payload, std::move(done));
+}
+
+void QueueWriter::finish_commit(const std::string& err) {
+  if (!segments_) return;  // a queue file: commit() did it
   if (err.empty()) committed_ = true;
   if (!keeping_) kept_ = std::string();  // not reserved: read back from the segment
-  return err;
 }
 
 std::string QueueWriter::set_tenant(const std::string& tenant) {

@@ -25,6 +25,13 @@
 // segment is never appended to after a restart: new records go to a new one,
 // so no torn tail ever sits in front of acknowledged records.
 //
+// A caller that must not block (an SMTP session on a network thread) asks
+// when_durable() instead: its callback runs once a sync covers its record. The
+// syncs for such callers run as one task at a time on the executor given
+// (the disk pool): a task syncs, completes every callback its sync covered,
+// and syncs again while callbacks remain, so a burst of sessions costs one
+// task and a few syncs, not a blocked thread per message.
+//
 // After a failed fdatasync the writer refuses everything (the kernel may have
 // dropped the dirty pages it failed to write: PostgreSQL's "fsyncgate"); the
 // spool then moves on to a new segment.
@@ -32,6 +39,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -73,8 +81,13 @@ struct SegmentScan {
 /// The records of a segment's bytes, up to the first that is not whole and intact.
 SegmentScan scan_records(std::string_view bytes);
 
+/// Runs a task elsewhere (a thread pool); syncs for when_durable() run there.
+using Background = std::function<void(std::function<void()>)>;
+/// Told "" once its record is durable, or the error of the sync that failed.
+using DurableCallback = std::function<void(const std::string&)>;
+
 /// One segment file being appended to by many threads.
-class SegmentWriter {
+class SegmentWriter : public std::enable_shared_from_this<SegmentWriter> {
  public:
   /// Creates path (it must not exist) and makes its name durable (fsync of its directory).
   static std::unique_ptr<SegmentWriter> create(const std::string& path, std::string* error);
@@ -88,6 +101,10 @@ class SegmentWriter {
   /// Returns "" once every record up to ticket is on disk, syncing for every
   /// waiter when no sync is under way; or the error of a failed sync.
   std::string wait_durable(std::uint64_t ticket);
+  /// Without blocking: done runs (on the background executor, or here when the
+  /// record is already durable or no executor was given) once it is. The
+  /// writer must be owned by a shared_ptr (the background task holds one).
+  void when_durable(std::uint64_t ticket, DurableCallback done, const Background& background);
 
   const std::string& path() const { return path_; }
   std::uint64_t size() const;
@@ -98,6 +115,12 @@ class SegmentWriter {
 
  private:
   SegmentWriter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  /// One fdatasync for everything written so far; lock is held on entry and on return.
+  void sync_locked(std::unique_lock<std::mutex>& lock);
+  /// The background task: syncs while callbacks wait, completing those each sync covered.
+  void serve_callbacks();
+  /// Takes out the callbacks the durable bytes (or a failure) now answer.
+  std::vector<std::pair<DurableCallback, std::string>> answered_locked();
   std::string path_;
   int fd_ = -1;
   mutable std::mutex mutex_;
@@ -105,6 +128,8 @@ class SegmentWriter {
   std::uint64_t end_ = 0;      // bytes written
   std::uint64_t durable_ = 0;  // bytes known to be on disk
   bool syncing_ = false;       // a leader is in fdatasync
+  bool serving_ = false;       // a background task is serving callbacks_
+  std::vector<std::pair<std::uint64_t, DurableCallback>> callbacks_;
   std::uint64_t syncs_ = 0;
   std::string failed_;         // a write or sync failed: nothing more is accepted
 };

@@ -44,6 +44,11 @@ class SegmentStore {
   /// Appends a message (its queue file bytes, end record included) and
   /// returns once it is durable: "" or the error (nothing is acknowledged).
   std::string put(const std::string& id, const std::string& queue_file);
+  /// put() without blocking: done runs once the message is durable (or with the error), on the
+  /// background executor (set_background) or here. An SMTP session awaits it on its own thread.
+  void put_async(const std::string& id, const std::string& queue_file, DurableCallback done);
+  /// Where put_async's syncs run (the disk pool); unset, put_async blocks as put does.
+  void set_background(Background background) { background_ = std::move(background); }
   /// A recipient's outcome (not yet durable: sync()).
   std::string mark(const std::string& id, std::size_t index, RecipientStatus status);
   /// A deferral's state line ("attempts next reason"), durable when it returns.
@@ -80,6 +85,11 @@ class SegmentStore {
   /// Appends under mutex_ (rotating first when the active segment is full); the writer to wait on.
   std::shared_ptr<SegmentWriter> append(RecordKind kind, const std::string& payload, std::uint64_t* ticket,
                                         std::string* error);
+  /// The M record and its index entry; the writer to wait on, or nullptr and the error.
+  std::shared_ptr<SegmentWriter> add_message(const std::string& id, const std::string& queue_file,
+                                             std::uint64_t* ticket, std::string* error);
+  /// After a failed sync: the next record starts a new segment.
+  void retire(const std::shared_ptr<SegmentWriter>& writer);
   void apply(const ScannedRecord& r, std::uint64_t segment, std::vector<std::string>& notes);
   void release_segments();
 
@@ -91,6 +101,7 @@ class SegmentStore {
   std::shared_ptr<SegmentWriter> active_;  // shared: a waiter keeps a rotated-away segment alive
   std::uint64_t active_seq_ = 0;
   std::uint64_t retired_syncs_ = 0;
+  Background background_;
 };
 
 }  // namespace unsubrelay::spool

@@ -65,6 +65,13 @@ class QueueWriter {
   /// A file whose tenant slot was never filled is not committed (an error).
   std::string commit();
   void abort();
+  /// spool.format: segments, a message still in memory: commit_async() appends
+  /// its record on this thread and calls done once a sync shared with other
+  /// sessions made it durable (on the spool's background executor); the caller
+  /// then calls finish_commit(error) on its own thread. Else done(commit()).
+  bool commits_async() const { return segments_ != nullptr; }
+  void commit_async(DurableCallback done);
+  void finish_commit(const std::string& error);
   /// After commit: the message, open for its first delivery attempt, with its
   /// content still in memory when the budget allowed keeping it.
   std::unique_ptr<OpenMessage> opened();
@@ -78,6 +85,7 @@ class QueueWriter {
   /// queue file after all, holding what came so far.
   std::string spill();
   std::string commit_to_segment();
+  std::optional<std::string> segment_payload(std::string* error);
 
   std::string root_;
   std::string id_;
@@ -162,6 +170,10 @@ class Spool {
   /// segments of spool/segments/, larger ones to queue files. Before recover().
   /// read_only: `queue list` beside a running relay (recover() writes nothing then).
   void use_segments(std::size_t max_bytes, bool read_only = false);
+  /// Where the syncs of QueueWriter::commit_async run (the relay's disk pool). After use_segments().
+  void set_background(Background background) {
+    if (segments_) segments_->set_background(std::move(background));
+  }
 
   /// Starts a new message: creates incoming/ID with the envelope records.
   std::unique_ptr<QueueWriter> create(const QueueEnvelope& envelope, std::string* error) const;
