@@ -110,11 +110,13 @@ def main():
         base = sink.messages()
         cpu0 = proc_cpu(relay.pid)
         threads0 = thread_cpu(relay.pid)
+        switches0 = context_switches(relay.pid)
         start = time.monotonic()
         source = send_load(port, message, args, args.messages, sink, base + copies)
         elapsed = time.monotonic() - start
         cpu = proc_cpu(relay.pid) - cpu0
         threads = by_name(thread_cpu(relay.pid), threads0)
+        switches = {k: v - switches0.get(k, 0) for k, v in context_switches(relay.pid).items()}
         if helper:
             helper.send_signal(signal.SIGINT)
             helper.wait(timeout=120)
@@ -132,6 +134,8 @@ def main():
     if source.returncode:
         print("smtp-source:", source.stderr.decode(errors="replace")[-500:])
     if args.tool == "none":
+        print(f"context switches per message: {sum(switches.values()) / args.messages:.1f} (" +
+              ", ".join(f"{k} {v / args.messages:.1f}" for k, v in sorted(switches.items(), key=lambda x: -x[1])) + ")")
         print("relay CPU by thread (s):", ", ".join(f"{name} {s:.2f}" for name, s in threads))
     elif args.tool == "strace":
         report_strace(os.path.join(work, "strace.txt"), args.messages, copies)
@@ -172,6 +176,20 @@ def thread_cpu(pid):
                 head, rest = f.read().rsplit(")", 1)
             fields = rest.split()
             out[tid] = (head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / tick)
+        except OSError:
+            pass
+    return out
+
+
+def context_switches(pid):
+    """{thread name without its number: context switches so far} over every thread of pid."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                lines = f.read().splitlines()
+            name = re.sub(r"-\d+$", "", lines[0].split()[1])
+            out[name] = out.get(name, 0) + sum(int(x.split()[1]) for x in lines if "ctxt_switches" in x)
         except OSError:
             pass
     return out

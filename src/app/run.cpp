@@ -350,7 +350,7 @@ int run_relay(const std::string& config_path) {
     m += out.upstream_latency.prometheus("unsubrelay_upstream_latency_seconds");
     m += feedback_metrics.prometheus();
     m += fmt::format("# HELP unsubrelay_spool_messages Messages in the spool.\n# TYPE unsubrelay_spool_messages gauge\n"
-                     "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()));
+                     "unsubrelay_spool_messages {}\n", spool_depth(spool.messages_dir()) + spool.segment_messages());
     m += served.metric();
     if (quotas.enabled()) m += quotas.prometheus();
     return m;

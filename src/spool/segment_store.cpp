@@ -279,6 +279,11 @@ std::optional<SegmentStore::Message> SegmentStore::read(const std::string& id, s
   return Message{std::move(*queue_file), e.state_line};
 }
 
+std::size_t SegmentStore::size() const {
+  std::lock_guard lock(mutex_);
+  return index_.size();
+}
+
 std::vector<std::string> SegmentStore::ids() const {
   std::lock_guard lock(mutex_);
   std::vector<std::string> out;

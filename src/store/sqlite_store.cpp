@@ -123,6 +123,24 @@ class SqliteStore final : public Store, private SqliteDb {
  public:
   explicit SqliteStore(sqlite3* db) : SqliteDb(db) {}
 
+  /// A second, read-only connection for the event stream's pages (webhooks,
+  /// GET /api/v1/events): in WAL mode it reads beside the writer instead of
+  /// holding the mail path's connection while it reads and joins hundreds of
+  /// rows (issue 26's cost bound). nullptr for a database without a file.
+  SqliteDb* events_reader() {
+    std::call_once(reader_once_, [this] {
+      const char* path = sqlite3_db_filename(db_, "main");
+      sqlite3* r = nullptr;
+      if (!path || !*path || sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+        sqlite3_close_v2(r);
+        return;
+      }
+      sqlite3_busy_timeout(r, 5000);
+      reader_ = std::make_unique<SqliteDb>(r);
+    });
+    return reader_.get();
+  }
+
   bool migrate(std::string& error) {
     // secure_delete: freed cells and pages are zeroed, so an erased address
     // leaves no bytes behind (docs/suppression.md, "Personal data").
@@ -387,6 +405,7 @@ class SqliteStore final : public Store, private SqliteDb {
 
   std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
                                                        std::size_t limit) override {
+    if (auto* reader = events_reader()) return sqlite::events_since(*reader, since, after_id, limit);
     return sqlite::events_since(*this, since, after_id, limit);
   }
   std::optional<std::size_t> purge_events(long long cutoff, std::size_t batch) override {
@@ -463,6 +482,9 @@ class SqliteStore final : public Store, private SqliteDb {
     for (const auto& a : args) s.bind(i++, a);
     return s.step() == SQLITE_ROW;
   }
+
+  std::once_flag reader_once_;
+  std::unique_ptr<SqliteDb> reader_;  // events_reader()
 };
 
 }  // namespace

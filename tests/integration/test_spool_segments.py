@@ -42,6 +42,9 @@ class SegmentSpoolTest(unittest.TestCase):
             s.sendmail("a@example.com", ["big@example.org"], message("big", ("x" * 70 + "\r\n") * 1500))
         self.assertEqual(len(self.segments()), 1)  # 40 messages, one segment file
         self.assertEqual(len(self.relay.spool_ids()), 1)  # only the large one is a queue file
+        code, _, metrics = self.relay.http("GET", "/metrics")  # the gauge counts records and files
+        self.assertEqual(code, 200)
+        self.assertIn("\nunsubrelay_spool_messages 41\n", metrics.decode())
         listed = self.relay.cli("queue", "list")
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn(" in 41 Requests.", listed.stdout)

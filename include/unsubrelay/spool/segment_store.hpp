@@ -66,6 +66,8 @@ class SegmentStore {
   };
   std::optional<Message> read(const std::string& id, std::string* error) const;
   std::vector<std::string> ids() const;
+  /// Live messages (the unsubrelay_spool_messages gauge), without copying their ids.
+  std::size_t size() const;
 
   /// Copies the live messages of the oldest segments into the active one (outcomes folded in) until
   /// at most max_segments are left; then deletes what nothing needs. Returns the messages moved.

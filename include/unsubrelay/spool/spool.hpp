@@ -210,6 +210,8 @@ class Spool {
   static bool valid_id(std::string_view id);
   /// The message is a record in a segment (spool.format: segments), not a queue file.
   bool in_segment(const std::string& id) const { return segments_ && segments_->contains(id); }
+  /// Messages held in segments (queue files are counted in messages_dir()).
+  std::size_t segment_messages() const { return segments_ ? segments_->size() : 0; }
   const ContentBudget& budget() const { return *budget_; }
 
  private:
