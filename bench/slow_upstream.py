@@ -12,9 +12,11 @@ All on loopback. Reported: delivered copies/s over the measured messages (after
   python3 bench/slow_upstream.py                     # 20,000 messages after 1,000 warm-up
   python3 bench/slow_upstream.py --delay-ms 0        # the same with a sink that answers at once
   python3 bench/slow_upstream.py --smoke             # checks the script: NOT a figure
+  python3 bench/slow_upstream.py --relay-config '{"spool": {"format": "files"}}'   # the spool of before issue 25
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -60,6 +62,8 @@ def main():
     ap.add_argument("--delay-ms", type=float, default=60)
     ap.add_argument("--connections", type=int, default=200, help="upstream.max_connections")
     ap.add_argument("--sessions", type=int, default=50, help="smtp-source sessions feeding the relay")
+    ap.add_argument("--relay-config", default=None,
+                    help='JSON merged into the relay configuration, e.g. \'{"spool": {"format": "files"}}\'')
     ap.add_argument("--smoke", action="store_true", help="200 messages, 50 warm-up: NOT a figure")
     args = ap.parse_args()
     if args.smoke:
@@ -77,7 +81,9 @@ def main():
             if os.path.exists(stats):
                 break
             time.sleep(0.05)
-        relay, _ = start_relay(work, port, sink_port, {"upstream": {"max_connections": args.connections}})
+        extra = json.loads(args.relay_config) if args.relay_config else {}
+        extra.setdefault("upstream", {})["max_connections"] = args.connections
+        relay, _ = start_relay(work, port, sink_port, extra)
         message = campaign_file(work, args.size_kb * 1024)
         send(port, message, args.warmup, args.rcpts, args.sessions).wait()
         if not wait_count(stats, args.warmup * args.rcpts, 300):

@@ -118,11 +118,7 @@ class PgStore final : public Store {
   }
 
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
-    return run<std::vector<std::string>>([&](pqxx::work& w) {
-      std::vector<std::string> out;
-      for (const auto& a : addresses) out.push_back(pg::uid_in(w, a));
-      return out;
-    });
+    return sends_and_uids({}, addresses);
   }
 
   std::optional<std::string> address_of(const std::string& uid) override {
@@ -147,26 +143,40 @@ class PgStore final : public Store {
 
   bool record_sends(const std::vector<Send>& sends) override {
     return run<bool>([&](pqxx::work& w) {
-             // Before the send records: a deferral is the copy's first when its record does not say
-             // deferred yet. All the events in one statement: no round trip per copy.
-             std::vector<const Event*> events;
-             for (const auto& x : sends) {
-               if (x.event) events.push_back(&*x.event);
-             }
-             pg::insert_outcomes(w, events);
-             for (const auto& x : sends) {
-               w.exec_params(
-                   "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
-                   "after_optout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (launch_list_id, uid) DO UPDATE "
-                   "SET queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
-                   "updated = excluded.updated, last_reply = excluded.last_reply, "
-                   "after_optout = GREATEST(sends.after_optout, excluded.after_optout)",
-                   x.launch_list_id, x.uid, x.queue_id, x.upstream_id, std::string(name(x.status)), x.time,
-                   x.last_reply.substr(0, 500), x.after_optout ? 1LL : 0LL);
-             }
+             record_sends_in(w, sends);
              return true;
            })
         .value_or(false);
+  }
+
+  std::optional<std::vector<std::string>> sends_and_uids(const std::vector<Send>& sends,
+                                                         const std::vector<std::string>& addresses) override {
+    return run<std::vector<std::string>>([&](pqxx::work& w) {
+      record_sends_in(w, sends);
+      std::vector<std::string> out;
+      for (const auto& a : addresses) out.push_back(pg::uid_in(w, a));
+      return out;
+    });
+  }
+
+  static void record_sends_in(pqxx::work& w, const std::vector<Send>& sends) {
+    // Before the send records: a deferral is the copy's first when its record does not say
+    // deferred yet. All the events in one statement: no round trip per copy.
+    std::vector<const Event*> events;
+    for (const auto& x : sends) {
+      if (x.event) events.push_back(&*x.event);
+    }
+    pg::insert_outcomes(w, events);
+    for (const auto& x : sends) {
+      w.exec_params(
+          "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
+          "after_optout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (launch_list_id, uid) DO UPDATE "
+          "SET queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
+          "updated = excluded.updated, last_reply = excluded.last_reply, "
+          "after_optout = GREATEST(sends.after_optout, excluded.after_optout)",
+          x.launch_list_id, x.uid, x.queue_id, x.upstream_id, std::string(name(x.status)), x.time,
+          x.last_reply.substr(0, 500), x.after_optout ? 1LL : 0LL);
+    }
   }
 
   bool take_lease(const std::string& name, const std::string& holder, long long now, long long ttl) override {

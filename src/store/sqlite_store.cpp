@@ -181,19 +181,22 @@ class SqliteStore final : public Store, private SqliteDb {
   }
 
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
+    return sends_and_uids({}, addresses);
+  }
+
+  std::optional<std::vector<std::string>> sends_and_uids(const std::vector<Send>& sends,
+                                                         const std::vector<std::string>& addresses) override {
     std::lock_guard lock(mutex_);
     if (!exec("BEGIN")) return std::nullopt;
     std::vector<std::string> out;
     out.reserve(addresses.size());
+    if (!record_sends_locked(sends)) return rollback();
     for (const auto& a : addresses) {
       auto uid = sqlite::uid_locked(*this, a);
-      if (!uid) {
-        exec("ROLLBACK");
-        return std::nullopt;
-      }
+      if (!uid) return rollback();
       out.push_back(std::move(*uid));
     }
-    if (!exec("COMMIT")) return std::nullopt;
+    if (!exec("COMMIT")) return rollback();
     return out;
   }
 
@@ -217,15 +220,13 @@ class SqliteStore final : public Store, private SqliteDb {
     return s.step() == SQLITE_DONE || failed();
   }
 
-  bool record_sends(const std::vector<Send>& sends) override {
-    std::lock_guard lock(mutex_);
-    if (!exec("BEGIN")) return false;
+  bool record_sends(const std::vector<Send>& sends) override { return sends_and_uids(sends, {}).has_value(); }
+
+  /// In the caller's transaction, under mutex_.
+  bool record_sends_locked(const std::vector<Send>& sends) {
     for (const auto& x : sends) {
       // Before the send record: a deferral is the copy's first when the record does not say deferred yet.
-      if (x.event && !sqlite::insert_outcome_locked(*this, *x.event)) {
-        exec("ROLLBACK");
-        return false;
-      }
+      if (x.event && !sqlite::insert_outcome_locked(*this, *x.event)) return false;
       Statement s(*statements_, "INSERT INTO sends (launch_list_id, uid, queue_id, upstream_id, status, updated, last_reply, "
                        "after_optout) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (launch_list_id, uid) DO UPDATE SET "
                        "queue_id = excluded.queue_id, upstream_id = excluded.upstream_id, status = excluded.status, "
@@ -234,13 +235,9 @@ class SqliteStore final : public Store, private SqliteDb {
       s.bind(1, x.launch_list_id).bind(2, x.uid).bind(3, x.queue_id).bind(4, x.upstream_id);
       s.bind(5, std::string(name(x.status))).bind(6, x.time).bind(7, x.last_reply.substr(0, 500));
       s.bind(8, x.after_optout ? 1LL : 0LL);
-      if (s.step() != SQLITE_DONE) {
-        failed();
-        exec("ROLLBACK");
-        return false;
-      }
+      if (s.step() != SQLITE_DONE) return failed();
     }
-    return exec("COMMIT");
+    return true;
   }
 
   bool take_lease(const std::string& name, const std::string& holder, long long now, long long ttl) override {

@@ -231,7 +231,7 @@ TEST_P(StoreTest, GroupCommitSharesTransactionsAndKeepsAnswersApart) {
   // One send row per contact and launch: every own contact plus the shared one.
   EXPECT_EQ(t.store->summary("100", "L1")->delivered, kThreads * kRounds + 1u);
   // Fewer transactions than requests: callers arriving together were committed together.
-  EXPECT_LE(recorder.transactions(), 2u * kThreads * kRounds);
+  EXPECT_LT(recorder.transactions(), 2u * kThreads * kRounds);
   EXPECT_GT(recorder.transactions(), 0u);
 }
 

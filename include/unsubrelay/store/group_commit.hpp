@@ -90,33 +90,52 @@ class GroupCommit {
   std::size_t batches_ = 0;
 };
 
-/// The two writes of the delivery path, group-committed.
+/// The two writes of the delivery path, group-committed together: the uids an
+/// attempt starting needs and the sends an attempt ending records share one
+/// transaction (Store::sends_and_uids), so one sync serves both kinds.
 class DeliveryRecorder {
  public:
   explicit DeliveryRecorder(Store& store)
-      : store_(store),
-        uids_([this](const std::vector<std::string>& addresses, std::vector<std::string>& out) {
-          auto found = store_.uids_for(addresses);
-          if (found) out = std::move(*found);
-          return found.has_value();
-        }),
-        sends_([this](const std::vector<Send>& sends, std::vector<char>& out) {
-          const bool ok = store_.record_sends(sends);
-          out.assign(sends.size(), 1);
-          return ok;
+      : store_(store), commits_([this](const std::vector<Item>& items, std::vector<std::string>& out) {
+          return commit(items, out);
         }) {}
 
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) {
     if (addresses.empty()) return std::vector<std::string>{};
-    return uids_.run(addresses);
+    std::vector<Item> items;
+    for (const auto& a : addresses) items.push_back({&a, nullptr});
+    return commits_.run(items);
   }
-  bool record_sends(const std::vector<Send>& sends) { return sends.empty() || sends_.run(sends).has_value(); }
-  std::size_t transactions() const { return uids_.batches() + sends_.batches(); }
+  bool record_sends(const std::vector<Send>& sends) {
+    if (sends.empty()) return true;
+    std::vector<Item> items;
+    for (const auto& x : sends) items.push_back({nullptr, &x});
+    return commits_.run(items).has_value();
+  }
+  std::size_t transactions() const { return commits_.batches(); }
 
  private:
+  struct Item {  // one of the two, the caller's own (it waits until committed)
+    const std::string* address;
+    const Send* send;
+  };
+  bool commit(const std::vector<Item>& items, std::vector<std::string>& out) {
+    std::vector<std::string> addresses;
+    std::vector<Send> sends;
+    for (const auto& i : items) {
+      if (i.address) addresses.push_back(*i.address);
+      if (i.send) sends.push_back(*i.send);
+    }
+    const auto uids = store_.sends_and_uids(sends, addresses);
+    if (!uids || uids->size() != addresses.size()) return false;
+    std::size_t next = 0;
+    out.clear();
+    for (const auto& i : items) out.push_back(i.address ? (*uids)[next++] : std::string());
+    return true;
+  }
+
   Store& store_;
-  GroupCommit<std::string, std::string> uids_;
-  GroupCommit<Send, char> sends_;
+  GroupCommit<Item, std::string> commits_;
 };
 
 }  // namespace unsubrelay::store

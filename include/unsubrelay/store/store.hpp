@@ -166,6 +166,13 @@ class Store {
   virtual bool record_launch(const std::string& launch_list_id, const std::string& email_id, long long now,
                              const std::string& kind = "batch", const std::string& sender = "") = 0;
   virtual bool record_sends(const std::vector<Send>& sends) = 0;
+  /// record_sends and uids_for in one transaction (one sync for both: DeliveryRecorder's
+  /// group commit gathers the attempts starting and the attempts ending). The uids, or nullopt.
+  virtual std::optional<std::vector<std::string>> sends_and_uids(const std::vector<Send>& sends,
+                                                                 const std::vector<std::string>& addresses) {
+    if (!sends.empty() && !record_sends(sends)) return std::nullopt;
+    return addresses.empty() ? std::optional<std::vector<std::string>>(std::vector<std::string>{}) : uids_for(addresses);
+  }
   virtual bool launch_exists(const std::string& launch_list_id) = 0;
   virtual bool campaign_exists(const std::string& email_id) = 0;
   virtual bool launch_matches(const std::string& launch_list_id, const std::string& email_id) = 0;
