@@ -124,10 +124,12 @@ class SqliteStore final : public Store, private SqliteDb {
   explicit SqliteStore(sqlite3* db) : SqliteDb(db) {}
 
   /// A second, read-only connection for the event stream's pages (webhooks,
-  /// GET /api/v1/events): in WAL mode it reads beside the writer instead of
-  /// holding the mail path's connection while it reads and joins hundreds of
-  /// rows (issue 26's cost bound). nullptr for a database without a file.
-  SqliteDb* events_reader() {
+  /// GET /api/v1/events) and the send-time suppression check: in WAL mode it
+  /// reads beside the writer instead of holding the mail path's connection
+  /// while it reads and joins hundreds of rows (issue 26's cost bound), or
+  /// waiting while a commit holds it through its sync (issue 25). nullptr for
+  /// a database without a file.
+  SqliteDb* reader() {
     std::call_once(reader_once_, [this] {
       const char* path = sqlite3_db_filename(db_, "main");
       sqlite3* r = nullptr;
@@ -309,6 +311,10 @@ class SqliteStore final : public Store, private SqliteDb {
 
   std::optional<std::vector<Suppression>> suppressions_for(const std::vector<std::string>& addresses,
                                                           long long now) override {
+    // The send-time check reads beside the writer: it no longer waits while a
+    // group commit holds the connection through its sync. Every opt-out was
+    // committed before it was acknowledged, so a new read sees it.
+    if (auto* r = reader()) return sqlite::suppressions_for(*r, addresses, now);
     return sqlite::suppressions_for(*this, addresses, now);
   }
   bool suppress(const Suppression& entry) override { return sqlite::suppress(*this, entry); }
@@ -402,7 +408,7 @@ class SqliteStore final : public Store, private SqliteDb {
 
   std::optional<std::vector<StoredEvent>> events_since(long long since, long long after_id,
                                                        std::size_t limit) override {
-    if (auto* reader = events_reader()) return sqlite::events_since(*reader, since, after_id, limit);
+    if (auto* r = reader()) return sqlite::events_since(*r, since, after_id, limit);
     return sqlite::events_since(*this, since, after_id, limit);
   }
   std::optional<std::size_t> purge_events(long long cutoff, std::size_t batch) override {
@@ -481,7 +487,7 @@ class SqliteStore final : public Store, private SqliteDb {
   }
 
   std::once_flag reader_once_;
-  std::unique_ptr<SqliteDb> reader_;  // events_reader()
+  std::unique_ptr<SqliteDb> reader_;  // reader()
 };
 
 }  // namespace
