@@ -171,10 +171,14 @@ int queue_command(const Arguments& a, const config::Config& cfg) {
     for (std::size_t i = 2; i < a.words.size(); ++i) {
       const auto& id = a.words[i];
       if (spool.in_segment(id)) {
-        // The running relay owns the segments: a second writer would corrupt them.
-        std::cerr << fmt::format("unsubrelay: {}: held in a segment (spool.format: segments): queue delete does "
-                                 "not reach such messages yet (docs/spool.md)\n", id);
-        status = 1;
+        // The running relay owns the segments (one writer): it deletes the message (docs/spool.md).
+        if (auto err = spool.request_delete(id); !err.empty()) {
+          std::cerr << fmt::format("unsubrelay: {}: queue delete: {}\n", id, err);
+          status = 1;
+        } else {
+          std::cout << fmt::format("{}: delete requested: the running relay deletes it within a second "
+                                   "(a stopped one when it starts)\n", id);
+        }
       } else if (spool.remove(id)) {
         std::cout << fmt::format("{}: deleted\n", id);
       } else {

@@ -2,13 +2,17 @@
 messages are records in shared segment files (no queue file each), a large
 one is a queue file; `queue list` reads the segments beside the running
 relay; a restart delivers what was queued; the segments go once delivered.
-kill -9 under load: test_fault_crash.py (SegmentCrashRoundsTest)."""
+kill -9 under load: test_fault_crash.py (SegmentCrashRoundsTest).
+`queue delete` of a segment message is a request the relay carries out
+(SegmentDeleteTest)."""
 
 import os
+import re
 import smtplib
 import threading
 import unittest
 
+from faults import Sink, message as fault_message, send
 from relay import Relay, free_port, wait_until
 
 
@@ -46,11 +50,6 @@ class SegmentSpoolTest(unittest.TestCase):
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn(" in 41 Requests.", listed.stdout)
         self.assertIn("r7@example.org", listed.stdout)
-        segment_id = listed.stdout.split("\n")[1].split()[0]
-        deleted = self.relay.cli("queue", "delete", segment_id)
-        self.assertEqual(deleted.returncode, 1)
-        self.assertIn("held in a segment", deleted.stderr)
-
         self.assertEqual(self.relay.stop(), 0)
         self.relay.upstream = {"kind": "directory", "directory": "var/outbox"}
         self.relay.write_config()
@@ -62,6 +61,118 @@ class SegmentSpoolTest(unittest.TestCase):
         # Nothing keeps the old segments: only the one being written is left.
         wait_until(lambda: len(self.segments()) == 1, what="delivered segments deleted")
         self.assertEqual(self.relay.spool_ids(), [])
+
+
+def listed_ids(relay):
+    """The queue ids `unsubrelay queue list` shows (it must succeed)."""
+    out = relay.cli("queue", "list")
+    if out.returncode != 0:
+        raise AssertionError(f"queue list: {out.returncode}: {out.stderr}")
+    return set(re.findall(r"^([0-9A-F]{16})", out.stdout, re.M))
+
+
+class SegmentDeleteTest(unittest.TestCase):
+    """`queue delete` of a message held in a segment: the command leaves a
+    durable request (spool/requests/delete-ID), the relay deletes it."""
+
+    def test_delete_while_the_relay_runs(self):
+        # Every MAIL FROM gets a 454 (4xx): what is queued stays queued, retried each second.
+        with Sink(throttle_every=1) as sink:
+            relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                          spool={"format": "segments", "retry_min_seconds": 1, "retry_max_seconds": 1})
+            relay.start()
+            self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
+            keep, drop = send(relay.port, "keep"), send(relay.port, "drop")
+            self.assertEqual(relay.spool_ids(), [])  # both are segment records, no queue file
+            wait_until(lambda: sink.mails >= 4, what="both messages tried and refused (twice in all)")
+            self.assertEqual(listed_ids(relay), {keep, drop})
+
+            out = relay.cli("queue", "delete", drop)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(f"{drop}: delete requested", out.stdout)
+            wait_until(lambda: listed_ids(relay) == {keep}, what="the deleted message gone from queue list")
+            self.assertIn(f"{drop}: deleted from the queue (queue delete)", relay.read_log())
+            self.assertEqual(os.listdir(os.path.join(relay.spool_dir, "requests")), [])
+            # Its entry in the scheduler goes at its next attempt, as a deleted queue file's does.
+            wait_until(lambda: f"{drop}: removed from the queue by the operator" in relay.read_log(),
+                       what="the scheduler to forget the deleted message")
+
+            sink.throttle_every = 0  # the upstream takes mail again
+            wait_until(lambda: "keep" in sink.ids(), what="the kept message delivered")
+            wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+            self.assertEqual(sink.ids(), ["keep"])  # the deleted one never reached the upstream
+
+    def test_delete_while_no_relay_runs(self):
+        relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": free_port(), "tls": "none"},
+                      spool={"format": "segments"})
+        relay.start()
+        keep, drop = send(relay.port, "keep"), send(relay.port, "drop")
+        self.assertEqual(relay.stop(), 0)
+
+        out = relay.cli("queue", "delete", drop)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(f"{drop}: delete requested", out.stdout)
+        requests = os.path.join(relay.spool_dir, "requests")
+        self.assertEqual(os.listdir(requests), [f"delete-{drop}"])
+        self.assertEqual(listed_ids(relay), {keep, drop})  # until a relay carries it out
+        # Not a queue id: no request, nothing written outside requests/.
+        bad = relay.cli("queue", "delete", "../../x")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("no such message", bad.stderr)
+        self.assertEqual(os.listdir(requests), [f"delete-{drop}"])
+        # A request for a message nobody has, and a stray file: logged and dropped.
+        for name in ("delete-00000000DEADBEEF", "junk"):
+            with open(os.path.join(requests, name), "w") as f:
+                f.write("x\n")
+
+        relay.upstream = {"kind": "directory", "directory": "var/outbox"}
+        relay.write_config()
+        relay.start()
+        self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
+        relay.wait_for_outbox(1)
+        wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+        log = relay.read_log()
+        self.assertIn(f"{drop}: deleted from the queue (queue delete)", log)
+        self.assertIn("00000000DEADBEEF: queue delete: no such message in the queue; request dropped", log)
+        self.assertIn("requests/junk: not a request this relay knows; removed", log)
+        self.assertEqual(os.listdir(requests), [])
+        files = relay.outbox_files()
+        self.assertEqual(len(files), 1)
+        with open(files[0], "rb") as f:
+            self.assertIn(b"X-Test-Id: keep", f.read())
+
+
+class SegmentCompactionTest(unittest.TestCase):
+    """A long-deferred message does not keep every later segment alive: the
+    relay copies it forward once more than 4 segments are listed."""
+
+    def test_deferred_message_is_copied_forward(self):
+        port = free_port()  # nothing listens yet: the first message is deferred for an hour
+        relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": port, "tls": "none"},
+                      spool={"format": "segments", "segment_file_mb": 1, "segment_max_kb": 256,
+                             "retry_min_seconds": 3600, "retry_max_seconds": 3600})
+        relay.start()
+        self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
+        old = send(relay.port, "old")
+        wait_until(lambda: re.search(r"attempts: 1", relay.cli("queue", "list").stdout), what="the deferral")
+        segments = os.path.join(relay.spool_dir, "segments")
+        with Sink(port=port) as sink:
+            # 8 MB of 100 KB messages, delivered at once: 8+ segments of 1 MB that the old message would pin.
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                for n in range(80):
+                    s.sendmail("sender@example.com", [f"r{n}@example.org"], fault_message(f"new{n}", 100_000))
+            wait_until(lambda: sink.count() == 80, timeout=60, what="80 new messages delivered")
+            # Without compaction the old message would keep all 8+ of them; the relay keeps at most 4.
+            wait_until(lambda: len(os.listdir(segments)) <= 4, what="the segments the old message pinned deleted")
+            self.assertRegex(relay.read_log(), r"spool: 1 long-queued message\(s\) copied to the newest segment")
+            self.assertEqual(listed_ids(relay), {old})
+            # The copy is what a restart reads back (and, as after every start, tries at once).
+            self.assertEqual(relay.stop(), 0)
+            relay.start()
+            wait_until(lambda: "old" in sink.ids(), what="the old message delivered after the restart")
+            wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+            self.assertEqual(sorted(sink.ids()).count("old"), 1)
+            self.assertEqual(len(sink.ids()), 81)
 
 
 if __name__ == "__main__":

@@ -156,6 +156,7 @@ struct Spool {
   unsigned memory_limit_mb = 8;        // message content kept in memory for first attempts
   bool segments = false;               // format: segments (group-committed, docs/spool.md); files by default
   unsigned segment_max_kb = 256;       // larger messages are queue files even with segments
+  unsigned segment_file_mb = 64;       // a segment file past this size is closed and a new one begun
 };
 
 struct Dkim {
