@@ -4,7 +4,9 @@ one is a queue file; `queue list` reads the segments beside the running
 relay; a restart delivers what was queued; the segments go once delivered.
 kill -9 under load: test_fault_crash.py (SegmentCrashRoundsTest).
 `queue delete` of a segment message is a request the relay carries out
-(SegmentDeleteTest)."""
+(SegmentDeleteTest). A queue of files left by a relay with spool.format: files
+(what every relay before issue 25 wrote) is delivered after the upgrade to the
+default, segments (UpgradeTest)."""
 
 import os
 import re
@@ -45,7 +47,7 @@ class SegmentSpoolTest(unittest.TestCase):
         with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30) as s:
             s.sendmail("a@example.com", ["big@example.org"], message("big", ("x" * 70 + "\r\n") * 1500))
         self.assertEqual(len(self.segments()), 1)  # 40 messages, one segment file
-        self.assertEqual(len(self.relay.spool_ids()), 1)  # only the large one is a queue file
+        self.assertEqual(len(self.relay.queue_file_ids()), 1)  # only the large one is a queue file
         listed = self.relay.cli("queue", "list")
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn(" in 41 Requests.", listed.stdout)
@@ -83,7 +85,7 @@ class SegmentDeleteTest(unittest.TestCase):
             relay.start()
             self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
             keep, drop = send(relay.port, "keep"), send(relay.port, "drop")
-            self.assertEqual(relay.spool_ids(), [])  # both are segment records, no queue file
+            self.assertEqual(relay.queue_file_ids(), [])  # both are segment records, no queue file
             wait_until(lambda: sink.mails >= 4, what="both messages tried and refused (twice in all)")
             self.assertEqual(listed_ids(relay), {keep, drop})
 
@@ -173,6 +175,43 @@ class SegmentCompactionTest(unittest.TestCase):
             wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
             self.assertEqual(sorted(sink.ids()).count("old"), 1)
             self.assertEqual(len(sink.ids()), 81)
+
+
+class UpgradeTest(unittest.TestCase):
+    """The upgrade: a queue of files, written by a relay with spool.format:
+    files (the bytes every relay before issue 25 wrote: that code is unchanged),
+    delivered once each by a relay with the default configuration (segments)."""
+
+    def test_a_queue_of_files_is_delivered_after_the_upgrade(self):
+        port = free_port()  # the upstream is down while the old relay runs
+        relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": port, "tls": "none"},
+                      spool={"format": "files", "retry_min_seconds": 3600, "retry_max_seconds": 3600})
+        relay.start()
+        ids = {}
+        for n in range(12):
+            rcpts = [f"r{n}-{k}@example.org" for k in range(1 + n % 3)]
+            ids[f"m{n}"] = send(relay.port, f"m{n}", rcpts)
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:  # a large one too
+            s.sendmail("sender@example.com", ["big@example.org"], fault_message("big", 600_000))
+        wait_until(lambda: len(os.listdir(os.path.join(relay.spool_dir, "state"))) >= 13,
+                   what="every message tried and deferred (a state log each)")
+        self.assertEqual(relay.stop(), 0)
+        self.assertEqual(len(relay.queue_file_ids()), 13)  # queue files, as before
+        self.assertEqual(os.listdir(os.path.join(relay.spool_dir, "segments")), [])
+        self.assertTrue(set(ids.values()) <= set(relay.queue_file_ids()))
+
+        del relay.spool["format"]  # the default: segments
+        relay.spool.update({"retry_min_seconds": 1, "retry_max_seconds": 2})
+        relay.write_config()
+        with Sink(port=port) as sink:
+            relay.start()
+            self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
+            wait_until(lambda: sink.count() >= 1 + sum(1 + n % 3 for n in range(12)), timeout=60,
+                       what="every recipient's copy delivered")
+            wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+            self.assertEqual(relay.queue_file_ids(), [])
+            expected = sorted([f"m{n}" for n in range(12) for _ in range(1 + n % 3)] + ["big"])
+            self.assertEqual(sorted(sink.ids()), expected)  # each copy once, none lost
 
 
 if __name__ == "__main__":
