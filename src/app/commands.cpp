@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <fstream>
 #include <map>
@@ -144,7 +145,9 @@ int queue_list(const spool::Spool& spool) {
 
 int queue_command(const Arguments& a, const config::Config& cfg) {
   spool::Spool spool(cfg.spool.path);
-  if (cfg.spool.segments) {
+  // With spool.format: files too when segments are left over (a downgrade): the relay delivers those.
+  if (std::filesystem::is_directory(cfg.spool.path + "/segments") &&
+      (cfg.spool.segments || spool::Spool::holds_segments(cfg.spool.path))) {
     // Read only: the running relay owns the segments (docs/spool.md).
     spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10, true);
     if (const auto r = spool.recover(); !r.error.empty()) {

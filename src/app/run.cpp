@@ -161,6 +161,11 @@ int run_relay(const std::string& config_path) {
   if (cfg.spool.segments) {
     spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10, false,
                        std::uint64_t{cfg.spool.segment_file_mb} << 20);
+  } else if (spool::Spool::holds_segments(cfg.spool.path)) {
+    // A downgrade: what the segments hold is still delivered; every new message is a queue file (max 0).
+    spdlog::warn("spool.format: files, but {}/segments holds messages: they are delivered from there",
+                 cfg.spool.path);
+    spool.use_segments(0, false, std::uint64_t{cfg.spool.segment_file_mb} << 20);
   }
   if (auto err = spool.init(); !err.empty()) {
     spdlog::critical("spool: {}", err);

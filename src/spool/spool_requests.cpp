@@ -80,6 +80,15 @@ Spool::AppliedRequests Spool::apply_requests() const {
   return out;
 }
 
+bool Spool::holds_segments(const std::string& root) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root + "/segments", ec)) {
+    // A relay with segments starts an empty one at each start: that one holds nothing.
+    if (entry.path().extension() == ".seg" && entry.file_size(ec) > 0) return true;
+  }
+  return false;
+}
+
 std::size_t Spool::compact_segments(std::size_t max_segments) const {
   if (!segments_ || segments_read_only_) return 0;
   // Worth it only where the oldest segment is mostly done: a quarter of a segment copied to free a whole one.

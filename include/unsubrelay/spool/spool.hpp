@@ -209,6 +209,10 @@ class Spool {
   };
   /// The relay, after recover() and then once a second: carries out requests/.
   AppliedRequests apply_requests() const;
+  /// root/segments/ holds a segment file with records in it: a relay with
+  /// spool.format: files (a downgrade) still delivers those messages, and the
+  /// queue commands still list them (spool_requests.cpp).
+  static bool holds_segments(const std::string& root);
   /// Copies long-lived messages out of the oldest segments while more than
   /// max_segments are live and the oldest is sparse (SegmentStore::compact_sparse).
   /// Returns the messages moved; 0 without segments.
