@@ -6,7 +6,8 @@ kill -9 under load: test_fault_crash.py (SegmentCrashRoundsTest).
 `queue delete` of a segment message is a request the relay carries out
 (SegmentDeleteTest). A queue of files left by a relay with spool.format: files
 (what every relay before issue 25 wrote) is delivered after the upgrade to the
-default, segments (UpgradeTest)."""
+default, segments (UpgradeTest); going back to files strands nothing
+(DowngradeTest)."""
 
 import os
 import re
@@ -212,6 +213,43 @@ class UpgradeTest(unittest.TestCase):
             self.assertEqual(relay.queue_file_ids(), [])
             expected = sorted([f"m{n}" for n in range(12) for _ in range(1 + n % 3)] + ["big"])
             self.assertEqual(sorted(sink.ids()), expected)  # each copy once, none lost
+
+
+class DowngradeTest(unittest.TestCase):
+    """Going back to spool.format: files: what the segments hold is still
+    listed, deleted on request and delivered; new messages are queue files."""
+
+    def test_segments_left_behind_are_delivered_by_a_files_relay(self):
+        relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": free_port(), "tls": "none"})
+        relay.start()
+        ids = [send(relay.port, f"s{n}") for n in range(3)]
+        self.assertEqual(relay.stop(), 0)
+        self.assertEqual(relay.queue_file_ids(), [])  # all three in segments
+
+        relay.spool["format"] = "files"
+        relay.write_config()
+        self.assertEqual(relay.spool_ids(), sorted(ids))  # queue list reads the segments left behind
+        out = relay.cli("queue", "delete", ids[0])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("delete requested", out.stdout)
+        relay.start()
+        self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
+        self.assertIn("spool.format: files, but var/spool/segments holds messages", relay.read_log())
+        wait_until(lambda: relay.spool_ids() == sorted(ids[1:]), what="the requested deletion")
+        new = send(relay.port, "new")
+        self.assertEqual(relay.queue_file_ids(), [new])  # a queue file, as the configuration says
+        self.assertEqual(relay.stop(), 0)
+
+        relay.upstream = {"kind": "directory", "directory": "var/outbox"}
+        relay.write_config()
+        relay.start()
+        relay.wait_for_outbox(3)
+        wait_until(lambda: relay.spool_ids() == [], interval=0.2, what="the queue to empty")
+        delivered = []
+        for path in relay.outbox_files():
+            with open(path, "rb") as f:
+                delivered.append(re.search(rb"X-Test-Id: (\S+)", f.read()).group(1).decode())
+        self.assertEqual(sorted(delivered), ["new", "s1", "s2"])
 
 
 if __name__ == "__main__":
