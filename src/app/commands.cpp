@@ -4,12 +4,14 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -148,11 +150,17 @@ int queue_command(const Arguments& a, const config::Config& cfg) {
   // With spool.format: files too when segments are left over (a downgrade): the relay delivers those.
   if (std::filesystem::is_directory(cfg.spool.path + "/segments") &&
       (cfg.spool.segments || spool::Spool::holds_segments(cfg.spool.path))) {
-    // Read only: the running relay owns the segments (docs/spool.md).
-    spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10, true);
-    if (const auto r = spool.recover(); !r.error.empty()) {
-      std::cerr << "unsubrelay: queue: " << r.error << "\n";
-      return 1;
+    // Read only: the running relay owns the segments (docs/spool.md). It deletes a segment once nothing
+    // in it is queued, so one listed a moment ago may be gone when read: then they are read again.
+    for (int tries = 1;; ++tries) {
+      spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10, true);
+      const auto r = spool.recover();
+      if (r.error.empty()) break;
+      if (tries == 5) {
+        std::cerr << "unsubrelay: queue: " << r.error << "\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
   const auto& sub = a.words.size() > 1 ? a.words[1] : std::string();
