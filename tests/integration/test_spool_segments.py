@@ -105,6 +105,28 @@ class SegmentDeleteTest(unittest.TestCase):
             wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
             self.assertEqual(sink.ids(), ["keep"])  # the deleted one never reached the upstream
 
+    def test_delete_during_a_delivery_attempt(self):
+        # As with a queue file deleted then: the copy already handed to the upstream is sent, the outcome
+        # has nowhere to go, and the message is gone; it is never sent again.
+        with Sink(delay=3) as sink:  # 3 s before the upstream answers the end of DATA
+            relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": sink.port, "tls": "none"},
+                          spool={"retry_min_seconds": 1, "retry_max_seconds": 1})
+            relay.start()
+            self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
+            qid = send(relay.port, "busy")
+            wait_until(lambda: "busy" in sink.attempts, what="the copy's DATA at the upstream")
+            out = relay.cli("queue", "delete", qid)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(f"{qid}: delete requested", out.stdout)
+            wait_until(lambda: f"{qid}: deleted from the queue (queue delete)" in relay.read_log(),
+                       what="the relay to delete it")
+            wait_until(lambda: sink.ids() == ["busy"], what="the copy under way delivered")
+            wait_until(lambda: f"{qid}: removed" in relay.read_log(), what="the attempt finished")
+            self.assertEqual(listed_ids(relay), set())
+            self.assertEqual(relay.cli("queue", "flush").returncode, 0)
+            wait_until(lambda: "queue flush:" in relay.read_log(), what="the flush")
+            self.assertEqual(sink.ids(), ["busy"])
+
     def test_delete_while_no_relay_runs(self):
         relay = Relay(upstream={"kind": "smtp", "host": "127.0.0.1", "port": free_port(), "tls": "none"},
                       spool={"format": "segments"})
