@@ -4,11 +4,14 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -144,12 +147,20 @@ int queue_list(const spool::Spool& spool) {
 
 int queue_command(const Arguments& a, const config::Config& cfg) {
   spool::Spool spool(cfg.spool.path);
-  if (cfg.spool.segments) {
-    // Read only: the running relay owns the segments (docs/spool.md).
-    spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10, true);
-    if (const auto r = spool.recover(); !r.error.empty()) {
-      std::cerr << "unsubrelay: queue: " << r.error << "\n";
-      return 1;
+  // With spool.format: files too when segments are left over (a downgrade): the relay delivers those.
+  if (std::filesystem::is_directory(cfg.spool.path + "/segments") &&
+      (cfg.spool.segments || spool::Spool::holds_segments(cfg.spool.path))) {
+    // Read only: the running relay owns the segments (docs/spool.md). It deletes a segment once nothing
+    // in it is queued, so one listed a moment ago may be gone when read: then they are read again.
+    for (int tries = 1;; ++tries) {
+      spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10, true);
+      const auto r = spool.recover();
+      if (r.error.empty()) break;
+      if (tries == 5) {
+        std::cerr << "unsubrelay: queue: " << r.error << "\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
   const auto& sub = a.words.size() > 1 ? a.words[1] : std::string();
@@ -171,10 +182,14 @@ int queue_command(const Arguments& a, const config::Config& cfg) {
     for (std::size_t i = 2; i < a.words.size(); ++i) {
       const auto& id = a.words[i];
       if (spool.in_segment(id)) {
-        // The running relay owns the segments: a second writer would corrupt them.
-        std::cerr << fmt::format("unsubrelay: {}: held in a segment (spool.format: segments): queue delete does "
-                                 "not reach such messages yet (docs/spool.md)\n", id);
-        status = 1;
+        // The running relay owns the segments (one writer): it deletes the message (docs/spool.md).
+        if (auto err = spool.request_delete(id); !err.empty()) {
+          std::cerr << fmt::format("unsubrelay: {}: queue delete: {}\n", id, err);
+          status = 1;
+        } else {
+          std::cout << fmt::format("{}: delete requested: the running relay deletes it within a second "
+                                   "(a stopped one when it starts)\n", id);
+        }
       } else if (spool.remove(id)) {
         std::cout << fmt::format("{}: deleted\n", id);
       } else {

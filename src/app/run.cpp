@@ -134,6 +134,13 @@ std::vector<common::ServedCertificate> served_certificates(const config::Config&
   return served;
 }
 
+/// The log lines of carried-out `queue delete` requests; the ids deleted.
+std::vector<std::string> log_requests(spool::Spool::AppliedRequests applied) {
+  for (const auto& id : applied.deleted) spdlog::info("{}: deleted from the queue (queue delete)", id);
+  for (const auto& note : applied.notes) spdlog::warn("spool: {}", note);
+  return std::move(applied.deleted);
+}
+
 }  // namespace
 
 int run_relay(const std::string& config_path) {
@@ -151,16 +158,28 @@ int run_relay(const std::string& config_path) {
   const auto descriptors = apply_descriptor_budget(cfg);
 
   spool::Spool spool(cfg.spool.path, std::size_t{cfg.spool.memory_limit_mb} << 20);
-  if (cfg.spool.segments) spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10);
+  if (cfg.spool.segments) {
+    spool.use_segments(std::size_t{cfg.spool.segment_max_kb} << 10, false,
+                       std::uint64_t{cfg.spool.segment_file_mb} << 20);
+  } else if (spool::Spool::holds_segments(cfg.spool.path)) {
+    // A downgrade: what the segments hold is still delivered; every new message is a queue file (max 0).
+    spdlog::warn("spool.format: files, but {}/segments holds messages: they are delivered from there",
+                 cfg.spool.path);
+    spool.use_segments(0, false, std::uint64_t{cfg.spool.segment_file_mb} << 20);
+  }
   if (auto err = spool.init(); !err.empty()) {
     spdlog::critical("spool: {}", err);
     return 73;  // EX_CANTCREAT
   }
-  const auto recovered = spool.recover();
+  auto recovered = spool.recover();
   if (!recovered.error.empty()) {  // never start on a spool read in part: its messages would wait unseen
     spdlog::critical("spool: {}", recovered.error);
     return 74;  // EX_IOERR
   }
+  // `queue delete` requests left while no relay ran: carried out before anything is delivered.
+  std::erase_if(recovered.queued, [deleted = log_requests(spool.apply_requests())](const std::string& id) {
+    return std::find(deleted.begin(), deleted.end(), id) != deleted.end();
+  });
   for (const auto& n : recovered.notes) spdlog::warn("spool: {}", n);
   for (const auto& q : recovered.quarantined) spdlog::error("spool: damaged queue file moved to corrupt/: {}", q);
   spdlog::info("spool {}: {} message(s) to deliver, {} unacknowledged partial file(s) removed", cfg.spool.path,

@@ -326,6 +326,7 @@ void load_spool(Section& s, Spool& sp) {
   s.integer("memory_limit_mb", sp.memory_limit_mb, 0, 65536);
   s.choice("format", sp.segments, {{"files", false}, {"segments", true}});
   s.integer("segment_max_kb", sp.segment_max_kb, 1, 1024 * 1024);
+  s.integer("segment_file_mb", sp.segment_file_mb, 1, 1024);
   if (sp.retry_max_seconds < sp.retry_min_seconds) {
     s.error(s.raw("retry_max_seconds"), "spool.retry_max_seconds", "must not be less than retry_min_seconds");
   }

@@ -199,6 +199,8 @@ asio::awaitable<void> QueueManager::schedule_loop() {
         rescan();
       }
     }
+    if (shard_.index == 0) co_await upkeep();
+    if (stopping_) break;  // a drain began meanwhile: no new attempt
     start_due();
     const auto now = now_seconds();
     long long next_wake = now + 1;  // poll the flush request once a second
@@ -207,6 +209,24 @@ asio::awaitable<void> QueueManager::schedule_loop() {
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+}
+
+asio::awaitable<void> QueueManager::upkeep() {
+  // More segments than this, kept only by a few long-deferred messages, and
+  // those messages are copied forward (docs/spool.md, "Compaction").
+  constexpr std::size_t max_segments = 4;
+  spool::Spool::AppliedRequests applied;
+  std::size_t compacted = 0;
+  upkeep_ = true;
+  co_await offload(disk_, [&] {
+    applied = spool_.apply_requests();
+    compacted = spool_.compact_segments(max_segments);
+  });
+  upkeep_ = false;
+  // A deleted message still listed here is forgotten at its next attempt (as a deleted queue file is).
+  for (const auto& id : applied.deleted) spdlog::info("{}: deleted from the queue (queue delete)", id);
+  for (const auto& note : applied.notes) spdlog::warn("spool: {}", note);
+  if (compacted) spdlog::info("spool: {} long-queued message(s) copied to the newest segment (compaction)", compacted);
 }
 
 asio::awaitable<void> QueueManager::deliver(std::string id) {
@@ -283,7 +303,7 @@ asio::awaitable<void> QueueManager::drain() {
   co_await asio::post(strand_, asio::use_awaitable);
   stopping_ = true;
   wake_.cancel();
-  const auto idle = [this] { return in_flight_ == 0 && !classifying_; };  // named: no temporaries in a co_await (g++ 12)
+  const auto idle = [this] { return in_flight_ == 0 && !classifying_ && !upkeep_; };  // named: no temporaries in a co_await (g++ 12)
   co_await poll_until(strand_, idle);
   co_await upstream_.close();
 }

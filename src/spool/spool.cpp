@@ -282,7 +282,7 @@ Spool::Spool(std::string root, std::size_t memory_limit)
     : root_(std::move(root)), budget_(std::make_shared<ContentBudget>(memory_limit)) {}
 
 std::string Spool::init() const {
-  for (const char* sub : {"incoming", "messages", "state", "corrupt", "segments"}) {
+  for (const char* sub : {"incoming", "messages", "state", "corrupt", "segments", "requests"}) {
     if (auto err = make_directories(root_ + "/" + sub); !err.empty()) return err;
   }
   return {};
@@ -296,8 +296,8 @@ bool Spool::valid_id(std::string_view id) {
   return true;
 }
 
-void Spool::use_segments(std::size_t max_bytes, bool read_only) {
-  segments_ = std::make_shared<SegmentStore>(root_ + "/segments");
+void Spool::use_segments(std::size_t max_bytes, bool read_only, std::uint64_t segment_bytes) {
+  segments_ = std::make_shared<SegmentStore>(root_ + "/segments", segment_bytes);
   segment_max_ = max_bytes;
   segments_read_only_ = read_only;
 }

@@ -10,6 +10,7 @@ import glob
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -248,6 +249,15 @@ class Relay:
                           what=f"{count} file(s) in the outbox")
 
     def spool_ids(self):
+        """Every queued message: queue files and segment records alike (spool.format: segments is the
+        default), as `unsubrelay queue list` shows them beside the running relay or without one."""
+        out = self.cli("queue", "list")
+        if out.returncode != 0:
+            raise AssertionError(f"queue list exited with {out.returncode}: {out.stderr}")
+        return sorted(set(re.findall(r"^([0-9A-F]{16})", out.stdout, re.M)))
+
+    def queue_file_ids(self):
+        """The queue files in spool/messages/ only (spool.format: files, or a message past segment_max_kb)."""
         d = os.path.join(self.spool_dir, "messages")
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
 

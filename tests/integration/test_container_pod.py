@@ -263,11 +263,28 @@ class SidecarPodTest(unittest.TestCase):
         self.assertEqual(sorted(self.copies_of("summer")), ["bob@example.org", "cy@example.org"])
         wait_until(lambda: f"{queue_id}: removed" in self.log(), what="the message done")
 
+    def queued(self, queue_id):
+        """The running relay's queue (`unsubrelay queue list` in its container): queue files and segments."""
+        listing = pod.podman("exec", self.relay, "unsubrelay", "queue", "list", "-c", "/tmp/unsubrelay.yaml")
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        return queue_id in listing.stdout
+
+    def on_disk(self, queue_id):
+        """A stopped relay's message in the volume: a queue file, or a record in a segment (the default)."""
+        if os.path.exists(self.state(f"spool/messages/{queue_id}")):
+            return True
+        d = self.state("spool/segments")
+        for name in os.listdir(d):
+            with open(os.path.join(d, name), "rb") as f:
+                if queue_id.encode() in f.read():
+                    return True
+        return False
+
     def test_5_restarting_the_relay_keeps_spool_and_store(self):
         stuck = self.send("autumn", "late@defer.example")
         wait_until(lambda: re.search(rf"{stuck}: to=<late@defer\.example>.*status=deferred", self.log()),
                    timeout=30, what="the deferral")
-        self.assertTrue(os.path.exists(self.state(f"spool/messages/{stuck}")))
+        self.assertTrue(self.queued(stuck))
         with open(self.state("keys.yaml")) as f:
             keys = f.read()
         r = pod.podman("restart", "-t", "45", self.relay)
@@ -317,7 +334,7 @@ class SidecarPodTest(unittest.TestCase):
         log = self.log()
         self.assertRegex(log, rf"{queue_id}: to=<dee@example\.org>.*status=deferred")
         self.assertRegex(log, r"stopped: \d+ message\(s\) received")
-        self.assertTrue(os.path.exists(self.state(f"spool/messages/{queue_id}")))
+        self.assertTrue(self.on_disk(queue_id))  # the relay is stopped: its bytes in the volume
         # The upstream first, then the pod: the relay recovers the message from the volume and delivers it.
         os.remove(os.path.join(self.sink_dir, "ready"))
         pod.podman("start", self.sink)
@@ -328,7 +345,7 @@ class SidecarPodTest(unittest.TestCase):
         self.assertIn("first half\r\nsecond half", copy.replace("\n", "\r\n").replace("\r\r", "\r"))
         wait_until(lambda: re.search(rf"{queue_id}: to=<dee@example\.org>.*status=sent", self.log()), timeout=30,
                    what="the delivery in the log")
-        wait_until(lambda: not os.path.exists(self.state(f"spool/messages/{queue_id}")), what="the queue file gone")
+        wait_until(lambda: not self.queued(queue_id), what="the message gone from the queue")
 
 
 class EntrypointTest(unittest.TestCase):

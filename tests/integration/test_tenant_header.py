@@ -125,17 +125,17 @@ class TenantHeaderTest(TenantClient, unittest.TestCase):
         wait_until(lambda: self.relay.spool_ids() == [], what="the spool to empty")
         self.assertEqual(len(self.relay.outbox_files()), 3)
 
-    def test_the_tenant_survives_in_the_queue_file(self):
-        # No upstream: the message stays queued; the tenant is in its file, not only in memory.
+    def survives_a_restart(self, spool_format, stored):
+        # No upstream: the message stays queued; the tenant is on disk, not only in memory.
         self.stop_relay()
         closed = free_port()
+        self.relay.spool["format"] = spool_format
         self.configure(self.relay, {"kind": "smtp", "host": "127.0.0.1", "port": closed, "tls": "none"})
         self.relay.start()
         self.smtp().sendmail("news@acme.example", ["lee@example.org"], message("news@acme.example", "acme"))
         ids = self.relay.spool_ids()
         self.assertEqual(len(ids), 1)
-        with open(os.path.join(self.relay.spool_dir, "messages", ids[0]), "rb") as f:
-            self.assertRegex(f.read(), rb"\nN acme {28}\n")
+        stored(ids[0])
         self.stop_relay()
         self.configure(self.relay, {"kind": "directory", "directory": "var/outbox"})
         self.relay.start()
@@ -143,6 +143,24 @@ class TenantHeaderTest(TenantClient, unittest.TestCase):
         self.assertTrue(copy["List-Unsubscribe"].startswith("<https://unsub.acme.example/u/"))
         wait_until(lambda: self.relay.spool_ids() == [], what="the spool to empty")
 
+    def test_the_tenant_survives_in_the_queue_file(self):
+        # spool.format: files on purpose: the N record's slot is filled in place in the queue file.
+        def stored(qid):
+            with open(os.path.join(self.relay.spool_dir, "messages", qid), "rb") as f:
+                self.assertRegex(f.read(), rb"\nN acme {28}\n")
+        self.survives_a_restart("files", stored)
+
+    def test_the_tenant_survives_in_a_segment(self):
+        # The default spool: the record is written at the commit, tenant known (no slot).
+        def stored(qid):
+            d = os.path.join(self.relay.spool_dir, "segments")
+            data = b""
+            for name in sorted(os.listdir(d)):
+                with open(os.path.join(d, name), "rb") as f:
+                    data += f.read()
+            self.assertIn(qid.encode(), data)
+            self.assertIn(b"\nN acme\n", data)
+        self.survives_a_restart("segments", stored)
 
 if __name__ == "__main__":
     unittest.main()

@@ -295,6 +295,50 @@ TEST(SegmentStore, SegmentsAreDeletedInOrderAndCompacted) {
   EXPECT_EQ(parsed->marks[1], RecipientStatus::pending);
 }
 
+// The relay's compaction (Spool::compact_segments): a store whose segments
+// are full of live messages is left alone (copying frees nothing), a pass
+// that frees nothing ends it, and a sparse oldest segment is copied forward.
+TEST(SegmentStore, CompactSparseMovesOnlyWhatFreesSpace) {
+  const auto fill = [](SegmentStore& s, std::vector<std::string>& ids) {
+    for (int i = 0; i < 6; ++i) {
+      ids.push_back(fmt::format("{:016X}", i + 1));
+      ASSERT_EQ(s.put(ids.back(), queue_file("Subject: x\r\n\r\n" + std::string(400, 'x') + "\r\n", {"a@b.c"})),
+                "");
+    }
+  };
+  std::string err;
+  {
+    TempDir dir;
+    SegmentStore s(dir.path.string(), 512);  // one message per segment: copies never pack
+    ASSERT_TRUE(s.open(&err)) << err;
+    std::vector<std::string> ids;
+    fill(s, ids);
+    const auto before = s.segment_count();
+    EXPECT_EQ(s.compact_sparse(2, 100), 0u);  // every oldest segment holds ~450 live bytes
+    EXPECT_EQ(s.segment_count(), before);
+    s.compact_sparse(2, 1 << 20);  // "sparse" by this bound, but each copy starts a segment: it must end
+    EXPECT_LE(s.segment_count(), before + 1);
+    EXPECT_EQ(s.ids().size(), 6u);
+  }
+  TempDir dir;
+  SegmentStore s(dir.path.string(), 512);
+  ASSERT_TRUE(s.open(&err)) << err;
+  std::vector<std::string> ids;
+  fill(s, ids);
+  ASSERT_EQ(s.defer(ids[0], "F 1 99 451 later"), "");  // deferred for long; every later one is done
+  for (std::size_t i = 1; i < ids.size(); ++i) ASSERT_EQ(s.remove(ids[i]), "");
+  EXPECT_GE(s.segment_count(), 6u);
+  EXPECT_EQ(s.compact_sparse(2, 2048), 1u);
+  EXPECT_LE(s.segment_count(), 2u);
+  SegmentStore again(dir.path.string());
+  const auto recovered = again.open(&err);
+  ASSERT_TRUE(recovered) << err;
+  EXPECT_EQ(recovered->ids, std::vector<std::string>{ids[0]});
+  const auto m = again.read(ids[0], &err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(m->state_line, "F 1 99 451 later");
+}
+
 // spool.format: segments through the Spool the relay uses: small messages
 // become records (no file), a large one a queue file; both are listed,
 // loaded, opened, marked, deferred, recovered and removed alike.

@@ -154,8 +154,9 @@ struct Spool {
   unsigned retry_min_seconds = 300;    // Postfix minimal_backoff_time
   unsigned retry_max_seconds = 4000;   // Postfix maximal_backoff_time
   unsigned memory_limit_mb = 8;        // message content kept in memory for first attempts
-  bool segments = false;               // format: segments (group-committed, docs/spool.md); files by default
+  bool segments = true;                // format: segments (group-committed, docs/spool.md); format: files, a file each
   unsigned segment_max_kb = 256;       // larger messages are queue files even with segments
+  unsigned segment_file_mb = 64;       // a segment file past this size is closed and a new one begun
 };
 
 struct Dkim {

@@ -186,6 +186,8 @@ class QueueManager {
   std::string queue_bounce(const spool::QueuedMessage& message, const std::vector<struct FailedRecipient>& failed,
                            std::string_view content, long long now);
   void rescan();
+  /// Shard 0, once a second (disk pool): `queue delete` requests, segment compaction.
+  boost::asio::awaitable<void> upkeep();
   bool owns(const std::string& id) const { return shard_.count <= 1 || shard_of(id, shard_.count) == shard_.index; }
 
   using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
@@ -221,6 +223,7 @@ class QueueManager {
   FairQueue<std::string> ready_{weights_};
   std::deque<std::string> unclassified_;
   bool classifying_ = false;  // classify_loop() runs
+  bool upkeep_ = false;       // upkeep() runs on the disk pool (drain waits for it)
   std::multimap<long long, std::string> waiting_;
   std::size_t in_flight_ = 0;  // messages being attempted
   std::atomic<bool> stopping_{false};  // written on the strand only

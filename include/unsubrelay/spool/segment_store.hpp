@@ -72,6 +72,14 @@ class SegmentStore {
   /// Copies the live messages of the oldest segments into the active one (outcomes folded in) until
   /// at most max_segments are left; then deletes what nothing needs. Returns the messages moved.
   std::size_t compact(std::size_t max_segments);
+  /// The relay's periodic compaction (segment_admin.cpp): copies the live
+  /// messages of the oldest segment forward, one segment at a time, while more
+  /// than max_segments are listed and the oldest holds at most max_live_bytes
+  /// of live messages. A segment full of live messages (an upstream down for
+  /// hours) is left alone: copying it would free nothing, only write the queue
+  /// again. Stops when a pass frees nothing. Returns the messages moved.
+  std::size_t compact_sparse(std::size_t max_segments, std::uint64_t max_live_bytes);
+  std::uint64_t segment_bytes() const { return segment_bytes_; }
   std::size_t segment_count() const;
   std::uint64_t syncs() const;
 
@@ -94,6 +102,8 @@ class SegmentStore {
   void retire(const std::shared_ptr<SegmentWriter>& writer);
   void apply(const ScannedRecord& r, std::uint64_t segment, std::vector<std::string>& notes);
   void release_segments();
+  /// compact_sparse's one step: the live messages of segment seq into the active one; false on an error.
+  bool move_forward(std::uint64_t seq, std::size_t& moved);
 
   std::string dir_;
   std::uint64_t segment_bytes_;

@@ -6,6 +6,9 @@
 //   SPOOL/state/ID      append-only log of deferrals (attempts, next try, reason)
 //   SPOOL/corrupt/ID    damaged queue files, kept for the operator, never sent
 //   SPOOL/flush         present = "retry every deferred message now" (queue flush)
+//   SPOOL/segments/     group-committed segment files (spool.format: segments)
+//   SPOOL/requests/     delete-ID: `queue delete` of a segment message, carried
+//                       out by the running relay (the segments' only writer)
 //
 // As in OpenSMTPD's queue_fs.c, a message is written under incoming/ and
 // renamed into messages/ in one step; as in Postfix, the file ends in an
@@ -169,11 +172,16 @@ class Spool {
   /// spool.format: segments (docs/spool.md): messages up to max_bytes go to
   /// segments of spool/segments/, larger ones to queue files. Before recover().
   /// read_only: `queue list` beside a running relay (recover() writes nothing then).
+<<<<<<< HEAD
   void use_segments(std::size_t max_bytes, bool read_only = false);
   /// Where the syncs of QueueWriter::commit_async run (the relay's disk pool). After use_segments().
   void set_background(Background background) {
     if (segments_) segments_->set_background(std::move(background));
   }
+=======
+  /// segment_bytes: a segment file is closed and a new one started past this size.
+  void use_segments(std::size_t max_bytes, bool read_only = false, std::uint64_t segment_bytes = 64ull << 20);
+>>>>>>> segdefault
 
   /// Starts a new message: creates incoming/ID with the envelope records.
   std::unique_ptr<QueueWriter> create(const QueueEnvelope& envelope, std::string* error) const;
@@ -206,6 +214,25 @@ class Spool {
   /// `queue flush`: asks the running relay to retry every deferred message now.
   std::string request_flush() const;
   bool take_flush_request() const;
+
+  /// `queue delete` of a message held in a segment: only the running relay
+  /// writes the segments, so the command leaves requests/delete-ID (durable
+  /// when this returns "") for the relay to carry out (spool_requests.cpp).
+  std::string request_delete(const std::string& id) const;
+  struct AppliedRequests {
+    std::vector<std::string> deleted;  // ids removed (durably)
+    std::vector<std::string> notes;    // unknown ids, odd names, errors: for the log
+  };
+  /// The relay, after recover() and then once a second: carries out requests/.
+  AppliedRequests apply_requests() const;
+  /// root/segments/ holds a segment file with records in it: a relay with
+  /// spool.format: files (a downgrade) still delivers those messages, and the
+  /// queue commands still list them (spool_requests.cpp).
+  static bool holds_segments(const std::string& root);
+  /// Copies long-lived messages out of the oldest segments while more than
+  /// max_segments are live and the oldest is sparse (SegmentStore::compact_sparse).
+  /// Returns the messages moved; 0 without segments.
+  std::size_t compact_segments(std::size_t max_segments) const;
 
   static bool valid_id(std::string_view id);
   /// The message is a record in a segment (spool.format: segments), not a queue file.
