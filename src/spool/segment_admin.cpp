@@ -1,34 +1,16 @@
 // segment_admin.cpp: the relay's upkeep of the segment store (segment_store.hpp):
 // compaction only where it frees space, one segment per step.
 //
-// compact() (segment_store.cpp) runs until few enough segments are listed;
-// when every segment is full of live messages, or messages do not pack into
-// fewer segments, each copy starts a segment as it frees one and it would not
-// end. Here every step moves one oldest segment, and the loop stops at the
-// first step that did not make the list shorter.
+// Compacting until few enough segments are listed would not end when every
+// segment is full of live messages, or messages do not pack into fewer
+// segments (each copy starts a segment as it frees one). Here every step moves
+// one oldest segment, and the loop stops at the first step that did not make
+// the list shorter.
 #include <algorithm>
 
 #include "unsubrelay/spool/segment_store.hpp"
 
 namespace unsubrelay::spool {
-
-namespace {
-
-/// A queue file's bytes with recipients' outcomes written over their R bytes
-/// (segment_store.cpp's folded(), which is private to that file).
-std::optional<std::string> with_marks(std::string bytes,
-                                      const std::vector<std::pair<std::size_t, RecipientStatus>>& marks) {
-  if (bytes.size() < trailer_size) return std::nullopt;
-  const auto tail = std::string_view(bytes).substr(bytes.size() - trailer_size);
-  const auto parsed = parse_queue_file(bytes, tail, bytes.size(), nullptr);
-  if (!parsed) return std::nullopt;
-  for (const auto& [index, status] : marks) {
-    if (index < parsed->recipient_offsets.size()) bytes[parsed->recipient_offsets[index]] = recipient_mark(status);
-  }
-  return bytes;
-}
-
-}  // namespace
 
 std::size_t SegmentStore::compact_sparse(std::size_t max_segments, std::uint64_t max_live_bytes) {
   std::size_t moved = 0;
@@ -68,8 +50,8 @@ bool SegmentStore::move_forward(std::uint64_t seq, std::size_t& moved) {
     std::lock_guard lock(mutex_);
     const auto it = index_.find(id);
     if (it == index_.end()) continue;  // removed meanwhile
-    // As compact(): outcomes recorded since the read are folded in too, and the deferral follows as a record.
-    const auto bytes = with_marks(m->queue_file, it->second.marks);
+    // Outcomes recorded since the read are folded in too, and the deferral follows as a record.
+    const auto bytes = folded(m->queue_file, it->second.marks);
     const auto state = it->second.state_line;
     std::uint64_t ticket = 0;
     std::string err;

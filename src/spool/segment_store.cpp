@@ -30,7 +30,9 @@ std::optional<std::uint64_t> segment_seq(const std::string& name) {
   return seq;
 }
 
-/// A queue file's bytes with recipients' outcomes written over their R bytes.
+
+}  // namespace
+
 std::optional<std::string> folded(std::string bytes, const std::vector<std::pair<std::size_t, RecipientStatus>>& marks) {
   if (bytes.size() < trailer_size) return std::nullopt;
   const auto parsed = parse_queue_file(bytes, std::string_view(bytes).substr(bytes.size() - trailer_size), bytes.size(),
@@ -41,8 +43,6 @@ std::optional<std::string> folded(std::string bytes, const std::vector<std::pair
   }
   return bytes;
 }
-
-}  // namespace
 
 SegmentStore::SegmentStore(std::string dir, std::uint64_t segment_bytes)
     : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
@@ -289,45 +289,6 @@ std::vector<std::string> SegmentStore::ids() const {
   std::vector<std::string> out;
   for (const auto& [id, e] : index_) out.push_back(id);
   return out;
-}
-
-std::size_t SegmentStore::compact(std::size_t max_segments) {
-  std::size_t moved = 0;
-  for (;;) {
-    std::vector<std::string> ids;
-    {
-      std::lock_guard lock(mutex_);
-      if (live_.size() <= std::max<std::size_t>(max_segments, 1)) break;
-      const auto oldest = live_.begin()->first;
-      if (oldest == active_seq_) break;
-      for (const auto& [id, e] : index_) {
-        if (e.segment == oldest) ids.push_back(id);
-      }
-    }
-    for (const auto& id : ids) {
-      const auto m = read(id, nullptr);
-      if (!m) return moved;  // unreadable now: left where it is
-      std::lock_guard lock(mutex_);
-      const auto it = index_.find(id);
-      if (it == index_.end()) continue;  // removed meanwhile
-      // Outcomes and a deferral recorded since the read are folded in too.
-      const auto bytes = folded(m->queue_file, it->second.marks);
-      const auto state = it->second.state_line;
-      std::uint64_t ticket = 0;
-      std::string err;
-      if (!bytes || !append(RecordKind::message, id + *bytes, &ticket, &err)) return moved;
-      --live_[it->second.segment];
-      it->second = Entry{active_seq_, ticket - bytes->size(), bytes->size(), {}, state};
-      ++live_[active_seq_];
-      // The deferral goes with it (a record after it, wherever it lands: apply() finds the message by id).
-      if (!state.empty() && !append(RecordKind::deferred, id + " " + state, &ticket, &err)) return moved;
-      ++moved;
-    }
-    if (!sync().empty()) return moved;
-    std::lock_guard lock(mutex_);
-    release_segments();
-  }
-  return moved;
 }
 
 std::size_t SegmentStore::segment_count() const {

@@ -263,7 +263,7 @@ TEST(SegmentStore, ATornTailLosesOnlyWhatWasNeverAcknowledged) {
 }
 
 // Segments go oldest first, once nothing needs them; a long-deferred message
-// that pins old segments is copied forward by compact(), outcomes included.
+// that pins old segments is copied forward by compact_sparse(), outcomes included.
 TEST(SegmentStore, SegmentsAreDeletedInOrderAndCompacted) {
   TempDir dir;
   std::string err;
@@ -279,7 +279,7 @@ TEST(SegmentStore, SegmentsAreDeletedInOrderAndCompacted) {
   ASSERT_EQ(s.mark(ids[0], 0, RecipientStatus::delivered), "");  // the oldest stays (deferred for days)
   for (std::size_t i = 1; i < ids.size(); ++i) ASSERT_EQ(s.remove(ids[i]), "");
   EXPECT_GE(s.segment_count(), 6u) << "a newer segment went before an older one";
-  EXPECT_EQ(s.compact(2), 1u);
+  EXPECT_EQ(s.compact_sparse(2, UINT64_MAX), 1u);
   EXPECT_LE(s.segment_count(), 2u);
   EXPECT_LE(files_in(dir.path), 2u);
   SegmentStore again(dir.path.string());

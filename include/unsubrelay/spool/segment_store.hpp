@@ -10,7 +10,7 @@
 // when every older segment is deleted too: a segment may hold the outcome
 // records of messages in older ones, and deleting it first would forget that
 // those recipients were delivered (a duplicate after a restart). A message that
-// lives long (deferred for days) would pin every later segment; compact()
+// lives long (deferred for days) would pin every later segment; compact_sparse()
 // copies such messages, outcomes folded in, into the active segment.
 #pragma once
 
@@ -26,6 +26,10 @@
 #include "unsubrelay/spool/segment_log.hpp"
 
 namespace unsubrelay::spool {
+
+/// A queue file's bytes with recipients' outcomes written over their R bytes (nullopt: not a queue file).
+std::optional<std::string> folded(std::string queue_file,
+                                  const std::vector<std::pair<std::size_t, RecipientStatus>>& marks);
 
 class SegmentStore {
  public:
@@ -69,9 +73,6 @@ class SegmentStore {
   /// Live messages (the unsubrelay_spool_messages gauge), without copying their ids.
   std::size_t size() const;
 
-  /// Copies the live messages of the oldest segments into the active one (outcomes folded in) until
-  /// at most max_segments are left; then deletes what nothing needs. Returns the messages moved.
-  std::size_t compact(std::size_t max_segments);
   /// The relay's periodic compaction (segment_admin.cpp): copies the live
   /// messages of the oldest segment forward, one segment at a time, while more
   /// than max_segments are listed and the oldest holds at most max_live_bytes

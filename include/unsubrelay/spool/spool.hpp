@@ -172,16 +172,12 @@ class Spool {
   /// spool.format: segments (docs/spool.md): messages up to max_bytes go to
   /// segments of spool/segments/, larger ones to queue files. Before recover().
   /// read_only: `queue list` beside a running relay (recover() writes nothing then).
-<<<<<<< HEAD
-  void use_segments(std::size_t max_bytes, bool read_only = false);
+  /// segment_bytes: a segment file is closed and a new one started past this size.
+  void use_segments(std::size_t max_bytes, bool read_only = false, std::uint64_t segment_bytes = 64ull << 20);
   /// Where the syncs of QueueWriter::commit_async run (the relay's disk pool). After use_segments().
   void set_background(Background background) {
     if (segments_) segments_->set_background(std::move(background));
   }
-=======
-  /// segment_bytes: a segment file is closed and a new one started past this size.
-  void use_segments(std::size_t max_bytes, bool read_only = false, std::uint64_t segment_bytes = 64ull << 20);
->>>>>>> segdefault
 
   /// Starts a new message: creates incoming/ID with the envelope records.
   std::unique_ptr<QueueWriter> create(const QueueEnvelope& envelope, std::string* error) const;
