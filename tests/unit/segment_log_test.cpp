@@ -262,6 +262,19 @@ TEST(SegmentStore, ATornTailLosesOnlyWhatWasNeverAcknowledged) {
   EXPECT_EQ(third.open(&err)->ids, (std::vector<std::string>{"00000000000000A1", "00000000000000A3"}));
 }
 
+/// After compaction: a store opened again over dir holds only id; its message as read back.
+std::optional<SegmentStore::Message> reopened_alone(const fs::path& dir, const std::string& id) {
+  std::string err;
+  SegmentStore again(dir.string());
+  const auto recovered = again.open(&err);
+  EXPECT_TRUE(recovered) << err;
+  if (!recovered) return std::nullopt;
+  EXPECT_EQ(recovered->ids, std::vector<std::string>{id});
+  auto m = again.read(id, &err);
+  EXPECT_TRUE(m) << err;
+  return m;
+}
+
 // Segments go oldest first, once nothing needs them; a long-deferred message
 // that pins old segments is copied forward by compact_sparse(), outcomes included.
 TEST(SegmentStore, SegmentsAreDeletedInOrderAndCompacted) {
@@ -282,12 +295,8 @@ TEST(SegmentStore, SegmentsAreDeletedInOrderAndCompacted) {
   EXPECT_EQ(s.compact_sparse(2, UINT64_MAX), 1u);
   EXPECT_LE(s.segment_count(), 2u);
   EXPECT_LE(files_in(dir.path), 2u);
-  SegmentStore again(dir.path.string());
-  const auto recovered = again.open(&err);
-  ASSERT_TRUE(recovered) << err;
-  EXPECT_EQ(recovered->ids, std::vector<std::string>{ids[0]});
-  const auto m = again.read(ids[0], &err);
-  ASSERT_TRUE(m) << err;
+  const auto m = reopened_alone(dir.path, ids[0]);
+  ASSERT_TRUE(m);
   const auto parsed = parse_queue_file(m->queue_file, std::string_view(m->queue_file).substr(
                                            m->queue_file.size() - trailer_size), m->queue_file.size(), &err);
   ASSERT_TRUE(parsed) << err;
@@ -330,12 +339,8 @@ TEST(SegmentStore, CompactSparseMovesOnlyWhatFreesSpace) {
   EXPECT_GE(s.segment_count(), 6u);
   EXPECT_EQ(s.compact_sparse(2, 2048), 1u);
   EXPECT_LE(s.segment_count(), 2u);
-  SegmentStore again(dir.path.string());
-  const auto recovered = again.open(&err);
-  ASSERT_TRUE(recovered) << err;
-  EXPECT_EQ(recovered->ids, std::vector<std::string>{ids[0]});
-  const auto m = again.read(ids[0], &err);
-  ASSERT_TRUE(m) << err;
+  const auto m = reopened_alone(dir.path, ids[0]);
+  ASSERT_TRUE(m);
   EXPECT_EQ(m->state_line, "F 1 99 451 later");
 }
 
