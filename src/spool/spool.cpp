@@ -53,23 +53,49 @@ std::string read_state_log(const std::string& path, bool& exists) {
 
 }  // namespace
 
-bool ContentBudget::reserve(std::size_t bytes) {
-  auto used = used_.load();
+bool ContentBudget::take(std::atomic<std::size_t>& counter, std::size_t limit, std::size_t bytes) {
+  auto used = counter.load();
   do {
-    if (used + bytes > limit_) return false;
-  } while (!used_.compare_exchange_weak(used, used + bytes));
+    if (used + bytes > limit) return false;
+  } while (!counter.compare_exchange_weak(used, used + bytes));
   return true;
 }
 
 QueueWriter::QueueWriter(std::string root, std::string id, int fd, QueueEnvelope envelope,
                          std::shared_ptr<ContentBudget> budget)
     : root_(std::move(root)), id_(std::move(id)), fd_(fd), envelope_(std::move(envelope)), budget_(std::move(budget)) {
-  buffer_.reserve(write_buffer_size);
+  if (fd_ >= 0) buffer_.reserve(write_buffer_size);  // a segment message (no file yet) never writes through it
 }
 
 QueueWriter::~QueueWriter() {
   if (!committed_) abort();
   if (keeping_) budget_->release(kept_.size());
+  unhold();
+}
+
+bool QueueWriter::keep_for_segment(std::string_view bytes) {
+  if (kept_.size() + bytes.size() > segment_max_) return false;
+  if (keeping_ && !budget_->reserve(bytes.size())) {
+    // Past the hand-over bound it is still one record (its first attempt reads it back from
+    // the segment), held against the intake bound instead; past that too, a queue file.
+    keeping_ = false;
+    budget_->release(kept_.size());
+    if (!hold(kept_.size())) return false;
+  }
+  if (!keeping_ && !hold(bytes.size())) return false;
+  kept_.append(bytes);
+  return true;
+}
+
+bool QueueWriter::hold(std::size_t bytes) {
+  if (!budget_->hold(bytes)) return false;
+  held_ += bytes;
+  return true;
+}
+
+void QueueWriter::unhold() {
+  budget_->unhold(held_);
+  held_ = 0;
 }
 
 void QueueWriter::keep(std::string_view bytes) {
@@ -92,13 +118,7 @@ std::string QueueWriter::flush_buffer() {
 
 std::string QueueWriter::append(std::string_view bytes) {
   if (segments_) {  // a small message stays in memory until its commit to a segment
-    if (kept_.size() + bytes.size() <= segment_max_) {
-      // Past the memory bound it is still one record; its first attempt reads it back from the segment.
-      if (keeping_ && !budget_->reserve(bytes.size())) {
-        keeping_ = false;
-        budget_->release(kept_.size());
-      }
-      kept_.append(bytes);
+    if (keep_for_segment(bytes)) {
       content_length_ += bytes.size();
       return {};
     }
@@ -125,7 +145,10 @@ std::string QueueWriter::spill() {
   if (tenant_pending_) tenant_offset_ = records.find("\nN ") + 3;
   buffer_ = records;
   buffer_ += kept_;
-  if (!keeping_) kept_ = std::string();  // not reserved: read back from the file
+  if (!keeping_) {  // not reserved: read back from the file
+    kept_ = std::string();
+    unhold();
+  }
   return flush_buffer();
 }
 
@@ -157,7 +180,10 @@ void QueueWriter::commit_async(DurableCallback done) {
 void QueueWriter::finish_commit(const std::string& err) {
   if (!segments_) return;  // a queue file: commit() did it
   if (err.empty()) committed_ = true;
-  if (!keeping_) kept_ = std::string();  // not reserved: read back from the segment
+  if (!keeping_) {  // not reserved: read back from the segment
+    kept_ = std::string();
+    unhold();
+  }
 }
 
 std::string QueueWriter::set_tenant(const std::string& tenant) {
@@ -278,8 +304,10 @@ void QueueWriter::abort() {
   if (!committed_) ::unlink((root_ + "/incoming/" + id_).c_str());
 }
 
-Spool::Spool(std::string root, std::size_t memory_limit)
-    : root_(std::move(root)), budget_(std::make_shared<ContentBudget>(memory_limit)) {}
+Spool::Spool(std::string root, std::size_t memory_limit, std::size_t intake_limit)
+    : root_(std::move(root)),
+      budget_(std::make_shared<ContentBudget>(
+          memory_limit, intake_limit ? intake_limit : std::max(memory_limit, default_intake_limit))) {}
 
 std::string Spool::init() const {
   for (const char* sub : {"incoming", "messages", "state", "corrupt", "segments", "requests"}) {

@@ -438,6 +438,48 @@ TEST(SegmentSpool, OverTheMemoryBoundAMessageIsStillARecord) {
   EXPECT_EQ(open->content(), "Subject: over the bound\r\n\r\nbody\r\n");
 }
 
+// Messages being received for segment records while the hand-over budget is
+// spent are held against the intake bound: past it, the next one becomes a
+// queue file, so many sessions sending at once cannot grow memory without limit.
+// A commit gives its bytes back.
+TEST(SegmentSpool, TheIntakeBoundTurnsTheNextMessageIntoAFile) {
+  TempDir dir;
+  std::string err;
+  Spool spool(dir.path.string(), 0, 100);  // no hand-over memory; 100 bytes held for intake
+  spool.use_segments(4096);
+  ASSERT_EQ(spool.init(), "");
+  ASSERT_EQ(spool.recover().error, "");
+  const QueueEnvelope e{1700000000, "192.0.2.1", "client.test", "", false, "a@example.com", {"b@example.org"}};
+  auto first = spool.create(e, &err);
+  ASSERT_TRUE(first) << err;
+  EXPECT_EQ(first->append("Subject: one\r\n\r\n" + std::string(60, 'a') + "\r\n"), "");  // 78 bytes held
+  auto second = spool.create(e, &err);
+  ASSERT_TRUE(second) << err;
+  EXPECT_EQ(second->append("Subject: two\r\n\r\n" + std::string(60, 'b') + "\r\n"), "");  // over 100: a file
+  EXPECT_EQ(spool.budget().held(), 78u);
+  ASSERT_EQ(second->commit(), "");
+  EXPECT_FALSE(spool.in_segment(second->id()));
+  EXPECT_TRUE(fs::exists(dir.path / "messages" / second->id()));
+  ASSERT_EQ(first->commit(), "");
+  EXPECT_TRUE(spool.in_segment(first->id()));
+  EXPECT_EQ(spool.budget().held(), 0u);  // given back at the commit
+  auto third = spool.create(e, &err);
+  ASSERT_TRUE(third) << err;
+  EXPECT_EQ(third->append("Subject: three\r\n\r\nc\r\n"), "");
+  ASSERT_EQ(third->commit(), "");
+  EXPECT_TRUE(spool.in_segment(third->id()));
+  auto open = spool.open(second->id(), &err);  // the file holds the whole message
+  ASSERT_TRUE(open) << err;
+  EXPECT_EQ(open->content(), "Subject: two\r\n\r\n" + std::string(60, 'b') + "\r\n");
+  {
+    auto abandoned = spool.create(e, &err);  // a session that ends in DATA gives its bytes back too
+    ASSERT_TRUE(abandoned) << err;
+    EXPECT_EQ(abandoned->append("Subject: gone\r\n\r\n"), "");
+    EXPECT_GT(spool.budget().held(), 0u);
+  }
+  EXPECT_EQ(spool.budget().held(), 0u);
+}
+
 // smtp.tenant_header with segments: the tenant is set before the commit encodes the envelope.
 TEST(SegmentSpool, TheTenantSlotNeedsNoFile) {
   TempDir dir;

@@ -32,17 +32,30 @@ namespace unsubrelay::spool {
 /// that keep what they receive and the queue manager that delivers it from
 /// memory on its first attempt (spool.memory_limit_mb). Past it, content is
 /// read back from the queue file instead: slower, never lost.
+///
+/// With segments a message up to spool.segment_max_kb is whole in memory until
+/// its commit even when the hand-over budget is spent: those bytes are held
+/// against a second bound (intake), so that many sessions sending at once
+/// (strangers too: bounces and unsubscribe mail come from anyone) cannot grow
+/// the relay's memory without limit; past it a message becomes a queue file.
 class ContentBudget {
  public:
-  explicit ContentBudget(std::size_t limit) : limit_(limit) {}
-  bool reserve(std::size_t bytes);
+  ContentBudget(std::size_t limit, std::size_t intake_limit) : limit_(limit), intake_limit_(intake_limit) {}
+  bool reserve(std::size_t bytes) { return take(used_, limit_, bytes); }
   void release(std::size_t bytes) { used_ -= bytes; }
   std::size_t used() const { return used_; }
   std::size_t limit() const { return limit_; }
+  /// Content received for a segment record and not reserved above, until its commit.
+  bool hold(std::size_t bytes) { return take(held_, intake_limit_, bytes); }
+  void unhold(std::size_t bytes) { held_ -= bytes; }
+  std::size_t held() const { return held_; }
 
  private:
+  static bool take(std::atomic<std::size_t>& counter, std::size_t limit, std::size_t bytes);
   std::atomic<std::size_t> used_{0};
+  std::atomic<std::size_t> held_{0};
   std::size_t limit_;
+  std::size_t intake_limit_;
 };
 
 struct QueuedMessage;
@@ -89,6 +102,12 @@ class QueueWriter {
   std::string spill();
   std::string commit_to_segment();
   std::optional<std::string> segment_payload(std::string* error);
+  /// segments: keeps bytes for the record, reserved for the hand-over while the budget
+  /// allows, else held against the intake bound; false: the message must become a file.
+  bool keep_for_segment(std::string_view bytes);
+  /// Segment content not reserved for the hand-over, against the intake bound (ContentBudget::hold).
+  bool hold(std::size_t bytes);
+  void unhold();
 
   std::string root_;
   std::string id_;
@@ -104,6 +123,7 @@ class QueueWriter {
   std::shared_ptr<ContentBudget> budget_;
   std::string kept_;     // the content, while the budget allows (with segments, until the commit regardless)
   bool keeping_ = true;
+  std::size_t held_ = 0;  // of kept_, held against the intake bound (not reserved: keeping_ is false)
   SegmentStore* segments_ = nullptr;  // spool.format: segments, while the message is small (no file yet)
   std::size_t segment_max_ = 0;
 };
@@ -159,10 +179,13 @@ struct RecoveryReport {
 
 /// The default of spool.memory_limit_mb.
 inline constexpr std::size_t default_memory_limit = 8 * 1024 * 1024;
+/// The least content held in memory for segment records being received, over all sessions.
+inline constexpr std::size_t default_intake_limit = 32 * 1024 * 1024;
 
 class Spool {
  public:
-  explicit Spool(std::string root, std::size_t memory_limit = default_memory_limit);
+  /// intake_limit: ContentBudget's second bound; 0 = max(memory_limit, default_intake_limit).
+  explicit Spool(std::string root, std::size_t memory_limit = default_memory_limit, std::size_t intake_limit = 0);
 
   const std::string& root() const { return root_; }
   std::string messages_dir() const { return root_ + "/messages"; }
