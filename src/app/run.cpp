@@ -134,13 +134,6 @@ std::vector<common::ServedCertificate> served_certificates(const config::Config&
   return served;
 }
 
-/// The log lines of carried-out `queue delete` requests; the ids deleted.
-std::vector<std::string> log_requests(spool::Spool::AppliedRequests applied) {
-  for (const auto& id : applied.deleted) spdlog::info("{}: deleted from the queue (queue delete)", id);
-  for (const auto& note : applied.notes) spdlog::warn("spool: {}", note);
-  return std::move(applied.deleted);
-}
-
 }  // namespace
 
 int run_relay(const std::string& config_path) {
@@ -177,7 +170,8 @@ int run_relay(const std::string& config_path) {
     return 74;  // EX_IOERR
   }
   // `queue delete` requests left while no relay ran: carried out before anything is delivered.
-  std::erase_if(recovered.queued, [deleted = log_requests(spool.apply_requests())](const std::string& id) {
+  const auto deleted = delivery::log_applied_requests(spool.apply_requests());
+  std::erase_if(recovered.queued, [&deleted](const std::string& id) {
     return std::find(deleted.begin(), deleted.end(), id) != deleted.end();
   });
   for (const auto& n : recovered.notes) spdlog::warn("spool: {}", n);

@@ -191,15 +191,20 @@ void QueueManager::start_due() {
 
 asio::awaitable<void> QueueManager::schedule_loop() {
   while (!stopping_) {
-    // One manager watches for `queue flush` and tells its siblings.
-    if (shard_.index == 0 && spool_.take_flush_request()) {
-      if (shard_.flush_all) {
-        shard_.flush_all();
-      } else {
-        rescan();
+    // One manager watches for `queue flush` and tells its siblings, and keeps the
+    // spool (requests, compaction): once a second, not at every wake-up (under
+    // load the loop wakes for most new messages).
+    if (shard_.index == 0 && polled_at_ != now_seconds()) {
+      polled_at_ = now_seconds();
+      if (spool_.take_flush_request()) {
+        if (shard_.flush_all) {
+          shard_.flush_all();
+        } else {
+          rescan();
+        }
       }
+      co_await upkeep();
     }
-    if (shard_.index == 0) co_await upkeep();
     if (stopping_) break;  // a drain began meanwhile: no new attempt
     start_due();
     const auto now = now_seconds();
@@ -209,6 +214,12 @@ asio::awaitable<void> QueueManager::schedule_loop() {
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+}
+
+std::vector<std::string> log_applied_requests(spool::Spool::AppliedRequests applied) {
+  for (const auto& id : applied.deleted) spdlog::info("{}: deleted from the queue (queue delete)", id);
+  for (const auto& note : applied.notes) spdlog::warn("spool: {}", note);
+  return std::move(applied.deleted);
 }
 
 asio::awaitable<void> QueueManager::upkeep() {
@@ -224,8 +235,7 @@ asio::awaitable<void> QueueManager::upkeep() {
   });
   upkeep_ = false;
   // A deleted message still listed here is forgotten at its next attempt (as a deleted queue file is).
-  for (const auto& id : applied.deleted) spdlog::info("{}: deleted from the queue (queue delete)", id);
-  for (const auto& note : applied.notes) spdlog::warn("spool: {}", note);
+  log_applied_requests(std::move(applied));
   if (compacted) spdlog::info("spool: {} long-queued message(s) copied to the newest segment (compaction)", compacted);
 }
 

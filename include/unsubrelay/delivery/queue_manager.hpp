@@ -40,6 +40,10 @@ namespace unsubrelay::delivery {
 
 class FeedbackHooks;
 
+/// Logs what `queue delete` requests did (spool::Spool::apply_requests): at
+/// start-up (run.cpp) and in the relay's upkeep. Returns the ids deleted.
+std::vector<std::string> log_applied_requests(spool::Spool::AppliedRequests applied);
+
 /// Upstream latency per copy, as a Prometheus histogram (seconds).
 struct LatencyHistogram {
   static constexpr double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -224,6 +228,7 @@ class QueueManager {
   std::deque<std::string> unclassified_;
   bool classifying_ = false;  // classify_loop() runs
   bool upkeep_ = false;       // upkeep() runs on the disk pool (drain waits for it)
+  long long polled_at_ = -1;  // the second of the last flush-request check and upkeep (shard 0)
   std::multimap<long long, std::string> waiting_;
   std::size_t in_flight_ = 0;  // messages being attempted
   std::atomic<bool> stopping_{false};  // written on the strand only
