@@ -117,10 +117,6 @@ class PgStore final : public Store {
     return run<std::string>([&](pqxx::work& w) { return pg::uid_in(w, address); });
   }
 
-  std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
-    return sends_and_uids({}, addresses);
-  }
-
   std::optional<std::string> address_of(const std::string& uid) override {
     auto r = run<std::optional<std::string>>([&](pqxx::work& w) -> std::optional<std::string> {
       auto res = w.exec_params("SELECT address FROM contacts WHERE uid = $1", uid);
@@ -136,14 +132,6 @@ class PgStore final : public Store {
              w.exec_params("INSERT INTO launches (launch_list_id, email_id, created, kind, sender) VALUES ($1, $2, $3, "
                            "$4, $5) ON CONFLICT (launch_list_id) DO NOTHING",
                            launch, email_id, now, kind, sender);
-             return true;
-           })
-        .value_or(false);
-  }
-
-  bool record_sends(const std::vector<Send>& sends) override {
-    return run<bool>([&](pqxx::work& w) {
-             record_sends_in(w, sends);
              return true;
            })
         .value_or(false);

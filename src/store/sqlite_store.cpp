@@ -182,10 +182,6 @@ class SqliteStore final : public Store, private SqliteDb {
     return sqlite::uid_locked(*this, address);
   }
 
-  std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) override {
-    return sends_and_uids({}, addresses);
-  }
-
   std::optional<std::vector<std::string>> sends_and_uids(const std::vector<Send>& sends,
                                                          const std::vector<std::string>& addresses) override {
     std::lock_guard lock(mutex_);
@@ -224,8 +220,6 @@ class SqliteStore final : public Store, private SqliteDb {
     s.bind(1, launch).bind(2, email_id).bind(3, now).bind(4, kind).bind(5, sender);
     return s.step() == SQLITE_DONE || failed();
   }
-
-  bool record_sends(const std::vector<Send>& sends) override { return sends_and_uids(sends, {}).has_value(); }
 
   /// In the caller's transaction, under mutex_.
   bool record_sends_locked(const std::vector<Send>& sends) {

@@ -159,20 +159,19 @@ class Store {
   /// The contact's uid: random, unguessable, created on first sight, stable after.
   virtual std::optional<std::string> uid_for(const std::string& address) = 0;
   /// uid_for for a whole recipient list in one transaction (one fsync, not one per new contact).
-  virtual std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) = 0;
+  std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) {
+    return sends_and_uids({}, addresses);
+  }
   virtual std::optional<std::string> address_of(const std::string& uid) = 0;
 
   /// sender: the message's envelope sender, where forward_to_sender passes reports on.
   virtual bool record_launch(const std::string& launch_list_id, const std::string& email_id, long long now,
                              const std::string& kind = "batch", const std::string& sender = "") = 0;
-  virtual bool record_sends(const std::vector<Send>& sends) = 0;
+  bool record_sends(const std::vector<Send>& sends) { return sends_and_uids(sends, {}).has_value(); }
   /// record_sends and uids_for in one transaction (one sync for both: DeliveryRecorder's
   /// group commit gathers the attempts starting and the attempts ending). The uids, or nullopt.
   virtual std::optional<std::vector<std::string>> sends_and_uids(const std::vector<Send>& sends,
-                                                                 const std::vector<std::string>& addresses) {
-    if (!sends.empty() && !record_sends(sends)) return std::nullopt;
-    return addresses.empty() ? std::optional<std::vector<std::string>>(std::vector<std::string>{}) : uids_for(addresses);
-  }
+                                                                 const std::vector<std::string>& addresses) = 0;
   virtual bool launch_exists(const std::string& launch_list_id) = 0;
   virtual bool campaign_exists(const std::string& email_id) = 0;
   virtual bool launch_matches(const std::string& launch_list_id, const std::string& email_id) = 0;
