@@ -69,14 +69,6 @@ class SegmentSpoolTest(unittest.TestCase):
         self.assertEqual(self.relay.spool_ids(), [])
 
 
-def listed_ids(relay):
-    """The queue ids `unsubrelay queue list` shows (it must succeed)."""
-    out = relay.cli("queue", "list")
-    if out.returncode != 0:
-        raise AssertionError(f"queue list: {out.returncode}: {out.stderr}")
-    return set(re.findall(r"^([0-9A-F]{16})", out.stdout, re.M))
-
-
 class SegmentDeleteTest(unittest.TestCase):
     """`queue delete` of a message held in a segment: the command leaves a
     durable request (spool/requests/delete-ID), the relay deletes it."""
@@ -91,12 +83,12 @@ class SegmentDeleteTest(unittest.TestCase):
             keep, drop = send(relay.port, "keep"), send(relay.port, "drop")
             self.assertEqual(relay.queue_file_ids(), [])  # both are segment records, no queue file
             wait_until(lambda: sink.mails >= 4, what="both messages tried and refused (twice in all)")
-            self.assertEqual(listed_ids(relay), {keep, drop})
+            self.assertEqual(set(relay.spool_ids()), {keep, drop})
 
             out = relay.cli("queue", "delete", drop)
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertIn(f"{drop}: delete requested", out.stdout)
-            wait_until(lambda: listed_ids(relay) == {keep}, what="the deleted message gone from queue list")
+            wait_until(lambda: set(relay.spool_ids()) == {keep}, what="the deleted message gone from queue list")
             self.assertIn(f"{drop}: deleted from the queue (queue delete)", relay.read_log())
             self.assertEqual(os.listdir(os.path.join(relay.spool_dir, "requests")), [])
             # Its entry in the scheduler goes at its next attempt, as a deleted queue file's does.
@@ -105,7 +97,7 @@ class SegmentDeleteTest(unittest.TestCase):
 
             sink.throttle_every = 0  # the upstream takes mail again
             wait_until(lambda: "keep" in sink.ids(), what="the kept message delivered")
-            wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+            wait_until(lambda: set(relay.spool_ids()) == set(), interval=0.2, what="the queue to empty")
             self.assertEqual(sink.ids(), ["keep"])  # the deleted one never reached the upstream
 
     def test_delete_during_a_delivery_attempt(self):
@@ -125,7 +117,7 @@ class SegmentDeleteTest(unittest.TestCase):
                        what="the relay to delete it")
             wait_until(lambda: sink.ids() == ["busy"], what="the copy under way delivered")
             wait_until(lambda: f"{qid}: removed" in relay.read_log(), what="the attempt finished")
-            self.assertEqual(listed_ids(relay), set())
+            self.assertEqual(set(relay.spool_ids()), set())
             self.assertEqual(relay.cli("queue", "flush").returncode, 0)
             wait_until(lambda: "queue flush:" in relay.read_log(), what="the flush")
             self.assertEqual(sink.ids(), ["busy"])
@@ -142,7 +134,7 @@ class SegmentDeleteTest(unittest.TestCase):
         self.assertIn(f"{drop}: delete requested", out.stdout)
         requests = os.path.join(relay.spool_dir, "requests")
         self.assertEqual(os.listdir(requests), [f"delete-{drop}"])
-        self.assertEqual(listed_ids(relay), {keep, drop})  # until a relay carries it out
+        self.assertEqual(set(relay.spool_ids()), {keep, drop})  # until a relay carries it out
         # Not a queue id: no request, nothing written outside requests/.
         bad = relay.cli("queue", "delete", "../../x")
         self.assertEqual(bad.returncode, 1)
@@ -158,7 +150,7 @@ class SegmentDeleteTest(unittest.TestCase):
         relay.start()
         self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
         relay.wait_for_outbox(1)
-        wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+        wait_until(lambda: set(relay.spool_ids()) == set(), interval=0.2, what="the queue to empty")
         log = relay.read_log()
         self.assertIn(f"{drop}: deleted from the queue (queue delete)", log)
         self.assertIn("00000000DEADBEEF: queue delete: no such message in the queue; request dropped", log)
@@ -193,12 +185,12 @@ class SegmentCompactionTest(unittest.TestCase):
             # Without compaction the old message would keep all 8+ of them; the relay keeps at most 4.
             wait_until(lambda: len(os.listdir(segments)) <= 4, what="the segments the old message pinned deleted")
             self.assertRegex(relay.read_log(), r"spool: 1 long-queued message\(s\) copied to the newest segment")
-            self.assertEqual(listed_ids(relay), {old})
+            self.assertEqual(set(relay.spool_ids()), {old})
             # The copy is what a restart reads back (and, as after every start, tries at once).
             self.assertEqual(relay.stop(), 0)
             relay.start()
             wait_until(lambda: "old" in sink.ids(), what="the old message delivered after the restart")
-            wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+            wait_until(lambda: set(relay.spool_ids()) == set(), interval=0.2, what="the queue to empty")
             self.assertEqual(sorted(sink.ids()).count("old"), 1)
             self.assertEqual(len(sink.ids()), 81)
 
@@ -234,7 +226,7 @@ class UpgradeTest(unittest.TestCase):
             self.addCleanup(lambda: self.assertEqual(relay.stop(), 0))
             wait_until(lambda: sink.count() >= 1 + sum(1 + n % 3 for n in range(12)), timeout=60,
                        what="every recipient's copy delivered")
-            wait_until(lambda: listed_ids(relay) == set(), interval=0.2, what="the queue to empty")
+            wait_until(lambda: set(relay.spool_ids()) == set(), interval=0.2, what="the queue to empty")
             self.assertEqual(relay.queue_file_ids(), [])
             expected = sorted([f"m{n}" for n in range(12) for _ in range(1 + n % 3)] + ["big"])
             self.assertEqual(sorted(sink.ids()), expected)  # each copy once, none lost
