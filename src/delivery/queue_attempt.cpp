@@ -14,6 +14,10 @@
 //   finish         expire what waited too long, then (disk pool) settle: record
 //                  the sends, bounce the failed, remove or defer the message.
 //
+// The two store writes (prepare's uids, settle's sends) join the delivery
+// path's group commit without a thread waiting for it (look_up_uids, settle:
+// offload_until resumes the attempt from the commit's callback).
+//
 // Where the feedback loop (issue 12) plugs in: the envelope sender of a copy
 // (VERP) in render_copy; the upstream's reply, to classify 5xx refusals, in
 // record_outcome; soft bounces of expired recipients in expire_deferred;
@@ -86,6 +90,8 @@ struct QueueManager::Attempt {
   std::vector<std::string> uids;                // per recipient index; "" when not looked up
   std::vector<std::optional<store::SendVerdict>> verdicts;  // per recipient index; nullopt: unknown
   std::string store_error;                      // why a uid or a verdict is missing
+  std::vector<std::string> uid_addresses;       // whose uids look_up_uids fetches
+  std::vector<std::size_t> uid_recipients;      // their recipient indexes
   // Filled as the copies finish.
   std::vector<FailedRecipient> failed;
   std::vector<std::size_t> deferred;
@@ -93,6 +99,7 @@ struct QueueManager::Attempt {
   std::vector<store::Send> sends;  // recorded in one (group) transaction by settle()
   std::vector<std::string> send_addresses;  // the recipient of each send (sent_after_optout)
   std::vector<store::Feedback> reports;     // bounces of this attempt (issue 12), recorded by settle()
+  std::string bounce_id;                    // the DSN settle queued, or ""
 
   spool::QueuedMessage& message() { return open->message; }
   const spool::QueueEnvelope& envelope() const { return open->message.envelope; }
@@ -128,7 +135,10 @@ asio::awaitable<void> QueueManager::attempt(std::string id) {
   Attempt a;
   a.id = id;
   if (const auto it = entries_.find(id); it != entries_.end()) a.open = std::move(it->second.opened);
-  co_await offload(disk_, [&] { prepare(a); });
+  co_await offload_until(disk_, [&](Resume resume) {
+    prepare(a);
+    look_up_uids(a, std::move(resume));
+  });
   if (a.gone) {
     entries_.erase(id);
     co_return;
@@ -217,24 +227,29 @@ void QueueManager::look_up_recipients(Attempt& a) {
   for (std::size_t k = 0; k < a.pending.size(); ++k) a.verdicts[a.pending[k]] = (*verdicts)[k];
   if (a.t->shared && !honour_shared_list(a, recipients)) return;
   if (!a.campaign()) return;
-  // Every pending recipient's uid in one store transaction, shared with the
-  // other deliveries in flight (group commit), not one per recipient. An
-  // erased address gets none: no contact is made for it again, no send recorded.
-  std::vector<std::string> addresses;
-  std::vector<std::size_t> which;
+  // An erased address gets no uid: no contact is made for it again, no send recorded.
   for (std::size_t k = 0; k < a.pending.size(); ++k) {
     if ((*verdicts)[k].erased) continue;
-    addresses.push_back(recipients[k].address);
-    which.push_back(a.pending[k]);
+    a.uid_addresses.push_back(recipients[k].address);
+    a.uid_recipients.push_back(a.pending[k]);
   }
-  if (addresses.empty()) return;
-  const auto found = a.t->recorder->uids_for(addresses);
-  if (!found) {
-    a.store_error = a.t->store->last_error();
-    a.verdicts.assign(a.verdicts.size(), std::nullopt);
-    return;
-  }
-  for (std::size_t k = 0; k < which.size(); ++k) a.uids[which[k]] = (*found)[k];
+}
+
+void QueueManager::look_up_uids(Attempt& a, Resume resume) {
+  if (a.uid_addresses.empty()) return resume(nullptr);
+  // Every pending recipient's uid in one store transaction, shared with the
+  // other deliveries in flight (group commit), not one per recipient. Nothing
+  // waits for it: the attempt resumes from the commit's callback.
+  auto done = [&a, resume](std::optional<std::vector<std::string>> found) {
+    if (!found) {
+      a.store_error = a.t->store->last_error();
+      a.verdicts.assign(a.verdicts.size(), std::nullopt);
+    } else {
+      for (std::size_t k = 0; k < a.uid_recipients.size(); ++k) a.uids[a.uid_recipients[k]] = (*found)[k];
+    }
+    resume(nullptr);
+  };
+  a.t->recorder->uids_for(std::move(a.uid_addresses), std::move(done));
 }
 
 /// suppression: shared (SPEC Part 3): the installation-wide list stops a copy
@@ -409,8 +424,8 @@ asio::awaitable<void> QueueManager::finish(Attempt& a) {
   expire_deferred(a, now);
   const auto attempts = a.message().state.attempts + 1;
   const auto next = retry_at(now, attempts);
-  std::string bounce_id;
-  co_await offload(disk_, [&] { bounce_id = settle(a, now, attempts, next); });
+  co_await offload_until(disk_, [&](Resume resume) { settle(a, now, attempts, next, std::move(resume)); });
+  const auto& bounce_id = a.bounce_id;
   counters_->bounced += a.failed.size();
   if (a.t && a.t->counters) a.t->counters->bounced += a.failed.size();
   if (!bounce_id.empty()) {
@@ -449,17 +464,36 @@ void QueueManager::expire_deferred(Attempt& a, long long now) {
   a.deferred.clear();
 }
 
-std::string QueueManager::settle(Attempt& a, long long now, unsigned attempts, long long next) {
+void QueueManager::settle(Attempt& a, long long now, unsigned attempts, long long next, Resume resume) {
   if (a.feedback() && !a.sends.empty()) {
     a.feedback()->mark_after_optout(a.sends, a.send_addresses, {true, a.plan->email_id(), a.scope.topic}, now);
   }
-  if (!a.sends.empty() && !a.t->recorder->record_sends(a.sends)) {
-    spdlog::warn("{}: store: cannot record {} send(s): {}", a.id, a.sends.size(), a.t->store->last_error());
+  if (a.sends.empty()) {
+    settle_spool(a, now, attempts, next);
+    return resume(nullptr);
   }
+  // The sends join the delivery path's group commit; the rest follows on the
+  // thread that committed them, and no thread waits meanwhile.
+  const auto count = a.sends.size();
+  a.t->recorder->record_sends(std::move(a.sends), [this, &a, now, attempts, next, count, resume](bool recorded) {
+    try {
+      if (!recorded) {
+        spdlog::warn("{}: store: cannot record {} send(s): {}", a.id, count, a.t->store->last_error());
+      }
+      settle_spool(a, now, attempts, next);
+    } catch (...) {
+      return resume(std::current_exception());
+    }
+    resume(nullptr);
+  });
+}
+
+/// The feedback reports, the DSN of the failed, and the message's own fate in
+/// the spool: removed, or deferred with the marks of this attempt synced.
+void QueueManager::settle_spool(Attempt& a, long long now, unsigned attempts, long long next) {
   if (a.feedback()) a.feedback()->record(a.reports, a.id);
-  std::string bounce_id;
   if (!a.failed.empty()) {
-    bounce_id = queue_bounce(a.message(), a.failed, a.content(), now);
+    a.bounce_id = queue_bounce(a.message(), a.failed, a.content(), now);
     const auto& state = a.message().state.recipients;
     for (const auto& f : a.failed) {
       for (std::size_t i = 0; i < state.size(); ++i) {
@@ -478,7 +512,6 @@ std::string QueueManager::settle(Attempt& a, long long now, unsigned attempts, l
     if (auto err = a.open->sync(); !err.empty()) spdlog::error("{}: {}", a.id, err);
     spool_.mark_deferred(a.message(), attempts, next, a.defer_reason);
   }
-  return bounce_id;
 }
 
 }  // namespace unsubrelay::delivery

@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -220,6 +221,8 @@ class Relay:
             self.logfile.close()
         code = self.proc.returncode if self.proc else 0
         self.proc = None
+        if code != 0:  # the caller asserts the code; the log says why
+            sys.stderr.write(f"relay exited with {code}; its log ends:\n{self.read_log()[-4000:]}\n")
         return code
 
     def kill9(self):

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -252,6 +253,41 @@ TEST(GroupCommit, AFailedTransactionFailsEveryCallerInIt) {
   });
   EXPECT_FALSE(throwing.run({1}));
   EXPECT_FALSE(throwing.run({2}));  // the next caller is not stuck behind a leader that never finished
+}
+
+// The delivery path's form: callers do not wait; a caller arriving while
+// another commits is answered from the committing thread's next transaction.
+TEST(GroupCommit, AsynchronousCallersAreAnsweredByWhoeverCommits) {
+  std::mutex gate;  // held by the test: a transaction cannot finish
+  std::atomic<bool> entered{false};
+  GroupCommit<int, int> doubling([&](const std::vector<int>& in, std::vector<int>& out) {
+    entered = true;
+    std::lock_guard hold(gate);
+    for (int v : in) {
+      if (v < 0) return false;
+      out.push_back(2 * v);
+    }
+    return true;
+  });
+  std::vector<std::optional<std::vector<int>>> got(4);
+  std::unique_lock held(gate);
+  std::thread leader([&] { doubling.run_async({1}, [&](auto r) { got[0] = std::move(r); }); });
+  while (!entered) std::this_thread::yield();
+  // The leader is committing {1}: these return at once, not answered yet.
+  doubling.run_async({2, 3}, [&](auto r) { got[1] = std::move(r); });
+  doubling.run_async({-1}, [&](auto r) { got[2] = std::move(r); });
+  EXPECT_FALSE(got[1].has_value());
+  held.unlock();
+  leader.join();  // the leader committed everything queued before it returned
+  EXPECT_EQ(got[0], (std::optional<std::vector<int>>(std::vector<int>{2})));
+  EXPECT_FALSE(got[1].has_value());  // in one transaction with -1: failed together
+  EXPECT_FALSE(got[2].has_value());
+  EXPECT_EQ(doubling.batches(), 2u);
+  // A callback that throws does not stop the commits after it.
+  doubling.run_async({5}, [](auto) { throw std::runtime_error("callback exploded"); });
+  doubling.run_async({6}, [&](auto r) { got[3] = std::move(r); });
+  EXPECT_EQ(got[3], (std::optional<std::vector<int>>(std::vector<int>{12})));
+  EXPECT_EQ(doubling.run({7}), (std::optional<std::vector<int>>(std::vector<int>{14})));
 }
 
 // Fleet coordination: one holder at a time, renewals, take-over after expiry,

@@ -27,6 +27,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "unsubrelay/common/offload.hpp"
 #include "unsubrelay/delivery/fair_queue.hpp"
 #include "unsubrelay/delivery/retry.hpp"
 #include "unsubrelay/delivery/upstream.hpp"
@@ -168,7 +169,8 @@ class QueueManager {
   void prepare(Attempt& a);                // disk pool: the next three
   bool load(Attempt& a);                   //   queue file, state, content
   void plan_campaign(Attempt& a);          //   render plan, launch record, send scope
-  void look_up_recipients(Attempt& a);     //   uids and suppression verdicts, one store call each
+  void look_up_recipients(Attempt& a);     //   suppression verdicts, one store call; whose uids to look up
+  void look_up_uids(Attempt& a, Resume resume);  // disk pool: the uids, in the group commit; then resume
   bool honour_shared_list(Attempt& a, const std::vector<store::SendRecipient>& recipients);
   boost::asio::awaitable<void> send_copies(Attempt& a);
   boost::asio::awaitable<void> deliver_copy(Attempt& a, std::size_t i);
@@ -180,7 +182,8 @@ class QueueManager {
   const TenantDelivery* tenant_of(const std::string& id) const;
   boost::asio::awaitable<void> finish(Attempt& a);
   void expire_deferred(Attempt& a, long long now);
-  std::string settle(Attempt& a, long long now, unsigned attempts, long long next);  // disk pool
+  void settle(Attempt& a, long long now, unsigned attempts, long long next, Resume resume);  // disk pool
+  void settle_spool(Attempt& a, long long now, unsigned attempts, long long next);  // after the sends' commit
 
   /// When a message that failed its attempts-th attempt at now is tried again.
   long long retry_at(long long now, unsigned attempts) const;

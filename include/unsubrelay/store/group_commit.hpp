@@ -6,12 +6,16 @@
 // database write-ahead logs): the first caller becomes the leader and commits
 // everything queued so far in one transaction; callers arriving meanwhile wait
 // and are committed together in the next one. Nobody returns before their own
-// items are durable, so crash safety is unchanged.
+// items are durable, so crash safety is unchanged. The delivery path does not
+// wait at all (run_async): its items join the transaction under way's next one
+// and a callback continues the attempt, so no disk-pool thread sleeps in a
+// follower's wait (on a VM each such sleep and wake-up is a costly context switch).
 #pragma once
 
 #include <condition_variable>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -25,30 +29,37 @@ class GroupCommit {
  public:
   /// commit: all queued items in one transaction; fills one Out per In, or returns false.
   using Commit = std::function<bool(const std::vector<In>&, std::vector<Out>&)>;
+  /// What an asynchronous caller is told: its results, in order, or nullopt if the transaction failed.
+  using Done = std::function<void(std::optional<std::vector<Out>>)>;
   explicit GroupCommit(Commit commit) : commit_(std::move(commit)) {}
 
   /// This caller's results, in order, once committed; nullopt if the transaction failed.
   std::optional<std::vector<Out>> run(const std::vector<In>& items) {
-    Request request{&items, {}, false};
+    Request request{&items, {}, false, {}, {}};
     std::unique_lock lock(mutex_);
     queue_.push_back(&request);
     while (!request.done) {
       if (leader_) {
         done_.wait(lock);
-        continue;
+      } else {
+        lead(lock);
       }
-      leader_ = true;
-      auto batch = std::move(queue_);
-      queue_.clear();
-      lock.unlock();
-      commit_batch(batch);
-      lock.lock();
-      for (auto* r : batch) r->done = true;
-      leader_ = false;
-      ++batches_;
-      done_.notify_all();
     }
     return std::move(request.result);
+  }
+
+  /// The same without waiting: done is called once the items are committed (or
+  /// their transaction failed), on the thread that committed them. With no
+  /// commit under way the caller commits here, before returning: call it from
+  /// a thread that may block (the disk pool), never from a network thread. A
+  /// caller arriving while another commits returns at once; the committing
+  /// thread takes its items into its next transaction (no thread waits for it).
+  void run_async(std::vector<In> items, Done done) {
+    auto* request = new Request{nullptr, {}, false, std::move(items), std::move(done)};
+    request->items = &request->own;
+    std::unique_lock lock(mutex_);
+    queue_.push_back(request);
+    if (!leader_) lead(lock);
   }
 
   /// Transactions committed so far (tests and metrics).
@@ -62,7 +73,40 @@ class GroupCommit {
     const std::vector<In>* items;
     std::optional<std::vector<Out>> result;
     bool done;
+    std::vector<In> own;  // an asynchronous caller's items, kept here
+    Done callback;        // set: asynchronous (this object is the leader's to delete)
   };
+
+  /// Called with the lock held and no leader: commits until nothing is queued.
+  /// Waiting callers are woken after each transaction; asynchronous callers'
+  /// callbacks run here, outside the lock.
+  void lead(std::unique_lock<std::mutex>& lock) {
+    leader_ = true;
+    while (!queue_.empty()) {
+      auto batch = std::move(queue_);
+      queue_.clear();
+      lock.unlock();
+      commit_batch(batch);
+      std::vector<std::unique_ptr<Request>> answered;  // taken before a waiting caller may return
+      for (auto* r : batch) {
+        if (r->callback) answered.emplace_back(r);
+      }
+      lock.lock();
+      for (auto* r : batch) r->done = true;
+      ++batches_;
+      done_.notify_all();
+      lock.unlock();
+      for (auto& r : answered) {
+        try {
+          r->callback(std::move(r->result));
+        } catch (const std::exception&) {
+          // the callback's own failure; the next requests must still be committed
+        }
+      }
+      lock.lock();
+    }
+    leader_ = false;
+  }
 
   void commit_batch(const std::vector<Request*>& batch) {
     std::vector<In> all;
@@ -95,42 +139,68 @@ class GroupCommit {
 /// transaction (Store::sends_and_uids), so one sync serves both kinds.
 class DeliveryRecorder {
  public:
+  using Uids = std::function<void(std::optional<std::vector<std::string>>)>;
+  using Recorded = std::function<void(bool)>;
+
   explicit DeliveryRecorder(Store& store)
       : store_(store), commits_([this](const std::vector<Item>& items, std::vector<std::string>& out) {
           return commit(items, out);
         }) {}
 
+  /// The uids of these addresses (made for new contacts), once committed.
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) {
     if (addresses.empty()) return std::vector<std::string>{};
-    std::vector<Item> items;
-    for (const auto& a : addresses) items.push_back({&a, nullptr});
-    return commits_.run(items);
+    return commits_.run(address_items(addresses));
   }
   bool record_sends(const std::vector<Send>& sends) {
     if (sends.empty()) return true;
+    return commits_.run(send_items(sends)).has_value();
+  }
+  /// The same without waiting (GroupCommit::run_async: call from the disk pool;
+  /// done runs on the thread that committed).
+  void uids_for(std::vector<std::string> addresses, Uids done) {
+    if (addresses.empty()) return done(std::vector<std::string>{});
+    commits_.run_async(address_items(addresses), std::move(done));
+  }
+  void record_sends(std::vector<Send> sends, Recorded done) {
+    if (sends.empty()) return done(true);
     std::vector<Item> items;
-    for (const auto& x : sends) items.push_back({nullptr, &x});
-    return commits_.run(items).has_value();
+    for (auto& x : sends) items.push_back({{}, std::move(x)});
+    commits_.run_async(std::move(items),
+                       [done = std::move(done)](std::optional<std::vector<std::string>> r) { done(r.has_value()); });
   }
   std::size_t transactions() const { return commits_.batches(); }
 
  private:
-  struct Item {  // one of the two, the caller's own (it waits until committed)
-    const std::string* address;
-    const Send* send;
+  struct Item {  // one of the two
+    std::string address;
+    std::optional<Send> send;
   };
+  static std::vector<Item> address_items(const std::vector<std::string>& addresses) {
+    std::vector<Item> items;
+    for (const auto& a : addresses) items.push_back({a, std::nullopt});
+    return items;
+  }
+  static std::vector<Item> send_items(const std::vector<Send>& sends) {
+    std::vector<Item> items;
+    for (const auto& x : sends) items.push_back({{}, x});
+    return items;
+  }
   bool commit(const std::vector<Item>& items, std::vector<std::string>& out) {
     std::vector<std::string> addresses;
     std::vector<Send> sends;
     for (const auto& i : items) {
-      if (i.address) addresses.push_back(*i.address);
-      if (i.send) sends.push_back(*i.send);
+      if (i.send) {
+        sends.push_back(*i.send);
+      } else {
+        addresses.push_back(i.address);
+      }
     }
     const auto uids = store_.sends_and_uids(sends, addresses);
     if (!uids || uids->size() != addresses.size()) return false;
     std::size_t next = 0;
     out.clear();
-    for (const auto& i : items) out.push_back(i.address ? (*uids)[next++] : std::string());
+    for (const auto& i : items) out.push_back(i.send ? std::string() : (*uids)[next++]);
     return true;
   }
 
