@@ -104,7 +104,7 @@ def main():
                                       stderr=subprocess.DEVNULL)
             time.sleep(1)
         elif args.tool == "perf":
-            helper = subprocess.Popen(["perf", "record", "-g", "-o", os.path.join(work, "perf.data"), "-p",
+            helper = subprocess.Popen(["perf", "record", *os.environ.get("PERF_CALLGRAPH", "-g").split(), "-o", os.path.join(work, "perf.data"), "-p",
                                        str(relay.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
         base = sink.messages()

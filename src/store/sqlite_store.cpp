@@ -478,7 +478,7 @@ class SqliteStore final : public Store, private SqliteDb {
   bool exists(const char* sql, std::initializer_list<std::string> args) { return exists_on(*this, sql, args); }
   static bool exists_on(SqliteDb& db, const char* sql, std::initializer_list<std::string> args) {
     std::lock_guard lock(db.mutex_);
-    Statement s(db.db_, sql);
+    Statement s(*db.statements_, sql);  // cached: the delivery path asks once per message
     int i = 1;
     for (const auto& a : args) s.bind(i++, a);
     return s.step() == SQLITE_ROW;

@@ -162,6 +162,15 @@ TEST_P(SuppressionStoreTest, AThousandAddressesInOneLookup) {
   const auto list = t.store->suppressions_for(addresses, 2);
   ASSERT_TRUE(list);
   EXPECT_EQ(list->size(), 10u);
+  // Lists between the cached statements' widths (SQLite pads them by repeating the
+  // last address): each entry once, whichever place it has.
+  for (const std::size_t n : {1u, 3u, 5u, 100u, 257u, 401u}) {
+    const std::vector<std::string> first(addresses.begin(), addresses.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_EQ(t.store->suppressions_for(first, 2)->size(), (n + 99) / 100) << n;
+    std::vector<std::string> last(addresses.begin() + 1, addresses.begin() + static_cast<std::ptrdiff_t>(n));
+    last.push_back("R900@x.org");
+    EXPECT_EQ(t.store->suppressions_for(last, 2)->size(), (n - 1) / 100 + 1) << n;
+  }
 }
 
 TEST_P(SuppressionStoreTest, HardBouncesSuppressAllMailAtTheLimitAndCountOnce) {
