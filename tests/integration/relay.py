@@ -31,10 +31,21 @@ BIN = os.environ.get("UNSUBRELAY_BIN") or os.path.join(
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now that this process has not handed out before: bind(0)
+    may return a port it returned a moment ago (once gave a relay's implicit-TLS
+    listener and its HTTP listener the same port)."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError("no loopback port left that was not handed out already")
 
 
 def wait_until(predicate, timeout=20.0, interval=0.05, what="condition"):
