@@ -8,7 +8,9 @@ under one of:
   --tool syncs      strace -y of fsync, fdatasync, rename and unlink: per message, by file
   --tool callgrind  valgrind --tool=callgrind, collecting only while the load runs:
                     instructions per copy, and the top functions (inclusive)
-  --tool perf       perf record -g while the load runs: where the CPU goes (perf report)
+  --tool perf       perf record -g while the load runs: where the CPU goes (perf report);
+                    PERF_CALLGRAPH replaces -g (the Release build has no frame pointers:
+                    PERF_CALLGRAPH="--call-graph dwarf,16384 -F 499" unwinds its stacks)
   --tool none       the relay's own CPU time per copy (from /proc), threads and all
 Each run first sends --warmup messages (default 200) and waits for them, then
 measures --messages.

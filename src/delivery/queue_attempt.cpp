@@ -241,13 +241,14 @@ void QueueManager::look_up_uids(Attempt& a, Resume resume) {
   // other deliveries in flight (group commit), not one per recipient. Nothing
   // waits for it: the attempt resumes from the commit's callback.
   auto done = [&a, resume](std::optional<std::vector<std::string>> found) {
-    if (!found) {
-      a.store_error = a.t->store->last_error();
-      a.verdicts.assign(a.verdicts.size(), std::nullopt);
-    } else {
-      for (std::size_t k = 0; k < a.uid_recipients.size(); ++k) a.uids[a.uid_recipients[k]] = (*found)[k];
-    }
-    resume(nullptr);
+    resume_after(resume, [&] {
+      if (!found) {
+        a.store_error = a.t->store->last_error();
+        a.verdicts.assign(a.verdicts.size(), std::nullopt);
+      } else {
+        for (std::size_t k = 0; k < a.uid_recipients.size(); ++k) a.uids[a.uid_recipients[k]] = (*found)[k];
+      }
+    });
   };
   a.t->recorder->uids_for(std::move(a.uid_addresses), std::move(done));
 }
@@ -425,14 +426,13 @@ asio::awaitable<void> QueueManager::finish(Attempt& a) {
   const auto attempts = a.message().state.attempts + 1;
   const auto next = retry_at(now, attempts);
   co_await offload_until(disk_, [&](Resume resume) { settle(a, now, attempts, next, std::move(resume)); });
-  const auto& bounce_id = a.bounce_id;
   counters_->bounced += a.failed.size();
   if (a.t && a.t->counters) a.t->counters->bounced += a.failed.size();
-  if (!bounce_id.empty()) {
-    if (owns(bounce_id)) {
-      make_due(bounce_id, entries_[bounce_id]);
+  if (!a.bounce_id.empty()) {
+    if (owns(a.bounce_id)) {
+      make_due(a.bounce_id, entries_[a.bounce_id]);
     } else {
-      shard_.route(bounce_id);
+      shard_.route(a.bounce_id);
     }
   }
   if (a.deferred.empty()) {
@@ -468,23 +468,17 @@ void QueueManager::settle(Attempt& a, long long now, unsigned attempts, long lon
   if (a.feedback() && !a.sends.empty()) {
     a.feedback()->mark_after_optout(a.sends, a.send_addresses, {true, a.plan->email_id(), a.scope.topic}, now);
   }
-  if (a.sends.empty()) {
-    settle_spool(a, now, attempts, next);
-    return resume(nullptr);
-  }
+  if (a.sends.empty()) return resume_after(resume, [&] { settle_spool(a, now, attempts, next); });
   // The sends join the delivery path's group commit; the rest follows on the
   // thread that committed them, and no thread waits meanwhile.
   const auto count = a.sends.size();
   a.t->recorder->record_sends(std::move(a.sends), [this, &a, now, attempts, next, count, resume](bool recorded) {
-    try {
+    resume_after(resume, [&] {
       if (!recorded) {
         spdlog::warn("{}: store: cannot record {} send(s): {}", a.id, count, a.t->store->last_error());
       }
       settle_spool(a, now, attempts, next);
-    } catch (...) {
-      return resume(std::current_exception());
-    }
-    resume(nullptr);
+    });
   });
 }
 

@@ -70,9 +70,9 @@ std::optional<std::vector<Suppression>> suppressions_for(SqliteDb& db, const std
     while (lookup_widths[w] < n) ++w;
     Statement s(*db.statements_, lookup_sql(w));
     s.bind(1, now);
-    for (std::size_t i = 0; i < lookup_widths[w]; ++i) {
-      s.bind(static_cast<int>(i + 2), normalise_address(addresses[at + std::min(i, n - 1)]));
-    }
+    for (std::size_t i = 0; i < n; ++i) s.bind(static_cast<int>(i + 2), normalise_address(addresses[at + i]));
+    const auto last = normalise_address(addresses[at + n - 1]);
+    for (std::size_t i = n; i < lookup_widths[w]; ++i) s.bind(static_cast<int>(i + 2), last);
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back(row(s));
     if (rc != SQLITE_DONE) return db.fail();

@@ -51,6 +51,18 @@ boost::asio::awaitable<std::invoke_result_t<F&>> offload(boost::asio::thread_poo
 /// any thread, with nullptr or the exception that ended it.
 using Resume = std::function<void(std::exception_ptr)>;
 
+/// Runs f, then resume: with nullptr, or with the exception f threw (a
+/// callback that must resume its caller exactly once, whatever happens in it).
+template <class F>
+void resume_after(const Resume& resume, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    return resume(std::current_exception());
+  }
+  resume(nullptr);
+}
+
 /// Runs f(resume) on pool; the caller resumes on its own executor when resume
 /// is called, which f may leave to whatever it hands resume on to (a group
 /// commit's callback: the caller then waits for the commit holding no thread).

@@ -99,7 +99,7 @@ class GroupCommit {
       for (auto& r : answered) {
         try {
           r->callback(std::move(r->result));
-        } catch (const std::exception&) {
+        } catch (...) {
           // the callback's own failure; the next requests must still be committed
         }
       }
@@ -148,25 +148,23 @@ class DeliveryRecorder {
         }) {}
 
   /// The uids of these addresses (made for new contacts), once committed.
-  std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) {
+  std::optional<std::vector<std::string>> uids_for(std::vector<std::string> addresses) {
     if (addresses.empty()) return std::vector<std::string>{};
-    return commits_.run(address_items(addresses));
+    return commits_.run(address_items(std::move(addresses)));
   }
-  bool record_sends(const std::vector<Send>& sends) {
+  bool record_sends(std::vector<Send> sends) {
     if (sends.empty()) return true;
-    return commits_.run(send_items(sends)).has_value();
+    return commits_.run(send_items(std::move(sends))).has_value();
   }
   /// The same without waiting (GroupCommit::run_async: call from the disk pool;
   /// done runs on the thread that committed).
   void uids_for(std::vector<std::string> addresses, Uids done) {
     if (addresses.empty()) return done(std::vector<std::string>{});
-    commits_.run_async(address_items(addresses), std::move(done));
+    commits_.run_async(address_items(std::move(addresses)), std::move(done));
   }
   void record_sends(std::vector<Send> sends, Recorded done) {
     if (sends.empty()) return done(true);
-    std::vector<Item> items;
-    for (auto& x : sends) items.push_back({{}, std::move(x)});
-    commits_.run_async(std::move(items),
+    commits_.run_async(send_items(std::move(sends)),
                        [done = std::move(done)](std::optional<std::vector<std::string>> r) { done(r.has_value()); });
   }
   std::size_t transactions() const { return commits_.batches(); }
@@ -176,14 +174,14 @@ class DeliveryRecorder {
     std::string address;
     std::optional<Send> send;
   };
-  static std::vector<Item> address_items(const std::vector<std::string>& addresses) {
+  static std::vector<Item> address_items(std::vector<std::string> addresses) {
     std::vector<Item> items;
-    for (const auto& a : addresses) items.push_back({a, std::nullopt});
+    for (auto& a : addresses) items.push_back({std::move(a), std::nullopt});
     return items;
   }
-  static std::vector<Item> send_items(const std::vector<Send>& sends) {
+  static std::vector<Item> send_items(std::vector<Send> sends) {
     std::vector<Item> items;
-    for (const auto& x : sends) items.push_back({{}, x});
+    for (auto& x : sends) items.push_back({{}, std::move(x)});
     return items;
   }
   bool commit(const std::vector<Item>& items, std::vector<std::string>& out) {
