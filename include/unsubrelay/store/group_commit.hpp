@@ -12,9 +12,11 @@
 // follower's wait (on a VM each such sleep and wake-up is a costly context switch).
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,7 +30,8 @@ template <class In, class Out>
 class GroupCommit {
  public:
   /// commit: all queued items in one transaction; fills one Out per In, or returns false.
-  using Commit = std::function<bool(const std::vector<In>&, std::vector<Out>&)>;
+  /// The items are the commit's to move from (copies of a waiting caller's own).
+  using Commit = std::function<bool(std::vector<In>&, std::vector<Out>&)>;
   /// What an asynchronous caller is told: its results, in order, or nullopt if the transaction failed.
   using Done = std::function<void(std::optional<std::vector<Out>>)>;
   explicit GroupCommit(Commit commit) : commit_(std::move(commit)) {}
@@ -110,7 +113,13 @@ class GroupCommit {
 
   void commit_batch(const std::vector<Request*>& batch) {
     std::vector<In> all;
-    for (const auto* r : batch) all.insert(all.end(), r->items->begin(), r->items->end());
+    for (auto* r : batch) {
+      if (r->callback) {  // an asynchronous caller's own items: taken, not copied
+        std::move(r->own.begin(), r->own.end(), std::back_inserter(all));
+      } else {
+        all.insert(all.end(), r->items->begin(), r->items->end());
+      }
+    }
     std::vector<Out> out;
     bool ok = false;
     try {
@@ -136,21 +145,26 @@ class GroupCommit {
 
 /// The two writes of the delivery path, group-committed together: the uids an
 /// attempt starting needs and the sends an attempt ending records share one
-/// transaction (Store::sends_and_uids), so one sync serves both kinds.
+/// transaction (Store::sends_and_uids), so one sync serves both kinds. A
+/// contact the store already has is read beside the writer (Store::known_uids)
+/// and joins no transaction: a campaign to a known list writes once per attempt.
 class DeliveryRecorder {
  public:
   using Uids = std::function<void(std::optional<std::vector<std::string>>)>;
   using Recorded = std::function<void(bool)>;
 
   explicit DeliveryRecorder(Store& store)
-      : store_(store), commits_([this](const std::vector<Item>& items, std::vector<std::string>& out) {
+      : store_(store), commits_([this](std::vector<Item>& items, std::vector<std::string>& out) {
           return commit(items, out);
         }) {}
 
   /// The uids of these addresses (made for new contacts), once committed.
+  /// Contacts the store already has are read beside the writer (known_uids):
+  /// only new ones join a transaction, and with none the caller waits for no sync.
   std::optional<std::vector<std::string>> uids_for(std::vector<std::string> addresses) {
-    if (addresses.empty()) return std::vector<std::string>{};
-    return commits_.run(address_items(std::move(addresses)));
+    Lookup lookup(store_, addresses);
+    if (lookup.complete()) return lookup.take();
+    return lookup.merge(commits_.run(address_items(lookup.unknown(addresses))));
   }
   bool record_sends(std::vector<Send> sends) {
     if (sends.empty()) return true;
@@ -159,8 +173,13 @@ class DeliveryRecorder {
   /// The same without waiting (GroupCommit::run_async: call from the disk pool;
   /// done runs on the thread that committed).
   void uids_for(std::vector<std::string> addresses, Uids done) {
-    if (addresses.empty()) return done(std::vector<std::string>{});
-    commits_.run_async(address_items(std::move(addresses)), std::move(done));
+    Lookup lookup(store_, addresses);
+    if (lookup.complete()) return done(lookup.take());
+    auto unknown = lookup.unknown(addresses);
+    commits_.run_async(address_items(std::move(unknown)),
+                       [lookup = std::move(lookup), done = std::move(done)](std::optional<std::vector<std::string>> r) mutable {
+                         done(lookup.merge(std::move(r)));
+                       });
   }
   void record_sends(std::vector<Send> sends, Recorded done) {
     if (sends.empty()) return done(true);
@@ -170,6 +189,39 @@ class DeliveryRecorder {
   std::size_t transactions() const { return commits_.batches(); }
 
  private:
+  /// One uids_for: what the store already knew, and where the new contacts' uids go.
+  class Lookup {
+   public:
+    Lookup(Store& store, const std::vector<std::string>& addresses) {
+      auto known = addresses.empty() ? std::optional<std::vector<std::string>>(std::vector<std::string>{})
+                                     : store.known_uids(addresses);
+      // Unreadable: every address goes through the transaction, as if none were known.
+      uids_ = known && known->size() == addresses.size() ? std::move(*known)
+                                                         : std::vector<std::string>(addresses.size());
+      for (std::size_t i = 0; i < uids_.size(); ++i) {
+        if (uids_[i].empty()) missing_.push_back(i);
+      }
+    }
+    bool complete() const { return missing_.empty(); }
+    std::vector<std::string> take() { return std::move(uids_); }
+    /// The addresses without a uid yet, in order.
+    std::vector<std::string> unknown(std::vector<std::string>& addresses) const {
+      std::vector<std::string> out;
+      for (auto i : missing_) out.push_back(std::move(addresses[i]));
+      return out;
+    }
+    /// All the uids, once the transaction made the missing ones; nullopt if it failed.
+    std::optional<std::vector<std::string>> merge(std::optional<std::vector<std::string>> made) {
+      if (!made || made->size() != missing_.size()) return std::nullopt;
+      for (std::size_t k = 0; k < missing_.size(); ++k) uids_[missing_[k]] = std::move((*made)[k]);
+      return std::move(uids_);
+    }
+
+   private:
+    std::vector<std::string> uids_;
+    std::vector<std::size_t> missing_;
+  };
+
   struct Item {  // one of the two
     std::string address;
     std::optional<Send> send;
@@ -184,14 +236,14 @@ class DeliveryRecorder {
     for (auto& x : sends) items.push_back({{}, std::move(x)});
     return items;
   }
-  bool commit(const std::vector<Item>& items, std::vector<std::string>& out) {
+  bool commit(std::vector<Item>& items, std::vector<std::string>& out) {
     std::vector<std::string> addresses;
     std::vector<Send> sends;
-    for (const auto& i : items) {
+    for (auto& i : items) {
       if (i.send) {
-        sends.push_back(*i.send);
+        sends.push_back(std::move(*i.send));
       } else {
-        addresses.push_back(i.address);
+        addresses.push_back(std::move(i.address));
       }
     }
     const auto uids = store_.sends_and_uids(sends, addresses);

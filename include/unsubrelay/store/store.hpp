@@ -162,6 +162,13 @@ class Store {
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) {
     return sends_and_uids({}, addresses);
   }
+  /// The uids the contacts of these addresses already have ("" for an address
+  /// with none yet), read without a write transaction: nothing is created, so
+  /// nothing waits for a sync. nullopt when the store cannot say. By default no
+  /// contact is known this way and every address goes through uids_for.
+  virtual std::optional<std::vector<std::string>> known_uids(const std::vector<std::string>& addresses) {
+    return std::vector<std::string>(addresses.size());
+  }
   virtual std::optional<std::string> address_of(const std::string& uid) = 0;
 
   /// sender: the message's envelope sender, where forward_to_sender passes reports on.
