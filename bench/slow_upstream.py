@@ -13,6 +13,13 @@ All on loopback. Reported: delivered copies/s over the measured messages (after
   python3 bench/slow_upstream.py --delay-ms 0        # the same with a sink that answers at once
   python3 bench/slow_upstream.py --smoke             # checks the script: NOT a figure
   python3 bench/slow_upstream.py --relay-config '{"spool": {"format": "files"}}'   # the spool of before issue 25
+  python3 bench/slow_upstream.py --direct            # no relay: smtp-source to the sink over --connections sessions
+
+--direct measures what this machine's load path can do without the relay: the
+same sink and delay, smtp-source opening as many sessions as the relay has
+upstream connections. Every run also reports the CPU smtp-source and the sink
+spend per copy: on a small machine they share the cores with the relay, and
+the direct run shows the ceiling they leave.
 """
 
 import argparse
@@ -65,6 +72,7 @@ def main():
     ap.add_argument("--relay-config", default=None,
                     help='JSON merged into the relay configuration, e.g. \'{"spool": {"format": "files"}}\'')
     ap.add_argument("--smoke", action="store_true", help="200 messages, 50 warm-up: NOT a figure")
+    ap.add_argument("--direct", action="store_true", help="no relay: smtp-source straight to the sink")
     args = ap.parse_args()
     if args.smoke:
         args.messages, args.warmup = 200, 50
@@ -81,27 +89,36 @@ def main():
             if os.path.exists(stats):
                 break
             time.sleep(0.05)
-        extra = json.loads(args.relay_config) if args.relay_config else {}
-        extra.setdefault("upstream", {})["max_connections"] = args.connections
-        relay, _ = start_relay(work, port, sink_port, extra)
+        sessions = args.sessions
+        if args.direct:
+            port, sessions = sink_port, args.connections
+        else:
+            extra = json.loads(args.relay_config) if args.relay_config else {}
+            extra.setdefault("upstream", {})["max_connections"] = args.connections
+            relay, _ = start_relay(work, port, sink_port, extra)
         message = campaign_file(work, args.size_kb * 1024)
-        send(port, message, args.warmup, args.rcpts, args.sessions).wait()
+        send(port, message, args.warmup, args.rcpts, sessions).wait()
         if not wait_count(stats, args.warmup * args.rcpts, 300):
             sys.exit("warm-up did not complete")
         base = sink_count(stats)
         expected = base + args.messages * args.rcpts
-        cpu0 = proc_cpu(relay.pid)
+        cpu0 = proc_cpu(relay.pid) if relay else 0
+        load0 = proc_cpu(sink.pid) + proc_cpu(os.getpid(), children=True)
         start = time.monotonic()
-        source = send(port, message, args.messages, args.rcpts, args.sessions)
+        source = send(port, message, args.messages, args.rcpts, sessions)
         complete = wait_count(stats, expected, 1800)
         elapsed = time.monotonic() - start
-        cpu = proc_cpu(relay.pid) - cpu0
-        source.wait(timeout=60)
-        with open(f"/proc/{relay.pid}/status") as f:
-            hwm = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+        cpu = proc_cpu(relay.pid) - cpu0 if relay else 0
+        source.wait(timeout=60)  # reaped: its CPU is in this process's children's
+        load = proc_cpu(sink.pid) + proc_cpu(os.getpid(), children=True) - load0
+        hwm = 0
+        if relay:
+            with open(f"/proc/{relay.pid}/status") as f:
+                hwm = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
         copies = sink_count(stats) - base
         print(f"{args.size_kb} KB x {args.rcpts} rcpt, {args.messages} messages after {args.warmup} warm-up, "
-              f"upstream answering DATA after {args.delay_ms:.0f} ms, max_connections {args.connections}:")
+              f"upstream answering DATA after {args.delay_ms:.0f} ms, max_connections {args.connections}"
+              f"{', DIRECT (no relay)' if args.direct else ''}:")
         if args.delay_ms > 0:
             limit = args.connections / (args.delay_ms / 1000)
             share = f"{copies / elapsed / limit:.0%} of the upstream's {limit:.0f}/s; goal 80% of it, 2,666"
@@ -109,7 +126,9 @@ def main():
             share = "no upstream delay: this load path's limit, relay, sink and smtp-source on one machine"
         print(f"  {copies} copies in {elapsed:.1f} s: {copies / elapsed:.0f} copies/s ({share})"
               f"{'' if complete else ' INCOMPLETE'}")
-        print(f"  relay CPU {cpu * 1000 / max(copies, 1):.3f} ms per copy, peak RSS {hwm:.0f} MB (goal < 200 MB)")
+        if relay:
+            print(f"  relay CPU {cpu * 1000 / max(copies, 1):.3f} ms per copy, peak RSS {hwm:.0f} MB (goal < 200 MB)")
+        print(f"  smtp-source and sink CPU {load * 1000 / max(copies, 1):.3f} ms per copy")
         if args.smoke:
             print("SMOKE RUN: NOT A FIGURE.")
     finally:
