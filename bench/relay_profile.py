@@ -13,7 +13,10 @@ under one of:
                     PERF_CALLGRAPH="--call-graph dwarf,16384 -F 499" unwinds its stacks)
   --tool none       the relay's own CPU time per copy (from /proc), threads and all
 Each run first sends --warmup messages (default 200) and waits for them, then
-measures --messages.
+measures --messages. Every recipient is a new address (smtp-source -N), as in
+bench/postfix_compare.py; --known repeats each message's recipients instead, so
+after the warm-up every contact is one the store already has (a campaign sent
+again to its list).
 Usage: python3 bench/relay_profile.py [--tool T] [--size KB] [--rcpts N] [--messages M] [--warmup W] [--sessions S]
 """
 
@@ -73,6 +76,7 @@ def main():
                     help="messages sent and delivered before measuring (connections open, caches warm)")
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--config", default="{}", help="JSON merged into the relay's configuration")
+    ap.add_argument("--known", action="store_true", help="the same recipients in every message (known contacts)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (perf.data, callgrind.out)")
     args = ap.parse_args()
 
@@ -160,7 +164,7 @@ def send_load(port, message, args, messages, sink, until):
     if messages == 0:
         return subprocess.CompletedProcess([], 0, b"", b"")
     source = subprocess.run(["smtp-source", "-s", str(args.sessions), "-m", str(messages), "-r", str(args.rcpts),
-                             "-N", "-f", "news@example.com", "-t", "rcpt@example.org", "-F", message,
+                             *([] if args.known else ["-N"]), "-f", "news@example.com", "-t", "rcpt@example.org", "-F", message,
                              f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 1800
     while sink.messages() < until and time.monotonic() < deadline:

@@ -313,6 +313,7 @@ void load_store(Section& s, Store& st) {
   s.string("url", st.url);
   s.integer("launch_retention_days", st.launch_retention_days, 1, 36500);
   s.integer("event_retention_days", st.event_retention_days, 1, 36500);
+  s.integer("cache_mb", st.cache_mb, 2, 4096);
   if (st.kind == "postgresql" && st.url.empty()) s.error(s.raw("kind"), "store.url", "is required for postgresql");
   s.finish();
 }

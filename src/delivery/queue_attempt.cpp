@@ -14,10 +14,9 @@
 //   finish         expire what waited too long, then (disk pool) settle: record
 //                  the sends, bounce the failed, remove or defer the message.
 //
-// The two store writes (prepare's uids of new contacts, settle's sends) join
-// the delivery path's group commit without a thread waiting for it
-// (look_up_uids, settle: offload_until resumes the attempt from the commit's
-// callback); known contacts' uids are read beside the writer, no write at all.
+// The two store writes (prepare's uids, settle's sends) join the delivery
+// path's group commit without a thread waiting for it (look_up_uids, settle:
+// offload_until resumes the attempt from the commit's callback).
 //
 // Where the feedback loop (issue 12) plugs in: the envelope sender of a copy
 // (VERP) in render_copy; the upstream's reply, to classify 5xx refusals, in
@@ -238,10 +237,9 @@ void QueueManager::look_up_recipients(Attempt& a) {
 
 void QueueManager::look_up_uids(Attempt& a, Resume resume) {
   if (a.uid_addresses.empty()) return resume(nullptr);
-  // Known contacts' uids are read; the new ones are made in one store
-  // transaction, shared with the other deliveries in flight (group commit),
-  // not one per recipient. Nothing waits for it: the attempt resumes from the
-  // commit's callback (at once when every contact was known).
+  // Every pending recipient's uid in one store transaction, shared with the
+  // other deliveries in flight (group commit), not one per recipient. Nothing
+  // waits for it: the attempt resumes from the commit's callback.
   auto done = [&a, resume](std::optional<std::vector<std::string>> found) {
     resume_after(resume, [&] {
       if (!found) {

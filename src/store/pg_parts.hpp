@@ -20,12 +20,8 @@ namespace unsubrelay::store::pg {
 
 // pg_store.cpp
 std::string uid_in(pqxx::work& w, const std::string& address);
-/// Store::known_uids: "" where the address has no contact yet.
-std::vector<std::string> known_uids(pqxx::work& w, const std::vector<std::string>& addresses);
 
 // pg_suppression.cpp
-/// A text[] literal of the normalised addresses, for = ANY($n): one round trip for a whole list.
-std::string text_array(const std::vector<std::string>& addresses);
 /// The DO UPDATE SET clause of the suppression upsert (ON CONFLICT (address, scope, scope_value)).
 extern const char* const upsert_update_sql;
 void upsert(pqxx::work& w, const Suppression& entry);

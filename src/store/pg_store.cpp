@@ -7,7 +7,6 @@
 // with ON CONFLICT; BIGSERIAL ids; migrations that are safe to race.
 // The connection, its failures and reconnects are pg_connection.hpp's.
 #include <atomic>
-#include <unordered_map>
 #include <pqxx/pqxx>
 
 #include <fmt/format.h>
@@ -116,10 +115,6 @@ class PgStore final : public Store {
 
   std::optional<std::string> uid_for(const std::string& address) override {
     return run<std::string>([&](pqxx::work& w) { return pg::uid_in(w, address); });
-  }
-
-  std::optional<std::vector<std::string>> known_uids(const std::vector<std::string>& addresses) override {
-    return run<std::vector<std::string>>([&](pqxx::work& w) { return pg::known_uids(w, addresses); });
   }
 
   std::optional<std::string> address_of(const std::string& uid) override {
@@ -476,20 +471,6 @@ std::string uid_in(pqxx::work& w, const std::string& address) {
   w.exec_params("INSERT INTO contacts (uid, address, created) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING",
                 *uid, key, static_cast<long long>(std::time(nullptr)));
   return w.exec_params("SELECT uid FROM contacts WHERE address = $1", key)[0][0].as<std::string>();
-}
-
-std::vector<std::string> known_uids(pqxx::work& w, const std::vector<std::string>& addresses) {
-  std::unordered_map<std::string, std::string> found;
-  for (const auto& row : w.exec_params("SELECT address, uid FROM contacts WHERE address = ANY($1::text[])",
-                                       text_array(addresses))) {
-    found.emplace(row[0].as<std::string>(), row[1].as<std::string>());
-  }
-  std::vector<std::string> out;
-  for (const auto& a : addresses) {
-    const auto it = found.find(normalise_address(a));
-    out.push_back(it == found.end() ? std::string() : it->second);
-  }
-  return out;
 }
 
 }  // namespace pg

@@ -19,8 +19,7 @@ constexpr const char* upsert_insert_sql =
     "INSERT INTO suppressions (address, scope, scope_value, reason, source, created, expires) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (address, scope, scope_value) DO UPDATE SET ";
 
-}  // namespace
-
+/// A text[] literal for = ANY($n): one round trip for a whole recipient list.
 std::string text_array(const std::vector<std::string>& items) {
   std::string out = "{";
   for (const auto& item : items) {
@@ -34,6 +33,8 @@ std::string text_array(const std::vector<std::string>& items) {
   }
   return out + "}";
 }
+
+}  // namespace
 
 void upsert(pqxx::work& w, const Suppression& e) {
   w.exec_params(std::string(upsert_insert_sql) + upsert_update_sql, normalise_address(e.address),

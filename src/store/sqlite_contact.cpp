@@ -207,23 +207,4 @@ std::optional<EraseOutcome> erase_contact(SqliteDb& db, const std::string& addre
   return out;
 }
 
-std::optional<std::vector<std::string>> known_uids(SqliteDb& db, const std::vector<std::string>& addresses) {
-  std::lock_guard lock(db.mutex_);
-  if (!db.exec("BEGIN")) return std::nullopt;  // one snapshot (one read lock) for the whole list
-  std::vector<std::string> out;
-  out.reserve(addresses.size());
-  for (const auto& a : addresses) {
-    Statement s(*db.statements_, "SELECT uid FROM contacts WHERE address = ?");
-    s.bind(1, normalise_address(a));
-    const int rc = s.step();
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      db.failed();
-      return db.rollback();
-    }
-    out.push_back(rc == SQLITE_ROW ? s.text(0) : std::string());
-  }
-  if (!db.exec("COMMIT")) return db.rollback();
-  return out;
-}
-
 }  // namespace unsubrelay::store::sqlite

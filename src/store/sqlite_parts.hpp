@@ -34,8 +34,6 @@ std::optional<std::size_t> lift_suppressions(SqliteDb& db, const std::string& ad
 
 // sqlite_contact.cpp (contact.hpp)
 std::optional<ContactRecord> contact(SqliteDb& db, const std::string& address);
-/// Store::known_uids on this connection (the reader); takes the lock.
-std::optional<std::vector<std::string>> known_uids(SqliteDb& db, const std::vector<std::string>& addresses);
 // sqlite_contact_page.cpp (contact_page.hpp)
 std::optional<ContactPage> contact_page(SqliteDb& db, const std::string& address, const ContactPageQuery& query);
 /// A page's rows into `out` (out.address set), in the caller's transaction under the lock; every_row() for all.

@@ -143,13 +143,15 @@ class SqliteStore final : public Store, private SqliteDb {
     return reader_.get();
   }
 
-  bool migrate(std::string& error) {
+  bool migrate(std::string& error, unsigned cache_mb) {
     // secure_delete: freed cells and pages are zeroed, so an erased address
     // leaves no bytes behind (docs/suppression.md, "Personal data").
-    // cache_size: 32 MB, not 2: the indexes keyed by random uids (contacts,
-    // sends, events) outgrew 2 MB and every commit spilled and re-read pages
-    // (10 KB x 100: a tenth of the relay's CPU, docs/performance.md).
-    if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cache_size=-32768;") ||
+    // cache_size (store.cache_mb, 32 MB by default, SQLite's own is 2): the
+    // indexes keyed by random uids (contacts, sends, events) outgrow 2 MB, and
+    // then every commit spilled and re-read pages (docs/performance.md).
+    const auto cache = fmt::format("PRAGMA cache_size=-{};", std::size_t{cache_mb} * 1024);
+    if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;") ||
+        !exec(cache.c_str()) ||
         !exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")) {
       error = last_error_;
       return false;
@@ -183,13 +185,6 @@ class SqliteStore final : public Store, private SqliteDb {
   std::optional<std::string> uid_for(const std::string& address) override {
     std::lock_guard lock(mutex_);
     return sqlite::uid_locked(*this, address);
-  }
-
-  std::optional<std::vector<std::string>> known_uids(const std::vector<std::string>& addresses) override {
-    // Beside the writer, as the suppression lookup: a contact is committed
-    // before its uid is first handed out, so a new read sees every one.
-    if (auto* r = reader()) return sqlite::known_uids(*r, addresses);
-    return std::vector<std::string>(addresses.size());
   }
 
   std::optional<std::vector<std::string>> sends_and_uids(const std::vector<Send>& sends,
@@ -525,7 +520,7 @@ std::optional<std::string> uid_locked(SqliteDb& db, const std::string& address) 
 
 }  // namespace sqlite
 
-std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) {
+std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error, unsigned cache_mb) {
   const auto dir = std::filesystem::path(path).parent_path();
   // Made durably (fsynced into its parent), as the spool's: the database
   // must not vanish with its directory on a power cut.
@@ -544,7 +539,7 @@ std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) 
   }
   sqlite3_busy_timeout(db, 5000);  // the CLI and the relay share the file
   auto store = std::make_unique<SqliteStore>(db);
-  if (!store->migrate(error)) {
+  if (!store->migrate(error, cache_mb)) {
     error = fmt::format("store {}: {}", path, error);
     return nullptr;
   }
@@ -567,7 +562,7 @@ std::string tenant_schema(const std::string& tenant) {
 std::unique_ptr<Store> open(const config::Store& settings, std::string& error, const std::string& tenant) {
   const bool own = !tenant.empty() && tenant != "default";
   if (settings.kind == "postgresql") return open_postgresql(settings.url, error, own ? tenant_schema(tenant) : "");
-  return open_sqlite(own ? tenant_path(settings.path, tenant) : settings.path, error);
+  return open_sqlite(own ? tenant_path(settings.path, tenant) : settings.path, error, settings.cache_mb);
 }
 
 }  // namespace unsubrelay::store

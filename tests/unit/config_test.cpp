@@ -132,3 +132,9 @@ TEST(Config, MaxImportBytesIsItsOwnValidatedLimit) {
                         "between 1024 and 1099511627776"));
   EXPECT_TRUE(has_error(load_text("http: {max_import_bytes: 2GiB}\n"), "http.max_import_bytes", 1, "whole number"));
 }
+
+TEST(Config, StoreCacheMbIsBounded) {
+  EXPECT_EQ(load_text("").config.store.cache_mb, 32u);
+  EXPECT_EQ(load_text("store: {cache_mb: 8}\n").config.store.cache_mb, 8u);
+  EXPECT_TRUE(has_error(load_text("store:\n  cache_mb: 1\n"), "store.cache_mb", 2, "between 2 and 4096"));
+}

@@ -188,30 +188,6 @@ TEST_P(StoreTest, UidsForAListInOneTransaction) {
   EXPECT_EQ(t.store->uid_for("c@x.org"), (*uids)[2]);
 }
 
-// Known contacts are read beside the writer: only new addresses join a
-// transaction, and a list of known ones waits for none (issue 25).
-TEST_P(StoreTest, KnownContactsAreReadWithoutATransaction) {
-  TempStore t(GetParam());
-  DeliveryRecorder recorder(*t.store);
-  const auto a = *t.store->uid_for("a@x.org");
-  const auto known = t.store->known_uids({"A@x.org", "new@x.org"});
-  ASSERT_TRUE(known);
-  EXPECT_EQ(*known, (std::vector<std::string>{a, ""}));
-  const auto mixed = recorder.uids_for({"new@x.org", "A@x.org", "other@x.org"});
-  ASSERT_TRUE(mixed);
-  EXPECT_EQ(*mixed, (std::vector<std::string>{*t.store->uid_for("new@x.org"), a, *t.store->uid_for("other@x.org")}));
-  EXPECT_EQ(recorder.transactions(), 1u);  // the two new contacts, together
-  EXPECT_EQ(recorder.uids_for({"other@x.org", "a@x.org"}), (std::vector<std::string>{(*mixed)[2], a}));
-  std::optional<std::vector<std::string>> answered;
-  recorder.uids_for({"new@x.org"}, [&](std::optional<std::vector<std::string>> r) { answered = std::move(r); });
-  EXPECT_EQ(answered, (std::vector<std::string>{(*mixed)[0]}));
-  EXPECT_EQ(recorder.transactions(), 1u);  // nothing new: no transaction, answered at once
-  recorder.uids_for({"a@x.org", "third@x.org"}, [&](std::optional<std::vector<std::string>> r) { answered = std::move(r); });
-  ASSERT_TRUE(answered);
-  EXPECT_EQ(*answered, (std::vector<std::string>{a, *t.store->uid_for("third@x.org")}));
-  EXPECT_EQ(recorder.transactions(), 2u);
-}
-
 // Group commit: 16 threads asking at once share transactions, each gets its
 // own answers, and the same contact seen by two deliveries gets one uid.
 TEST_P(StoreTest, GroupCommitSharesTransactionsAndKeepsAnswersApart) {

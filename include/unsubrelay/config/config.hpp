@@ -146,6 +146,7 @@ struct Store {
   std::string url;
   unsigned launch_retention_days = 60;
   unsigned event_retention_days = 30;  // copy outcome events (docs/events.md); opt-outs are kept
+  unsigned cache_mb = 32;              // SQLite: the page cache of each store's writing connection
 };
 
 struct Spool {

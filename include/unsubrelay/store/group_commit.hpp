@@ -145,9 +145,7 @@ class GroupCommit {
 
 /// The two writes of the delivery path, group-committed together: the uids an
 /// attempt starting needs and the sends an attempt ending records share one
-/// transaction (Store::sends_and_uids), so one sync serves both kinds. A
-/// contact the store already has is read beside the writer (Store::known_uids)
-/// and joins no transaction: a campaign to a known list writes once per attempt.
+/// transaction (Store::sends_and_uids), so one sync serves both kinds.
 class DeliveryRecorder {
  public:
   using Uids = std::function<void(std::optional<std::vector<std::string>>)>;
@@ -159,12 +157,9 @@ class DeliveryRecorder {
         }) {}
 
   /// The uids of these addresses (made for new contacts), once committed.
-  /// Contacts the store already has are read beside the writer (known_uids):
-  /// only new ones join a transaction, and with none the caller waits for no sync.
   std::optional<std::vector<std::string>> uids_for(std::vector<std::string> addresses) {
-    Lookup lookup(store_, addresses);
-    if (lookup.complete()) return lookup.take();
-    return lookup.merge(commits_.run(address_items(lookup.unknown(addresses))));
+    if (addresses.empty()) return std::vector<std::string>{};
+    return commits_.run(address_items(std::move(addresses)));
   }
   bool record_sends(std::vector<Send> sends) {
     if (sends.empty()) return true;
@@ -173,13 +168,8 @@ class DeliveryRecorder {
   /// The same without waiting (GroupCommit::run_async: call from the disk pool;
   /// done runs on the thread that committed).
   void uids_for(std::vector<std::string> addresses, Uids done) {
-    Lookup lookup(store_, addresses);
-    if (lookup.complete()) return done(lookup.take());
-    auto unknown = lookup.unknown(addresses);
-    commits_.run_async(address_items(std::move(unknown)),
-                       [lookup = std::move(lookup), done = std::move(done)](std::optional<std::vector<std::string>> r) mutable {
-                         done(lookup.merge(std::move(r)));
-                       });
+    if (addresses.empty()) return done(std::vector<std::string>{});
+    commits_.run_async(address_items(std::move(addresses)), std::move(done));
   }
   void record_sends(std::vector<Send> sends, Recorded done) {
     if (sends.empty()) return done(true);
@@ -189,39 +179,6 @@ class DeliveryRecorder {
   std::size_t transactions() const { return commits_.batches(); }
 
  private:
-  /// One uids_for: what the store already knew, and where the new contacts' uids go.
-  class Lookup {
-   public:
-    Lookup(Store& store, const std::vector<std::string>& addresses) {
-      auto known = addresses.empty() ? std::optional<std::vector<std::string>>(std::vector<std::string>{})
-                                     : store.known_uids(addresses);
-      // Unreadable: every address goes through the transaction, as if none were known.
-      uids_ = known && known->size() == addresses.size() ? std::move(*known)
-                                                         : std::vector<std::string>(addresses.size());
-      for (std::size_t i = 0; i < uids_.size(); ++i) {
-        if (uids_[i].empty()) missing_.push_back(i);
-      }
-    }
-    bool complete() const { return missing_.empty(); }
-    std::vector<std::string> take() { return std::move(uids_); }
-    /// The addresses without a uid yet, in order.
-    std::vector<std::string> unknown(std::vector<std::string>& addresses) const {
-      std::vector<std::string> out;
-      for (auto i : missing_) out.push_back(std::move(addresses[i]));
-      return out;
-    }
-    /// All the uids, once the transaction made the missing ones; nullopt if it failed.
-    std::optional<std::vector<std::string>> merge(std::optional<std::vector<std::string>> made) {
-      if (!made || made->size() != missing_.size()) return std::nullopt;
-      for (std::size_t k = 0; k < missing_.size(); ++k) uids_[missing_[k]] = std::move((*made)[k]);
-      return std::move(uids_);
-    }
-
-   private:
-    std::vector<std::string> uids_;
-    std::vector<std::size_t> missing_;
-  };
-
   struct Item {  // one of the two
     std::string address;
     std::optional<Send> send;

@@ -162,13 +162,6 @@ class Store {
   std::optional<std::vector<std::string>> uids_for(const std::vector<std::string>& addresses) {
     return sends_and_uids({}, addresses);
   }
-  /// The uids the contacts of these addresses already have ("" for an address
-  /// with none yet), read without a write transaction: nothing is created, so
-  /// nothing waits for a sync. nullopt when the store cannot say. By default no
-  /// contact is known this way and every address goes through uids_for.
-  virtual std::optional<std::vector<std::string>> known_uids(const std::vector<std::string>& addresses) {
-    return std::vector<std::string>(addresses.size());
-  }
   virtual std::optional<std::string> address_of(const std::string& uid) = 0;
 
   /// sender: the message's envelope sender, where forward_to_sender passes reports on.
@@ -312,7 +305,8 @@ class Store {
   ErasureKeys erasure_keys_;
 };
 
-std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error);
+/// cache_mb: the page cache of the connection that writes (store.cache_mb).
+std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error, unsigned cache_mb = 32);
 /// schema: "" = the database's search_path (the tenant "default"), else a tenant's own, created when missing.
 std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error, const std::string& schema = "");
 
