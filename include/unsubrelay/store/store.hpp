@@ -306,7 +306,8 @@ class Store {
 };
 
 /// cache_mb: the page cache of the connection that writes (store.cache_mb).
-std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error, unsigned cache_mb = 32);
+std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error,
+                                   unsigned cache_mb = config::Store{}.cache_mb);
 /// schema: "" = the database's search_path (the tenant "default"), else a tenant's own, created when missing.
 std::unique_ptr<Store> open_postgresql(const std::string& url, std::string& error, const std::string& schema = "");
 
