@@ -32,6 +32,7 @@
 #include "unsubrelay/app/tenants.hpp"
 #include "unsubrelay/spool/durable_file.hpp"
 #include "unsubrelay/common/certificate.hpp"
+#include "unsubrelay/common/io_threads.hpp"
 #include "unsubrelay/common/poll.hpp"
 #include "unsubrelay/common/text.hpp"
 #include "unsubrelay/common/tls.hpp"
@@ -244,7 +245,10 @@ int run_relay(const std::string& config_path) {
   http::Service service(cfg, rewriter.keys(), *store, *page, std::move(*api_keys),
                         [&spool] { return std::filesystem::is_directory(spool.messages_dir()); });
 
-  asio::io_context io;
+  asio::io_context io(1);  // run by the main thread only; the other io threads have their own
+  const unsigned io_count =
+      cfg.smtp.io_threads ? cfg.smtp.io_threads : std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
+  IoThreads io_threads(io, io_count);
   // Spool commits and store transactions block in fsync: they run here, many
   // at once, so the file system commits them together (common/offload.hpp).
   constexpr std::size_t disk_threads = 32;
@@ -335,6 +339,7 @@ int run_relay(const std::string& config_path) {
         return owner_of(token).second->unsubscribe_by_token(token, "mailto", ip, why);
       });
   server.set_users(users);
+  server.set_session_executors(io_threads.executors());
   if (!cfg.tenants.empty()) server.set_tenant_counters(&tenant_counters);
   if (quotas.enabled()) {
     server.set_quotas([&quotas](const std::string& t, std::size_t n) { return quotas.refusal(t, n); },
@@ -409,6 +414,7 @@ int run_relay(const std::string& config_path) {
   }
   http::Handler& front = tenant_side ? static_cast<http::Handler&>(*tenant_side->router) : service;
   http::Server web(io, cfg.http, cfg.tls, front, descriptors.http_connections);
+  web.set_session_executors(io_threads.executors());
   if (auto web_err = web.start(); !web_err.empty()) {
     spdlog::critical("{}", web_err);
     return 71;
@@ -549,15 +555,10 @@ int run_relay(const std::string& config_path) {
 
   // SMTP sessions and HTTP; delivery (with its upstream connections) runs on
   // the queue shards' own threads (deliver-N), the disk work on the disk pool.
-  const unsigned threads =
-      cfg.smtp.io_threads ? cfg.smtp.io_threads : std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) {
-    pool.emplace_back([&io] { io.run(); });
-    ::pthread_setname_np(pool.back().native_handle(), fmt::format("io-{}", i).c_str());
-  }
+  // Each io thread has a context of its own (common/io_threads.hpp).
+  io_threads.start();
   io.run();
-  for (auto& t : pool) t.join();
+  io_threads.stop();
   disk.join();
   stopping = true;
   retention.join();

@@ -101,6 +101,7 @@ struct Server::Impl {
   Impl(asio::io_context& i, const config::Http& c, const config::Tls& t, Handler& s, std::size_t max)
       : io(i), config(c), tls_profile(t), service(s), max_connections(max) {}
   asio::io_context& io;
+  SessionExecutors session_executors;  // unset: a strand on io
   const config::Http& config;
   const config::Tls& tls_profile;
   Handler& service;
@@ -399,7 +400,7 @@ struct Server::Impl {
     AcceptPause pause(tls_listener ? "https" : "http");
     for (;;) {
       co_await make_room();
-      tcp::socket socket(asio::make_strand(io));
+      tcp::socket socket(session_executors ? session_executors() : asio::make_strand(io));
       error_code ec;
       co_await acceptor->async_accept(socket, asio::redirect_error(use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
@@ -462,6 +463,8 @@ std::string Server::reload_tls(const config::Http& fresh) {
 }
 
 std::size_t Server::active_connections() const { return impl_->active.load(); }
+
+void Server::set_session_executors(SessionExecutors executors) { impl_->session_executors = std::move(executors); }
 
 void Server::stop() {
   for (auto& a : impl_->acceptors) {

@@ -87,7 +87,7 @@ void Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool implicit_
       [this, acceptor, implicit_tls]() -> asio::awaitable<void> {
         AcceptPause pause("smtp");
         for (;;) {
-          tcp::socket socket(asio::make_strand(io_));
+          tcp::socket socket(session_executors_ ? session_executors_() : asio::make_strand(io_));
           error_code ec;
           co_await acceptor->async_accept(socket, asio::redirect_error(use_awaitable, ec));
           if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;

@@ -15,6 +15,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "unsubrelay/common/io_threads.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/http/service.hpp"
 
@@ -34,6 +35,9 @@ class Server {
   std::string reload_tls(const config::Http& fresh);
   void stop();
   std::size_t active_connections() const;
+  /// Where each new connection lives (common/io_threads.hpp); unset: a strand
+  /// on io. Set before start().
+  void set_session_executors(SessionExecutors executors);
 
   struct Impl;
 

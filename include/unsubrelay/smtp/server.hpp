@@ -18,6 +18,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "unsubrelay/common/io_threads.hpp"
 #include "unsubrelay/common/tls.hpp"
 #include "unsubrelay/config/config.hpp"
 #include "unsubrelay/smtp/auth.hpp"
@@ -76,6 +77,9 @@ class Server {
   /// SIGHUP: loads smtp.tls again (same profile); new connections use it.
   /// "" or why the running certificate stays.
   std::string reload_tls(const config::Smtp& fresh);
+  /// Where each new connection lives (common/io_threads.hpp); unset: a strand
+  /// on io. Set before start().
+  void set_session_executors(SessionExecutors executors) { session_executors_ = std::move(executors); }
   const ServerCounters& counters() const { return counters_; }
 
   struct Connection;  // per-connection state, in server.cpp
@@ -98,6 +102,7 @@ class Server {
   tenant::CounterTable* tenant_counters_ = nullptr;
   QuotaCheck quota_refusal_;
   QuotaCount quota_accepted_;
+  SessionExecutors session_executors_;
   TlsServerContext tls_;  // the tls profile (docs/tls.md), loaded at start and on SIGHUP
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::atomic<std::size_t> active_{0};
