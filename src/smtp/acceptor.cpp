@@ -100,7 +100,7 @@ void Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool implicit_
           const auto remote = socket.remote_endpoint(peer_ec);
           if (peer_ec) continue;
           const auto peer = fmt::format("[{}]:{}", config::unmap(remote.address()).to_string(), remote.port());
-          auto connection = std::make_shared<Connection>(std::move(socket), tls_.get());
+          auto connection = std::make_shared<Connection>(std::move(socket), remote, tls_.get());
           // At the limit, the session idle longest (not in DATA, idle at least
           // two seconds) makes room: idle connections cannot lock clients out.
           if (active_ >= config_.smtp.limits.max_connections && !evict_idlest()) {

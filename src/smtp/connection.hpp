@@ -32,12 +32,14 @@ inline std::int64_t steady_ms() {
 }
 
 struct Server::Connection {
-  Connection(tcp::socket socket, std::shared_ptr<ssl::context> tls)
+  Connection(tcp::socket socket, tcp::endpoint remote, std::shared_ptr<ssl::context> tls)
       : socket(std::move(socket)),
+        remote(std::move(remote)),
         tls_context(std::move(tls)),
         deadline(this->socket.get_executor(), asio::steady_timer::time_point::max()) {}
 
   tcp::socket socket;
+  tcp::endpoint remote;  // the client, read once at accept (getpeername)
   std::shared_ptr<ssl::context> tls_context;  // the certificate in force at accept (SIGHUP swaps it for new ones)
   // Created at STARTTLS (or at accept for implicit TLS) only: its engine holds
   // two 17 KB record buffers, which idle plaintext sessions should not pay for.

@@ -215,7 +215,7 @@ struct ConnectionRunner {
 
   /// RFC 2369 mailto: unsubscribes: u+TOKEN@mailto_domain, recorded once the message is in.
   void mailto_unsubscribes(const Envelope& env, const std::string& queue_id) {
-    const auto ip = config::unmap(c->socket.remote_endpoint().address()).to_string();
+    const auto ip = config::unmap(c->remote.address()).to_string();
     for (const auto& token : env.unsubscribe_tokens) {
       std::string why;
       if (server.on_mailto_ && server.on_mailto_(token, ip, why)) {
@@ -242,7 +242,7 @@ struct ConnectionRunner {
   /// DATA: create the queue file, send 354, stream, commit, reply.
   asio::awaitable<bool> data_phase(Session& session, Step& step) {
     const auto& env = session.envelope();
-    spool::QueueEnvelope qenv{now_seconds(), c->socket.remote_endpoint().address().to_string(),
+    spool::QueueEnvelope qenv{now_seconds(), c->remote.address().to_string(),
                               printable(env.helo, 200), printable(session.auth_user(), 200), env.body_8bit,
                               env.sender, env.recipients, env.tenant};
     // smtp.tenant_header: the tenant is read from the message, so the queue file holds a slot for it.
@@ -312,7 +312,7 @@ struct ConnectionRunner {
     if (implicit_tls && !co_await handshake()) co_return;
 
     const auto& cfg = server.config_.smtp;
-    const auto address = config::unmap(c->socket.remote_endpoint().address());
+    const auto address = config::unmap(c->remote.address());
     SessionPolicy policy;
     policy.limits = cfg.limits;
     policy.hostname = cfg.hostname;
