@@ -9,7 +9,7 @@ namespace unsubrelay {
 
 IoThreads::IoThreads(boost::asio::io_context& main, unsigned threads) : main_(main) {
   for (unsigned i = 1; i < threads; ++i) {
-    others_.push_back(std::make_unique<boost::asio::io_context>(1));  // one thread each: no locking inside
+    others_.push_back(std::make_unique<boost::asio::io_context>(1));  // run by one thread; others only post to it
     guards_.emplace_back(boost::asio::make_work_guard(*others_.back()));
   }
 }
